@@ -1,0 +1,131 @@
+//! The call (a trace span): the storage primitive every view is built on.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Microseconds since the Unix epoch, UTC.
+pub type Micros = i64;
+
+/// One call as stored. JSON-valued fields are kept as parsed values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// `"{entity}/{project}"`.
+    pub project_id: String,
+    /// The call's id (a UUIDv7 string for calls weft creates).
+    pub id: String,
+    /// Id of the trace's root call.
+    pub trace_id: String,
+    /// Parent call, `None` for a root.
+    pub parent_id: Option<String>,
+    /// Op name or op ref.
+    pub op_name: String,
+    /// Display name, if set.
+    pub display_name: Option<String>,
+    /// Start time.
+    pub started_at: Micros,
+    /// End time, `None` while running.
+    pub ended_at: Option<Micros>,
+    /// Exception text when the call failed.
+    pub exception: Option<String>,
+    /// Attributes object (`{"weave": {...}}` for the views).
+    pub attributes: Value,
+    /// Inputs object.
+    pub inputs: Value,
+    /// Output, once ended.
+    pub output: Option<Value>,
+    /// Summary, once ended.
+    pub summary: Option<Value>,
+    /// The user that wrote the call, if known.
+    pub wb_user_id: Option<String>,
+}
+
+impl Call {
+    /// A new root or child call started at `started_at`, with empty output and summary.
+    pub fn new(project_id: &str, op_name: &str, started_at: Micros) -> Self {
+        let id = new_id();
+        Call {
+            project_id: project_id.to_string(),
+            trace_id: id.clone(),
+            id,
+            parent_id: None,
+            op_name: op_name.to_string(),
+            display_name: None,
+            started_at,
+            ended_at: None,
+            exception: None,
+            attributes: Value::Object(Default::default()),
+            inputs: Value::Object(Default::default()),
+            output: None,
+            summary: None,
+            wb_user_id: None,
+        }
+    }
+
+    /// Makes this call a child of `parent` (same trace).
+    pub fn under(mut self, parent: &Call) -> Self {
+        self.trace_id = parent.trace_id.clone();
+        self.parent_id = Some(parent.id.clone());
+        self
+    }
+
+    /// `attributes.weave.<key>` as a string, if it is one.
+    pub fn weave_attr(&self, key: &str) -> Option<&str> {
+        self.attributes.get("weave")?.get(key)?.as_str()
+    }
+
+    /// The op's name: the name part of an op ref, or the op name itself.
+    pub fn op_short_name(&self) -> &str {
+        op_short_name(&self.op_name)
+    }
+}
+
+/// The name part of an op ref (`weave:///e/p/op/Name:digest` → `Name`), or `op` unchanged.
+pub fn op_short_name(op: &str) -> &str {
+    if let Some(rest) = op.strip_prefix("weave:///").or_else(|| op.strip_prefix("weave-trace-internal:///"))
+        && let Some((_, tail)) = rest.split_once("/op/")
+    {
+        return tail.split(':').next().unwrap_or(tail);
+    }
+    op
+}
+
+/// A new call id: a UUIDv7 string, ordered by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current time.
+pub fn now() -> Micros {
+    Utc::now().timestamp_micros()
+}
+
+/// Formats a time as pydantic does for UTC datetimes: `2025-01-02T03:04:05.123456Z`,
+/// without a fraction when it is zero.
+pub fn format_time(t: Micros) -> String {
+    let Some(dt) = DateTime::<Utc>::from_timestamp_micros(t) else {
+        return String::new();
+    };
+    if t.rem_euclid(1_000_000) == 0 {
+        dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_like_pydantic() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(format_time(1_700_000_000_100_000), "2023-11-14T22:13:20.100000Z");
+    }
+
+    #[test]
+    fn op_refs_name_their_op() {
+        assert_eq!(op_short_name("weave:///a/b/op/Evaluation.evaluate:abc"), "Evaluation.evaluate");
+        assert_eq!(op_short_name("Evaluation.evaluate"), "Evaluation.evaluate");
+    }
+}

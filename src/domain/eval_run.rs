@@ -1,0 +1,370 @@
+//! Evaluation runs: a view over root `Evaluation.evaluate` calls, and the writes that make them.
+
+use serde_json::{Map, Value, json};
+
+use super::call::{Call, Micros, format_time, now};
+use super::error::{Error, Result};
+use super::validate::Fields;
+use super::view::EVALUATE_OP;
+use crate::store::{Page, Writer};
+
+/// Op name of the call that holds one prediction and its scores.
+pub const PREDICT_AND_SCORE_OP: &str = "Evaluation.predict_and_score";
+/// Op name of the call that records a run's aggregated scores.
+pub const SUMMARIZE_OP: &str = "Evaluation.summarize";
+
+/// Filters and window of the list endpoint; filters are AND-ed, an empty list is no filter.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    /// Exact evaluation refs.
+    pub evaluations: Vec<String>,
+    /// Exact model refs.
+    pub models: Vec<String>,
+    /// Exact run ids.
+    pub ids: Vec<String>,
+    /// Window over the ordered result.
+    pub page: Page,
+}
+
+/// One evaluation run as a store reads it, borrowing the row's text.
+#[derive(Debug, Clone)]
+pub struct RunRow<'a> {
+    /// The run's id.
+    pub id: &'a str,
+    /// Evaluation ref (`""` if unknown).
+    pub evaluation: &'a str,
+    /// Model ref (`""` if unknown).
+    pub model: &'a str,
+    /// The run this one re-scores, if any.
+    pub source_run_id: Option<&'a str>,
+    /// Display name, if set.
+    pub display_name: Option<&'a str>,
+    /// Op name or op ref.
+    pub op_name: &'a str,
+    /// Start time.
+    pub started_at: Micros,
+    /// End time, if finished.
+    pub ended_at: Option<Micros>,
+    /// The run ended with an exception.
+    pub failed: bool,
+    /// Some descendant call ended with an exception.
+    pub descendant_failed: bool,
+    /// Stored summary as JSON text, if any.
+    pub summary: Option<&'a str>,
+}
+
+impl RunRow<'_> {
+    /// `running`, `completed` or `failed`.
+    pub fn status(&self) -> &'static str {
+        match (self.ended_at, self.failed) {
+            (None, _) => "running",
+            (Some(_), false) => "completed",
+            (Some(_), true) => "failed",
+        }
+    }
+
+    /// The derived `summary.weave` object; `counted_errors` tells whether the stored summary's
+    /// `status_counts.error` is above zero.
+    fn weave_summary(&self, counted_errors: bool) -> Value {
+        let status = match (self.ended_at, self.failed, self.descendant_failed || counted_errors) {
+            (None, _, _) => "running",
+            (Some(_), true, _) => "error",
+            (Some(_), false, true) => "descendant_error",
+            (Some(_), false, false) => "success",
+        };
+        let name = self.display_name.unwrap_or_else(|| super::call::op_short_name(self.op_name));
+        let mut w = json!({ "status": status, "trace_name": name });
+        if let Some(end) = self.ended_at {
+            w["latency_ms"] = json!((end - self.started_at) / 1000);
+        }
+        w
+    }
+
+    /// The response summary: the stored summary plus the derived `weave` key.
+    fn write_summary(&self, out: &mut Vec<u8>) {
+        let stored = self.summary.map(str::trim).unwrap_or("{}");
+        let plain_object = stored.starts_with('{')
+            && stored.ends_with('}')
+            && !stored.contains("\"weave\"")
+            && !stored.contains("\"status_counts\"");
+        if plain_object {
+            let weave = self.weave_summary(false);
+            // Splice the derived key into the stored text: no re-parse on the hot path.
+            let body = stored[1..stored.len() - 1].trim();
+            out.push(b'{');
+            if !body.is_empty() {
+                out.extend_from_slice(body.as_bytes());
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"weave\":");
+            write_value(out, &weave);
+            out.push(b'}');
+        } else {
+            let mut summary = match serde_json::from_str::<Value>(stored) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            let errors = summary
+                .get("status_counts")
+                .and_then(|c| c.get("error"))
+                .and_then(Value::as_f64)
+                .is_some_and(|n| n > 0.0);
+            let weave = self.weave_summary(errors);
+            match summary.get_mut("weave") {
+                Some(Value::Object(existing)) => {
+                    if let Value::Object(derived) = weave {
+                        existing.extend(derived);
+                    }
+                }
+                _ => {
+                    summary.insert("weave".into(), weave);
+                }
+            }
+            write_value(out, &Value::Object(summary));
+        }
+    }
+
+    /// Appends this run as one `EvaluationRunReadRes` JSON object (no newline).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"evaluation_run_id\":");
+        write_str(out, self.id);
+        out.extend_from_slice(b",\"evaluation\":");
+        write_str(out, self.evaluation);
+        out.extend_from_slice(b",\"model\":");
+        write_str(out, self.model);
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(self.status().as_bytes());
+        out.extend_from_slice(b"\",\"started_at\":\"");
+        out.extend_from_slice(format_time(self.started_at).as_bytes());
+        out.extend_from_slice(b"\",\"finished_at\":");
+        match self.ended_at {
+            Some(t) => {
+                out.push(b'"');
+                out.extend_from_slice(format_time(t).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"summary\":");
+        self.write_summary(out);
+        out.extend_from_slice(b",\"source_evaluation_run_id\":");
+        match self.source_run_id {
+            Some(s) => write_str(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Serialising a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Body of `POST /evaluation_runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateRun {
+    /// Evaluation ref.
+    pub evaluation: String,
+    /// Model ref.
+    pub model: String,
+    /// The run this one re-scores.
+    pub source_evaluation_run_id: Option<String>,
+}
+
+impl CreateRun {
+    /// Validates a request body.
+    pub fn from_json(body: &Value) -> Result<Self> {
+        let mut f = Fields::of(body, &["body"])?;
+        let req = CreateRun {
+            evaluation: f.req_str("evaluation"),
+            model: f.req_str("model"),
+            source_evaluation_run_id: f.opt_str("source_evaluation_run_id"),
+        };
+        f.finish()?;
+        Ok(req)
+    }
+}
+
+/// Body of `POST /evaluation_runs/{id}/finish`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FinishRun {
+    /// Summary to store on the run.
+    pub summary: Option<Map<String, Value>>,
+}
+
+impl FinishRun {
+    /// Validates a request body.
+    pub fn from_json(body: &Value) -> Result<Self> {
+        let mut f = Fields::of(body, &["body"])?;
+        let req = FinishRun { summary: f.opt_object("summary") };
+        f.finish()?;
+        Ok(req)
+    }
+}
+
+/// Creates a run: a root `Evaluation.evaluate` call flagged as an evaluation run.
+pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&str>) -> Result<String> {
+    let mut call = Call::new(project, EVALUATE_OP, now());
+    let mut weave = json!({
+        "evaluation_run": "true",
+        "evaluation": req.evaluation,
+        "model": req.model,
+    });
+    if let Some(src) = &req.source_evaluation_run_id {
+        weave["source_evaluation_run_id"] = json!(src);
+    }
+    call.attributes = json!({ "weave": weave });
+    call.inputs = json!({ "self": req.evaluation, "model": req.model });
+    call.wb_user_id = user.map(String::from);
+    w.insert_call(&call)?;
+    Ok(call.id)
+}
+
+/// Reads a live evaluation run, or a 404.
+pub fn get_run(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
+    w.call(project, id)?
+        .filter(|c| super::view::ViewColumns::of(c).kind == super::view::Kind::EvaluationRun)
+        .ok_or_else(|| not_found(id))
+}
+
+/// The 404 for a run id.
+pub fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("Evaluation run {id} not found"))
+}
+
+/// Finishes a run: records an `Evaluation.summarize` child with the mean of every numeric
+/// score and output of its predictions, then ends the run with that output and `req.summary`.
+pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> Result<()> {
+    let mut run = get_run(w, project, id)?;
+    let outputs: Vec<Value> = w
+        .children(project, id)?
+        .into_iter()
+        .filter(|c| c.op_short_name() == PREDICT_AND_SCORE_OP)
+        .filter_map(|c| c.output)
+        .collect();
+    let means = aggregate(&outputs);
+    let at = now();
+    let evaluation = super::view::ViewColumns::of(&run).evaluation.unwrap_or_default();
+    let mut summarize = Call::new(project, SUMMARIZE_OP, at).under(&run);
+    summarize.inputs = json!({ "self": evaluation });
+    summarize.output = Some(means.clone());
+    summarize.ended_at = Some(at);
+    summarize.summary = Some(json!({}));
+    summarize.wb_user_id = run.wb_user_id.clone();
+    w.insert_call(&summarize)?;
+    run.ended_at = Some(at.max(run.started_at));
+    run.output = Some(means);
+    run.summary = Some(Value::Object(req.summary.clone().unwrap_or_default()));
+    run.exception = None;
+    w.update_call(&run)
+}
+
+/// Means of the numeric scores (per scorer) and numeric outputs of `predict_and_score` outputs.
+pub fn aggregate(outputs: &[Value]) -> Value {
+    fn number(v: &Value) -> Option<f64> {
+        match v {
+            Value::Number(n) => n.as_f64(),
+            Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+    let mut sums: Vec<(String, f64, u64)> = Vec::new();
+    let mut add = |key: &str, x: f64| match sums.iter_mut().find(|(k, _, _)| k == key) {
+        Some(e) => {
+            e.1 += x;
+            e.2 += 1;
+        }
+        None => sums.push((key.to_string(), x, 1)),
+    };
+    for out in outputs {
+        if let Some(Value::Object(scores)) = out.get("scores") {
+            for (scorer, v) in scores {
+                if let Some(x) = number(v) {
+                    add(scorer, x);
+                }
+            }
+        }
+        if let Some(x) = out.get("output").and_then(number) {
+            add("output", x);
+        }
+    }
+    let mut result = Map::new();
+    for (k, sum, n) in sums {
+        result.insert(k, json!({ "mean": sum / n as f64 }));
+    }
+    Value::Object(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(summary: Option<&'a str>) -> RunRow<'a> {
+        RunRow {
+            id: "r1",
+            evaluation: "E",
+            model: "M\"q",
+            source_run_id: None,
+            display_name: None,
+            op_name: "Evaluation.evaluate",
+            started_at: 1_000_000,
+            ended_at: Some(1_250_000),
+            failed: false,
+            descendant_failed: false,
+            summary,
+        }
+    }
+
+    fn render(r: &RunRow<'_>) -> Value {
+        let mut out = Vec::new();
+        r.write_json(&mut out);
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn rows_render_every_field() {
+        let v = render(&row(Some("{\"acc\":1}")));
+        assert_eq!(
+            v,
+            json!({
+                "evaluation_run_id": "r1", "evaluation": "E", "model": "M\"q", "status": "completed",
+                "started_at": "1970-01-01T00:00:01Z", "finished_at": "1970-01-01T00:00:01.250000Z",
+                "summary": {"acc": 1, "weave": {"status": "success", "trace_name": "Evaluation.evaluate", "latency_ms": 250}},
+                "source_evaluation_run_id": null
+            })
+        );
+    }
+
+    #[test]
+    fn stored_weave_key_is_merged_not_duplicated() {
+        let v = render(&row(Some("{\"weave\":{\"mine\":2},\"b\":[1]}")));
+        assert_eq!(v["summary"]["weave"]["mine"], 2);
+        assert_eq!(v["summary"]["weave"]["status"], "success");
+        assert_eq!(v["summary"]["b"], json!([1]));
+        let mut running = row(None);
+        running.ended_at = None;
+        let v = render(&running);
+        assert_eq!(v["status"], "running");
+        assert_eq!(v["summary"], json!({"weave": {"status": "running", "trace_name": "Evaluation.evaluate"}}));
+        let v = render(&row(Some("{\"status_counts\":{\"success\":1,\"error\":2}}")));
+        assert_eq!(v["summary"]["weave"]["status"], "descendant_error");
+    }
+
+    #[test]
+    fn aggregate_takes_means_of_numbers_only() {
+        let outs = [
+            json!({"output": 1, "scores": {"acc": true, "f1": 0.5, "note": "x"}}),
+            json!({"output": "text", "scores": {"acc": false, "f1": 1.5}}),
+        ];
+        assert_eq!(
+            aggregate(&outs),
+            json!({"acc": {"mean": 0.5}, "f1": {"mean": 1.0}, "output": {"mean": 1.0}})
+        );
+        assert_eq!(aggregate(&[]), json!({}));
+    }
+}

@@ -1,0 +1,11 @@
+//! The domain: calls, refs, evaluation runs and their children, validation. No HTTP, no SQL.
+
+pub mod call;
+pub mod error;
+pub mod eval_run;
+pub mod keys;
+pub mod prediction;
+pub mod refs;
+pub mod score;
+pub mod validate;
+pub mod view;

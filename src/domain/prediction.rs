@@ -1,0 +1,136 @@
+//! Predictions: a `<Model>.predict` call under an `Evaluation.predict_and_score` call of a run.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::call::{Call, now};
+use super::error::{Error, Result};
+use super::eval_run::{PREDICT_AND_SCORE_OP, get_run};
+use super::refs::{method_op, ref_name};
+use super::validate::Fields;
+use super::view::{Kind, ViewColumns};
+use crate::store::Writer;
+
+/// Body of `POST /predictions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatePrediction {
+    /// Model ref.
+    pub model: String,
+    /// The example's inputs.
+    pub inputs: Map<String, Value>,
+    /// The model's output.
+    pub output: Value,
+    /// The run this prediction belongs to.
+    pub evaluation_run_id: Option<String>,
+}
+
+impl CreatePrediction {
+    /// Validates a request body.
+    pub fn from_json(body: &Value) -> Result<Self> {
+        let mut f = Fields::of(body, &["body"])?;
+        let req = CreatePrediction {
+            model: f.req_str("model"),
+            inputs: f.req_object("inputs"),
+            output: f.req_any("output"),
+            evaluation_run_id: f.opt_str("evaluation_run_id"),
+        };
+        f.finish()?;
+        Ok(req)
+    }
+}
+
+/// `PredictionReadRes`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionRead {
+    /// The prediction's id.
+    pub prediction_id: String,
+    /// Model ref.
+    pub model: String,
+    /// The example's inputs.
+    pub inputs: Value,
+    /// The model's output.
+    pub output: Value,
+    /// The run it belongs to.
+    pub evaluation_run_id: Option<String>,
+    /// Who wrote it.
+    pub wb_user_id: Option<String>,
+}
+
+impl PredictionRead {
+    /// The view of a prediction call.
+    pub fn of(call: Call) -> Self {
+        let v = ViewColumns::of(&call);
+        PredictionRead {
+            prediction_id: call.id,
+            model: v.model.unwrap_or_default(),
+            inputs: call.inputs,
+            output: call.output.unwrap_or(Value::Null),
+            evaluation_run_id: v.run_id,
+            wb_user_id: call.wb_user_id,
+        }
+    }
+}
+
+/// The 404 for a prediction id.
+pub fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("Prediction {id} not found"))
+}
+
+/// Reads a live prediction call, or a 404.
+pub fn get(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
+    w.call(project, id)?
+        .filter(|c| ViewColumns::of(c).kind == Kind::Prediction)
+        .ok_or_else(|| not_found(id))
+}
+
+/// Records a prediction: under run `evaluation_run_id` (which must exist), a running
+/// `predict_and_score` call holding a `<Model>.predict` call ended with the output.
+pub fn create(w: &mut dyn Writer, project: &str, req: &CreatePrediction, user: Option<&str>) -> Result<String> {
+    let at = now();
+    let mut predict = Call::new(project, &method_op(&req.model, "Model", "predict"), at);
+    let mut weave = json!({ "prediction": "true", "model": req.model });
+    if let Some(run_id) = &req.evaluation_run_id {
+        let run = get_run(w, project, run_id)?;
+        let evaluation = ViewColumns::of(&run).evaluation.unwrap_or_default();
+        let mut parent = Call::new(project, PREDICT_AND_SCORE_OP, at).under(&run);
+        parent.inputs = json!({ "self": evaluation, "model": req.model, "example": req.inputs });
+        parent.wb_user_id = user.map(String::from);
+        w.insert_call(&parent)?;
+        predict = predict.under(&parent);
+        weave["evaluation_run_id"] = json!(run_id);
+    }
+    predict.attributes = json!({ "weave": weave });
+    predict.inputs = Value::Object(req.inputs.clone());
+    predict.output = Some(req.output.clone());
+    predict.ended_at = Some(at);
+    predict.summary = Some(json!({}));
+    predict.wb_user_id = user.map(String::from);
+    w.insert_call(&predict)?;
+    Ok(predict.id)
+}
+
+/// Finishes a prediction: ends its `predict_and_score` parent with the output, the scores
+/// recorded beside it (by scorer name) and the model's latency in seconds.
+pub fn finish(w: &mut dyn Writer, project: &str, id: &str) -> Result<()> {
+    let predict = get(w, project, id)?;
+    let Some(parent_id) = predict.parent_id.as_deref() else { return Ok(()) };
+    let Some(mut parent) = w.call(project, parent_id)? else { return Ok(()) };
+    let mut scores = Map::new();
+    for sibling in w.children(project, parent_id)? {
+        if ViewColumns::of(&sibling).kind == Kind::Score {
+            let scorer = sibling.weave_attr("scorer").unwrap_or_default();
+            let name = ref_name(scorer).unwrap_or(scorer).to_string();
+            scores.insert(name, sibling.output.unwrap_or(Value::Null));
+        }
+    }
+    let latency = predict.ended_at.map_or(0, |e| e - predict.started_at) as f64 / 1e6;
+    let at = now();
+    parent.output = Some(json!({
+        "output": predict.output.unwrap_or(Value::Null),
+        "scores": scores,
+        "model_latency": { "mean": latency },
+    }));
+    parent.ended_at = Some(at.max(parent.started_at));
+    parent.summary = Some(json!({}));
+    w.update_call(&parent)
+}

@@ -1,0 +1,336 @@
+//! Validation of request bodies and query strings, reporting problems the way FastAPI does.
+
+use serde_json::{Map, Value, json};
+
+use super::error::{Error, Issue, Result};
+
+/// Most ids accepted in one request, in one list or filter.
+pub const MAX_IDS: usize = 1000;
+
+fn issue(kind: &'static str, loc: Vec<Value>, msg: &str, input: Value) -> Issue {
+    Issue { kind, loc, msg: msg.to_string(), input, ctx: None }
+}
+
+/// Parses a JSON request body; malformed JSON is a `json_invalid` 422, an empty body `missing`.
+pub fn parse_json_body(bytes: &[u8]) -> Result<Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid(issue("missing", vec![json!("body")], "Field required", Value::Null)));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let pos = if e.is_eof() {
+            String::from_utf8_lossy(bytes).chars().count()
+        } else {
+            char_offset(bytes, e.line(), e.column())
+        };
+        let mut i = issue("json_invalid", vec![json!("body"), json!(pos)], "JSON decode error", json!({}));
+        i.ctx = Some(json!({ "error": json_error_text(&e) }));
+        Error::invalid(i)
+    })
+}
+
+/// Converts serde_json's 1-based line/column to a 0-based character offset.
+fn char_offset(bytes: &[u8], line: usize, column: usize) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let mut offset = 0;
+    for (n, l) in text.split('\n').enumerate() {
+        if n + 1 == line {
+            return offset + column.saturating_sub(1).min(l.chars().count());
+        }
+        offset += l.chars().count() + 1;
+    }
+    offset
+}
+
+/// Names a JSON syntax error with the wording of Python's `json` module where one applies.
+fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("EOF while parsing a string") {
+        "Unterminated string starting at".into()
+    } else if text.starts_with("key must be a string") {
+        "Expecting property name enclosed in double quotes".into()
+    } else if text.starts_with("expected `:`") {
+        "Expecting ':' delimiter".into()
+    } else if text.starts_with("expected `,` or `}`") {
+        "Expecting ',' delimiter".into()
+    } else if text.starts_with("expected `,` or `]`") {
+        "Expecting ',' delimiter".into()
+    } else if text.starts_with("trailing characters") {
+        "Extra data".into()
+    } else if text.starts_with("recursion limit exceeded") {
+        "Nesting too deep".into()
+    } else {
+        "Expecting value".into()
+    }
+}
+
+/// Reads the fields of a JSON object body, collecting every problem before failing.
+pub struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    whole: &'a Value,
+    loc: Vec<Value>,
+    issues: Vec<Issue>,
+}
+
+impl<'a> Fields<'a> {
+    /// Starts reading `body`, which must be a JSON object (`loc` is where it sits).
+    pub fn of(body: &'a Value, loc: &[&str]) -> Result<Self> {
+        let loc: Vec<Value> = loc.iter().map(|s| json!(s)).collect();
+        match body {
+            Value::Object(obj) => Ok(Fields { obj, whole: body, loc, issues: Vec::new() }),
+            other => Err(Error::invalid(issue(
+                "model_attributes_type",
+                loc,
+                "Input should be a valid dictionary or object to extract fields from",
+                other.clone(),
+            ))),
+        }
+    }
+
+    fn at(&self, name: &str) -> Vec<Value> {
+        let mut loc = self.loc.clone();
+        loc.push(json!(name));
+        loc
+    }
+
+    fn missing(&mut self, name: &str) {
+        let loc = self.at(name);
+        self.issues.push(issue("missing", loc, "Field required", self.whole.clone()));
+    }
+
+    fn wrong(&mut self, name: &str, kind: &'static str, msg: &str, input: &Value) {
+        let loc = self.at(name);
+        self.issues.push(issue(kind, loc, msg, input.clone()));
+    }
+
+    /// A required string field.
+    pub fn req_str(&mut self, name: &str) -> String {
+        match self.obj.get(name) {
+            None => {
+                self.missing(name);
+                String::new()
+            }
+            Some(v) => self.string(name, v).unwrap_or_default(),
+        }
+    }
+
+    /// An optional string field; `null` and absence are both `None`.
+    pub fn opt_str(&mut self, name: &str) -> Option<String> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => self.string(name, v),
+        }
+    }
+
+    fn string(&mut self, name: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.wrong(name, "string_type", "Input should be a valid string", other);
+                None
+            }
+        }
+    }
+
+    /// An optional object field; `null` and absence are both `None`.
+    pub fn opt_object(&mut self, name: &str) -> Option<Map<String, Value>> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(other) => {
+                let other = other.clone();
+                self.wrong(name, "dict_type", "Input should be a valid dictionary", &other);
+                None
+            }
+        }
+    }
+
+    /// A required object field.
+    pub fn req_object(&mut self, name: &str) -> Map<String, Value> {
+        if !self.obj.contains_key(name) {
+            self.missing(name);
+            return Map::new();
+        }
+        self.opt_object(name).unwrap_or_default()
+    }
+
+    /// A required field of any JSON type (`null` included).
+    pub fn req_any(&mut self, name: &str) -> Value {
+        match self.obj.get(name) {
+            None => {
+                self.missing(name);
+                Value::Null
+            }
+            Some(v) => v.clone(),
+        }
+    }
+
+    /// An optional field of any JSON type.
+    pub fn opt_any(&mut self, name: &str) -> Value {
+        self.obj.get(name).cloned().unwrap_or(Value::Null)
+    }
+
+    /// An optional list of strings; `null` and absence are both empty.
+    pub fn opt_str_list(&mut self, name: &str) -> Vec<String> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        other => {
+                            let mut loc = self.at(name);
+                            loc.push(json!(i));
+                            self.issues.push(issue(
+                                "string_type",
+                                loc,
+                                "Input should be a valid string",
+                                other.clone(),
+                            ));
+                        }
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                let other = other.clone();
+                self.wrong(name, "list_type", "Input should be a valid list", &other);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Ends reading: every collected problem becomes one 422.
+    pub fn finish(self) -> Result<()> {
+        if self.issues.is_empty() { Ok(()) } else { Err(Error::Validation(self.issues)) }
+    }
+}
+
+/// The decoded pairs of a URL query string.
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Decodes a raw query string (`a=1&b=2`); `None` is an empty query.
+    pub fn parse(raw: Option<&str>) -> Self {
+        let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect();
+        Query { pairs }
+    }
+
+    /// All values of an array parameter under any of `names`, repeated keys and comma-joined
+    /// values alike; empty strings are dropped. More than [`MAX_IDS`] values is a 413.
+    pub fn list(&self, names: &[&str]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (k, v) in &self.pairs {
+            if names.contains(&k.as_str()) {
+                out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+            }
+        }
+        if out.len() > MAX_IDS {
+            return Err(Error::TooLarge(format!(
+                "Too many values for {}: {} given, at most {MAX_IDS} allowed",
+                names[0],
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Whether the parameter appears at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    /// The last value of a scalar parameter, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A non-negative integer parameter; absent or empty is `None`. Values too large for the
+    /// store are clamped (a limit that large means "all rows").
+    pub fn opt_count(&self, name: &str) -> Result<Option<u64>> {
+        let Some(raw) = self.get(name) else { return Ok(None) };
+        let loc = vec![json!("query"), json!(name)];
+        match parse_int(raw) {
+            None => Err(Error::invalid(issue(
+                "int_parsing",
+                loc,
+                "Input should be a valid integer, unable to parse string as an integer",
+                json!(raw),
+            ))),
+            Some((true, _)) => {
+                let mut i = issue(
+                    "greater_than_equal",
+                    loc,
+                    "Input should be greater than or equal to 0",
+                    json!(raw),
+                );
+                i.ctx = Some(json!({ "ge": 0 }));
+                Err(Error::invalid(i))
+            }
+            Some((false, n)) => Ok(Some(n.min(i64::MAX as u64))),
+        }
+    }
+}
+
+/// Parses an integer the way pydantic does from a string: surrounding whitespace, a sign,
+/// `_` between digits and trailing `.0` are allowed. Returns (negative, magnitude saturated).
+fn parse_int(raw: &str) -> Option<(bool, u64)> {
+    let s = raw.trim();
+    let (neg, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let s = match s.split_once('.') {
+        Some((int, frac)) if !frac.is_empty() && frac.bytes().all(|b| b == b'0') => int,
+        Some(_) => return None,
+        None => s,
+    };
+    if s.is_empty() || s.starts_with('_') || s.ends_with('_') || s.contains("__") {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in s.bytes() {
+        match b {
+            b'0'..=b'9' => n = n.saturating_mul(10).saturating_add(u64::from(b - b'0')),
+            b'_' => {}
+            _ => return None,
+        }
+    }
+    Some((neg && n != 0, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_pydantic() {
+        assert_eq!(parse_int(" 42 "), Some((false, 42)));
+        assert_eq!(parse_int("1_000"), Some((false, 1000)));
+        assert_eq!(parse_int("3.00"), Some((false, 3)));
+        assert_eq!(parse_int("-0"), Some((false, 0)));
+        assert_eq!(parse_int("-5"), Some((true, 5)));
+        assert_eq!(parse_int("99999999999999999999999"), Some((false, u64::MAX)));
+        for bad in ["", "abc", "1.5", "1e3", "_1", "1__0", "0x10", "."] {
+            assert_eq!(parse_int(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_split_commas_and_repeat_keys() {
+        let q = Query::parse(Some("models=a&models=b,c&model_refs=d&other=x&models="));
+        assert_eq!(q.list(&["models", "model_refs"]).unwrap(), ["a", "b", "c", "d"]);
+        let many = (0..1001).map(|i| format!("ids={i}")).collect::<Vec<_>>().join("&");
+        assert!(matches!(Query::parse(Some(&many)).list(&["ids"]), Err(Error::TooLarge(_))));
+    }
+
+    #[test]
+    fn json_error_position_is_a_char_offset() {
+        let Err(Error::Validation(issues)) = parse_json_body(b"{\"a\": ") else { panic!() };
+        assert_eq!(issues[0].loc, vec![json!("body"), json!(6)]);
+        assert_eq!(issues[0].kind, "json_invalid");
+    }
+}

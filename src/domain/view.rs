@@ -1,0 +1,133 @@
+//! Which views a call belongs to: the columns a store materialises so that evaluation runs,
+//! predictions and scores can be listed without reading every call.
+
+use super::call::{Call, now};
+use super::error::Result;
+use crate::store::Writer;
+
+/// What a call is, for the views over calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An evaluation run (the root `Evaluation.evaluate` call).
+    EvaluationRun,
+    /// A prediction (`<Model>.predict` under a run).
+    Prediction,
+    /// A score (`<Scorer>.score` beside a prediction).
+    Score,
+    /// Any other call.
+    Other,
+}
+
+impl Kind {
+    /// The stored tag of this kind, `None` for [`Kind::Other`].
+    pub fn tag(self) -> Option<&'static str> {
+        match self {
+            Kind::EvaluationRun => Some("run"),
+            Kind::Prediction => Some("prediction"),
+            Kind::Score => Some("score"),
+            Kind::Other => None,
+        }
+    }
+}
+
+/// The view columns of one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewColumns {
+    /// What the call is.
+    pub kind: Kind,
+    /// Evaluation ref of a run (or of the run a child belongs to, when known).
+    pub evaluation: Option<String>,
+    /// Model ref of a run or prediction.
+    pub model: Option<String>,
+    /// The evaluation run a prediction or score belongs to; for a run, its source run.
+    pub run_id: Option<String>,
+}
+
+/// Op name of an evaluation run's root call.
+pub const EVALUATE_OP: &str = "Evaluation.evaluate";
+
+impl ViewColumns {
+    /// Derives the view columns of `call`. A run is a call flagged
+    /// `weave.evaluation_run = "true"`, or any root call of `Evaluation.evaluate`.
+    pub fn of(call: &Call) -> Self {
+        let flag = |k: &str| call.weave_attr(k) == Some("true");
+        let input = |k: &str| call.inputs.get(k).and_then(|v| v.as_str());
+        let kind = if flag("evaluation_run")
+            || (call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP)
+        {
+            Kind::EvaluationRun
+        } else if flag("prediction") {
+            Kind::Prediction
+        } else if flag("score") {
+            Kind::Score
+        } else {
+            Kind::Other
+        };
+        let owned = |s: Option<&str>| s.map(String::from);
+        match kind {
+            Kind::EvaluationRun => ViewColumns {
+                kind,
+                evaluation: owned(
+                    call.weave_attr("evaluation").or_else(|| input("self")).or_else(|| input("this")),
+                ),
+                model: owned(call.weave_attr("model").or_else(|| input("model"))),
+                run_id: owned(call.weave_attr("source_evaluation_run_id")),
+            },
+            Kind::Prediction | Kind::Score => ViewColumns {
+                kind,
+                evaluation: None,
+                model: owned(call.weave_attr("model")),
+                run_id: owned(call.weave_attr("evaluation_run_id")),
+            },
+            Kind::Other => ViewColumns { kind, evaluation: None, model: None, run_id: None },
+        }
+    }
+}
+
+/// Soft-deletes the live calls of `kind` named by `ids` with their subtrees (for a prediction,
+/// the `predict_and_score` call holding it and its scores); returns the number of calls deleted.
+/// Ids that name nothing of that kind count 0.
+pub fn delete(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) -> Result<u64> {
+    let at = now();
+    let mut n = 0;
+    for id in ids {
+        let Some(call) = w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == kind) else {
+            continue;
+        };
+        let mut root = call.id.clone();
+        if kind == Kind::Prediction
+            && let Some(parent_id) = &call.parent_id
+            && let Some(parent) = w.call(project, parent_id)?
+            && parent.op_short_name() == super::eval_run::PREDICT_AND_SCORE_OP
+        {
+            root = parent.id;
+        }
+        n += w.delete_subtree(project, &root, at)?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runs_are_flagged_calls_or_root_evaluate_calls() {
+        let mut c = Call::new("e/p", "weave:///e/p/op/Evaluation.evaluate:abc", 0);
+        c.inputs = json!({"self": "weave:///e/p/object/Ev:1", "model": "weave:///e/p/object/M:2"});
+        let v = ViewColumns::of(&c);
+        assert_eq!(v.kind, Kind::EvaluationRun);
+        assert_eq!(v.evaluation.as_deref(), Some("weave:///e/p/object/Ev:1"));
+        assert_eq!(v.model.as_deref(), Some("weave:///e/p/object/M:2"));
+
+        let parent = Call::new("e/p", "x", 0);
+        let child = c.clone().under(&parent);
+        assert_eq!(ViewColumns::of(&child).kind, Kind::Other);
+
+        let mut flagged = Call::new("e/p", "anything", 0);
+        flagged.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": "E", "model": "M"}});
+        let v = ViewColumns::of(&flagged);
+        assert_eq!((v.kind, v.evaluation.as_deref(), v.model.as_deref()), (Kind::EvaluationRun, Some("E"), Some("M")));
+    }
+}

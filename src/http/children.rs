@@ -1,0 +1,159 @@
+//! Handlers of `/v2/{entity}/{project}/predictions` and `/scores`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
+use super::{AppState, blocking, ids_from_body};
+use crate::domain::call::Call;
+use crate::domain::error::Error;
+use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
+use crate::domain::score::{self, CreateScore, ScoreRead};
+use crate::domain::validate::MAX_IDS;
+use crate::domain::view::{self, Kind, ViewColumns};
+use crate::store;
+
+/// `POST /predictions`.
+pub async fn create_prediction(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req = CreatePrediction::from_json(&body)?;
+    let id = blocking(&state, move |s| {
+        store::write(s, |w| prediction::create(w, &path.project_id, &req, Some(&who.key_id)))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "prediction_id": id })).into_response())
+}
+
+/// `POST /scores`.
+pub async fn create_score(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req = CreateScore::from_json(&body)?;
+    let id = blocking(&state, move |s| {
+        store::write(s, |w| score::create(w, &path.project_id, &req, Some(&who.key_id)))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "score_id": id })).into_response())
+}
+
+/// `POST /predictions/{prediction_id}/finish`: ends the prediction's `predict_and_score` call.
+pub async fn finish_prediction(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    blocking(&state, move |s| {
+        store::write(s, |w| prediction::finish(w, &path.project_id, path.param("prediction_id")))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "success": true })).into_response())
+}
+
+/// Reads one live call of `kind`, rendered by `view`; anything else is `not_found`.
+async fn read<T: Serialize + Send + 'static>(
+    state: &AppState,
+    path: ProjectPath,
+    param: &'static str,
+    kind: Kind,
+    not_found: fn(&str) -> Error,
+    view: fn(Call) -> T,
+) -> Result<Response, ApiError> {
+    let found = blocking(state, move |s| {
+        let id = path.param(param);
+        s.call(&path.project_id, id)?
+            .filter(|c| ViewColumns::of(c).kind == kind)
+            .map(view)
+            .ok_or_else(|| not_found(id))
+    })
+    .await?;
+    Ok(axum::Json(found).into_response())
+}
+
+/// `GET /predictions/{prediction_id}`.
+pub async fn read_prediction(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    read(&state, path, "prediction_id", Kind::Prediction, prediction::not_found, PredictionRead::of).await
+}
+
+/// `GET /scores/{score_id}`.
+pub async fn read_score(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    read(&state, path, "score_id", Kind::Score, score::not_found, ScoreRead::of).await
+}
+
+/// Streams the calls of a view as JSONL, filtered by `evaluation_run_id`.
+async fn list<T: Serialize + 'static>(
+    state: &AppState,
+    path: ProjectPath,
+    q: crate::domain::validate::Query,
+    kind: Kind,
+    view: fn(Call) -> T,
+) -> Result<Response, ApiError> {
+    let page = super::page(&q)?;
+    let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
+    super::stream::jsonl(state.store.clone(), move |s, emit| {
+        s.view_calls(&path.project_id, kind, run_id.as_deref(), page, &mut |call| {
+            let item = view(call);
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &item);
+            })
+        })
+    })
+    .await
+}
+
+/// `GET /predictions`.
+pub async fn list_predictions(State(state): State<AppState>, path: ProjectPath, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    list(&state, path, q, Kind::Prediction, PredictionRead::of).await
+}
+
+/// `GET /scores`.
+pub async fn list_scores(State(state): State<AppState>, path: ProjectPath, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    list(&state, path, q, Kind::Score, ScoreRead::of).await
+}
+
+/// Deletes the calls of a view named in the query (`param`) or in a JSON array body.
+async fn delete(
+    state: &AppState,
+    path: ProjectPath,
+    q: crate::domain::validate::Query,
+    body: Option<serde_json::Value>,
+    param: &'static str,
+    kind: Kind,
+) -> Result<Response, ApiError> {
+    let mut ids = q.list(&[param])?;
+    if let Some(body) = &body {
+        ids.extend(ids_from_body(body, param)?);
+    }
+    if ids.len() > MAX_IDS {
+        return Err(Error::TooLarge(format!("Too many {param}: at most {MAX_IDS} allowed")).into());
+    }
+    let n = blocking(state, move |s| store::write(s, |w| view::delete(w, &path.project_id, kind, &ids))).await?;
+    Ok(axum::Json(json!({ "num_deleted": n })).into_response())
+}
+
+/// `DELETE /predictions`.
+pub async fn delete_predictions(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    RawQuery(q): RawQuery,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Response, ApiError> {
+    delete(&state, path, q, body, "prediction_ids", Kind::Prediction).await
+}
+
+/// `DELETE /scores`.
+pub async fn delete_scores(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    RawQuery(q): RawQuery,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Response, ApiError> {
+    delete(&state, path, q, body, "score_ids", Kind::Score).await
+}

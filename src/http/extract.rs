@@ -1,0 +1,109 @@
+//! Request extractors that report bad input in the API's error shapes.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::domain::error::{Error, Issue};
+use crate::domain::validate::{Query, parse_json_body};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Longest entity or project name accepted.
+const MAX_NAME: usize = 256;
+
+/// A JSON body, parsed whatever the Content-Type (the official client sends none);
+/// an empty body is a `missing` 422.
+pub struct JsonBody(pub Value);
+
+/// A JSON body that may be absent.
+pub struct OptionalJsonBody(pub Option<Value>);
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge(format!("Request body is larger than {} MiB", MAX_BODY >> 20)).into()
+        } else {
+            Error::BadRequest(format!("Could not read the request body: {rejection}")).into()
+        }
+    })
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        Ok(JsonBody(parse_json_body(&bytes)?))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        Ok(OptionalJsonBody(Some(parse_json_body(&bytes)?)))
+    }
+}
+
+/// The path parameters of a `/v2/{entity}/{project}/...` route.
+pub struct ProjectPath {
+    /// `"{entity}/{project}"`.
+    pub project_id: String,
+    params: HashMap<String, String>,
+}
+
+impl ProjectPath {
+    /// Another path parameter, e.g. `evaluation_run_id`.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > MAX_NAME || name.contains('/') {
+        return Err(Error::invalid(Issue {
+            kind: "string_pattern_mismatch",
+            loc: vec![json!("path"), json!(what)],
+            msg: format!("{what} must be 1 to {MAX_NAME} characters without '/'"),
+            input: json!(name),
+            ctx: None,
+        }));
+    }
+    Ok(())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ProjectPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Error::BadRequest(format!("Invalid path: {e}")))?;
+        let entity = params.get("entity").map_or("", String::as_str);
+        let project = params.get("project").map_or("", String::as_str);
+        check_name("entity", entity)?;
+        check_name("project", project)?;
+        Ok(ProjectPath { project_id: format!("{entity}/{project}"), params })
+    }
+}
+
+/// The decoded query string.
+pub struct RawQuery(pub Query);
+
+impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(RawQuery(Query::parse(parts.uri.query())))
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP layer: routing, authentication, error mapping and streaming over the domain.
+
+pub mod auth;
+pub mod children;
+pub mod error;
+pub mod extract;
+pub mod runs;
+pub mod stream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::domain::error::{Error, Issue, Result};
+use crate::domain::validate::Query;
+use crate::store::{Page, Store};
+use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The storage backend.
+    pub store: Arc<dyn Store>,
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Builds the application: every route, auth on `/v2`, FastAPI-shaped 404/405, request log.
+pub fn router(state: AppState) -> Router {
+    let v2 = Router::new()
+        .route("/evaluation_runs", get(runs::list).post(runs::create).delete(runs::delete))
+        .route("/evaluation_runs/{evaluation_run_id}", get(runs::read))
+        .route("/evaluation_runs/{evaluation_run_id}/finish", post(runs::finish))
+        .route(
+            "/predictions",
+            get(children::list_predictions)
+                .post(children::create_prediction)
+                .delete(children::delete_predictions),
+        )
+        .route("/predictions/{prediction_id}", get(children::read_prediction))
+        .route("/predictions/{prediction_id}/finish", post(children::finish_prediction))
+        .route(
+            "/scores",
+            get(children::list_scores).post(children::create_score).delete(children::delete_scores),
+        )
+        .route("/scores/{score_id}", get(children::read_score))
+        .method_not_allowed_fallback(|| async { ApiError::NoMethod })
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/openapi.json", get(openapi))
+        .nest("/v2/{entity}/{project}", v2)
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::NoMethod })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn openapi() -> Response {
+    let mut r = OPENAPI.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Logs one line per request: method, path, status and time to the response head.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
+        "request"
+    );
+    response
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| Error::Storage(format!("blocking task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// The `limit` / `offset` window of a list request.
+pub fn page(q: &Query) -> Result<Page> {
+    let limit = q.opt_count("limit");
+    let offset = q.opt_count("offset");
+    match (limit, offset) {
+        (Ok(limit), Ok(offset)) => Ok(Page { limit, offset: offset.unwrap_or(0) }),
+        (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
+            a.extend(b);
+            Err(Error::Validation(a))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Ids sent in a JSON body: an array of strings, or an object holding one under `field`.
+pub fn ids_from_body(body: &Value, field: &str) -> Result<Vec<String>> {
+    let (items, loc) = match body {
+        Value::Array(items) => (items, vec![json!("body")]),
+        Value::Object(m) => match m.get(field) {
+            Some(Value::Array(items)) => (items, vec![json!("body"), json!(field)]),
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(other) => return Err(list_type(vec![json!("body"), json!(field)], other)),
+        },
+        other => return Err(list_type(vec![json!("body")], other)),
+    };
+    let mut issues = Vec::new();
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Value::String(s) => ids.push(s.clone()),
+            other => {
+                let mut at = loc.clone();
+                at.push(json!(i));
+                issues.push(Issue {
+                    kind: "string_type",
+                    loc: at,
+                    msg: "Input should be a valid string".into(),
+                    input: other.clone(),
+                    ctx: None,
+                });
+            }
+        }
+    }
+    if issues.is_empty() { Ok(ids) } else { Err(Error::Validation(issues)) }
+}
+
+fn list_type(loc: Vec<Value>, input: &Value) -> Error {
+    Error::invalid(Issue {
+        kind: "list_type",
+        loc,
+        msg: "Input should be a valid list".into(),
+        input: input.clone(),
+        ctx: None,
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, with `TCP_NODELAY` on every socket.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

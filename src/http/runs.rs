@@ -1,0 +1,105 @@
+//! Handlers of `/v2/{entity}/{project}/evaluation_runs`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
+use super::{AppState, blocking, ids_from_body};
+use crate::domain::error::{Error, Issue};
+use crate::domain::eval_run::{self, CreateRun, FinishRun, RunQuery};
+use crate::domain::validate::MAX_IDS;
+use crate::domain::view::{self, Kind};
+use crate::store::{self, Page};
+
+/// `POST /evaluation_runs`: starts a run.
+pub async fn create(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req = CreateRun::from_json(&body)?;
+    let id = blocking(&state, move |s| {
+        store::write(s, |w| eval_run::create(w, &path.project_id, &req, Some(&who.key_id)))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "evaluation_run_id": id })).into_response())
+}
+
+/// `GET /evaluation_runs`: streams matching runs as JSONL.
+pub async fn list(State(state): State<AppState>, path: ProjectPath, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let query = RunQuery {
+        evaluations: q.list(&["evaluations", "evaluation_refs"])?,
+        models: q.list(&["models", "model_refs"])?,
+        ids: q.list(&["evaluation_run_ids"])?,
+        page: super::page(&q)?,
+    };
+    super::stream::jsonl(state.store.clone(), move |s, emit| {
+        s.eval_runs(&path.project_id, &query, &mut |row| emit(&|buf| row.write_json(buf)))
+    })
+    .await
+}
+
+/// `GET /evaluation_runs/{evaluation_run_id}`: one run.
+pub async fn read(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    let id = path.param("evaluation_run_id").to_string();
+    let body = blocking(&state, move |s| {
+        let query = RunQuery { ids: vec![id.clone()], page: Page { limit: Some(1), offset: 0 }, ..Default::default() };
+        let mut out = Vec::new();
+        s.eval_runs(&path.project_id, &query, &mut |row| {
+            row.write_json(&mut out);
+            false
+        })?;
+        if out.is_empty() { Err(eval_run::not_found(&id)) } else { Ok(out) }
+    })
+    .await?;
+    let mut r = body.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+/// `POST /evaluation_runs/{evaluation_run_id}/finish`: ends a run with its aggregated scores.
+pub async fn finish(State(state): State<AppState>, path: ProjectPath, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let req = FinishRun::from_json(&body)?;
+    blocking(&state, move |s| {
+        store::write(s, |w| eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "success": true })).into_response())
+}
+
+/// `DELETE /evaluation_runs`: soft-deletes runs with their subtrees.
+pub async fn delete(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    RawQuery(q): RawQuery,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Response, ApiError> {
+    let mut ids = q.list(&["evaluation_run_ids"])?;
+    if let Some(body) = &body {
+        ids.extend(ids_from_body(body, "evaluation_run_ids")?);
+    }
+    if ids.is_empty() && !q.has("evaluation_run_ids") && body.is_none() {
+        return Err(Error::invalid(Issue {
+            kind: "missing",
+            loc: vec![json!("query"), json!("evaluation_run_ids")],
+            msg: "Field required".into(),
+            input: Value::Null,
+            ctx: None,
+        })
+        .into());
+    }
+    if ids.len() > MAX_IDS {
+        return Err(Error::TooLarge(format!("Too many evaluation_run_ids: at most {MAX_IDS} allowed")).into());
+    }
+    let n = blocking(&state, move |s| {
+        store::write(s, |w| view::delete(w, &path.project_id, Kind::EvaluationRun, &ids))
+    })
+    .await?;
+    Ok(axum::Json(json!({ "num_deleted": n })).into_response())
+}

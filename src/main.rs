@@ -1,0 +1,163 @@
+//! The `weft` command: `serve` runs the server; `keys` manages API keys.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use weft::domain::call::{format_time, now};
+use weft::domain::keys::ApiKey;
+use weft::http::{self, AppState};
+use weft::store::Store;
+use weft::store::sqlite::SqliteStore;
+
+/// weft: a self-hostable server for the W&B Weave trace server API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Directory of the embedded store (created on first start).
+    #[arg(long, global = true, env = "WEFT_DATA_DIR", default_value = "weft-data")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "WEFT_BIND", default_value = "127.0.0.1:6345")]
+        bind: SocketAddr,
+    },
+    /// Manages API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Creates a key and prints its secret (shown only once).
+    Create {
+        /// Entity the key may act on (repeatable).
+        #[arg(long = "entity", required_unless_present = "admin")]
+        entities: Vec<String>,
+        /// The key may act on every entity.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Lists keys (ids and scopes, never secrets).
+    List,
+    /// Revokes a key by id; it stops working at once.
+    Revoke {
+        /// The key's id, as `keys list` shows it.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+fn run(cli: Cli) -> Result<(), AnyError> {
+    let store = SqliteStore::open(&cli.data_dir)?;
+    match cli.command {
+        Command::Serve { bind } => serve(Arc::new(store), bind, &cli.data_dir),
+        Command::Keys(KeysCommand::Create { entities, admin }) => {
+            let (key, secret) = ApiKey::generate(entities, admin, now())?;
+            store.insert_key(&key)?;
+            eprintln!("created key {} ({})", key.id, scope(&key));
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            for k in store.keys()? {
+                let state = k.revoked_at.map_or("active".to_string(), |t| format!("revoked {}", format_time(t)));
+                println!("{}\t{}\t{}\t{}", k.id, scope(&k), format_time(k.created_at), state);
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Revoke { id }) => {
+            if store.revoke_key(&id, now())? {
+                eprintln!("revoked key {id}");
+                Ok(())
+            } else {
+                Err(format!("no active key with id {id}").into())
+            }
+        }
+    }
+}
+
+fn scope(k: &ApiKey) -> String {
+    if k.admin { "admin".into() } else { format!("entities: {}", k.entities.join(",")) }
+}
+
+fn serve(store: Arc<SqliteStore>, bind: SocketAddr, data_dir: &std::path::Path) -> Result<(), AnyError> {
+    if store.keys()?.is_empty() {
+        let (key, secret) = ApiKey::generate(Vec::new(), true, now())?;
+        store.insert_key(&key)?;
+        eprintln!("No API keys yet: created admin key {}. Its secret is shown only this once:", key.id);
+        println!("{secret}");
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let serving = store.clone();
+    runtime.block_on(async move {
+        let store = serving;
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "weft listening");
+        let optimizer = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let s = optimizer.clone();
+                let _ = tokio::task::spawn_blocking(move || s.optimize()).await;
+            }
+        });
+        let app = http::router(AppState { store: store.clone() });
+        http::serve(listener, app, shutdown_signal()).await?;
+        tracing::info!("shut down");
+        Ok::<_, AnyError>(())
+    })?;
+    store.optimize()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,89 @@
+//! The storage interface: calls and API keys. One module per backend; no backend type leaks out.
+
+pub mod sqlite;
+
+use serde_json::Value;
+
+use crate::domain::call::{Call, Micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::eval_run::{RunQuery, RunRow};
+use crate::domain::keys::ApiKey;
+use crate::domain::view::Kind;
+
+/// A window over an ordered result: skip `offset` rows, then return at most `limit` (all if `None`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Most rows to return; `None` for all.
+    pub limit: Option<u64>,
+    /// Rows to skip.
+    pub offset: u64,
+}
+
+/// A storage backend. Methods block; callers run them off the async threads.
+pub trait Store: Send + Sync + 'static {
+    /// Runs `f` in one write transaction: all of its writes land, or none do.
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()>;
+
+    /// Streams the evaluation runs of `project` matching `query`, in list order
+    /// (`started_at`, `id`), to `sink` until it returns `false`.
+    fn eval_runs(
+        &self,
+        project: &str,
+        query: &RunQuery,
+        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Result<()>;
+
+    /// Streams the live calls of `kind` (belonging to run `run_id`, when given) in start order.
+    fn view_calls(
+        &self,
+        project: &str,
+        kind: Kind,
+        run_id: Option<&str>,
+        page: Page,
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()>;
+
+    /// Reads a live (not deleted) call.
+    fn call(&self, project: &str, id: &str) -> Result<Option<Call>>;
+
+    /// Stores a new API key.
+    fn insert_key(&self, key: &ApiKey) -> Result<()>;
+    /// Finds an unrevoked key by the hash of its secret.
+    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    /// All keys, revoked ones included, oldest first.
+    fn keys(&self) -> Result<Vec<ApiKey>>;
+    /// Revokes a key by id; `false` if no such unrevoked key exists.
+    fn revoke_key(&self, id: &str, at: Micros) -> Result<bool>;
+}
+
+/// Operations inside one write transaction.
+pub trait Writer {
+    /// Inserts a new call; its view columns are derived from it.
+    fn insert_call(&mut self, call: &Call) -> Result<()>;
+    /// Rewrites a live call's mutable fields (end, output, summary, exception, attributes...).
+    fn update_call(&mut self, call: &Call) -> Result<()>;
+    /// Reads a live call.
+    fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>>;
+    /// The live children of a call, in start order.
+    fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>>;
+    /// Soft-deletes a live call and all its live descendants; returns how many were deleted.
+    fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
+}
+
+/// Runs `f` in one write transaction and returns its value.
+pub fn write<T>(
+    store: &dyn Store,
+    mut f: impl FnMut(&mut dyn Writer) -> Result<T>,
+) -> Result<T> {
+    let mut out = None;
+    store.write(&mut |w| {
+        out = Some(f(w)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::Storage("write transaction ended without a result".into()))
+}
+
+/// Parses stored JSON text, treating text that is not JSON as a string value.
+pub fn json_from_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}

@@ -1,0 +1,410 @@
+//! The embedded store: one SQLite file in WAL mode, one writer connection and a pool of readers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
+use serde_json::Value;
+
+use super::{Page, Store, Writer, json_from_text};
+use crate::domain::call::{Call, Micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::eval_run::{RunQuery, RunRow};
+use crate::domain::keys::ApiKey;
+use crate::domain::view::{Kind, ViewColumns};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+/// Readers kept open between requests; more are opened under load and closed after.
+const IDLE_READERS: usize = 8;
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn storage(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DiskFull | C::ReadOnly | C::CannotOpen | C::SystemIoFailure) => {
+            Error::StorageFull(e.to_string())
+        }
+        _ => Error::Storage(e.to_string()),
+    }
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file `weft.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::StorageFull(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("weft.db");
+        let writer = Connection::open(&path).map_err(storage)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA busy_timeout = 10000;",
+            )
+            .map_err(storage)?;
+        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Storage(format!(
+                "database schema version {version} is newer than this weft ({SCHEMA_VERSION})"
+            )));
+        }
+        writer.execute_batch(SCHEMA).map_err(storage)?;
+        writer
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA optimize = 0x10002;"))
+            .map_err(storage)?;
+        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    fn reader(&self) -> Result<Reader<'_>> {
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(storage)?;
+                c.execute_batch("PRAGMA busy_timeout = 10000;").map_err(storage)?;
+                c
+            }
+        };
+        Ok(Reader { store: self, conn: Some(conn) })
+    }
+
+    /// Refreshes the query planner's statistics (cheap when nothing changed much).
+    pub fn optimize(&self) -> Result<()> {
+        lock(&self.writer).execute_batch("PRAGMA optimize;").map_err(storage)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the connection usable: SQLite rolls back.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A pooled read connection, returned to the pool on drop.
+struct Reader<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("reader connection present until drop")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            let mut pool = lock(&self.store.readers);
+            if pool.len() < IDLE_READERS {
+                pool.push(c);
+            }
+        }
+    }
+}
+
+const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, \
+     ended_at, exception, attributes, inputs, output, summary, wb_user_id";
+
+fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
+    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(r.get_ref(i)?.as_str_or_null()?.map(json_from_text))
+    };
+    Ok(Call {
+        project_id: r.get(0)?,
+        id: r.get(1)?,
+        trace_id: r.get(2)?,
+        parent_id: r.get(3)?,
+        op_name: r.get(4)?,
+        display_name: r.get(5)?,
+        started_at: r.get(6)?,
+        ended_at: r.get(7)?,
+        exception: r.get(8)?,
+        attributes: json(9)?.unwrap_or(Value::Null),
+        inputs: json(10)?.unwrap_or(Value::Null),
+        output: json(11)?,
+        summary: json(12)?,
+        wb_user_id: r.get(13)?,
+    })
+}
+
+fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL"
+    ))
+    .map_err(storage)?
+    .query_row(params![project, id], call_from_row)
+    .optional()
+    .map_err(storage)
+}
+
+fn limit_offset(page: Page) -> (i64, i64) {
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    (page.limit.map_or(-1, clamp), clamp(page.offset))
+}
+
+impl Writer for Transaction<'_> {
+    fn insert_call(&mut self, c: &Call) -> Result<()> {
+        let v = ViewColumns::of(c);
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO calls (project_id, id, trace_id, parent_id, op_name, display_name, \
+                 started_at, ended_at, exception, attributes, inputs, output, summary, wb_user_id, \
+                 kind, evaluation, model, run_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )
+            .map_err(storage)?
+            .execute(params![
+                c.project_id,
+                c.id,
+                c.trace_id,
+                c.parent_id,
+                c.op_name,
+                c.display_name,
+                c.started_at,
+                c.ended_at,
+                c.exception,
+                json_text(&c.attributes),
+                json_text(&c.inputs),
+                c.output.as_ref().map(json_text),
+                c.summary.as_ref().map(json_text),
+                c.wb_user_id,
+                v.kind.tag(),
+                v.evaluation,
+                v.model,
+                v.run_id,
+            ]);
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(Error::BadRequest(format!("Call {} already exists", c.id)))
+            }
+            other => other.map(drop).map_err(storage),
+        }
+    }
+
+    fn update_call(&mut self, c: &Call) -> Result<()> {
+        let v = ViewColumns::of(c);
+        self.prepare_cached(
+            "UPDATE calls SET op_name = ?3, display_name = ?4, started_at = ?5, ended_at = ?6, \
+             exception = ?7, attributes = ?8, inputs = ?9, output = ?10, summary = ?11, \
+             kind = ?12, evaluation = ?13, model = ?14, run_id = ?15 \
+             WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+        )
+        .map_err(storage)?
+        .execute(params![
+            c.project_id,
+            c.id,
+            c.op_name,
+            c.display_name,
+            c.started_at,
+            c.ended_at,
+            c.exception,
+            json_text(&c.attributes),
+            json_text(&c.inputs),
+            c.output.as_ref().map(json_text),
+            c.summary.as_ref().map(json_text),
+            v.kind.tag(),
+            v.evaluation,
+            v.model,
+            v.run_id,
+        ])
+        .map(drop)
+        .map_err(storage)
+    }
+
+    fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>> {
+        read_call(self, project, id)
+    }
+
+    fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>> {
+        let mut stmt = self
+            .prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND parent_id = ?2 \
+                 AND deleted_at IS NULL ORDER BY started_at, id"
+            ))
+            .map_err(storage)?;
+        let rows = stmt.query_map(params![project, parent_id], call_from_row).map_err(storage)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+
+    fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {
+        let n = self
+            .prepare_cached(
+                "WITH RECURSIVE sub(id) AS ( \
+                   SELECT id FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL \
+                   UNION ALL \
+                   SELECT c.id FROM calls c JOIN sub ON c.project_id = ?1 AND c.parent_id = sub.id \
+                   WHERE c.deleted_at IS NULL) \
+                 UPDATE calls SET deleted_at = ?3 WHERE project_id = ?1 AND id IN (SELECT id FROM sub)",
+            )
+            .map_err(storage)?
+            .execute(params![project, id, at])
+            .map_err(storage)?;
+        Ok(n as u64)
+    }
+}
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let entities: String = r.get(2)?;
+    Ok(ApiKey {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        entities: serde_json::from_str(&entities).unwrap_or_default(),
+        admin: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
+
+impl Store for SqliteStore {
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
+        let mut conn = lock(&self.writer);
+        let mut tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        f(&mut tx)?;
+        tx.commit().map_err(storage)
+    }
+
+    fn eval_runs(
+        &self,
+        project: &str,
+        q: &RunQuery,
+        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Result<()> {
+        let mut sql = String::from(
+            "SELECT id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
+             exception IS NOT NULL, \
+             EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
+               AND f.trace_id = c.trace_id AND f.id != c.id \
+               AND f.exception IS NOT NULL AND f.deleted_at IS NULL), \
+             summary \
+             FROM calls c WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL",
+        );
+        let mut args: Vec<&str> = vec![project];
+        for (column, values) in [("evaluation", &q.evaluations), ("model", &q.models), ("id", &q.ids)] {
+            if !values.is_empty() {
+                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
+                args.extend(values.iter().map(String::as_str));
+            }
+        }
+        let (limit, offset) = limit_offset(q.page);
+        sql.push_str(&format!(" ORDER BY started_at, id LIMIT {limit} OFFSET {offset}"));
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+        let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+            let row = (|| -> rusqlite::Result<RunRow<'_>> {
+                Ok(RunRow {
+                    id: text(0)?.unwrap_or(""),
+                    evaluation: text(1)?.unwrap_or(""),
+                    model: text(2)?.unwrap_or(""),
+                    source_run_id: text(3)?,
+                    display_name: text(4)?,
+                    op_name: text(5)?.unwrap_or(""),
+                    started_at: r.get(6)?,
+                    ended_at: r.get(7)?,
+                    failed: r.get(8)?,
+                    descendant_failed: r.get(9)?,
+                    summary: text(10)?,
+                })
+            })()
+            .map_err(storage)?;
+            if !sink(&row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn view_calls(
+        &self,
+        project: &str,
+        kind: Kind,
+        run_id: Option<&str>,
+        page: Page,
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()> {
+        let (limit, offset) = limit_offset(page);
+        let run_filter = if run_id.is_some() { "AND run_id = ?3" } else { "AND ?3 IS NULL" };
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND kind = ?2 \
+                 AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?4 OFFSET ?5"
+            ))
+            .map_err(storage)?;
+        let mut rows = stmt
+            .query(params![project, kind.tag(), run_id, limit, offset])
+            .map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            if !sink(call_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn call(&self, project: &str, id: &str) -> Result<Option<Call>> {
+        read_call(&*self.reader()?, project, id)
+    }
+
+    fn insert_key(&self, k: &ApiKey) -> Result<()> {
+        let entities = serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
+        lock(&self.writer)
+            .execute(
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![k.id, k.hash, entities, k.admin, k.created_at, k.revoked_at],
+            )
+            .map(drop)
+            .map_err(storage)
+    }
+
+    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        self.reader()?
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
+            ))
+            .map_err(storage)?
+            .query_row([hash], key_from_row)
+            .optional()
+            .map_err(storage)
+    }
+
+    fn keys(&self) -> Result<Vec<ApiKey>> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))
+            .map_err(storage)?;
+        let rows = stmt.query_map([], key_from_row).map_err(storage)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+
+    fn revoke_key(&self, id: &str, at: Micros) -> Result<bool> {
+        lock(&self.writer)
+            .execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at],
+            )
+            .map(|n| n > 0)
+            .map_err(storage)
+    }
+}
