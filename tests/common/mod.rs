@@ -1,0 +1,214 @@
+//! Test harness: runs the real `weft` binary on a temporary data directory and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Path of the built `weft` binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_weft");
+
+/// A running weft server on its own data directory; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// The admin key printed on first start.
+    pub key: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// Runs `weft --data-dir DIR ARGS...` to completion; returns (success, stdout, stderr).
+pub fn weft(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run weft");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+impl Server {
+    /// Starts a server on a new data directory.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir)
+    }
+
+    /// Starts a server on `dir` (which may hold data already).
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        let (child, base, key) = spawn(dir.path());
+        let client = reqwest::Client::builder().build().expect("client");
+        Server {
+            child,
+            base,
+            key: key.unwrap_or_default(),
+            dir,
+            client,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// URL of a path under `/v2/acme/proj`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v2/acme/proj{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .basic_auth("api", Some(&self.key))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .basic_auth("api", Some(&self.key))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+
+    pub fn post_raw(&self, path: &str, body: &'static str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .basic_auth("api", Some(&self.key))
+            .body(body)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(self.url(path))
+            .basic_auth("api", Some(&self.key))
+    }
+
+    /// Creates a run and returns its id.
+    pub async fn create_run(&self, evaluation: &str, model: &str) -> String {
+        let v = json_ok(self.post(
+            "/evaluation_runs",
+            &serde_json::json!({"evaluation": evaluation, "model": model}),
+        ))
+        .await;
+        v["evaluation_run_id"].as_str().expect("run id").to_string()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The server's resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `weft serve` on a free port; returns the child, its base URL and the admin key it
+/// printed (only on a first start).
+fn spawn(dir: &Path) -> (Child, String, Option<String>) {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("WEFT_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let (ktx, krx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = ktx.send(first.trim().to_string());
+        }
+        for _ in lines {}
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not report its address");
+    let key = krx.recv_timeout(Duration::from_millis(200)).ok();
+    (child, format!("http://{addr}"), key)
+}
+
+/// Sends a request, asserts a 200, and returns the JSON body.
+pub async fn json_ok(req: reqwest::RequestBuilder) -> Value {
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, 200, "body: {text}");
+    serde_json::from_str(&text).expect("JSON body")
+}
+
+/// Sends a request and returns (status, JSON body).
+pub async fn status_json(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Sends a request, asserts a 200 with `application/jsonl`, and returns the parsed lines.
+pub async fn jsonl(req: reqwest::RequestBuilder) -> Vec<Value> {
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, 200, "body: {text}");
+    assert_eq!(ctype.as_deref(), Some("application/jsonl"));
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "every line ends with a newline"
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
