@@ -11,10 +11,20 @@ async fn openapi_keeps_the_seed_names() {
     let doc = json_ok(server.client.get(format!("{}/openapi.json", server.base))).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let list = &doc["paths"]["/v2/{entity}/{project}/evaluation_runs"]["get"];
-    assert_eq!(list["operationId"], "evaluation_run_list_v2__entity___project__evaluation_runs_get");
+    assert_eq!(
+        list["operationId"],
+        "evaluation_run_list_v2__entity___project__evaluation_runs_get"
+    );
     assert!(list["responses"]["200"]["content"]["application/jsonl"].is_object());
-    for name in ["EvaluationRunReadRes", "HTTPValidationError", "ValidationError"] {
-        assert!(doc["components"]["schemas"][name].is_object(), "schema {name}");
+    for name in [
+        "EvaluationRunReadRes",
+        "HTTPValidationError",
+        "ValidationError",
+    ] {
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "schema {name}"
+        );
     }
     let fields: Vec<&str> = doc["components"]["schemas"]["EvaluationRunReadRes"]["properties"]
         .as_object()
@@ -22,7 +32,16 @@ async fn openapi_keeps_the_seed_names() {
         .keys()
         .map(String::as_str)
         .collect();
-    for f in ["evaluation_run_id", "evaluation", "model", "status", "started_at", "finished_at", "summary", "source_evaluation_run_id"] {
+    for f in [
+        "evaluation_run_id",
+        "evaluation",
+        "model",
+        "status",
+        "started_at",
+        "finished_at",
+        "summary",
+        "source_evaluation_run_id",
+    ] {
         assert!(fields.contains(&f), "field {f}");
     }
 }
@@ -44,7 +63,11 @@ async fn every_documented_operation_is_routed() {
         for method in ops.as_object().unwrap().keys() {
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let (status, body) = status_json(
-                server.client.request(m, format!("{}{path}", server.base)).basic_auth("api", Some(&server.key)).body("{}"),
+                server
+                    .client
+                    .request(m, format!("{}{path}", server.base))
+                    .basic_auth("api", Some(&server.key))
+                    .body("{}"),
             )
             .await;
             assert_ne!(status, 405, "{method} {template} is not routed");

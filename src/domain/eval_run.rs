@@ -66,13 +66,19 @@ impl RunRow<'_> {
     /// The derived `summary.weave` object; `counted_errors` tells whether the stored summary's
     /// `status_counts.error` is above zero.
     fn weave_summary(&self, counted_errors: bool) -> Value {
-        let status = match (self.ended_at, self.failed, self.descendant_failed || counted_errors) {
+        let status = match (
+            self.ended_at,
+            self.failed,
+            self.descendant_failed || counted_errors,
+        ) {
             (None, _, _) => "running",
             (Some(_), true, _) => "error",
             (Some(_), false, true) => "descendant_error",
             (Some(_), false, false) => "success",
         };
-        let name = self.display_name.unwrap_or_else(|| super::call::op_short_name(self.op_name));
+        let name = self
+            .display_name
+            .unwrap_or_else(|| super::call::op_short_name(self.op_name));
         let mut w = json!({ "status": status, "trace_name": name });
         if let Some(end) = self.ended_at {
             w["latency_ms"] = json!((end - self.started_at) / 1000);
@@ -201,14 +207,21 @@ impl FinishRun {
     /// Validates a request body.
     pub fn from_json(body: &Value) -> Result<Self> {
         let mut f = Fields::of(body, &["body"])?;
-        let req = FinishRun { summary: f.opt_object("summary") };
+        let req = FinishRun {
+            summary: f.opt_object("summary"),
+        };
         f.finish()?;
         Ok(req)
     }
 }
 
 /// Creates a run: a root `Evaluation.evaluate` call flagged as an evaluation run.
-pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&str>) -> Result<String> {
+pub fn create(
+    w: &mut dyn Writer,
+    project: &str,
+    req: &CreateRun,
+    user: Option<&str>,
+) -> Result<String> {
     let mut call = Call::new(project, EVALUATE_OP, now());
     let mut weave = json!({
         "evaluation_run": "true",
@@ -249,7 +262,9 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> R
         .collect();
     let means = aggregate(&outputs);
     let at = now();
-    let evaluation = super::view::ViewColumns::of(&run).evaluation.unwrap_or_default();
+    let evaluation = super::view::ViewColumns::of(&run)
+        .evaluation
+        .unwrap_or_default();
     let mut summarize = Call::new(project, SUMMARIZE_OP, at).under(&run);
     summarize.inputs = json!({ "self": evaluation });
     summarize.output = Some(means.clone());
@@ -350,8 +365,13 @@ mod tests {
         running.ended_at = None;
         let v = render(&running);
         assert_eq!(v["status"], "running");
-        assert_eq!(v["summary"], json!({"weave": {"status": "running", "trace_name": "Evaluation.evaluate"}}));
-        let v = render(&row(Some("{\"status_counts\":{\"success\":1,\"error\":2}}")));
+        assert_eq!(
+            v["summary"],
+            json!({"weave": {"status": "running", "trace_name": "Evaluation.evaluate"}})
+        );
+        let v = render(&row(Some(
+            "{\"status_counts\":{\"success\":1,\"error\":2}}",
+        )));
         assert_eq!(v["summary"]["weave"]["status"], "descendant_error");
     }
 

@@ -85,7 +85,12 @@ pub fn get(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
 
 /// Records a prediction: under run `evaluation_run_id` (which must exist), a running
 /// `predict_and_score` call holding a `<Model>.predict` call ended with the output.
-pub fn create(w: &mut dyn Writer, project: &str, req: &CreatePrediction, user: Option<&str>) -> Result<String> {
+pub fn create(
+    w: &mut dyn Writer,
+    project: &str,
+    req: &CreatePrediction,
+    user: Option<&str>,
+) -> Result<String> {
     let at = now();
     let mut predict = Call::new(project, &method_op(&req.model, "Model", "predict"), at);
     let mut weave = json!({ "prediction": "true", "model": req.model });
@@ -113,8 +118,12 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreatePrediction, user: O
 /// recorded beside it (by scorer name) and the model's latency in seconds.
 pub fn finish(w: &mut dyn Writer, project: &str, id: &str) -> Result<()> {
     let predict = get(w, project, id)?;
-    let Some(parent_id) = predict.parent_id.as_deref() else { return Ok(()) };
-    let Some(mut parent) = w.call(project, parent_id)? else { return Ok(()) };
+    let Some(parent_id) = predict.parent_id.as_deref() else {
+        return Ok(());
+    };
+    let Some(mut parent) = w.call(project, parent_id)? else {
+        return Ok(());
+    };
     let mut scores = Map::new();
     for sibling in w.children(project, parent_id)? {
         if ViewColumns::of(&sibling).kind == Kind::Score {

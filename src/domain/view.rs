@@ -68,7 +68,9 @@ impl ViewColumns {
             Kind::EvaluationRun => ViewColumns {
                 kind,
                 evaluation: owned(
-                    call.weave_attr("evaluation").or_else(|| input("self")).or_else(|| input("this")),
+                    call.weave_attr("evaluation")
+                        .or_else(|| input("self"))
+                        .or_else(|| input("this")),
                 ),
                 model: owned(call.weave_attr("model").or_else(|| input("model"))),
                 run_id: owned(call.weave_attr("source_evaluation_run_id")),
@@ -79,7 +81,12 @@ impl ViewColumns {
                 model: owned(call.weave_attr("model")),
                 run_id: owned(call.weave_attr("evaluation_run_id")),
             },
-            Kind::Other => ViewColumns { kind, evaluation: None, model: None, run_id: None },
+            Kind::Other => ViewColumns {
+                kind,
+                evaluation: None,
+                model: None,
+                run_id: None,
+            },
         }
     }
 }
@@ -91,7 +98,10 @@ pub fn delete(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) -> 
     let at = now();
     let mut n = 0;
     for id in ids {
-        let Some(call) = w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == kind) else {
+        let Some(call) = w
+            .call(project, id)?
+            .filter(|c| ViewColumns::of(c).kind == kind)
+        else {
             continue;
         };
         let mut root = call.id.clone();
@@ -126,8 +136,12 @@ mod tests {
         assert_eq!(ViewColumns::of(&child).kind, Kind::Other);
 
         let mut flagged = Call::new("e/p", "anything", 0);
-        flagged.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": "E", "model": "M"}});
+        flagged.attributes =
+            json!({"weave": {"evaluation_run": "true", "evaluation": "E", "model": "M"}});
         let v = ViewColumns::of(&flagged);
-        assert_eq!((v.kind, v.evaluation.as_deref(), v.model.as_deref()), (Kind::EvaluationRun, Some("E"), Some("M")));
+        assert_eq!(
+            (v.kind, v.evaluation.as_deref(), v.model.as_deref()),
+            (Kind::EvaluationRun, Some("E"), Some("M"))
+        );
     }
 }

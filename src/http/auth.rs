@@ -24,7 +24,9 @@ pub fn secret_from_headers(headers: &HeaderMap) -> Option<String> {
     let (scheme, rest) = value.split_once(' ')?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (_user, password) = text.split_once(':')?;
         (!password.is_empty()).then(|| password.to_string())
@@ -38,15 +40,20 @@ pub fn secret_from_headers(headers: &HeaderMap) -> Option<String> {
 /// The entity named by a `/v2/{entity}/...` path, percent-decoded.
 fn entity_of(path: &str) -> Option<String> {
     let raw = path.strip_prefix("/v2/")?.split('/').next()?;
-    let decoded: String = form_urlencoded::parse(format!("e={}", raw.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())?;
+    let decoded: String =
+        form_urlencoded::parse(format!("e={}", raw.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
     Some(decoded)
 }
 
 /// Middleware: rejects requests without a valid key (401) or whose key may not act on the
 /// path's entity (403); otherwise passes the [`Principal`] on to the handler.
-pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_key(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let Some(secret) = secret_from_headers(req.headers()) else {
         return Err(ApiError::Unauthenticated("Not authenticated"));
     };
@@ -59,7 +66,9 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     };
     let entity = entity_of(req.uri().path()).unwrap_or_default();
     if !key.allows(&entity) {
-        return Err(ApiError::Forbidden(format!("This API key has no access to entity {entity}")));
+        return Err(ApiError::Forbidden(format!(
+            "This API key has no access to entity {entity}"
+        )));
     }
     req.extensions_mut().insert(Principal { key_id: key.id });
     Ok(next.run(req).await)
@@ -79,8 +88,14 @@ mod tests {
     #[test]
     fn keys_come_from_basic_passwords_and_bearer_tokens() {
         let basic = base64::engine::general_purpose::STANDARD.encode("api:sekret");
-        assert_eq!(secret_from_headers(&headers(&format!("Basic {basic}"))).as_deref(), Some("sekret"));
-        assert_eq!(secret_from_headers(&headers("Bearer tok")).as_deref(), Some("tok"));
+        assert_eq!(
+            secret_from_headers(&headers(&format!("Basic {basic}"))).as_deref(),
+            Some("sekret")
+        );
+        assert_eq!(
+            secret_from_headers(&headers("Bearer tok")).as_deref(),
+            Some("tok")
+        );
         assert_eq!(secret_from_headers(&headers("Basic !!!")), None);
         assert_eq!(secret_from_headers(&headers("Digest x")), None);
         assert_eq!(secret_from_headers(&HeaderMap::new()), None);
@@ -88,7 +103,10 @@ mod tests {
 
     #[test]
     fn entity_is_the_first_v2_segment() {
-        assert_eq!(entity_of("/v2/acme/proj/evaluation_runs").as_deref(), Some("acme"));
+        assert_eq!(
+            entity_of("/v2/acme/proj/evaluation_runs").as_deref(),
+            Some("acme")
+        );
         assert_eq!(entity_of("/v2/a%20b/p").as_deref(), Some("a b"));
         assert_eq!(entity_of("/health"), None);
     }

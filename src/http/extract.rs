@@ -27,7 +27,11 @@ pub struct OptionalJsonBody(pub Option<Value>);
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::TooLarge(format!("Request body is larger than {} MiB", MAX_BODY >> 20)).into()
+            Error::TooLarge(format!(
+                "Request body is larger than {} MiB",
+                MAX_BODY >> 20
+            ))
+            .into()
         } else {
             Error::BadRequest(format!("Could not read the request body: {rejection}")).into()
         }
@@ -93,7 +97,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectPath {
         let project = params.get("project").map_or("", String::as_str);
         check_name("entity", entity)?;
         check_name("project", project)?;
-        Ok(ProjectPath { project_id: format!("{entity}/{project}"), params })
+        Ok(ProjectPath {
+            project_id: format!("{entity}/{project}"),
+            params,
+        })
     }
 }
 

@@ -36,26 +36,46 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Builds the application: every route, auth on `/v2`, FastAPI-shaped 404/405, request log.
 pub fn router(state: AppState) -> Router {
     let v2 = Router::new()
-        .route("/evaluation_runs", get(runs::list).post(runs::create).delete(runs::delete))
+        .route(
+            "/evaluation_runs",
+            get(runs::list).post(runs::create).delete(runs::delete),
+        )
         .route("/evaluation_runs/{evaluation_run_id}", get(runs::read))
-        .route("/evaluation_runs/{evaluation_run_id}/finish", post(runs::finish))
+        .route(
+            "/evaluation_runs/{evaluation_run_id}/finish",
+            post(runs::finish),
+        )
         .route(
             "/predictions",
             get(children::list_predictions)
                 .post(children::create_prediction)
                 .delete(children::delete_predictions),
         )
-        .route("/predictions/{prediction_id}", get(children::read_prediction))
-        .route("/predictions/{prediction_id}/finish", post(children::finish_prediction))
+        .route(
+            "/predictions/{prediction_id}",
+            get(children::read_prediction),
+        )
+        .route(
+            "/predictions/{prediction_id}/finish",
+            post(children::finish_prediction),
+        )
         .route(
             "/scores",
-            get(children::list_scores).post(children::create_score).delete(children::delete_scores),
+            get(children::list_scores)
+                .post(children::create_score)
+                .delete(children::delete_scores),
         )
         .route("/scores/{score_id}", get(children::read_score))
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
     Router::new()
-        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({ "status": "ok" })) }),
+        )
         .route("/openapi.json", get(openapi))
         .nest("/v2/{entity}/{project}", v2)
         .fallback(|| async { ApiError::NoRoute })
@@ -67,7 +87,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn openapi() -> Response {
     let mut r = OPENAPI.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -105,7 +128,10 @@ pub fn page(q: &Query) -> Result<Page> {
     let limit = q.opt_count("limit");
     let offset = q.opt_count("offset");
     match (limit, offset) {
-        (Ok(limit), Ok(offset)) => Ok(Page { limit, offset: offset.unwrap_or(0) }),
+        (Ok(limit), Ok(offset)) => Ok(Page {
+            limit,
+            offset: offset.unwrap_or(0),
+        }),
         (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
             a.extend(b);
             Err(Error::Validation(a))
@@ -143,7 +169,11 @@ pub fn ids_from_body(body: &Value, field: &str) -> Result<Vec<String>> {
             }
         }
     }
-    if issues.is_empty() { Ok(ids) } else { Err(Error::Validation(issues)) }
+    if issues.is_empty() {
+        Ok(ids)
+    } else {
+        Err(Error::Validation(issues))
+    }
 }
 
 fn list_type(loc: Vec<Value>, input: &Value) -> Error {
@@ -166,5 +196,7 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

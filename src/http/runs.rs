@@ -25,14 +25,20 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let req = CreateRun::from_json(&body)?;
     let id = blocking(&state, move |s| {
-        store::write(s, |w| eval_run::create(w, &path.project_id, &req, Some(&who.key_id)))
+        store::write(s, |w| {
+            eval_run::create(w, &path.project_id, &req, Some(&who.key_id))
+        })
     })
     .await?;
     Ok(axum::Json(json!({ "evaluation_run_id": id })).into_response())
 }
 
 /// `GET /evaluation_runs`: streams matching runs as JSONL.
-pub async fn list(State(state): State<AppState>, path: ProjectPath, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let query = RunQuery {
         evaluations: q.list(&["evaluations", "evaluation_refs"])?,
         models: q.list(&["models", "model_refs"])?,
@@ -40,7 +46,9 @@ pub async fn list(State(state): State<AppState>, path: ProjectPath, RawQuery(q):
         page: super::page(&q)?,
     };
     super::stream::jsonl(state.store.clone(), move |s, emit| {
-        s.eval_runs(&path.project_id, &query, &mut |row| emit(&|buf| row.write_json(buf)))
+        s.eval_runs(&path.project_id, &query, &mut |row| {
+            emit(&|buf| row.write_json(buf))
+        })
     })
     .await
 }
@@ -49,25 +57,45 @@ pub async fn list(State(state): State<AppState>, path: ProjectPath, RawQuery(q):
 pub async fn read(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
     let id = path.param("evaluation_run_id").to_string();
     let body = blocking(&state, move |s| {
-        let query = RunQuery { ids: vec![id.clone()], page: Page { limit: Some(1), offset: 0 }, ..Default::default() };
+        let query = RunQuery {
+            ids: vec![id.clone()],
+            page: Page {
+                limit: Some(1),
+                offset: 0,
+            },
+            ..Default::default()
+        };
         let mut out = Vec::new();
         s.eval_runs(&path.project_id, &query, &mut |row| {
             row.write_json(&mut out);
             false
         })?;
-        if out.is_empty() { Err(eval_run::not_found(&id)) } else { Ok(out) }
+        if out.is_empty() {
+            Err(eval_run::not_found(&id))
+        } else {
+            Ok(out)
+        }
     })
     .await?;
     let mut r = body.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(r)
 }
 
 /// `POST /evaluation_runs/{evaluation_run_id}/finish`: ends a run with its aggregated scores.
-pub async fn finish(State(state): State<AppState>, path: ProjectPath, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn finish(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
     blocking(&state, move |s| {
-        store::write(s, |w| eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req))
+        store::write(s, |w| {
+            eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req)
+        })
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
@@ -95,10 +123,15 @@ pub async fn delete(
         .into());
     }
     if ids.len() > MAX_IDS {
-        return Err(Error::TooLarge(format!("Too many evaluation_run_ids: at most {MAX_IDS} allowed")).into());
+        return Err(Error::TooLarge(format!(
+            "Too many evaluation_run_ids: at most {MAX_IDS} allowed"
+        ))
+        .into());
     }
     let n = blocking(&state, move |s| {
-        store::write(s, |w| view::delete(w, &path.project_id, Kind::EvaluationRun, &ids))
+        store::write(s, |w| {
+            view::delete(w, &path.project_id, Kind::EvaluationRun, &ids)
+        })
     })
     .await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())

@@ -71,10 +71,7 @@ pub trait Writer {
 }
 
 /// Runs `f` in one write transaction and returns its value.
-pub fn write<T>(
-    store: &dyn Store,
-    mut f: impl FnMut(&mut dyn Writer) -> Result<T>,
-) -> Result<T> {
+pub fn write<T>(store: &dyn Store, mut f: impl FnMut(&mut dyn Writer) -> Result<T>) -> Result<T> {
     let mut out = None;
     store.write(&mut |w| {
         out = Some(f(w)?);

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter,
+};
 use serde_json::Value;
 
 use super::{Page, Store, Writer, json_from_text};
@@ -53,7 +55,9 @@ impl SqliteStore {
                  PRAGMA busy_timeout = 10000;",
             )
             .map_err(storage)?;
-        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(storage)?;
         if version > SCHEMA_VERSION {
             return Err(Error::Storage(format!(
                 "database schema version {version} is newer than this weft ({SCHEMA_VERSION})"
@@ -61,9 +65,15 @@ impl SqliteStore {
         }
         writer.execute_batch(SCHEMA).map_err(storage)?;
         writer
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA optimize = 0x10002;"))
+            .execute_batch(&format!(
+                "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA optimize = 0x10002;"
+            ))
             .map_err(storage)?;
-        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     fn reader(&self) -> Result<Reader<'_>> {
@@ -76,16 +86,22 @@ impl SqliteStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(storage)?;
-                c.execute_batch("PRAGMA busy_timeout = 10000;").map_err(storage)?;
+                c.execute_batch("PRAGMA busy_timeout = 10000;")
+                    .map_err(storage)?;
                 c
             }
         };
-        Ok(Reader { store: self, conn: Some(conn) })
+        Ok(Reader {
+            store: self,
+            conn: Some(conn),
+        })
     }
 
     /// Refreshes the query planner's statistics (cheap when nothing changed much).
     pub fn optimize(&self) -> Result<()> {
-        lock(&self.writer).execute_batch("PRAGMA optimize;").map_err(storage)
+        lock(&self.writer)
+            .execute_batch("PRAGMA optimize;")
+            .map_err(storage)
     }
 }
 
@@ -103,7 +119,9 @@ struct Reader<'a> {
 impl std::ops::Deref for Reader<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("reader connection present until drop")
+        self.conn
+            .as_ref()
+            .expect("reader connection present until drop")
     }
 }
 
@@ -190,7 +208,9 @@ impl Writer for Transaction<'_> {
                 v.run_id,
             ]);
         match inserted {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(Error::BadRequest(format!("Call {} already exists", c.id)))
             }
             other => other.map(drop).map_err(storage),
@@ -238,7 +258,9 @@ impl Writer for Transaction<'_> {
                  AND deleted_at IS NULL ORDER BY started_at, id"
             ))
             .map_err(storage)?;
-        let rows = stmt.query_map(params![project, parent_id], call_from_row).map_err(storage)?;
+        let rows = stmt
+            .query_map(params![project, parent_id], call_from_row)
+            .map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
     }
 
@@ -299,14 +321,23 @@ impl Store for SqliteStore {
              FROM calls c WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL",
         );
         let mut args: Vec<&str> = vec![project];
-        for (column, values) in [("evaluation", &q.evaluations), ("model", &q.models), ("id", &q.ids)] {
+        for (column, values) in [
+            ("evaluation", &q.evaluations),
+            ("model", &q.models),
+            ("id", &q.ids),
+        ] {
             if !values.is_empty() {
-                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
+                sql.push_str(&format!(
+                    " AND {column} IN ({})",
+                    vec!["?"; values.len()].join(",")
+                ));
                 args.extend(values.iter().map(String::as_str));
             }
         }
         let (limit, offset) = limit_offset(q.page);
-        sql.push_str(&format!(" ORDER BY started_at, id LIMIT {limit} OFFSET {offset}"));
+        sql.push_str(&format!(
+            " ORDER BY started_at, id LIMIT {limit} OFFSET {offset}"
+        ));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
@@ -344,7 +375,11 @@ impl Store for SqliteStore {
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
         let (limit, offset) = limit_offset(page);
-        let run_filter = if run_id.is_some() { "AND run_id = ?3" } else { "AND ?3 IS NULL" };
+        let run_filter = if run_id.is_some() {
+            "AND run_id = ?3"
+        } else {
+            "AND ?3 IS NULL"
+        };
         let conn = self.reader()?;
         let mut stmt = conn
             .prepare_cached(&format!(
@@ -368,7 +403,8 @@ impl Store for SqliteStore {
     }
 
     fn insert_key(&self, k: &ApiKey) -> Result<()> {
-        let entities = serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
+        let entities =
+            serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
         lock(&self.writer)
             .execute(
                 &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
@@ -392,7 +428,9 @@ impl Store for SqliteStore {
     fn keys(&self) -> Result<Vec<ApiKey>> {
         let conn = self.reader()?;
         let mut stmt = conn
-            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+            ))
             .map_err(storage)?;
         let rows = stmt.query_map([], key_from_row).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
