@@ -1,6 +1,6 @@
 //! Authentication (HTTP Basic with the API key as password, or Bearer) and entity scoping.
 
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -64,7 +64,12 @@ pub async fn require_key(
     let Some(key) = key else {
         return Err(ApiError::Unauthenticated("Invalid API key"));
     };
-    let entity = entity_of(req.uri().path()).unwrap_or_default();
+    // Inside the nested /v2 router the URI is stripped of its prefix: read the original.
+    let path = match req.extensions().get::<OriginalUri>() {
+        Some(OriginalUri(uri)) => uri.path().to_string(),
+        None => req.uri().path().to_string(),
+    };
+    let entity = entity_of(&path).unwrap_or_default();
     if !key.allows(&entity) {
         return Err(ApiError::Forbidden(format!(
             "This API key has no access to entity {entity}"
