@@ -186,7 +186,12 @@ fn list_type(loc: Vec<Value>, input: &Value) -> Error {
     })
 }
 
+/// How long in-flight requests may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` resolves, with `TCP_NODELAY` on every socket.
+/// Requests in flight then get [`SHUTDOWN_GRACE`] to finish; connections still open after
+/// that are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -196,7 +201,21 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served,
+        () = deadline => {
+            tracing::warn!("grace period over: closing the connections still open");
+            Ok(())
+        }
+    }
 }
