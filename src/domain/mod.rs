@@ -1,6 +1,7 @@
 //! The domain: calls, refs, evaluation runs and their children, validation. No HTTP, no SQL.
 
 pub mod call;
+pub mod digest;
 pub mod error;
 pub mod eval_run;
 pub mod keys;
