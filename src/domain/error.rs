@@ -29,6 +29,9 @@ pub enum Error {
     /// The named thing does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with what is stored, e.g. a digest mismatch (409).
+    #[error("{0}")]
+    Conflict(String),
     /// The request is too large: body size or number of ids (413).
     #[error("{0}")]
     TooLarge(String),

@@ -1,6 +1,6 @@
 //! Authentication (HTTP Basic with the API key as password, or Bearer) and entity scoping.
 
-use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -9,13 +9,46 @@ use base64::Engine;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::error::Error;
-use crate::domain::keys::hash_secret;
+use crate::domain::keys::{ApiKey, hash_secret};
 
 /// The key a request was authenticated with; handlers record its id as the writing user.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// Public id of the API key.
-    pub key_id: String,
+    /// The key (its hash and scope, never its secret).
+    pub key: ApiKey,
+}
+
+impl Principal {
+    /// The key's public id, recorded as `wb_user_id` on what it writes.
+    pub fn user_id(&self) -> &str {
+        &self.key.id
+    }
+
+    /// Checks that the key may act on `entity` (403 otherwise).
+    pub fn check_entity(&self, entity: &str) -> Result<(), ApiError> {
+        if self.key.allows(entity) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "This API key has no access to entity {entity}"
+            )))
+        }
+    }
+
+    /// Checks a `"{entity}/{project}"` project id from a request body (400 if malformed).
+    pub fn check_project(&self, project_id: &str) -> Result<(), ApiError> {
+        match project_id.split_once('/') {
+            Some((entity, project))
+                if !entity.is_empty() && !project.is_empty() && !project.contains('/') =>
+            {
+                self.check_entity(entity)
+            }
+            _ => Err(Error::BadRequest(format!(
+                "Invalid project_id {project_id:?}: expected \"entity/project\""
+            ))
+            .into()),
+        }
+    }
 }
 
 /// The API key in an `Authorization` header: Basic's password, or a Bearer token.
@@ -37,18 +70,8 @@ pub fn secret_from_headers(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-/// The entity named by a `/v2/{entity}/...` path, percent-decoded.
-fn entity_of(path: &str) -> Option<String> {
-    let raw = path.strip_prefix("/v2/")?.split('/').next()?;
-    let decoded: String =
-        form_urlencoded::parse(format!("e={}", raw.replace('+', "%2B")).as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())?;
-    Some(decoded)
-}
-
-/// Middleware: rejects requests without a valid key (401) or whose key may not act on the
-/// path's entity (403); otherwise passes the [`Principal`] on to the handler.
+/// Middleware: rejects requests without a valid, unrevoked key (401); otherwise passes the
+/// [`Principal`] on. Entity access is checked where the entity is known (path or body).
 pub async fn require_key(
     State(state): State<AppState>,
     mut req: Request,
@@ -64,18 +87,7 @@ pub async fn require_key(
     let Some(key) = key else {
         return Err(ApiError::Unauthenticated("Invalid API key"));
     };
-    // Inside the nested /v2 router the URI is stripped of its prefix: read the original.
-    let path = match req.extensions().get::<OriginalUri>() {
-        Some(OriginalUri(uri)) => uri.path().to_string(),
-        None => req.uri().path().to_string(),
-    };
-    let entity = entity_of(&path).unwrap_or_default();
-    if !key.allows(&entity) {
-        return Err(ApiError::Forbidden(format!(
-            "This API key has no access to entity {entity}"
-        )));
-    }
-    req.extensions_mut().insert(Principal { key_id: key.id });
+    req.extensions_mut().insert(Principal { key });
     Ok(next.run(req).await)
 }
 
@@ -104,15 +116,5 @@ mod tests {
         assert_eq!(secret_from_headers(&headers("Basic !!!")), None);
         assert_eq!(secret_from_headers(&headers("Digest x")), None);
         assert_eq!(secret_from_headers(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn entity_is_the_first_v2_segment() {
-        assert_eq!(
-            entity_of("/v2/acme/proj/evaluation_runs").as_deref(),
-            Some("acme")
-        );
-        assert_eq!(entity_of("/v2/a%20b/p").as_deref(), Some("a b"));
-        assert_eq!(entity_of("/health"), None);
     }
 }

@@ -28,7 +28,7 @@ pub async fn create_prediction(
     let req = CreatePrediction::from_json(&body)?;
     let id = blocking(&state, move |s| {
         store::write(s, |w| {
-            prediction::create(w, &path.project_id, &req, Some(&who.key_id))
+            prediction::create(w, &path.project_id, &req, Some(who.user_id()))
         })
     })
     .await?;
@@ -45,7 +45,7 @@ pub async fn create_score(
     let req = CreateScore::from_json(&body)?;
     let id = blocking(&state, move |s| {
         store::write(s, |w| {
-            score::create(w, &path.project_id, &req, Some(&who.key_id))
+            score::create(w, &path.project_id, &req, Some(who.user_id()))
         })
     })
     .await?;

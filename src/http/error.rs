@@ -57,6 +57,7 @@ impl IntoResponse for ApiError {
                 Error::NotFound(reason) => {
                     reply(StatusCode::NOT_FOUND, json!({ "reason": reason }))
                 }
+                Error::Conflict(reason) => reply(StatusCode::CONFLICT, json!({ "reason": reason })),
                 Error::TooLarge(reason) => {
                     reply(StatusCode::PAYLOAD_TOO_LARGE, json!({ "reason": reason }))
                 }

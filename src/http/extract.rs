@@ -97,6 +97,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectPath {
         let project = params.get("project").map_or("", String::as_str);
         check_name("entity", entity)?;
         check_name("project", project)?;
+        if let Some(who) = parts.extensions.get::<super::auth::Principal>() {
+            who.check_entity(entity)?;
+        }
         Ok(ProjectPath {
             project_id: format!("{entity}/{project}"),
             params,

@@ -26,7 +26,7 @@ pub async fn create(
     let req = CreateRun::from_json(&body)?;
     let id = blocking(&state, move |s| {
         store::write(s, |w| {
-            eval_run::create(w, &path.project_id, &req, Some(&who.key_id))
+            eval_run::create(w, &path.project_id, &req, Some(who.user_id()))
         })
     })
     .await?;

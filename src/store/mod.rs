@@ -8,6 +8,8 @@ use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunQuery, RunRow};
 use crate::domain::keys::ApiKey;
+use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 
 /// A window over an ordered result: skip `offset` rows, then return at most `limit` (all if `None`).
@@ -43,8 +45,38 @@ pub trait Store: Send + Sync + 'static {
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()>;
 
+    /// Streams the live calls matching `query` in start order to `sink` until it returns `false`.
+    fn calls(
+        &self,
+        project: &str,
+        query: &CallQuery,
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()>;
+
     /// Reads a live (not deleted) call.
     fn call(&self, project: &str, id: &str) -> Result<Option<Call>>;
+
+    /// Reads a live object version; the flag tells whether it is the latest.
+    fn object(
+        &self,
+        project: &str,
+        object_id: &str,
+        version: &Version,
+    ) -> Result<Option<(ObjectVersion, bool)>>;
+    /// Live object versions matching `query`, by object id then version; flags mark the latest.
+    fn objects(&self, project: &str, query: &ObjectQuery) -> Result<Vec<(ObjectVersion, bool)>>;
+    /// Rows of a table in order (only those named, if `only` is given); `None` if no such table.
+    fn table_rows(
+        &self,
+        project: &str,
+        digest: &str,
+        only: Option<&[String]>,
+        page: Page,
+    ) -> Result<Option<Vec<TableRow>>>;
+    /// Number of rows of a table; `None` if no such table.
+    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>>;
+    /// A file's bytes.
+    fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>>;
 
     /// Stores a new API key.
     fn insert_key(&self, key: &ApiKey) -> Result<()>;
@@ -66,6 +98,26 @@ pub trait Writer {
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>>;
     /// The live children of a call, in start order.
     fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>>;
+    /// Stores an object version, or finds the identical one; returns it with its version index.
+    fn put_object(&mut self, object: &ObjectVersion) -> Result<ObjectVersion>;
+    /// Soft-deletes object versions (all of `object_id`, or those with the given digests).
+    fn delete_objects(
+        &mut self,
+        project: &str,
+        object_id: &str,
+        digests: Option<&[String]>,
+        at: Micros,
+    ) -> Result<u64>;
+    /// Stores a table: its rows as (digest, JSON text) and its ordered row digests.
+    fn put_table(
+        &mut self,
+        project: &str,
+        digest: &str,
+        rows: &[(String, String)],
+        row_digests: &[String],
+    ) -> Result<()>;
+    /// Stores a file's bytes under their digest.
+    fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()>;
     /// Soft-deletes a live call and all its live descendants; returns how many were deleted.
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
 }

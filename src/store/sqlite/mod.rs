@@ -13,6 +13,8 @@ use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunQuery, RunRow};
 use crate::domain::keys::ApiKey;
+use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use crate::domain::trace::CallQuery;
 use crate::domain::view::{Kind, ViewColumns};
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -176,6 +178,17 @@ fn limit_offset(page: Page) -> (i64, i64) {
     (page.limit.map_or(-1, clamp), clamp(page.offset))
 }
 
+/// The ordered row digests of a table, if it exists.
+fn table_digests(conn: &Connection, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT row_digests FROM tables WHERE project_id = ?1 AND digest = ?2")
+        .map_err(storage)?
+        .query_row(params![project, digest], |r| r.get(0))
+        .optional()
+        .map_err(storage)?;
+    Ok(text.map(|t| serde_json::from_str(&t).unwrap_or_default()))
+}
+
 impl Writer for Transaction<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
         let v = ViewColumns::of(c);
@@ -222,7 +235,8 @@ impl Writer for Transaction<'_> {
         self.prepare_cached(
             "UPDATE calls SET op_name = ?3, display_name = ?4, started_at = ?5, ended_at = ?6, \
              exception = ?7, attributes = ?8, inputs = ?9, output = ?10, summary = ?11, \
-             kind = ?12, evaluation = ?13, model = ?14, run_id = ?15 \
+             kind = ?12, evaluation = ?13, model = ?14, run_id = ?15, trace_id = ?16, \
+             parent_id = ?17, wb_user_id = ?18 \
              WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         )
         .map_err(storage)?
@@ -242,6 +256,9 @@ impl Writer for Transaction<'_> {
             v.evaluation,
             v.model,
             v.run_id,
+            c.trace_id,
+            c.parent_id,
+            c.wb_user_id,
         ])
         .map(drop)
         .map_err(storage)
@@ -264,6 +281,116 @@ impl Writer for Transaction<'_> {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
     }
 
+    fn put_object(&mut self, o: &ObjectVersion) -> Result<ObjectVersion> {
+        let existing = self
+            .prepare_cached(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3"
+            ))
+            .map_err(storage)?
+            .query_row(params![o.project_id, o.object_id, o.digest], object_from_row)
+            .optional()
+            .map_err(storage)?;
+        if let Some(found) = existing {
+            self.execute(
+                "UPDATE objects SET deleted_at = NULL WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3",
+                params![o.project_id, o.object_id, o.digest],
+            )
+            .map_err(storage)?;
+            return Ok(found);
+        }
+        let next: i64 = self
+            .prepare_cached(
+                "SELECT COALESCE(MAX(version_index) + 1, 0) FROM objects WHERE project_id = ?1 AND object_id = ?2",
+            )
+            .map_err(storage)?
+            .query_row(params![o.project_id, o.object_id], |r| r.get(0))
+            .map_err(storage)?;
+        self.prepare_cached(&format!(
+            "INSERT INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))
+        .map_err(storage)?
+        .execute(params![
+            o.project_id,
+            o.object_id,
+            o.digest,
+            next,
+            o.kind,
+            o.base_object_class,
+            o.leaf_object_class,
+            json_text(&o.val),
+            o.created_at,
+            o.wb_user_id,
+        ])
+        .map_err(storage)?;
+        Ok(ObjectVersion {
+            version_index: next,
+            ..o.clone()
+        })
+    }
+
+    fn delete_objects(
+        &mut self,
+        project: &str,
+        object_id: &str,
+        digests: Option<&[String]>,
+        at: Micros,
+    ) -> Result<u64> {
+        let mut sql = String::from(
+            "UPDATE objects SET deleted_at = ? WHERE project_id = ? AND object_id = ? AND deleted_at IS NULL",
+        );
+        let at = at.to_string();
+        let mut args: Vec<&str> = vec![&at, project, object_id];
+        if let Some(d) = digests {
+            sql.push_str(&format!(
+                " AND digest IN ({})",
+                vec!["?"; d.len()].join(",")
+            ));
+            args.extend(d.iter().map(String::as_str));
+        }
+        let n = self
+            .execute(&sql, params_from_iter(args))
+            .map_err(storage)?;
+        Ok(n as u64)
+    }
+
+    fn put_table(
+        &mut self,
+        project: &str,
+        digest: &str,
+        rows: &[(String, String)],
+        row_digests: &[String],
+    ) -> Result<()> {
+        let mut insert_row = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO table_rows (project_id, digest, val) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(storage)?;
+        for (d, val) in rows {
+            insert_row
+                .execute(params![project, d, val])
+                .map_err(storage)?;
+        }
+        let digests =
+            serde_json::to_string(row_digests).map_err(|e| Error::Storage(e.to_string()))?;
+        self.prepare_cached(
+            "INSERT OR IGNORE INTO tables (project_id, digest, row_digests) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(storage)?
+        .execute(params![project, digest, digests])
+        .map(drop)
+        .map_err(storage)
+    }
+
+    fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()> {
+        self.prepare_cached(
+            "INSERT OR IGNORE INTO files (project_id, digest, content) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(storage)?
+        .execute(params![project, digest, content])
+        .map(drop)
+        .map_err(storage)
+    }
+
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {
         let n = self
             .prepare_cached(
@@ -280,6 +407,32 @@ impl Writer for Transaction<'_> {
         Ok(n as u64)
     }
 }
+
+const OBJECT_COLUMNS: &str = "project_id, object_id, digest, version_index, kind, base_object_class, \
+     leaf_object_class, val, created_at, wb_user_id";
+
+fn object_from_row(r: &Row<'_>) -> rusqlite::Result<ObjectVersion> {
+    Ok(ObjectVersion {
+        project_id: r.get(0)?,
+        object_id: r.get(1)?,
+        digest: r.get(2)?,
+        version_index: r.get(3)?,
+        kind: r.get(4)?,
+        base_object_class: r.get(5)?,
+        leaf_object_class: r.get(6)?,
+        val: json_from_text(r.get_ref(7)?.as_str()?),
+        created_at: r.get(8)?,
+        wb_user_id: r.get(9)?,
+    })
+}
+
+/// An object version and whether it is its object's latest live version.
+fn object_with_latest(r: &Row<'_>) -> rusqlite::Result<(ObjectVersion, bool)> {
+    Ok((object_from_row(r)?, r.get(10)?))
+}
+
+const IS_LATEST: &str = "version_index = (SELECT MAX(l.version_index) FROM objects l \
+     WHERE l.project_id = o.project_id AND l.object_id = o.object_id AND l.deleted_at IS NULL)";
 
 fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     let entities: String = r.get(2)?;
@@ -407,8 +560,185 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn calls(
+        &self,
+        project: &str,
+        q: &CallQuery,
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()> {
+        let mut sql =
+            format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND deleted_at IS NULL");
+        let mut args: Vec<&str> = vec![project];
+        for (column, values) in [
+            ("id", &q.call_ids),
+            ("trace_id", &q.trace_ids),
+            ("parent_id", &q.parent_ids),
+            ("wb_user_id", &q.wb_user_ids),
+        ] {
+            if !values.is_empty() {
+                sql.push_str(&format!(
+                    " AND {column} IN ({})",
+                    vec!["?"; values.len()].join(",")
+                ));
+                args.extend(values.iter().map(String::as_str));
+            }
+        }
+        if !q.op_names.is_empty() {
+            let mut alternatives = Vec::new();
+            for op in &q.op_names {
+                match op.strip_suffix(":*") {
+                    Some(prefix) => {
+                        alternatives.push("substr(op_name, 1, length(?) + 1) = ? || ':'");
+                        args.push(prefix);
+                        args.push(prefix);
+                    }
+                    None => {
+                        alternatives.push("op_name = ?");
+                        args.push(op);
+                    }
+                }
+            }
+            sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+        }
+        if q.trace_roots_only {
+            sql.push_str(" AND parent_id IS NULL");
+        }
+        let (limit, offset) = limit_offset(q.page);
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        sql.push_str(&format!(
+            " ORDER BY started_at {dir}, id {dir} LIMIT {limit} OFFSET {offset}"
+        ));
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+        let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            if !sink(call_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn call(&self, project: &str, id: &str) -> Result<Option<Call>> {
         read_call(&*self.reader()?, project, id)
+    }
+
+    fn object(
+        &self,
+        project: &str,
+        object_id: &str,
+        version: &Version,
+    ) -> Result<Option<(ObjectVersion, bool)>> {
+        let (clause, arg) = match version {
+            Version::Latest => ("ORDER BY version_index DESC LIMIT 1", None),
+            Version::Index(i) => ("AND version_index = ?3", Some(i.to_string())),
+            Version::Digest(d) => ("AND digest = ?3", Some(d.clone())),
+        };
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ?1 AND object_id = ?2 \
+             AND deleted_at IS NULL {}",
+            if arg.is_some() {
+                clause.to_string()
+            } else {
+                format!("AND ?3 IS NULL {clause}")
+            }
+        );
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+        stmt.query_row(params![project, object_id, arg], object_with_latest)
+            .optional()
+            .map_err(storage)
+    }
+
+    fn objects(&self, project: &str, q: &ObjectQuery) -> Result<Vec<(ObjectVersion, bool)>> {
+        let mut sql = format!(
+            "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ? AND deleted_at IS NULL"
+        );
+        let mut args: Vec<String> = vec![project.to_string()];
+        for (column, values) in [
+            ("object_id", &q.object_ids),
+            ("base_object_class", &q.base_object_classes),
+        ] {
+            if !values.is_empty() {
+                sql.push_str(&format!(
+                    " AND {column} IN ({})",
+                    vec!["?"; values.len()].join(",")
+                ));
+                args.extend(values.iter().cloned());
+            }
+        }
+        match q.is_op {
+            Some(true) => sql.push_str(" AND kind = 'op'"),
+            Some(false) => sql.push_str(" AND kind != 'op'"),
+            None => {}
+        }
+        if q.latest_only {
+            sql.push_str(&format!(" AND {IS_LATEST}"));
+        }
+        let (limit, offset) = limit_offset(q.page);
+        sql.push_str(&format!(
+            " ORDER BY object_id, version_index LIMIT {limit} OFFSET {offset}"
+        ));
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), object_with_latest)
+            .map_err(storage)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+
+    fn table_rows(
+        &self,
+        project: &str,
+        digest: &str,
+        only: Option<&[String]>,
+        page: Page,
+    ) -> Result<Option<Vec<TableRow>>> {
+        let conn = self.reader()?;
+        let Some(list) = table_digests(&conn, project, digest)? else {
+            return Ok(None);
+        };
+        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        let take = page
+            .limit
+            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let mut stmt = conn
+            .prepare_cached("SELECT val FROM table_rows WHERE project_id = ?1 AND digest = ?2")
+            .map_err(storage)?;
+        let mut rows = Vec::new();
+        let wanted = list
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| only.is_none_or(|o| o.contains(d)))
+            .skip(skip)
+            .take(take);
+        for (i, d) in wanted {
+            let val: Option<String> = stmt
+                .query_row(params![project, d], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            if let Some(val) = val {
+                rows.push(TableRow {
+                    digest: d.clone(),
+                    val: json_from_text(&val),
+                    original_index: i as i64,
+                });
+            }
+        }
+        Ok(Some(rows))
+    }
+
+    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>> {
+        Ok(table_digests(&*self.reader()?, project, digest)?.map(|l| l.len() as u64))
+    }
+
+    fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>> {
+        self.reader()?
+            .prepare_cached("SELECT content FROM files WHERE project_id = ?1 AND digest = ?2")
+            .map_err(storage)?
+            .query_row(params![project, digest], |r| r.get(0))
+            .optional()
+            .map_err(storage)
     }
 
     fn insert_key(&self, k: &ApiKey) -> Result<()> {

@@ -45,3 +45,60 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
+
+-- Content-addressed objects (ops included), versioned per object id.
+CREATE TABLE IF NOT EXISTS objects (
+    project_id        TEXT NOT NULL,
+    object_id         TEXT NOT NULL,
+    digest            TEXT NOT NULL,
+    version_index     INTEGER NOT NULL,
+    kind              TEXT NOT NULL,
+    base_object_class TEXT,
+    leaf_object_class TEXT,
+    val               TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    wb_user_id        TEXT,
+    deleted_at        INTEGER,
+    PRIMARY KEY (project_id, object_id, digest)
+);
+CREATE INDEX IF NOT EXISTS objects_versions ON objects (project_id, object_id, version_index);
+
+-- Tables: content-addressed rows, and each table's ordered list of row digests.
+CREATE TABLE IF NOT EXISTS table_rows (
+    project_id TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    val        TEXT NOT NULL,
+    PRIMARY KEY (project_id, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tables (
+    project_id  TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    row_digests TEXT NOT NULL,
+    PRIMARY KEY (project_id, digest)
+) WITHOUT ROWID;
+
+-- Files (e.g. an op's source), content-addressed.
+CREATE TABLE IF NOT EXISTS files (
+    project_id TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    content    BLOB NOT NULL,
+    PRIMARY KEY (project_id, digest)
+) WITHOUT ROWID;
+
+-- Feedback on calls and objects (scores, reactions, notes).
+CREATE TABLE IF NOT EXISTS feedback (
+    project_id     TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    weave_ref      TEXT NOT NULL,
+    feedback_type  TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    creator        TEXT,
+    created_at     INTEGER NOT NULL,
+    wb_user_id     TEXT,
+    annotation_ref TEXT,
+    runnable_ref   TEXT,
+    call_ref       TEXT,
+    trigger_ref    TEXT,
+    PRIMARY KEY (project_id, id)
+);
+CREATE INDEX IF NOT EXISTS feedback_refs ON feedback (project_id, weave_ref);

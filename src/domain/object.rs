@@ -1,0 +1,242 @@
+//! Content-addressed objects, tables and files: what refs point at.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::call::{Micros, format_time, now};
+use super::digest::{bytes_digest, table_digest, value_digest};
+use super::error::{Error, Result};
+use crate::store::Writer;
+
+/// Longest object id accepted.
+pub const MAX_OBJECT_ID: usize = 128;
+
+/// One version of an object as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectVersion {
+    /// `"{entity}/{project}"`.
+    pub project_id: String,
+    /// The object's name.
+    pub object_id: String,
+    /// Digest of the value.
+    pub digest: String,
+    /// 0 for the first version of this object id, then 1, 2...
+    pub version_index: i64,
+    /// `op` or `object`.
+    pub kind: String,
+    /// Weave base class (`Model`, `Dataset`, `Evaluation`...), if the value names one.
+    pub base_object_class: Option<String>,
+    /// The value's own class, if it names one.
+    pub leaf_object_class: Option<String>,
+    /// The value.
+    pub val: Value,
+    /// When this version was first stored.
+    pub created_at: Micros,
+    /// Who stored it.
+    pub wb_user_id: Option<String>,
+}
+
+/// Which version of an object to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// The newest version.
+    Latest,
+    /// By version index (`v3`).
+    Index(i64),
+    /// By digest.
+    Digest(String),
+}
+
+impl Version {
+    /// Reads `latest`, `v<N>` or a digest.
+    pub fn parse(s: &str) -> Version {
+        if s == "latest" {
+            return Version::Latest;
+        }
+        match s.strip_prefix('v').and_then(|n| n.parse().ok()) {
+            Some(n) => Version::Index(n),
+            None => Version::Digest(s.to_string()),
+        }
+    }
+}
+
+/// `ObjSchema`, as the trace API returns objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjSchema {
+    pub project_id: String,
+    pub object_id: String,
+    pub created_at: String,
+    pub deleted_at: Option<String>,
+    pub digest: String,
+    pub version_index: i64,
+    pub is_latest: i64,
+    pub kind: String,
+    pub base_object_class: Option<String>,
+    pub leaf_object_class: Option<String>,
+    pub val: Value,
+    pub wb_user_id: Option<String>,
+}
+
+impl ObjSchema {
+    /// The wire form of a stored version; `is_latest` says whether it is the newest.
+    pub fn of(o: ObjectVersion, is_latest: bool) -> Self {
+        ObjSchema {
+            project_id: o.project_id,
+            object_id: o.object_id,
+            created_at: format_time(o.created_at),
+            deleted_at: None,
+            digest: o.digest,
+            version_index: o.version_index,
+            is_latest: i64::from(is_latest),
+            kind: o.kind,
+            base_object_class: o.base_object_class,
+            leaf_object_class: o.leaf_object_class,
+            val: o.val,
+            wb_user_id: o.wb_user_id,
+        }
+    }
+}
+
+/// Checks an object id: 1 to 128 characters of letters, digits, `-`, `_` and `.`.
+pub fn check_object_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_OBJECT_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "Invalid object id {id:?}: use 1 to {MAX_OBJECT_ID} letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// The classes a value names through Weave's `_class_name` / `_bases` keys:
+/// (leaf class, base class) when its bases end in `Object|BaseObject`, `BaseModel`.
+pub fn object_classes(val: &Value) -> Option<(String, String)> {
+    let bases: Vec<&str> = val
+        .get("_bases")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let class = val.get("_class_name")?.as_str()?;
+    let n = bases.len();
+    if n < 2 || bases[n - 1] != "BaseModel" || !matches!(bases[n - 2], "Object" | "BaseObject") {
+        return None;
+    }
+    let base = if n > 2 { bases[n - 3] } else { class };
+    Some((class.to_string(), base.to_string()))
+}
+
+/// Whether a value is a serialized op.
+fn is_op(val: &Value) -> bool {
+    val.get("_type").and_then(Value::as_str) == Some("CustomWeaveType")
+        && val
+            .get("weave_type")
+            .and_then(|t| t.get("type"))
+            .and_then(Value::as_str)
+            == Some("Op")
+}
+
+/// Stores a version of an object (or finds the identical one) and returns it.
+/// A given `expected_digest` must match the server's digest (else 409).
+pub fn create(
+    w: &mut dyn Writer,
+    project_id: &str,
+    object_id: &str,
+    val: Value,
+    builtin_object_class: Option<&str>,
+    expected_digest: Option<&str>,
+    user: Option<&str>,
+) -> Result<ObjectVersion> {
+    check_object_id(object_id)?;
+    let digest = value_digest(&val);
+    if let Some(expected) = expected_digest
+        && expected != digest
+    {
+        return Err(Error::Conflict(format!(
+            "Digest mismatch: expected {expected}, computed {digest}"
+        )));
+    }
+    let (leaf, base) = match object_classes(&val) {
+        Some((leaf, base)) => (Some(leaf), Some(base)),
+        None => (
+            builtin_object_class.map(String::from),
+            builtin_object_class.map(String::from),
+        ),
+    };
+    let kind = if is_op(&val) { "op" } else { "object" };
+    w.put_object(&ObjectVersion {
+        project_id: project_id.to_string(),
+        object_id: object_id.to_string(),
+        digest,
+        version_index: 0,
+        kind: kind.into(),
+        base_object_class: base,
+        leaf_object_class: leaf,
+        val,
+        created_at: now(),
+        wb_user_id: user.map(String::from),
+    })
+}
+
+/// Stores a table's rows (which must be objects); returns its digest and the row digests.
+pub fn create_table(
+    w: &mut dyn Writer,
+    project_id: &str,
+    rows: &[Value],
+) -> Result<(String, Vec<String>)> {
+    let mut stored = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        if !row.is_object() {
+            return Err(Error::BadRequest(format!("Table row {i} is not an object")));
+        }
+        stored.push((value_digest(row), row.to_string()));
+    }
+    let row_digests: Vec<String> = stored.iter().map(|(d, _)| d.clone()).collect();
+    let digest = table_digest(row_digests.iter().map(String::as_str));
+    w.put_table(project_id, &digest, &stored, &row_digests)?;
+    Ok((digest, row_digests))
+}
+
+/// Stores a file's bytes; returns their digest.
+pub fn create_file(w: &mut dyn Writer, project_id: &str, content: &[u8]) -> Result<String> {
+    let digest = bytes_digest(content);
+    w.put_file(project_id, &digest, content)?;
+    Ok(digest)
+}
+
+/// One row of a table as read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableRow {
+    /// The row's digest.
+    pub digest: String,
+    /// The row.
+    pub val: Value,
+    /// Its position in the table.
+    pub original_index: i64,
+}
+
+/// Filters of an objects query.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectQuery {
+    /// Only these object ids.
+    pub object_ids: Vec<String>,
+    /// Only these base classes.
+    pub base_object_classes: Vec<String>,
+    /// Only ops (`Some(true)`) or only non-ops (`Some(false)`).
+    pub is_op: Option<bool>,
+    /// Only the latest version of each object.
+    pub latest_only: bool,
+    /// Window over the result (ordered by object id, then version).
+    pub page: crate::store::Page,
+}
+
+/// The map of an object, or a 400 naming the field.
+pub fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+    v.as_object()
+        .ok_or_else(|| Error::BadRequest(format!("{what} must be an object")))
+}

@@ -1,0 +1,384 @@
+//! The v1 trace API's writes of calls: start, end, complete, batched upserts, delete, rename.
+
+use chrono::{DateTime, NaiveDateTime};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::call::{Call, Micros, new_id, now};
+use super::error::{Error, Issue, Result};
+use crate::store::Writer;
+
+/// Reads a request body into `T`; a mismatch is a 422 naming the problem.
+pub fn from_body<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T> {
+    serde_json::from_value(body).map_err(|e| {
+        Error::invalid(Issue {
+            kind: "value_error",
+            loc: vec![json!("body")],
+            msg: e.to_string(),
+            input: Value::Null,
+            ctx: None,
+        })
+    })
+}
+
+/// Parses an ISO-8601 time; one without an offset is taken as UTC.
+pub fn parse_time(s: &str) -> Result<Micros> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc().timestamp_micros());
+        }
+    }
+    Err(Error::invalid(Issue {
+        kind: "datetime_from_date_parsing",
+        loc: vec![json!("body")],
+        msg: format!("Input should be a valid datetime: {s:?}"),
+        input: json!(s),
+        ctx: None,
+    }))
+}
+
+fn object(v: Option<Map<String, Value>>) -> Value {
+    Value::Object(v.unwrap_or_default())
+}
+
+/// `StartedCallSchemaForInsert`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallStart {
+    pub project_id: String,
+    pub id: Option<String>,
+    pub op_name: String,
+    pub display_name: Option<String>,
+    pub trace_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub started_at: String,
+    pub attributes: Option<Map<String, Value>>,
+    pub inputs: Option<Map<String, Value>>,
+    pub wb_user_id: Option<String>,
+}
+
+/// `EndedCallSchemaForInsert`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallEnd {
+    pub project_id: String,
+    pub id: String,
+    pub ended_at: String,
+    pub exception: Option<String>,
+    #[serde(default)]
+    pub output: Value,
+    pub summary: Option<Map<String, Value>>,
+}
+
+/// `CompletedCallSchemaForInsert`: a call sent once it has ended.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallComplete {
+    #[serde(flatten)]
+    pub start: CallStart,
+    pub ended_at: String,
+    pub exception: Option<String>,
+    #[serde(default)]
+    pub output: Value,
+    pub summary: Option<Map<String, Value>>,
+}
+
+/// One item of `call/upsert_batch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "mode", content = "req", rename_all = "lowercase")]
+pub enum UpsertItem {
+    /// `{"mode": "start", "req": {"start": ...}}`.
+    Start(StartReq),
+    /// `{"mode": "end", "req": {"end": ...}}`.
+    End(EndReq),
+}
+
+/// `{"start": ...}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StartReq {
+    pub start: CallStart,
+}
+
+/// `{"end": ...}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EndReq {
+    pub end: CallEnd,
+}
+
+/// An op name that names nothing yet: a call whose end arrived before its start.
+const PENDING_OP: &str = "";
+
+/// Records a call's start (merging into an end that arrived first); returns (id, trace id).
+pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
+    let id =
+        s.id.clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(new_id);
+    let trace_id = s
+        .trace_id
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(new_id);
+    let started_at = parse_time(&s.started_at)?;
+    let existing = w.call(&s.project_id, &id)?;
+    let mut call = existing
+        .clone()
+        .unwrap_or_else(|| Call::new(&s.project_id, &s.op_name, started_at));
+    call.id = id.clone();
+    call.trace_id = trace_id.clone();
+    call.parent_id = s.parent_id.clone();
+    call.op_name = s.op_name.clone();
+    call.display_name = s.display_name.clone();
+    call.started_at = started_at;
+    call.attributes = object(s.attributes.clone());
+    call.inputs = object(s.inputs.clone());
+    call.wb_user_id = user.map(String::from).or_else(|| s.wb_user_id.clone());
+    match existing {
+        Some(_) => w.update_call(&call)?,
+        None => w.insert_call(&call)?,
+    }
+    Ok((id, trace_id))
+}
+
+/// Records a call's end; an end that arrives before its start is kept until the start comes.
+pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
+    let ended_at = parse_time(&e.ended_at)?;
+    let existing = w.call(&e.project_id, &e.id)?;
+    let mut call = existing.clone().unwrap_or_else(|| {
+        let mut c = Call::new(&e.project_id, PENDING_OP, ended_at);
+        c.id = e.id.clone();
+        c.trace_id = e.id.clone();
+        c.wb_user_id = user.map(String::from);
+        c
+    });
+    call.ended_at = Some(ended_at);
+    call.exception = e.exception.clone();
+    call.output = Some(e.output.clone());
+    call.summary = Some(object(e.summary.clone()));
+    match existing {
+        Some(_) => w.update_call(&call),
+        None => w.insert_call(&call),
+    }
+}
+
+/// Records a call that has already ended (start and end at once).
+pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
+    start(w, &c.start, user)?;
+    let id = c.start.id.clone().unwrap_or_default();
+    end(
+        w,
+        &CallEnd {
+            project_id: c.start.project_id.clone(),
+            id,
+            ended_at: c.ended_at.clone(),
+            exception: c.exception.clone(),
+            output: c.output.clone(),
+            summary: c.summary.clone(),
+        },
+        user,
+    )
+}
+
+/// Soft-deletes calls with their descendants; returns how many calls were deleted.
+pub fn delete(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> {
+    let at = now();
+    let mut n = 0;
+    for id in ids {
+        n += w.delete_subtree(project, id, at)?;
+    }
+    Ok(n)
+}
+
+/// Renames a call (`display_name`); a 404 if it does not exist.
+pub fn rename(
+    w: &mut dyn Writer,
+    project: &str,
+    id: &str,
+    display_name: Option<String>,
+) -> Result<()> {
+    let mut call = w
+        .call(project, id)?
+        .ok_or_else(|| Error::NotFound(format!("Call {id} not found")))?;
+    call.display_name = display_name;
+    w.update_call(&call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_with_and_without_offsets() {
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z").unwrap(), 1_500_000);
+        assert_eq!(
+            parse_time("1970-01-01T00:00:01.5+00:00").unwrap(),
+            1_500_000
+        );
+        assert_eq!(parse_time("1970-01-01T00:00:02").unwrap(), 2_000_000);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn upsert_items_are_tagged_by_mode() {
+        let item: UpsertItem = serde_json::from_value(json!({
+            "mode": "end",
+            "req": {"end": {"project_id": "e/p", "id": "c", "ended_at": "1970-01-01T00:00:00Z", "summary": {}}}
+        }))
+        .unwrap();
+        assert!(matches!(item, UpsertItem::End(_)));
+    }
+}
+
+/// Filters, order and window of a calls query (`calls/stream_query`).
+#[derive(Debug, Clone, Default)]
+pub struct CallQuery {
+    /// Only these call ids.
+    pub call_ids: Vec<String>,
+    /// Only calls of these traces.
+    pub trace_ids: Vec<String>,
+    /// Only children of these calls.
+    pub parent_ids: Vec<String>,
+    /// Only these ops: op names or refs; a ref ending in `:*` matches every version.
+    pub op_names: Vec<String>,
+    /// Only calls written by these users.
+    pub wb_user_ids: Vec<String>,
+    /// Only root calls.
+    pub trace_roots_only: bool,
+    /// Newest first instead of oldest first.
+    pub descending: bool,
+    /// Window over the ordered result.
+    pub page: crate::store::Page,
+}
+
+/// `CallsFilter` of the wire.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CallsFilter {
+    pub op_names: Option<Vec<String>>,
+    pub parent_ids: Option<Vec<String>>,
+    pub trace_ids: Option<Vec<String>>,
+    pub call_ids: Option<Vec<String>>,
+    pub trace_roots_only: Option<bool>,
+    pub wb_user_ids: Option<Vec<String>>,
+}
+
+/// One `sort_by` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SortBy {
+    pub field: String,
+    pub direction: Option<String>,
+}
+
+/// `CallsQueryReq` of the wire.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallsQueryReq {
+    pub project_id: String,
+    pub filter: Option<CallsFilter>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    pub sort_by: Option<Vec<SortBy>>,
+}
+
+impl CallsQueryReq {
+    /// The store query this request asks for; negative windows are 422s.
+    pub fn query(&self) -> Result<CallQuery> {
+        let f = self.filter.clone().unwrap_or_default();
+        let count = |name: &str, v: Option<i64>| -> Result<Option<u64>> {
+            match v {
+                Some(n) if n < 0 => Err(Error::invalid(Issue {
+                    kind: "greater_than_equal",
+                    loc: vec![json!("body"), json!(name)],
+                    msg: "Input should be greater than or equal to 0".into(),
+                    input: json!(n),
+                    ctx: Some(json!({"ge": 0})),
+                })),
+                other => Ok(other.map(|n| n as u64)),
+            }
+        };
+        let descending = self
+            .sort_by
+            .as_ref()
+            .and_then(|s| s.first())
+            .is_some_and(|s| s.field == "started_at" && s.direction.as_deref() == Some("desc"));
+        Ok(CallQuery {
+            call_ids: f.call_ids.unwrap_or_default(),
+            trace_ids: f.trace_ids.unwrap_or_default(),
+            parent_ids: f.parent_ids.unwrap_or_default(),
+            op_names: f.op_names.unwrap_or_default(),
+            wb_user_ids: f.wb_user_ids.unwrap_or_default(),
+            trace_roots_only: f.trace_roots_only.unwrap_or(false),
+            descending,
+            page: crate::store::Page {
+                limit: count("limit", self.limit)?,
+                offset: count("offset", self.offset)?.unwrap_or(0),
+            },
+        })
+    }
+}
+
+/// Writes a call as `CallSchema` JSON, with the derived `summary.weave` of Weave's reads.
+pub fn call_json(c: &Call) -> Value {
+    use super::call::format_time;
+    let status = match (c.ended_at, &c.exception) {
+        (None, _) => "running",
+        (Some(_), Some(_)) => "error",
+        (Some(_), None) => {
+            let errors = c
+                .summary
+                .as_ref()
+                .and_then(|s| s.get("status_counts"))
+                .and_then(|s| s.get("error"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            if errors > 0.0 {
+                "descendant_error"
+            } else {
+                "success"
+            }
+        }
+    };
+    let mut weave = json!({
+        "status": status,
+        "trace_name": c.display_name.as_deref().unwrap_or_else(|| c.op_short_name()),
+    });
+    if let Some(end) = c.ended_at {
+        weave["latency_ms"] = json!((end - c.started_at) / 1000);
+    }
+    let mut summary = match &c.summary {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    match summary.get_mut("weave") {
+        Some(Value::Object(existing)) => {
+            if let Value::Object(derived) = weave {
+                existing.extend(derived);
+            }
+        }
+        _ => {
+            summary.insert("weave".into(), weave);
+        }
+    }
+    json!({
+        "id": c.id,
+        "project_id": c.project_id,
+        "op_name": c.op_name,
+        "display_name": c.display_name,
+        "trace_id": c.trace_id,
+        "parent_id": c.parent_id,
+        "thread_id": null,
+        "turn_id": null,
+        "started_at": format_time(c.started_at),
+        "attributes": c.attributes,
+        "inputs": c.inputs,
+        "ended_at": c.ended_at.map(format_time),
+        "exception": c.exception,
+        "output": c.output,
+        "summary": summary,
+        "wb_user_id": c.wb_user_id,
+        "wb_run_id": null,
+        "wb_run_step": null,
+        "wb_run_step_end": null,
+        "deleted_at": null,
+        "storage_size_bytes": null,
+        "total_storage_size_bytes": null,
+    })
+}
