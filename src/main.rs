@@ -17,12 +17,7 @@ use weft::store::sqlite::SqliteStore;
 #[command(version, about)]
 struct Cli {
     /// Directory of the embedded store (created on first start).
-    #[arg(
-        long,
-        global = true,
-        env = "WEFT_DATA_DIR",
-        default_value = "weft-data"
-    )]
+    #[arg(long, global = true, env = "WEFT_DATA_DIR", default_value = "weft-data")]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -65,8 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -95,16 +89,9 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         }
         Command::Keys(KeysCommand::List) => {
             for k in store.keys()? {
-                let state = k.revoked_at.map_or("active".to_string(), |t| {
-                    format!("revoked {}", format_time(t))
-                });
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    k.id,
-                    scope(&k),
-                    format_time(k.created_at),
-                    state
-                );
+                let state =
+                    k.revoked_at.map_or("active".to_string(), |t| format!("revoked {}", format_time(t)));
+                println!("{}\t{}\t{}\t{}", k.id, scope(&k), format_time(k.created_at), state);
             }
             Ok(())
         }
@@ -120,25 +107,14 @@ fn run(cli: Cli) -> Result<(), AnyError> {
 }
 
 fn scope(k: &ApiKey) -> String {
-    if k.admin {
-        "admin".into()
-    } else {
-        format!("entities: {}", k.entities.join(","))
-    }
+    if k.admin { "admin".into() } else { format!("entities: {}", k.entities.join(",")) }
 }
 
-fn serve(
-    store: Arc<SqliteStore>,
-    bind: SocketAddr,
-    data_dir: &std::path::Path,
-) -> Result<(), AnyError> {
+fn serve(store: Arc<SqliteStore>, bind: SocketAddr, data_dir: &std::path::Path) -> Result<(), AnyError> {
     if store.keys()?.is_empty() {
         let (key, secret) = ApiKey::generate(Vec::new(), true, now())?;
         store.insert_key(&key)?;
-        eprintln!(
-            "No API keys yet: created admin key {}. Its secret is shown only this once:",
-            key.id
-        );
+        eprintln!("No API keys yet: created admin key {}. Its secret is shown only this once:", key.id);
         println!("{secret}");
     }
     let runtime = tokio::runtime::Runtime::new()?;

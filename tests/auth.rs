@@ -17,16 +17,9 @@ fn entity_url(s: &Server, entity: &str, path: &str) -> String {
 async fn send(req: reqwest::RequestBuilder) -> (u16, Option<String>, Value) {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap_or("").to_string());
+    let challenge = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_string());
     let text = resp.text().await.expect("body");
-    (
-        status,
-        challenge,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, challenge, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// Creates a key scoped to `entity` with the CLI; returns its secret.
@@ -51,22 +44,15 @@ async fn missing_credentials_are_401_with_a_challenge() {
     let (status, challenge, body) = send(s.client.get(s.url("/evaluation_runs"))).await;
     assert_eq!(status, 401);
     assert_eq!(body, json!({"detail": "Not authenticated"}));
-    assert!(
-        challenge.is_some_and(|c| !c.is_empty()),
-        "401 carries www-authenticate"
-    );
+    assert!(challenge.is_some_and(|c| !c.is_empty()), "401 carries www-authenticate");
 }
 
 #[tokio::test]
 async fn a_wrong_key_is_401() {
     let s = Server::start();
     let wrong = "x".repeat(40);
-    let (status, challenge, body) = send(
-        s.client
-            .get(s.url("/evaluation_runs"))
-            .basic_auth("api", Some(&wrong)),
-    )
-    .await;
+    let (status, challenge, body) =
+        send(s.client.get(s.url("/evaluation_runs")).basic_auth("api", Some(&wrong))).await;
     assert_eq!(status, 401);
     assert!(challenge.is_some(), "401 carries www-authenticate");
     assert!(body["detail"].is_string(), "{body}");
@@ -78,12 +64,8 @@ async fn a_wrong_key_is_401() {
 async fn basic_auth_accepts_any_user_name_with_the_key_as_password() {
     let s = Server::start();
     for user in ["api", "someone-else", ""] {
-        let (status, _, body) = send(
-            s.client
-                .get(s.url("/evaluation_runs"))
-                .basic_auth(user, Some(&s.key)),
-        )
-        .await;
+        let (status, _, body) =
+            send(s.client.get(s.url("/evaluation_runs")).basic_auth(user, Some(&s.key))).await;
         assert_eq!(status, 200, "user {user:?}: {body}");
     }
 }
@@ -92,12 +74,8 @@ async fn basic_auth_accepts_any_user_name_with_the_key_as_password() {
 async fn bearer_auth_with_the_key_is_accepted() {
     let s = Server::start();
     let run = s.create_run(EVAL, MODEL).await;
-    let (status, _, body) = send(
-        s.client
-            .get(s.url(&format!("/evaluation_runs/{run}")))
-            .bearer_auth(&s.key),
-    )
-    .await;
+    let (status, _, body) =
+        send(s.client.get(s.url(&format!("/evaluation_runs/{run}"))).bearer_auth(&s.key)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["evaluation_run_id"], json!(run));
 }
@@ -106,21 +84,13 @@ async fn bearer_auth_with_the_key_is_accepted() {
 async fn malformed_basic_credentials_are_401() {
     let s = Server::start();
     for header in ["Basic !!!not-base64!!!", "Basic", "Basic bm9jb2xvbg=="] {
-        let (status, challenge, body) = send(
-            s.client
-                .get(s.url("/evaluation_runs"))
-                .header("authorization", header),
-        )
-        .await;
+        let (status, challenge, body) =
+            send(s.client.get(s.url("/evaluation_runs")).header("authorization", header)).await;
         assert_eq!(status, 401, "{header}: {body}");
         assert!(challenge.is_some(), "{header}");
     }
-    let (_, _, body) = send(
-        s.client
-            .get(s.url("/evaluation_runs"))
-            .header("authorization", "Basic !!!not-base64!!!"),
-    )
-    .await;
+    let (_, _, body) =
+        send(s.client.get(s.url("/evaluation_runs")).header("authorization", "Basic !!!not-base64!!!")).await;
     assert_eq!(body, json!({"detail": "Not authenticated"}));
 }
 
@@ -130,12 +100,9 @@ async fn the_first_start_prints_an_admin_key_that_works_on_any_entity() {
     assert_eq!(s.key.len(), 40, "key: {:?}", s.key);
     assert!(s.key.bytes().all(|b| b.is_ascii_alphanumeric()));
     for entity in ["acme", "other"] {
-        let (status, _, body) = send(
-            s.client
-                .get(entity_url(&s, entity, "/evaluation_runs"))
-                .basic_auth("api", Some(&s.key)),
-        )
-        .await;
+        let (status, _, body) =
+            send(s.client.get(entity_url(&s, entity, "/evaluation_runs")).basic_auth("api", Some(&s.key)))
+                .await;
         assert_eq!(status, 200, "{entity}: {body}");
     }
 }
@@ -170,22 +137,15 @@ async fn an_entity_key_works_on_its_entity_and_is_forbidden_elsewhere() {
     .await;
     assert_eq!(status, 403);
     assert!(body.is_object(), "403 has a JSON body: {body}");
-    let (status, _, body) = send(
-        s.client
-            .get(entity_url(&s, "other", "/evaluation_runs"))
-            .basic_auth("api", Some(&secret)),
-    )
-    .await;
+    let (status, _, body) =
+        send(s.client.get(entity_url(&s, "other", "/evaluation_runs")).basic_auth("api", Some(&secret)))
+            .await;
     assert_eq!(status, 403);
     assert!(body.is_object(), "403 has a JSON body: {body}");
 
     // Nothing was written on the forbidden entity.
-    let (status, _, body) = send(
-        s.client
-            .get(entity_url(&s, "other", "/evaluation_runs"))
-            .basic_auth("api", Some(&s.key)),
-    )
-    .await;
+    let (status, _, body) =
+        send(s.client.get(entity_url(&s, "other", "/evaluation_runs")).basic_auth("api", Some(&s.key))).await;
     assert_eq!((status, body), (200, json!("")));
 }
 
@@ -195,25 +155,12 @@ async fn keys_list_shows_id_and_scope_but_never_the_secret() {
     let secret = create_entity_key(&s, "acme");
     let (ok, stdout, _) = weft(&s.data_dir(), &["keys", "list"]);
     assert!(ok);
-    assert!(
-        !stdout.contains(&secret),
-        "the secret is not listed: {stdout}"
-    );
-    assert!(
-        !stdout.contains(&s.key),
-        "the admin secret is not listed: {stdout}"
-    );
-    assert_eq!(
-        stdout.lines().count(),
-        2,
-        "the admin key and the new one: {stdout}"
-    );
+    assert!(!stdout.contains(&secret), "the secret is not listed: {stdout}");
+    assert!(!stdout.contains(&s.key), "the admin secret is not listed: {stdout}");
+    assert_eq!(stdout.lines().count(), 2, "the admin key and the new one: {stdout}");
     let line = listed_line(&s, "acme");
     let id = line.split_whitespace().next().expect("id");
-    assert!(
-        !id.is_empty() && !secret.contains(id),
-        "id {id} is not part of the secret"
-    );
+    assert!(!id.is_empty() && !secret.contains(id), "id {id} is not part of the secret");
     assert!(stdout.lines().any(|l| l.contains("admin")), "{stdout}");
 }
 
@@ -221,12 +168,7 @@ async fn keys_list_shows_id_and_scope_but_never_the_secret() {
 async fn a_revoked_key_fails_on_the_next_request() {
     let s = Server::start();
     let secret = create_entity_key(&s, "acme");
-    let (status, _, _) = send(
-        s.client
-            .get(s.url("/evaluation_runs"))
-            .basic_auth("api", Some(&secret)),
-    )
-    .await;
+    let (status, _, _) = send(s.client.get(s.url("/evaluation_runs")).basic_auth("api", Some(&secret))).await;
     assert_eq!(status, 200);
 
     let line = listed_line(&s, "acme");
@@ -234,12 +176,8 @@ async fn a_revoked_key_fails_on_the_next_request() {
     let (ok, _, stderr) = weft(&s.data_dir(), &["keys", "revoke", &id]);
     assert!(ok, "revoke failed: {stderr}");
 
-    let (status, challenge, body) = send(
-        s.client
-            .get(s.url("/evaluation_runs"))
-            .basic_auth("api", Some(&secret)),
-    )
-    .await;
+    let (status, challenge, body) =
+        send(s.client.get(s.url("/evaluation_runs")).basic_auth("api", Some(&secret))).await;
     assert_eq!(status, 401, "{body}");
     assert!(challenge.is_some());
     // The admin key is unaffected.
@@ -260,17 +198,11 @@ async fn a_revoked_admin_key_fails_on_the_next_request() {
     let (ok, listing, _) = weft(&s.data_dir(), &["keys", "list"]);
     assert!(ok);
     assert_eq!(listing.lines().count(), 2, "{listing}");
-    let id = listing
-        .lines()
-        .last()
-        .and_then(|l| l.split_whitespace().next())
-        .expect("id")
-        .to_string();
+    let id = listing.lines().last().and_then(|l| l.split_whitespace().next()).expect("id").to_string();
     let (ok, _, stderr) = weft(&s.data_dir(), &["keys", "revoke", &id]);
     assert!(ok, "revoke failed: {stderr}");
 
-    let (status, challenge, body) =
-        send(s.client.get(s.url("/evaluation_runs")).bearer_auth(&secret)).await;
+    let (status, challenge, body) = send(s.client.get(s.url("/evaluation_runs")).bearer_auth(&secret)).await;
     assert_eq!(status, 401, "{body}");
     assert!(challenge.is_some());
     let (status, _, _) = send(s.get("/evaluation_runs")).await;
@@ -305,11 +237,7 @@ async fn a_restart_prints_no_new_key_and_the_old_key_still_works() {
     assert_eq!(got["evaluation_run_id"], json!(run));
     let (ok, stdout, _) = weft(&s2.data_dir(), &["keys", "list"]);
     assert!(ok);
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "still only the first admin key: {stdout}"
-    );
+    assert_eq!(stdout.lines().count(), 1, "still only the first admin key: {stdout}");
 }
 
 #[tokio::test]
@@ -321,11 +249,7 @@ async fn sigterm_exits_cleanly_and_keeps_every_acknowledged_run() {
         runs.push(s.create_run(EVAL, MODEL).await);
     }
     let finished = runs[0].clone();
-    json_ok(s.post(
-        &format!("/evaluation_runs/{finished}/finish"),
-        &json!({"summary": {"x": 1}}),
-    ))
-    .await;
+    json_ok(s.post(&format!("/evaluation_runs/{finished}/finish"), &json!({"summary": {"x": 1}}))).await;
     assert!(s.terminate(), "SIGTERM gives a clean exit");
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().expect("tempdir"));
     drop(s);
@@ -333,10 +257,8 @@ async fn sigterm_exits_cleanly_and_keeps_every_acknowledged_run() {
     let mut s2 = Server::start_in(dir);
     s2.key = key;
     let rows = jsonl(s2.get("/evaluation_runs")).await;
-    let ids: Vec<String> = rows
-        .iter()
-        .map(|r| r["evaluation_run_id"].as_str().expect("id").to_string())
-        .collect();
+    let ids: Vec<String> =
+        rows.iter().map(|r| r["evaluation_run_id"].as_str().expect("id").to_string()).collect();
     assert_eq!(ids, runs);
     assert_eq!(rows[0]["status"], json!("completed"));
     assert_eq!(rows[0]["summary"]["x"], json!(1));
@@ -345,19 +267,9 @@ async fn sigterm_exits_cleanly_and_keeps_every_acknowledged_run() {
 #[tokio::test]
 async fn health_and_openapi_need_no_credentials() {
     let s = Server::start();
-    let resp = s
-        .client
-        .get(format!("{}/health", s.base))
-        .send()
-        .await
-        .expect("request");
+    let resp = s.client.get(format!("{}/health", s.base)).send().await.expect("request");
     assert_eq!(resp.status(), 200);
-    let resp = s
-        .client
-        .get(format!("{}/openapi.json", s.base))
-        .send()
-        .await
-        .expect("request");
+    let resp = s.client.get(format!("{}/openapi.json", s.base)).send().await.expect("request");
     assert_eq!(resp.status(), 200);
     let doc: Value = resp.json().await.expect("JSON");
     assert!(doc["paths"].is_object(), "an OpenAPI document");
@@ -390,15 +302,8 @@ async fn every_v2_route_rejects_missing_credentials() {
         }
         let (status, challenge, body) = send(req).await;
         assert_eq!(status, 401, "{method} {path}: {body}");
-        assert_eq!(
-            body,
-            json!({"detail": "Not authenticated"}),
-            "{method} {path}"
-        );
-        assert!(
-            challenge.is_some(),
-            "{method} {path} carries www-authenticate"
-        );
+        assert_eq!(body, json!({"detail": "Not authenticated"}), "{method} {path}");
+        assert!(challenge.is_some(), "{method} {path} carries www-authenticate");
     }
     // Nothing was written by the rejected requests.
     assert!(jsonl(s.get("/evaluation_runs")).await.is_empty());

@@ -36,9 +36,7 @@ fn qs(pairs: &[(&str, &str)]) -> String {
 
 /// A request builder for a path under another project of the same entity.
 fn other_project(s: &Server, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-    s.client
-        .request(method, format!("{}/v2/acme/other{path}", s.base))
-        .basic_auth("api", Some(&s.key))
+    s.client.request(method, format!("{}/v2/acme/other{path}", s.base)).basic_auth("api", Some(&s.key))
 }
 
 /// Sends a request and returns (status, raw body text).
@@ -53,9 +51,7 @@ async fn list_runs(s: &Server, query: &str) -> Vec<Value> {
 }
 
 fn run_ids(rows: &[Value]) -> Vec<String> {
-    rows.iter()
-        .map(|r| r["evaluation_run_id"].as_str().expect("run id").to_string())
-        .collect()
+    rows.iter().map(|r| r["evaluation_run_id"].as_str().expect("run id").to_string()).collect()
 }
 
 fn id_set(ids: &[&String]) -> BTreeSet<String> {
@@ -68,9 +64,7 @@ fn row_set(rows: &[Value]) -> BTreeSet<String> {
 
 /// Parses an RFC 3339 UTC timestamp with a `Z` suffix into microseconds since the epoch.
 fn micros(ts: &Value) -> i64 {
-    let ts = ts
-        .as_str()
-        .unwrap_or_else(|| panic!("timestamp is a string: {ts}"));
+    let ts = ts.as_str().unwrap_or_else(|| panic!("timestamp is a string: {ts}"));
     assert!(ts.ends_with('Z'), "timestamp {ts} ends with Z");
     chrono::DateTime::parse_from_rfc3339(ts)
         .unwrap_or_else(|e| panic!("timestamp {ts} is RFC 3339: {e}"))
@@ -78,17 +72,8 @@ fn micros(ts: &Value) -> i64 {
 }
 
 fn assert_all_fields(run: &Value) {
-    let keys: BTreeSet<&str> = run
-        .as_object()
-        .expect("run object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        RUN_FIELDS.into_iter().collect::<BTreeSet<_>>(),
-        "run: {run}"
-    );
+    let keys: BTreeSet<&str> = run.as_object().expect("run object").keys().map(String::as_str).collect();
+    assert_eq!(keys, RUN_FIELDS.into_iter().collect::<BTreeSet<_>>(), "run: {run}");
 }
 
 async fn create_run_with(s: &Server, body: Value) -> String {
@@ -101,17 +86,14 @@ async fn read_run(s: &Server, id: &str) -> Value {
 }
 
 async fn add_prediction(s: &Server, run: &str, inputs: Value, output: Value) -> String {
-    let body =
-        json!({"model": MODEL, "inputs": inputs, "output": output, "evaluation_run_id": run});
+    let body = json!({"model": MODEL, "inputs": inputs, "output": output, "evaluation_run_id": run});
     let v = json_ok(s.post("/predictions", &body)).await;
-    v["prediction_id"]
-        .as_str()
-        .expect("prediction id")
-        .to_string()
+    v["prediction_id"].as_str().expect("prediction id").to_string()
 }
 
 async fn add_score(s: &Server, run: &str, prediction: &str, scorer: &str, value: Value) -> String {
-    let body = json!({"prediction_id": prediction, "scorer": scorer, "value": value, "evaluation_run_id": run});
+    let body =
+        json!({"prediction_id": prediction, "scorer": scorer, "value": value, "evaluation_run_id": run});
     let v = json_ok(s.post("/scores", &body)).await;
     v["score_id"].as_str().expect("score id").to_string()
 }
@@ -149,66 +131,34 @@ async fn create_read_list_finish_delete_round_trip() {
     assert_eq!(run["status"], json!("running"));
     assert_eq!(run["finished_at"], Value::Null);
     assert_eq!(run["source_evaluation_run_id"], Value::Null);
-    assert_eq!(
-        run["summary"],
-        json!({"weave": {"status": "running", "trace_name": "Evaluation.evaluate"}})
-    );
+    assert_eq!(run["summary"], json!({"weave": {"status": "running", "trace_name": "Evaluation.evaluate"}}));
     let started = micros(&run["started_at"]);
 
     let listed = list_runs(&s, "").await;
-    assert_eq!(
-        listed,
-        vec![run.clone()],
-        "the list shows the run as read shows it"
-    );
+    assert_eq!(listed, vec![run.clone()], "the list shows the run as read shows it");
 
     finish_run(&s, &id, json!({"summary": {"acc": 0.5, "n": 2}})).await;
     let done = read_run(&s, &id).await;
     assert_all_fields(&done);
     assert_eq!(done["status"], json!("completed"));
-    assert_eq!(
-        done["started_at"], run["started_at"],
-        "finish does not move started_at"
-    );
+    assert_eq!(done["started_at"], run["started_at"], "finish does not move started_at");
     let finished = micros(&done["finished_at"]);
-    assert!(
-        finished >= started,
-        "finished_at {finished} >= started_at {started}"
-    );
+    assert!(finished >= started, "finished_at {finished} >= started_at {started}");
     assert_eq!(done["summary"]["acc"], json!(0.5));
     assert_eq!(done["summary"]["n"], json!(2));
     let weave = &done["summary"]["weave"];
     assert_eq!(weave["status"], json!("success"));
     assert_eq!(weave["trace_name"], json!("Evaluation.evaluate"));
-    assert_eq!(
-        weave["latency_ms"],
-        json!((finished - started) / 1000),
-        "latency in whole ms"
-    );
-    let keys: BTreeSet<&str> = done["summary"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from(["acc", "n", "weave"]),
-        "stored keys plus weave"
-    );
+    assert_eq!(weave["latency_ms"], json!((finished - started) / 1000), "latency in whole ms");
+    let keys: BTreeSet<&str> = done["summary"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, BTreeSet::from(["acc", "n", "weave"]), "stored keys plus weave");
     assert_eq!(list_runs(&s, "").await, vec![done.clone()]);
 
     // The finished run has one `Evaluation.summarize` child: two calls are deleted.
     let v = json_ok(s.delete(&format!("/evaluation_runs?evaluation_run_ids={id}"))).await;
     assert_eq!(v, json!({"num_deleted": 2}));
     let (status, body) = status_json(s.get(&format!("/evaluation_runs/{id}"))).await;
-    assert_eq!(
-        (status, body),
-        (
-            404,
-            json!({"reason": format!("Evaluation run {id} not found")})
-        )
-    );
+    assert_eq!((status, body), (404, json!({"reason": format!("Evaluation run {id} not found")})));
     assert!(list_runs(&s, "").await.is_empty());
 }
 
@@ -216,38 +166,21 @@ async fn create_read_list_finish_delete_round_trip() {
 async fn source_evaluation_run_id_is_echoed_when_given_and_null_otherwise() {
     let s = Server::start();
     let first = s.create_run(EV, MODEL).await;
-    let second = create_run_with(
-        &s,
-        json!({"evaluation": EV, "model": MODEL, "source_evaluation_run_id": first}),
-    )
-    .await;
-    let third = create_run_with(
-        &s,
-        json!({"evaluation": EV, "model": MODEL, "source_evaluation_run_id": null}),
-    )
-    .await;
+    let second =
+        create_run_with(&s, json!({"evaluation": EV, "model": MODEL, "source_evaluation_run_id": first}))
+            .await;
+    let third =
+        create_run_with(&s, json!({"evaluation": EV, "model": MODEL, "source_evaluation_run_id": null}))
+            .await;
 
-    assert_eq!(
-        read_run(&s, &second).await["source_evaluation_run_id"],
-        json!(first)
-    );
-    assert_eq!(
-        read_run(&s, &first).await["source_evaluation_run_id"],
-        Value::Null
-    );
-    assert_eq!(
-        read_run(&s, &third).await["source_evaluation_run_id"],
-        Value::Null
-    );
+    assert_eq!(read_run(&s, &second).await["source_evaluation_run_id"], json!(first));
+    assert_eq!(read_run(&s, &first).await["source_evaluation_run_id"], Value::Null);
+    assert_eq!(read_run(&s, &third).await["source_evaluation_run_id"], Value::Null);
     let listed = list_runs(&s, "").await;
     assert_eq!(listed.len(), 3);
     for row in &listed {
         assert_all_fields(row);
-        let expected = if row["evaluation_run_id"] == json!(second) {
-            json!(first)
-        } else {
-            Value::Null
-        };
+        let expected = if row["evaluation_run_id"] == json!(second) { json!(first) } else { Value::Null };
         assert_eq!(row["source_evaluation_run_id"], expected, "row {row}");
     }
 }
@@ -255,16 +188,9 @@ async fn source_evaluation_run_id_is_echoed_when_given_and_null_otherwise() {
 #[tokio::test]
 async fn create_ignores_unknown_fields() {
     let s = Server::start();
-    let id = create_run_with(
-        &s,
-        json!({"evaluation": "E", "model": "M", "extra": [1, 2]}),
-    )
-    .await;
+    let id = create_run_with(&s, json!({"evaluation": "E", "model": "M", "extra": [1, 2]})).await;
     let run = read_run(&s, &id).await;
-    assert_eq!(
-        (run["evaluation"].clone(), run["model"].clone()),
-        (json!("E"), json!("M"))
-    );
+    assert_eq!((run["evaluation"].clone(), run["model"].clone()), (json!("E"), json!("M")));
 }
 
 // 2. List order and paging ----------------------------------------------------------------
@@ -272,10 +198,7 @@ async fn create_ignores_unknown_fields() {
 async fn seven_runs(s: &Server) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(
-            s.create_run(&format!("weave:///acme/proj/object/Ev{}:a", i % 3), MODEL)
-                .await,
-        );
+        ids.push(s.create_run(&format!("weave:///acme/proj/object/Ev{}:a", i % 3), MODEL).await);
     }
     ids
 }
@@ -288,21 +211,12 @@ async fn list_is_ordered_by_started_at_then_id() {
     assert_eq!(row_set(&rows), id_set(&ids.iter().collect::<Vec<_>>()));
     let keys: Vec<(i64, String)> = rows
         .iter()
-        .map(|r| {
-            (
-                micros(&r["started_at"]),
-                r["evaluation_run_id"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|r| (micros(&r["started_at"]), r["evaluation_run_id"].as_str().unwrap().to_string()))
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "rows ordered by (started_at, id)");
-    assert_eq!(
-        run_ids(&rows),
-        ids,
-        "runs created one after another list in creation order"
-    );
+    assert_eq!(run_ids(&rows), ids, "runs created one after another list in creation order");
 }
 
 #[tokio::test]
@@ -316,26 +230,17 @@ async fn limit_and_offset_windows_tile_the_list() {
         let mut offset = 0;
         loop {
             let page = run_ids(&list_runs(&s, &format!("limit={limit}&offset={offset}")).await);
-            assert!(
-                page.len() <= limit,
-                "limit {limit} offset {offset}: {page:?}"
-            );
+            assert!(page.len() <= limit, "limit {limit} offset {offset}: {page:?}");
             if page.is_empty() {
                 break;
             }
             seen.extend(page);
             offset += limit;
         }
-        assert_eq!(
-            seen, all,
-            "pages of {limit} tile the list with no skips or repeats"
-        );
+        assert_eq!(seen, all, "pages of {limit} tile the list with no skips or repeats");
     }
     assert_eq!(run_ids(&list_runs(&s, "offset=5").await), all[5..].to_vec());
-    assert_eq!(
-        run_ids(&list_runs(&s, "limit=2&offset=6").await),
-        all[6..].to_vec()
-    );
+    assert_eq!(run_ids(&list_runs(&s, "limit=2&offset=6").await), all[6..].to_vec());
 }
 
 #[tokio::test]
@@ -344,28 +249,11 @@ async fn limit_zero_is_no_rows_and_absent_or_huge_limit_is_all_rows() {
     seven_runs(&s).await;
     let all = run_ids(&list_runs(&s, "").await);
     assert_eq!(all.len(), 7);
-    assert!(
-        list_runs(&s, "limit=0").await.is_empty(),
-        "limit=0 gives no rows"
-    );
-    assert_eq!(
-        run_ids(&list_runs(&s, "limit=99999999999999999999").await),
-        all
-    );
-    assert_eq!(
-        run_ids(&list_runs(&s, "limit=99999999999999999999&offset=3").await),
-        all[3..].to_vec()
-    );
-    assert!(
-        list_runs(&s, "offset=99999999999999999999")
-            .await
-            .is_empty()
-    );
-    assert!(
-        list_runs(&s, "limit=3&offset=99999999999999999999")
-            .await
-            .is_empty()
-    );
+    assert!(list_runs(&s, "limit=0").await.is_empty(), "limit=0 gives no rows");
+    assert_eq!(run_ids(&list_runs(&s, "limit=99999999999999999999").await), all);
+    assert_eq!(run_ids(&list_runs(&s, "limit=99999999999999999999&offset=3").await), all[3..].to_vec());
+    assert!(list_runs(&s, "offset=99999999999999999999").await.is_empty());
+    assert!(list_runs(&s, "limit=3&offset=99999999999999999999").await.is_empty());
 }
 
 #[tokio::test]
@@ -408,14 +296,7 @@ impl Filtered {
         )
         .await;
         let other = v["evaluation_run_id"].as_str().expect("run id").to_string();
-        Filtered {
-            s,
-            r1,
-            r2,
-            r3,
-            r4,
-            other,
-        }
+        Filtered { s, r1, r2, r3, r4, other }
     }
 
     async fn ids(&self, pairs: &[(&str, &str)]) -> BTreeSet<String> {
@@ -432,39 +313,18 @@ async fn evaluations_filter_matches_refs_exactly() {
         id_set(&[&f.r4]),
         "another digest is another ref"
     );
-    assert!(
-        f.ids(&[("evaluations", "weave:///acme/proj/object/E1:latest")])
-            .await
-            .is_empty()
-    );
-    assert!(
-        f.ids(&[("evaluations", "weave:///acme/proj/object/E1")])
-            .await
-            .is_empty()
-    );
-    assert!(
-        f.ids(&[("evaluations", "weave:///acme/other/object/E1:aaa")])
-            .await
-            .is_empty()
-    );
+    assert!(f.ids(&[("evaluations", "weave:///acme/proj/object/E1:latest")]).await.is_empty());
+    assert!(f.ids(&[("evaluations", "weave:///acme/proj/object/E1")]).await.is_empty());
+    assert!(f.ids(&[("evaluations", "weave:///acme/other/object/E1:aaa")]).await.is_empty());
 }
 
 #[tokio::test]
 async fn array_filters_accept_repeated_keys_comma_joined_values_and_old_names() {
     let f = Filtered::new().await;
     let e1_or_e2 = id_set(&[&f.r1, &f.r2, &f.r3]);
-    assert_eq!(
-        f.ids(&[("evaluations", E1), ("evaluations", E2)]).await,
-        e1_or_e2
-    );
-    assert_eq!(
-        f.ids(&[("evaluations", &format!("{E1},{E2}"))]).await,
-        e1_or_e2
-    );
-    assert_eq!(
-        f.ids(&[("evaluation_refs", E1)]).await,
-        id_set(&[&f.r1, &f.r2])
-    );
+    assert_eq!(f.ids(&[("evaluations", E1), ("evaluations", E2)]).await, e1_or_e2);
+    assert_eq!(f.ids(&[("evaluations", &format!("{E1},{E2}"))]).await, e1_or_e2);
+    assert_eq!(f.ids(&[("evaluation_refs", E1)]).await, id_set(&[&f.r1, &f.r2]));
 
     let m1 = id_set(&[&f.r1, &f.r3, &f.r4]);
     assert_eq!(f.ids(&[("models", M1)]).await, m1);
@@ -473,60 +333,25 @@ async fn array_filters_accept_repeated_keys_comma_joined_values_and_old_names() 
     assert_eq!(f.ids(&[("models", &format!("{M1},{M2}"))]).await.len(), 4);
 
     let r1_r3 = id_set(&[&f.r1, &f.r3]);
-    assert_eq!(
-        f.ids(&[("evaluation_run_ids", &f.r1), ("evaluation_run_ids", &f.r3)])
-            .await,
-        r1_r3
-    );
-    assert_eq!(
-        f.ids(&[("evaluation_run_ids", &format!("{},{}", f.r1, f.r3))])
-            .await,
-        r1_r3
-    );
-    assert_eq!(
-        f.ids(&[("evaluation_run_ids", &f.r2)]).await,
-        id_set(&[&f.r2])
-    );
+    assert_eq!(f.ids(&[("evaluation_run_ids", &f.r1), ("evaluation_run_ids", &f.r3)]).await, r1_r3);
+    assert_eq!(f.ids(&[("evaluation_run_ids", &format!("{},{}", f.r1, f.r3))]).await, r1_r3);
+    assert_eq!(f.ids(&[("evaluation_run_ids", &f.r2)]).await, id_set(&[&f.r2]));
     assert!(f.ids(&[("evaluation_run_ids", "nope")]).await.is_empty());
 }
 
 #[tokio::test]
 async fn filters_are_and_ed() {
     let f = Filtered::new().await;
+    assert_eq!(f.ids(&[("evaluations", E1), ("models", M1)]).await, id_set(&[&f.r1]));
+    assert_eq!(f.ids(&[("evaluations", E2), ("models", M1)]).await, id_set(&[&f.r3]));
+    assert!(f.ids(&[("evaluations", E2), ("models", M2)]).await.is_empty());
+    assert!(f.ids(&[("evaluation_run_ids", &f.r1), ("models", M2)]).await.is_empty());
     assert_eq!(
-        f.ids(&[("evaluations", E1), ("models", M1)]).await,
-        id_set(&[&f.r1])
-    );
-    assert_eq!(
-        f.ids(&[("evaluations", E2), ("models", M1)]).await,
-        id_set(&[&f.r3])
-    );
-    assert!(
-        f.ids(&[("evaluations", E2), ("models", M2)])
-            .await
-            .is_empty()
-    );
-    assert!(
-        f.ids(&[("evaluation_run_ids", &f.r1), ("models", M2)])
-            .await
-            .is_empty()
-    );
-    assert_eq!(
-        f.ids(&[
-            ("evaluation_run_ids", &f.r1),
-            ("evaluation_run_ids", &f.r2),
-            ("models", M2)
-        ])
-        .await,
+        f.ids(&[("evaluation_run_ids", &f.r1), ("evaluation_run_ids", &f.r2), ("models", M2)]).await,
         id_set(&[&f.r2])
     );
     assert_eq!(
-        f.ids(&[
-            ("evaluations", E1),
-            ("models", M1),
-            ("evaluation_run_ids", &f.r4)
-        ])
-        .await,
+        f.ids(&[("evaluations", E1), ("models", M1), ("evaluation_run_ids", &f.r4)]).await,
         BTreeSet::new()
     );
 }
@@ -538,19 +363,8 @@ async fn empty_filter_values_are_no_filter() {
     assert_eq!(f.ids(&[("evaluations", "")]).await, all);
     assert_eq!(f.ids(&[("models", "")]).await, all);
     assert_eq!(f.ids(&[("evaluation_run_ids", "")]).await, all);
-    assert_eq!(
-        f.ids(&[
-            ("evaluations", ""),
-            ("models", ""),
-            ("evaluation_run_ids", "")
-        ])
-        .await,
-        all
-    );
-    assert_eq!(
-        f.ids(&[("evaluations", ""), ("models", M2)]).await,
-        id_set(&[&f.r2])
-    );
+    assert_eq!(f.ids(&[("evaluations", ""), ("models", ""), ("evaluation_run_ids", "")]).await, all);
+    assert_eq!(f.ids(&[("evaluations", ""), ("models", M2)]).await, id_set(&[&f.r2]));
 }
 
 #[tokio::test]
@@ -559,20 +373,9 @@ async fn other_projects_runs_are_never_listed_or_read() {
     assert_eq!(f.ids(&[]).await, id_set(&[&f.r1, &f.r2, &f.r3, &f.r4]));
     assert!(f.ids(&[("evaluation_run_ids", &f.other)]).await.is_empty());
     let (status, body) = status_json(f.s.get(&format!("/evaluation_runs/{}", f.other))).await;
-    assert_eq!(
-        (status, body),
-        (
-            404,
-            json!({"reason": format!("Evaluation run {} not found", f.other)})
-        )
-    );
+    assert_eq!((status, body), (404, json!({"reason": format!("Evaluation run {} not found", f.other)})));
 
-    let theirs = jsonl(other_project(
-        &f.s,
-        reqwest::Method::GET,
-        "/evaluation_runs",
-    ))
-    .await;
+    let theirs = jsonl(other_project(&f.s, reqwest::Method::GET, "/evaluation_runs")).await;
     assert_eq!(run_ids(&theirs), vec![f.other.clone()]);
     let theirs = jsonl(other_project(
         &f.s,
@@ -581,12 +384,8 @@ async fn other_projects_runs_are_never_listed_or_read() {
     ))
     .await;
     assert_eq!(run_ids(&theirs), vec![f.other.clone()]);
-    let v = json_ok(other_project(
-        &f.s,
-        reqwest::Method::GET,
-        &format!("/evaluation_runs/{}", f.other),
-    ))
-    .await;
+    let v =
+        json_ok(other_project(&f.s, reqwest::Method::GET, &format!("/evaluation_runs/{}", f.other))).await;
     assert_eq!(v["evaluation"], json!(E1));
 }
 
@@ -609,20 +408,15 @@ async fn finish_links_predictions_and_scores_to_the_run() {
     finish_run(&s, &run, json!({"summary": {"note": "done"}})).await;
 
     let preds = jsonl(s.get(&format!("/predictions?evaluation_run_id={run}"))).await;
-    let pred_ids: BTreeSet<String> = preds
-        .iter()
-        .map(|p| p["prediction_id"].as_str().unwrap().to_string())
-        .collect();
+    let pred_ids: BTreeSet<String> =
+        preds.iter().map(|p| p["prediction_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(pred_ids, id_set(&[&p1, &p2]));
     for p in &preds {
         assert_eq!(p["evaluation_run_id"], json!(run), "prediction {p}");
         assert_eq!(p["model"], json!(MODEL));
     }
     let one = json_ok(s.get(&format!("/predictions/{p2}"))).await;
-    assert_eq!(
-        (one["evaluation_run_id"].clone(), one["inputs"].clone()),
-        (json!(run), json!({"q": 2}))
-    );
+    assert_eq!((one["evaluation_run_id"].clone(), one["inputs"].clone()), (json!(run), json!({"q": 2})));
 
     let scores = jsonl(s.get(&format!("/scores?evaluation_run_id={run}"))).await;
     let mut got: Vec<(String, String, f64)> = scores
@@ -649,11 +443,7 @@ async fn finish_links_predictions_and_scores_to_the_run() {
     let other_preds = jsonl(s.get(&format!("/predictions?evaluation_run_id={unrelated}"))).await;
     assert_eq!(other_preds.len(), 1);
     assert_eq!(other_preds[0]["prediction_id"], json!(elsewhere));
-    assert!(
-        jsonl(s.get(&format!("/scores?evaluation_run_id={unrelated}")))
-            .await
-            .is_empty()
-    );
+    assert!(jsonl(s.get(&format!("/scores?evaluation_run_id={unrelated}"))).await.is_empty());
 
     let done = read_run(&s, &run).await;
     assert_eq!(done["status"], json!("completed"));
@@ -675,55 +465,27 @@ async fn finishing_twice_replaces_the_summary() {
     assert_eq!(second["status"], json!("completed"));
     let summary = second["summary"].as_object().unwrap();
     assert_eq!(summary.get("b"), Some(&json!(2)));
-    assert!(
-        !summary.contains_key("a") && !summary.contains_key("keep"),
-        "not merged: {summary:?}"
-    );
+    assert!(!summary.contains_key("a") && !summary.contains_key("keep"), "not merged: {summary:?}");
     assert_eq!(summary.len(), 2, "b and weave only: {summary:?}");
     assert!(micros(&second["finished_at"]) >= micros(&first["finished_at"]));
     let started = micros(&second["started_at"]);
     let finished = micros(&second["finished_at"]);
-    assert_eq!(
-        second["summary"]["weave"]["latency_ms"],
-        json!((finished - started) / 1000)
-    );
+    assert_eq!(second["summary"]["weave"]["latency_ms"], json!((finished - started) / 1000));
 
     finish_run(&s, &run, json!({"summary": null})).await;
     let third = read_run(&s, &run).await;
-    assert_eq!(
-        third["summary"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        ["weave"]
-    );
+    assert_eq!(third["summary"].as_object().unwrap().keys().collect::<Vec<_>>(), ["weave"]);
     finish_run(&s, &run, json!({})).await;
     let fourth = read_run(&s, &run).await;
-    assert_eq!(
-        fourth["summary"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        ["weave"]
-    );
-    assert_eq!(
-        list_runs(&s, "").await.len(),
-        1,
-        "re-finishing does not add runs"
-    );
+    assert_eq!(fourth["summary"].as_object().unwrap().keys().collect::<Vec<_>>(), ["weave"]);
+    assert_eq!(list_runs(&s, "").await.len(), 1, "re-finishing does not add runs");
 }
 
 #[tokio::test]
 async fn finishing_an_unknown_run_is_404() {
     let s = Server::start();
-    let (status, body) =
-        status_json(s.post("/evaluation_runs/nope/finish", &json!({"summary": {}}))).await;
-    assert_eq!(
-        (status, body),
-        (404, json!({"reason": "Evaluation run nope not found"}))
-    );
+    let (status, body) = status_json(s.post("/evaluation_runs/nope/finish", &json!({"summary": {}}))).await;
+    assert_eq!((status, body), (404, json!({"reason": "Evaluation run nope not found"})));
     assert!(list_runs(&s, "").await.is_empty(), "nothing is written");
 }
 
@@ -732,15 +494,8 @@ async fn finishing_a_deleted_run_is_404() {
     let s = Server::start();
     let run = s.create_run(EV, MODEL).await;
     json_ok(s.delete(&format!("/evaluation_runs?evaluation_run_ids={run}"))).await;
-    let (status, body) =
-        status_json(s.post(&format!("/evaluation_runs/{run}/finish"), &json!({}))).await;
-    assert_eq!(
-        (status, body),
-        (
-            404,
-            json!({"reason": format!("Evaluation run {run} not found")})
-        )
-    );
+    let (status, body) = status_json(s.post(&format!("/evaluation_runs/{run}/finish"), &json!({}))).await;
+    assert_eq!((status, body), (404, json!({"reason": format!("Evaluation run {run} not found")})));
     let (status, _) = status_json(s.get(&format!("/evaluation_runs/{run}"))).await;
     assert_eq!(status, 404, "the finish did not revive the run");
 }
@@ -751,19 +506,10 @@ async fn finishing_a_deleted_run_is_404() {
 async fn reading_an_unknown_run_is_404_with_its_id() {
     let s = Server::start();
     let (status, body) = status_text(s.get("/evaluation_runs/nope")).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (404, r#"{"reason":"Evaluation run nope not found"}"#)
-    );
+    assert_eq!((status, body.as_str()), (404, r#"{"reason":"Evaluation run nope not found"}"#));
     let id = "01a2127f-bc1e-72ed-ba29-715d4882a76f";
     let (status, body) = status_json(s.get(&format!("/evaluation_runs/{id}"))).await;
-    assert_eq!(
-        (status, body),
-        (
-            404,
-            json!({"reason": format!("Evaluation run {id} not found")})
-        )
-    );
+    assert_eq!((status, body), (404, json!({"reason": format!("Evaluation run {id} not found")})));
 }
 
 #[tokio::test]
@@ -772,19 +518,9 @@ async fn reading_a_prediction_or_score_id_as_a_run_is_404() {
     let (run, p, sc) = run_with_children(&s).await;
     for id in [&p, &sc] {
         let (status, body) = status_json(s.get(&format!("/evaluation_runs/{id}"))).await;
-        assert_eq!(
-            (status, body),
-            (
-                404,
-                json!({"reason": format!("Evaluation run {id} not found")})
-            )
-        );
+        assert_eq!((status, body), (404, json!({"reason": format!("Evaluation run {id} not found")})));
     }
-    assert_eq!(
-        run_ids(&list_runs(&s, "").await),
-        vec![run],
-        "children are not listed as runs"
-    );
+    assert_eq!(run_ids(&list_runs(&s, "").await), vec![run], "children are not listed as runs");
 }
 
 // 6. Delete -----------------------------------------------------------------------------
@@ -795,10 +531,9 @@ async fn delete_removes_the_run_with_its_predictions_and_scores() {
     let (run, p, sc) = run_with_children(&s).await;
     let (kept, kept_p, kept_sc) = run_with_children(&s).await;
 
-    let v = json_ok(s.delete(&format!(
-        "/evaluation_runs?evaluation_run_ids={run}&evaluation_run_ids=unknown"
-    )))
-    .await;
+    let v =
+        json_ok(s.delete(&format!("/evaluation_runs?evaluation_run_ids={run}&evaluation_run_ids=unknown")))
+            .await;
     assert_eq!(
         v,
         json!({"num_deleted": 4}),
@@ -806,52 +541,22 @@ async fn delete_removes_the_run_with_its_predictions_and_scores() {
     );
 
     let (status, body) = status_json(s.get(&format!("/predictions/{p}"))).await;
-    assert_eq!(
-        (status, body),
-        (404, json!({"reason": format!("Prediction {p} not found")}))
-    );
+    assert_eq!((status, body), (404, json!({"reason": format!("Prediction {p} not found")})));
     let (status, body) = status_json(s.get(&format!("/scores/{sc}"))).await;
-    assert_eq!(
-        (status, body),
-        (404, json!({"reason": format!("Score {sc} not found")}))
-    );
-    assert!(
-        jsonl(s.get(&format!("/predictions?evaluation_run_id={run}")))
-            .await
-            .is_empty()
-    );
-    assert!(
-        jsonl(s.get(&format!("/scores?evaluation_run_id={run}")))
-            .await
-            .is_empty()
-    );
+    assert_eq!((status, body), (404, json!({"reason": format!("Score {sc} not found")})));
+    assert!(jsonl(s.get(&format!("/predictions?evaluation_run_id={run}"))).await.is_empty());
+    assert!(jsonl(s.get(&format!("/scores?evaluation_run_id={run}"))).await.is_empty());
 
     let preds = jsonl(s.get("/predictions")).await;
-    assert_eq!(
-        preds
-            .iter()
-            .map(|p| p["prediction_id"].clone())
-            .collect::<Vec<_>>(),
-        vec![json!(kept_p)]
-    );
+    assert_eq!(preds.iter().map(|p| p["prediction_id"].clone()).collect::<Vec<_>>(), vec![json!(kept_p)]);
     let scores = jsonl(s.get("/scores")).await;
-    assert_eq!(
-        scores
-            .iter()
-            .map(|x| x["score_id"].clone())
-            .collect::<Vec<_>>(),
-        vec![json!(kept_sc)]
-    );
+    assert_eq!(scores.iter().map(|x| x["score_id"].clone()).collect::<Vec<_>>(), vec![json!(kept_sc)]);
     assert_eq!(run_ids(&list_runs(&s, "").await), vec![kept.clone()]);
     json_ok(s.get(&format!("/predictions/{kept_p}"))).await;
     json_ok(s.get(&format!("/scores/{kept_sc}"))).await;
 
     let v = json_ok(s.delete(&format!("/evaluation_runs?evaluation_run_ids={run}"))).await;
-    assert_eq!(
-        v,
-        json!({"num_deleted": 0}),
-        "an already deleted run counts 0"
-    );
+    assert_eq!(v, json!({"num_deleted": 0}), "an already deleted run counts 0");
 }
 
 #[tokio::test]
@@ -859,10 +564,9 @@ async fn delete_counts_only_calls_actually_deleted() {
     let s = Server::start();
     let a = s.create_run(EV, MODEL).await;
     let b = s.create_run(EV, MODEL).await;
-    let v = json_ok(s.delete(&format!(
-        "/evaluation_runs?{}",
-        qs(&[("evaluation_run_ids", &format!("{a},x,y,{b}"))])
-    )))
+    let v = json_ok(
+        s.delete(&format!("/evaluation_runs?{}", qs(&[("evaluation_run_ids", &format!("{a},x,y,{b}"))]))),
+    )
     .await;
     assert_eq!(v, json!({"num_deleted": 2}));
     let v = json_ok(s.delete("/evaluation_runs?evaluation_run_ids=x&evaluation_run_ids=y")).await;
@@ -872,11 +576,7 @@ async fn delete_counts_only_calls_actually_deleted() {
 
     let (_, p, _) = run_with_children(&s).await;
     let v = json_ok(s.delete(&format!("/evaluation_runs?evaluation_run_ids={p}"))).await;
-    assert_eq!(
-        v,
-        json!({"num_deleted": 0}),
-        "a prediction id is not a run id"
-    );
+    assert_eq!(v, json!({"num_deleted": 0}), "a prediction id is not a run id");
     json_ok(s.get(&format!("/predictions/{p}"))).await;
 }
 
@@ -911,33 +611,19 @@ async fn deleting_more_than_1000_ids_is_413() {
     let run = s.create_run(EV, MODEL).await;
     let mut ids: Vec<String> = (0..1000).map(|i| format!("id{i}")).collect();
     ids.push(run.clone());
-    let query = ids
-        .iter()
-        .map(|i| format!("evaluation_run_ids={i}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let query = ids.iter().map(|i| format!("evaluation_run_ids={i}")).collect::<Vec<_>>().join("&");
     let (status, body) = status_json(s.delete(&format!("/evaluation_runs?{query}"))).await;
     assert_eq!(status, 413, "body: {body}");
     assert!(body["reason"].is_string(), "body: {body}");
-    let req = s
-        .delete("/evaluation_runs")
-        .header("content-type", "application/json")
-        .body(json!(ids).to_string());
+    let req =
+        s.delete("/evaluation_runs").header("content-type", "application/json").body(json!(ids).to_string());
     let (status, body) = status_json(req).await;
     assert_eq!(status, 413, "body: {body}");
     assert!(body["reason"].is_string(), "body: {body}");
-    assert_eq!(
-        run_ids(&list_runs(&s, "").await),
-        vec![run],
-        "nothing was deleted"
-    );
+    assert_eq!(run_ids(&list_runs(&s, "").await), vec![run], "nothing was deleted");
 
     ids.pop();
-    let query = ids
-        .iter()
-        .map(|i| format!("evaluation_run_ids={i}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let query = ids.iter().map(|i| format!("evaluation_run_ids={i}")).collect::<Vec<_>>().join("&");
     assert_eq!(
         json_ok(s.delete(&format!("/evaluation_runs?{query}"))).await,
         json!({"num_deleted": 0}),
@@ -965,16 +651,8 @@ async fn assert_422(req: reqwest::RequestBuilder, detail: Value) {
 #[tokio::test]
 async fn non_integer_limits_are_int_parsing_422s() {
     let s = Server::start();
-    assert_422(
-        s.get("/evaluation_runs?limit=abc"),
-        json!([int_parsing("limit", "abc")]),
-    )
-    .await;
-    assert_422(
-        s.get("/evaluation_runs?limit=1.5"),
-        json!([int_parsing("limit", "1.5")]),
-    )
-    .await;
+    assert_422(s.get("/evaluation_runs?limit=abc"), json!([int_parsing("limit", "abc")])).await;
+    assert_422(s.get("/evaluation_runs?limit=1.5"), json!([int_parsing("limit", "1.5")])).await;
     assert_422(
         s.get("/evaluation_runs?offset=x&limit=y"),
         json!([int_parsing("limit", "y"), int_parsing("offset", "x")]),
@@ -1024,21 +702,9 @@ async fn create_body_validation_errors() {
         json!([{"type": "missing", "loc": ["body", "model"], "msg": "Field required", "input": {"evaluation": "E"}}]),
     )
     .await;
-    assert_422(
-        s.post("/evaluation_runs", &json!([1, 2])),
-        model_attributes(json!([1, 2])),
-    )
-    .await;
-    assert_422(
-        s.post("/evaluation_runs", &json!("str")),
-        model_attributes(json!("str")),
-    )
-    .await;
-    assert_422(
-        s.post("/evaluation_runs", &Value::Null),
-        model_attributes(Value::Null),
-    )
-    .await;
+    assert_422(s.post("/evaluation_runs", &json!([1, 2])), model_attributes(json!([1, 2]))).await;
+    assert_422(s.post("/evaluation_runs", &json!("str")), model_attributes(json!("str"))).await;
+    assert_422(s.post("/evaluation_runs", &Value::Null), model_attributes(Value::Null)).await;
     assert_422(
         s.post("/evaluation_runs", &json!({"evaluation": 1, "model": null})),
         json!([
@@ -1053,9 +719,7 @@ async fn create_body_validation_errors() {
 #[tokio::test]
 async fn malformed_json_is_a_json_invalid_422() {
     let s = Server::start();
-    let req = s
-        .post_raw("/evaluation_runs", r#"{"evaluation":"#)
-        .header("content-type", "application/json");
+    let req = s.post_raw("/evaluation_runs", r#"{"evaluation":"#).header("content-type", "application/json");
     let (status, body) = status_text(req).await;
     assert_eq!(status, 422);
     assert_eq!(
@@ -1067,21 +731,15 @@ async fn malformed_json_is_a_json_invalid_422() {
 #[tokio::test]
 async fn empty_body_is_a_missing_body_422() {
     let s = Server::start();
-    let missing =
-        json!([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": null}]);
+    let missing = json!([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": null}]);
     assert_422(s.post_raw("/evaluation_runs", ""), missing.clone()).await;
     assert_422(
-        s.post_raw("/evaluation_runs", "")
-            .header("content-type", "application/json"),
+        s.post_raw("/evaluation_runs", "").header("content-type", "application/json"),
         missing.clone(),
     )
     .await;
     let run = s.create_run(EV, MODEL).await;
-    assert_422(
-        s.post_raw(&format!("/evaluation_runs/{run}/finish"), ""),
-        missing,
-    )
-    .await;
+    assert_422(s.post_raw(&format!("/evaluation_runs/{run}/finish"), ""), missing).await;
     assert_eq!(read_run(&s, &run).await["status"], json!("running"));
 }
 
@@ -1108,11 +766,7 @@ async fn json_body_without_content_type_is_accepted() {
     let s = Server::start();
     let v = json_ok(s.post_raw("/evaluation_runs", r#"{"evaluation":"E","model":"M"}"#)).await;
     let run = v["evaluation_run_id"].as_str().expect("run id").to_string();
-    json_ok(s.post_raw(
-        &format!("/evaluation_runs/{run}/finish"),
-        r#"{"summary":{"x":1}}"#,
-    ))
-    .await;
+    json_ok(s.post_raw(&format!("/evaluation_runs/{run}/finish"), r#"{"summary":{"x":1}}"#)).await;
     let read = read_run(&s, &run).await;
     assert_eq!(read["evaluation"], json!("E"));
     assert_eq!(read["status"], json!("completed"));
@@ -1127,11 +781,7 @@ async fn more_than_1000_filter_values_is_413() {
     let run = s.create_run(EV, MODEL).await;
     let many: Vec<String> = (0..1001).map(|i| format!("v{i}")).collect();
     for name in ["evaluation_run_ids", "evaluations", "models"] {
-        let repeated = many
-            .iter()
-            .map(|v| format!("{name}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
+        let repeated = many.iter().map(|v| format!("{name}={v}")).collect::<Vec<_>>().join("&");
         let (status, body) = status_json(s.get(&format!("/evaluation_runs?{repeated}"))).await;
         assert_eq!(status, 413, "{name} repeated: {body}");
         assert!(body["reason"].is_string(), "{name}: {body}");
@@ -1142,16 +792,8 @@ async fn more_than_1000_filter_values_is_413() {
     }
     let mut thousand: Vec<String> = many[..999].to_vec();
     thousand.push(run.clone());
-    let ok = thousand
-        .iter()
-        .map(|v| format!("evaluation_run_ids={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    assert_eq!(
-        run_ids(&list_runs(&s, &ok).await),
-        vec![run],
-        "1000 values are fine"
-    );
+    let ok = thousand.iter().map(|v| format!("evaluation_run_ids={v}")).collect::<Vec<_>>().join("&");
+    assert_eq!(run_ids(&list_runs(&s, &ok).await), vec![run], "1000 values are fine");
 }
 
 #[tokio::test]
@@ -1180,11 +822,7 @@ async fn unknown_routes_are_404_not_found() {
     let s = Server::start();
     for path in ["/nothing", "/evaluation_runs/a/b"] {
         let (status, body) = status_text(s.get(path)).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (404, r#"{"detail":"Not Found"}"#),
-            "GET {path}"
-        );
+        assert_eq!((status, body.as_str()), (404, r#"{"detail":"Not Found"}"#), "GET {path}");
     }
     let (status, body) = status_text(s.client.get(format!("{}/nowhere", s.base))).await;
     assert_eq!((status, body.as_str()), (404, r#"{"detail":"Not Found"}"#));
@@ -1193,31 +831,17 @@ async fn unknown_routes_are_404_not_found() {
 #[tokio::test]
 async fn wrong_method_is_405() {
     let s = Server::start();
-    let req = s
-        .client
-        .put(s.url("/evaluation_runs"))
-        .basic_auth("api", Some(&s.key));
+    let req = s.client.put(s.url("/evaluation_runs")).basic_auth("api", Some(&s.key));
     let (status, body) = status_text(req).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (405, r#"{"detail":"Method Not Allowed"}"#)
-    );
+    assert_eq!((status, body.as_str()), (405, r#"{"detail":"Method Not Allowed"}"#));
     let (status, body) = status_text(s.get("/evaluation_runs/x/finish")).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (405, r#"{"detail":"Method Not Allowed"}"#)
-    );
+    assert_eq!((status, body.as_str()), (405, r#"{"detail":"Method Not Allowed"}"#));
 }
 
 #[tokio::test]
 async fn health_needs_no_credentials_but_the_api_does() {
     let s = Server::start();
-    let resp = s
-        .client
-        .get(format!("{}/health", s.base))
-        .send()
-        .await
-        .expect("request");
+    let resp = s.client.get(format!("{}/health", s.base)).send().await.expect("request");
     assert_eq!(resp.status(), 200);
     let (status, _) = status_json(s.client.get(s.url("/evaluation_runs"))).await;
     assert_eq!(status, 401);

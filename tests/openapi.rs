@@ -11,20 +11,10 @@ async fn openapi_keeps_the_seed_names() {
     let doc = json_ok(server.client.get(format!("{}/openapi.json", server.base))).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let list = &doc["paths"]["/v2/{entity}/{project}/evaluation_runs"]["get"];
-    assert_eq!(
-        list["operationId"],
-        "evaluation_run_list_v2__entity___project__evaluation_runs_get"
-    );
+    assert_eq!(list["operationId"], "evaluation_run_list_v2__entity___project__evaluation_runs_get");
     assert!(list["responses"]["200"]["content"]["application/jsonl"].is_object());
-    for name in [
-        "EvaluationRunReadRes",
-        "HTTPValidationError",
-        "ValidationError",
-    ] {
-        assert!(
-            doc["components"]["schemas"][name].is_object(),
-            "schema {name}"
-        );
+    for name in ["EvaluationRunReadRes", "HTTPValidationError", "ValidationError"] {
+        assert!(doc["components"]["schemas"][name].is_object(), "schema {name}");
     }
     let fields: Vec<&str> = doc["components"]["schemas"]["EvaluationRunReadRes"]["properties"]
         .as_object()

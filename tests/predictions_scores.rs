@@ -23,41 +23,24 @@ async fn predict(s: &Server, run: Option<&str>, inputs: Value, output: Value) ->
         body["evaluation_run_id"] = json!(run);
     }
     let v = json_ok(s.post("/predictions", &body)).await;
-    assert_eq!(
-        v.as_object().map(|o| o.len()),
-        Some(1),
-        "only prediction_id: {v}"
-    );
-    v["prediction_id"]
-        .as_str()
-        .expect("prediction_id")
-        .to_string()
+    assert_eq!(v.as_object().map(|o| o.len()), Some(1), "only prediction_id: {v}");
+    v["prediction_id"].as_str().expect("prediction_id").to_string()
 }
 
 /// Records a score for a prediction and returns its id.
 async fn score(s: &Server, prediction: &str, value: Value) -> String {
     let body = json!({"prediction_id": prediction, "scorer": SCORER, "value": value});
     let v = json_ok(s.post("/scores", &body)).await;
-    assert_eq!(
-        v.as_object().map(|o| o.len()),
-        Some(1),
-        "only score_id: {v}"
-    );
+    assert_eq!(v.as_object().map(|o| o.len()), Some(1), "only score_id: {v}");
     v["score_id"].as_str().expect("score_id").to_string()
 }
 
 fn keys_of(v: &Value) -> Vec<&str> {
-    v.as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect()
+    v.as_object().expect("object").keys().map(String::as_str).collect()
 }
 
 fn ids_of(rows: &[Value], field: &str) -> Vec<String> {
-    rows.iter()
-        .map(|r| r[field].as_str().expect("id").to_string())
-        .collect()
+    rows.iter().map(|r| r[field].as_str().expect("id").to_string()).collect()
 }
 
 #[tokio::test]
@@ -71,19 +54,9 @@ async fn prediction_read_has_exactly_the_documented_fields_under_a_run_and_stand
     let got = json_ok(s.get(&format!("/predictions/{p}"))).await;
     assert_eq!(
         keys_of(&got),
-        [
-            "prediction_id",
-            "model",
-            "inputs",
-            "output",
-            "evaluation_run_id",
-            "wb_user_id"
-        ]
+        ["prediction_id", "model", "inputs", "output", "evaluation_run_id", "wb_user_id"]
     );
-    let user = got["wb_user_id"]
-        .as_str()
-        .expect("wb_user_id is a string")
-        .to_string();
+    let user = got["wb_user_id"].as_str().expect("wb_user_id is a string").to_string();
     assert!(!user.is_empty());
     assert_ne!(user, s.key, "the user id is the key's id, never its secret");
     assert_eq!(
@@ -95,14 +68,7 @@ async fn prediction_read_has_exactly_the_documented_fields_under_a_run_and_stand
     let got = json_ok(s.get(&format!("/predictions/{alone}"))).await;
     assert_eq!(
         keys_of(&got),
-        [
-            "prediction_id",
-            "model",
-            "inputs",
-            "output",
-            "evaluation_run_id",
-            "wb_user_id"
-        ]
+        ["prediction_id", "model", "inputs", "output", "evaluation_run_id", "wb_user_id"]
     );
     assert_eq!(
         got,
@@ -119,15 +85,8 @@ async fn prediction_wb_user_id_is_the_id_of_the_writing_key() {
     let user = got["wb_user_id"].as_str().expect("wb_user_id").to_string();
     let (ok, listing, _) = weft(&s.data_dir(), &["keys", "list"]);
     assert!(ok);
-    let ids: Vec<&str> = listing
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        ids,
-        [user.as_str()],
-        "the only key is the admin key: {listing}"
-    );
+    let ids: Vec<&str> = listing.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(ids, [user.as_str()], "the only key is the admin key: {listing}");
 }
 
 #[tokio::test]
@@ -182,21 +141,12 @@ async fn prediction_list_is_jsonl_with_one_newline_terminated_line_per_row() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/jsonl");
     let text = resp.text().await.expect("body");
-    assert!(
-        text.ends_with('\n'),
-        "the last line ends with a newline: {text:?}"
-    );
+    assert!(text.ends_with('\n'), "the last line ends with a newline: {text:?}");
     let lines: Vec<&str> = text.split_terminator('\n').collect();
     assert_eq!(lines.len(), 2, "{text:?}");
     let first: Value = serde_json::from_str(lines[0]).expect("JSON line");
     let second: Value = serde_json::from_str(lines[1]).expect("JSON line");
-    assert_eq!(
-        (
-            first["prediction_id"].clone(),
-            second["prediction_id"].clone()
-        ),
-        (json!(p1), json!(p2))
-    );
+    assert_eq!((first["prediction_id"].clone(), second["prediction_id"].clone()), (json!(p1), json!(p2)));
 }
 
 #[tokio::test]
@@ -227,11 +177,8 @@ async fn prediction_create_with_empty_body_reports_three_missing_fields() {
 #[tokio::test]
 async fn prediction_inputs_must_be_an_object() {
     let s = Server::start();
-    let (status, body) = status_json(s.post(
-        "/predictions",
-        &json!({"model": MODEL, "inputs": [], "output": 1}),
-    ))
-    .await;
+    let (status, body) =
+        status_json(s.post("/predictions", &json!({"model": MODEL, "inputs": [], "output": 1}))).await;
     assert_eq!(status, 422);
     assert_eq!(
         body,
@@ -284,21 +231,9 @@ async fn score_read_has_the_documented_fields_and_a_float_value() {
 
     let (status, text) = status_text(s.get(&format!("/scores/{sc}"))).await;
     assert_eq!(status, 200, "{text}");
-    assert!(
-        text.contains(r#""value":1.0"#),
-        "an integer value reads back as a float: {text}"
-    );
+    assert!(text.contains(r#""value":1.0"#), "an integer value reads back as a float: {text}");
     let got: Value = serde_json::from_str(&text).expect("JSON");
-    assert_eq!(
-        keys_of(&got),
-        [
-            "score_id",
-            "scorer",
-            "value",
-            "evaluation_run_id",
-            "wb_user_id"
-        ]
-    );
+    assert_eq!(keys_of(&got), ["score_id", "scorer", "value", "evaluation_run_id", "wb_user_id"]);
     let user = got["wb_user_id"].as_str().expect("wb_user_id").to_string();
     assert!(!user.is_empty());
     assert_ne!(user, s.key);
@@ -336,11 +271,8 @@ async fn score_value_accepts_true_and_numeric_strings() {
 async fn score_value_that_is_not_a_number_is_float_parsing_422() {
     let s = Server::start();
     let p = predict(&s, None, json!({"q": 1}), json!(1)).await;
-    let (status, text) = status_text(s.post(
-        "/scores",
-        &json!({"prediction_id": p, "scorer": SCORER, "value": "abc"}),
-    ))
-    .await;
+    let (status, text) =
+        status_text(s.post("/scores", &json!({"prediction_id": p, "scorer": SCORER, "value": "abc"}))).await;
     assert_eq!(status, 422);
     assert_eq!(
         text,
@@ -367,11 +299,8 @@ async fn score_create_with_empty_body_reports_three_missing_fields() {
 #[tokio::test]
 async fn score_for_an_unknown_prediction_is_404() {
     let s = Server::start();
-    let (status, text) = status_text(s.post(
-        "/scores",
-        &json!({"prediction_id": "nope", "scorer": SCORER, "value": 1}),
-    ))
-    .await;
+    let (status, text) =
+        status_text(s.post("/scores", &json!({"prediction_id": "nope", "scorer": SCORER, "value": 1}))).await;
     assert_eq!(status, 404);
     assert_eq!(text, r#"{"reason":"Prediction nope not found"}"#);
     assert!(jsonl(s.get("/scores")).await.is_empty());
@@ -433,25 +362,18 @@ async fn prediction_delete_accepts_a_query_array_and_counts_only_real_deletions(
     let b = predict(&s, None, json!({"q": 2}), json!(2)).await;
     let c = predict(&s, None, json!({"q": 3}), json!(3)).await;
 
-    let body = json_ok(s.delete(&format!(
-        "/predictions?prediction_ids={a}&prediction_ids={b}&prediction_ids=nope"
-    )))
-    .await;
+    let body =
+        json_ok(s.delete(&format!("/predictions?prediction_ids={a}&prediction_ids={b}&prediction_ids=nope")))
+            .await;
     assert_eq!(body, json!({"num_deleted": 2}));
-    assert_eq!(
-        ids_of(&jsonl(s.get("/predictions")).await, "prediction_id"),
-        std::slice::from_ref(&c)
-    );
+    assert_eq!(ids_of(&jsonl(s.get("/predictions")).await, "prediction_id"), std::slice::from_ref(&c));
 
     // Already deleted and unknown ids count 0.
     let body = json_ok(s.delete("/predictions").json(&json!([a, "nope"]))).await;
     assert_eq!(body, json!({"num_deleted": 0}));
     let body = json_ok(s.delete("/predictions").json(&json!([]))).await;
     assert_eq!(body, json!({"num_deleted": 0}));
-    assert_eq!(
-        ids_of(&jsonl(s.get("/predictions")).await, "prediction_id"),
-        [c]
-    );
+    assert_eq!(ids_of(&jsonl(s.get("/predictions")).await, "prediction_id"), [c]);
 }
 
 #[tokio::test]
@@ -495,15 +417,9 @@ async fn delete_with_a_non_string_id_is_string_type_422() {
 async fn reading_unknown_predictions_and_scores_is_404_with_the_reason() {
     let s = Server::start();
     let (status, text) = status_text(s.get("/predictions/nope")).await;
-    assert_eq!(
-        (status, text.as_str()),
-        (404, r#"{"reason":"Prediction nope not found"}"#)
-    );
+    assert_eq!((status, text.as_str()), (404, r#"{"reason":"Prediction nope not found"}"#));
     let (status, text) = status_text(s.get("/scores/nope")).await;
-    assert_eq!(
-        (status, text.as_str()),
-        (404, r#"{"reason":"Score nope not found"}"#)
-    );
+    assert_eq!((status, text.as_str()), (404, r#"{"reason":"Score nope not found"}"#));
 }
 
 #[tokio::test]
@@ -515,10 +431,7 @@ async fn other_kinds_of_call_are_not_readable_as_predictions_or_scores() {
 
     let (status, text) = status_text(s.get(&format!("/predictions/{run}"))).await;
     assert_eq!(status, 404);
-    assert_eq!(
-        text,
-        format!(r#"{{"reason":"Prediction {run} not found"}}"#)
-    );
+    assert_eq!(text, format!(r#"{{"reason":"Prediction {run} not found"}}"#));
     let (status, text) = status_text(s.get(&format!("/predictions/{sc}"))).await;
     assert_eq!(status, 404);
     assert_eq!(text, format!(r#"{{"reason":"Prediction {sc} not found"}}"#));

@@ -27,8 +27,7 @@ fn fill(dir: &std::path::Path, n: usize) {
                     format!("weave:///acme/proj/object/Ev{}:d", i % 20),
                     format!("weave:///acme/proj/object/M{}:d", i % 50),
                 );
-                c.attributes =
-                    json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
+                c.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
                 c.inputs = json!({"self": e, "model": m});
                 c.ended_at = Some(base + i as i64 + 1000);
                 c.summary = Some(summary.clone());
@@ -46,10 +45,7 @@ async fn listing_100k_runs_keeps_server_memory_flat() {
     let server = Server::start_in(dir);
 
     // Warm up every code path with a small page, then take the baseline.
-    assert_eq!(
-        jsonl(server.get("/evaluation_runs?limit=1000")).await.len(),
-        1000
-    );
+    assert_eq!(jsonl(server.get("/evaluation_runs?limit=1000")).await.len(), 1000);
     let baseline = server.rss_kib();
 
     let resp = server.get("/evaluation_runs").send().await.unwrap();
@@ -74,10 +70,7 @@ async fn listing_100k_runs_keeps_server_memory_flat() {
     let v: serde_json::Value = serde_json::from_str(last_line).unwrap();
     assert_eq!(v["status"], "completed");
     let growth_kib = peak.saturating_sub(baseline);
-    eprintln!(
-        "baseline {baseline} KiB, peak {peak} KiB, body {} KiB",
-        bytes / 1024
-    );
+    eprintln!("baseline {baseline} KiB, peak {peak} KiB, body {} KiB", bytes / 1024);
     let body_kib = (bytes / 1024) as u64;
     assert!(body_kib > 40_000, "the response is large ({body_kib} KiB)");
     // A server that buffered the result would grow by at least the body's size.
@@ -99,12 +92,7 @@ async fn a_client_that_stops_reading_does_not_stall_the_server() {
     assert!(first.starts_with(b"{\"evaluation_run_id\":"));
     drop(body);
     // The server keeps answering, writes included.
-    let id = server
-        .create_run(
-            "weave:///acme/proj/object/E:1",
-            "weave:///acme/proj/object/M:1",
-        )
-        .await;
+    let id = server.create_run("weave:///acme/proj/object/E:1", "weave:///acme/proj/object/M:1").await;
     let rows = jsonl(server.get(&format!("/evaluation_runs?evaluation_run_ids={id}"))).await;
     assert_eq!(rows.len(), 1);
 }

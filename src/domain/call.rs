@@ -81,9 +81,7 @@ impl Call {
 
 /// The name part of an op ref (`weave:///e/p/op/Name:digest` → `Name`), or `op` unchanged.
 pub fn op_short_name(op: &str) -> &str {
-    if let Some(rest) = op
-        .strip_prefix("weave:///")
-        .or_else(|| op.strip_prefix("weave-trace-internal:///"))
+    if let Some(rest) = op.strip_prefix("weave:///").or_else(|| op.strip_prefix("weave-trace-internal:///"))
         && let Some((_, tail)) = rest.split_once("/op/")
     {
         return tail.split(':').next().unwrap_or(tail);
@@ -121,22 +119,13 @@ mod tests {
     #[test]
     fn times_format_like_pydantic() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            format_time(1_700_000_000_123_456),
-            "2023-11-14T22:13:20.123456Z"
-        );
-        assert_eq!(
-            format_time(1_700_000_000_100_000),
-            "2023-11-14T22:13:20.100000Z"
-        );
+        assert_eq!(format_time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(format_time(1_700_000_000_100_000), "2023-11-14T22:13:20.100000Z");
     }
 
     #[test]
     fn op_refs_name_their_op() {
-        assert_eq!(
-            op_short_name("weave:///a/b/op/Evaluation.evaluate:abc"),
-            "Evaluation.evaluate"
-        );
+        assert_eq!(op_short_name("weave:///a/b/op/Evaluation.evaluate:abc"), "Evaluation.evaluate");
         assert_eq!(op_short_name("Evaluation.evaluate"), "Evaluation.evaluate");
     }
 }

@@ -10,10 +10,7 @@ use sha2::{Digest, Sha256};
 /// Digest of bytes: SHA-256, URL-safe base64 with `-`→`X`, `_`→`Y`, no padding.
 pub fn bytes_digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(hash)
-        .replace('-', "X")
-        .replace('_', "Y")
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash).replace('-', "X").replace('_', "Y")
 }
 
 /// Digest of a JSON value: [`bytes_digest`] of its [`canonical_json`].
@@ -27,12 +24,10 @@ pub fn table_digest<'a>(row_digests: impl IntoIterator<Item = &'a str>) -> Strin
     for d in row_digests {
         h.update(d.as_bytes());
     }
-    h.finalize()
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// JSON as Python's `json.dumps(v, sort_keys=True)` writes it: `", "` and `": "` separators,
@@ -169,46 +164,15 @@ mod tests {
             canonical_json(&v),
             r#"{"a": [1.0, 2.5, 1e+16, 1.5e-07, -0.0, 123456789012345678], "b": 1, "\u00e9": "\u00fc\u2028\ud83d\ude00\u007f\"\\\n"}"#
         );
-        assert_eq!(
-            value_digest(&v),
-            "s6BybI0DEbFvB5U5n1FQ5V9eJY8EPujRisbOhBrokuc"
-        );
+        assert_eq!(value_digest(&v), "s6BybI0DEbFvB5U5n1FQ5V9eJY8EPujRisbOhBrokuc");
         for (v, text, digest) in [
-            (
-                json!({"x": 1}),
-                r#"{"x": 1}"#,
-                "YTYlqmU0Pbsbmr5qusZ3P1yRvWDT8vX34urmnh24sic",
-            ),
-            (
-                json!([]),
-                "[]",
-                "T1PNoYwrqgwDVLtfmj7L5e0Sq02OEbqHPC8RFhICuUU",
-            ),
-            (
-                json!({}),
-                "{}",
-                "RBNvo1WzZ4oRRq0W9XhknpT7T8If536DEMBg9hyqY4o",
-            ),
-            (
-                json!(null),
-                "null",
-                "dCNOmKYnSYX12vHzasLXiswzlGT5UHA7jAGYkvmCuQs",
-            ),
-            (
-                json!(0.1),
-                "0.1",
-                "FL5LRfGODYxntPcZtRRO7ohJfkE3CdEdhbCW2OI0YxA",
-            ),
-            (
-                json!(1e-5),
-                "1e-05",
-                "WpUw08bVXq1rqKYhb7jkON8jhlEoNwsuwU72IrtfLsk",
-            ),
-            (
-                json!(0.0001),
-                "0.0001",
-                "5Tmuusf9LtirqIVP7eqmVDaWL47hyCNBs5RpjwhbZJY",
-            ),
+            (json!({"x": 1}), r#"{"x": 1}"#, "YTYlqmU0Pbsbmr5qusZ3P1yRvWDT8vX34urmnh24sic"),
+            (json!([]), "[]", "T1PNoYwrqgwDVLtfmj7L5e0Sq02OEbqHPC8RFhICuUU"),
+            (json!({}), "{}", "RBNvo1WzZ4oRRq0W9XhknpT7T8If536DEMBg9hyqY4o"),
+            (json!(null), "null", "dCNOmKYnSYX12vHzasLXiswzlGT5UHA7jAGYkvmCuQs"),
+            (json!(0.1), "0.1", "FL5LRfGODYxntPcZtRRO7ohJfkE3CdEdhbCW2OI0YxA"),
+            (json!(1e-5), "1e-05", "WpUw08bVXq1rqKYhb7jkON8jhlEoNwsuwU72IrtfLsk"),
+            (json!(0.0001), "0.0001", "5Tmuusf9LtirqIVP7eqmVDaWL47hyCNBs5RpjwhbZJY"),
             (
                 json!(12345678901234567890.0),
                 "1.2345678901234567e+19",
@@ -229,9 +193,6 @@ mod tests {
             table_digest(digests.iter().map(String::as_str)),
             "ed8bd1f8cb829eeb6b3fef95a7cd8401f7e5af825c4c9aa144a1ceb9f32c3654"
         );
-        assert_eq!(
-            table_digest([]),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(table_digest([]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

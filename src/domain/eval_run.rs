@@ -51,6 +51,9 @@ pub struct RunRow<'a> {
     pub descendant_failed: bool,
     /// Stored summary as JSON text, if any.
     pub summary: Option<&'a str>,
+    /// For a run the SDK logged as a call (not through this API): its output as JSON text,
+    /// whose keys (the scorers' aggregates) lead the summary.
+    pub output: Option<&'a str>,
 }
 
 impl RunRow<'_> {
@@ -66,19 +69,13 @@ impl RunRow<'_> {
     /// The derived `summary.weave` object; `counted_errors` tells whether the stored summary's
     /// `status_counts.error` is above zero.
     fn weave_summary(&self, counted_errors: bool) -> Value {
-        let status = match (
-            self.ended_at,
-            self.failed,
-            self.descendant_failed || counted_errors,
-        ) {
+        let status = match (self.ended_at, self.failed, self.descendant_failed || counted_errors) {
             (None, _, _) => "running",
             (Some(_), true, _) => "error",
             (Some(_), false, true) => "descendant_error",
             (Some(_), false, false) => "success",
         };
-        let name = self
-            .display_name
-            .unwrap_or_else(|| super::call::op_short_name(self.op_name));
+        let name = self.display_name.unwrap_or_else(|| super::call::op_short_name(self.op_name));
         let mut w = json!({ "status": status, "trace_name": name });
         if let Some(end) = self.ended_at {
             w["latency_ms"] = json!((end - self.started_at) / 1000);
@@ -89,7 +86,9 @@ impl RunRow<'_> {
     /// The response summary: the stored summary plus the derived `weave` key.
     fn write_summary(&self, out: &mut Vec<u8>) {
         let stored = self.summary.map(str::trim).unwrap_or("{}");
-        let plain_object = stored.starts_with('{')
+        let output = self.output.map(str::trim).filter(|o| o.starts_with('{'));
+        let plain_object = output.is_none()
+            && stored.starts_with('{')
             && stored.ends_with('}')
             && !stored.contains("\"weave\"")
             && !stored.contains("\"status_counts\"");
@@ -106,10 +105,13 @@ impl RunRow<'_> {
             write_value(out, &weave);
             out.push(b'}');
         } else {
-            let mut summary = match serde_json::from_str::<Value>(stored) {
-                Ok(Value::Object(m)) => m,
+            let mut summary = match output.map(serde_json::from_str::<Value>) {
+                Some(Ok(Value::Object(m))) => m,
                 _ => Map::new(),
             };
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(stored) {
+                summary.extend(m);
+            }
             let errors = summary
                 .get("status_counts")
                 .and_then(|c| c.get("error"))
@@ -207,21 +209,14 @@ impl FinishRun {
     /// Validates a request body.
     pub fn from_json(body: &Value) -> Result<Self> {
         let mut f = Fields::of(body, &["body"])?;
-        let req = FinishRun {
-            summary: f.opt_object("summary"),
-        };
+        let req = FinishRun { summary: f.opt_object("summary") };
         f.finish()?;
         Ok(req)
     }
 }
 
 /// Creates a run: a root `Evaluation.evaluate` call flagged as an evaluation run.
-pub fn create(
-    w: &mut dyn Writer,
-    project: &str,
-    req: &CreateRun,
-    user: Option<&str>,
-) -> Result<String> {
+pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&str>) -> Result<String> {
     let mut call = Call::new(project, EVALUATE_OP, now());
     let mut weave = json!({
         "evaluation_run": "true",
@@ -262,9 +257,7 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> R
         .collect();
     let means = aggregate(&outputs);
     let at = now();
-    let evaluation = super::view::ViewColumns::of(&run)
-        .evaluation
-        .unwrap_or_default();
+    let evaluation = super::view::ViewColumns::of(&run).evaluation.unwrap_or_default();
     let mut summarize = Call::new(project, SUMMARIZE_OP, at).under(&run);
     summarize.inputs = json!({ "self": evaluation });
     summarize.output = Some(means.clone());
@@ -332,6 +325,7 @@ mod tests {
             failed: false,
             descendant_failed: false,
             summary,
+            output: None,
         }
     }
 
@@ -369,10 +363,14 @@ mod tests {
             v["summary"],
             json!({"weave": {"status": "running", "trace_name": "Evaluation.evaluate"}})
         );
-        let v = render(&row(Some(
-            "{\"status_counts\":{\"success\":1,\"error\":2}}",
-        )));
+        let v = render(&row(Some("{\"status_counts\":{\"success\":1,\"error\":2}}")));
         assert_eq!(v["summary"]["weave"]["status"], "descendant_error");
+        let mut logged = row(Some(r#"{"status_counts":{"success":2}}"#));
+        logged.output = Some(r#"{"acc":{"true_fraction":0.5}}"#);
+        let v = render(&logged);
+        assert_eq!(v["summary"]["acc"]["true_fraction"], 0.5);
+        assert_eq!(v["summary"]["status_counts"]["success"], 2);
+        assert_eq!(v["summary"]["weave"]["status"], "success");
     }
 
     #[test]

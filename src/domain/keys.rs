@@ -27,11 +27,7 @@ pub struct ApiKey {
 
 impl ApiKey {
     /// Creates a key and returns it with its secret, which is shown once and never stored.
-    pub fn generate(
-        entities: Vec<String>,
-        admin: bool,
-        now: Micros,
-    ) -> std::io::Result<(ApiKey, String)> {
+    pub fn generate(entities: Vec<String>, admin: bool, now: Micros) -> std::io::Result<(ApiKey, String)> {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut raw = [0u8; SECRET_LEN];
         getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
@@ -47,14 +43,8 @@ impl ApiKey {
             getrandom::fill(&mut buf).map_err(std::io::Error::other)?;
         }
         let id = hash_secret(&secret)[..12].to_string();
-        let key = ApiKey {
-            id,
-            hash: hash_secret(&secret),
-            entities,
-            admin,
-            created_at: now,
-            revoked_at: None,
-        };
+        let key =
+            ApiKey { id, hash: hash_secret(&secret), entities, admin, created_at: now, revoked_at: None };
         Ok((key, secret))
     }
 
@@ -65,19 +55,13 @@ impl ApiKey {
 
     /// Whether `secret` is this key's secret, compared in constant time.
     pub fn matches(&self, secret: &str) -> bool {
-        hash_secret(secret)
-            .as_bytes()
-            .ct_eq(self.hash.as_bytes())
-            .into()
+        hash_secret(secret).as_bytes().ct_eq(self.hash.as_bytes()).into()
     }
 }
 
 /// Hex SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -88,10 +72,7 @@ mod tests {
     fn generated_keys_match_only_their_secret() {
         let (k, s) = ApiKey::generate(vec!["acme".into()], false, 0).unwrap();
         assert_eq!(s.len(), SECRET_LEN);
-        assert!(
-            s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        );
+        assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         assert!(k.matches(&s));
         assert!(!k.matches("x"));
         assert!(k.allows("acme") && !k.allows("other"));

@@ -101,9 +101,7 @@ impl ObjSchema {
 pub fn check_object_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= MAX_OBJECT_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -116,12 +114,7 @@ pub fn check_object_id(id: &str) -> Result<()> {
 /// The classes a value names through Weave's `_class_name` / `_bases` keys:
 /// (leaf class, base class) when its bases end in `Object|BaseObject`, `BaseModel`.
 pub fn object_classes(val: &Value) -> Option<(String, String)> {
-    let bases: Vec<&str> = val
-        .get("_bases")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let bases: Vec<&str> = val.get("_bases")?.as_array()?.iter().filter_map(Value::as_str).collect();
     let class = val.get("_class_name")?.as_str()?;
     let n = bases.len();
     if n < 2 || bases[n - 1] != "BaseModel" || !matches!(bases[n - 2], "Object" | "BaseObject") {
@@ -134,11 +127,7 @@ pub fn object_classes(val: &Value) -> Option<(String, String)> {
 /// Whether a value is a serialized op.
 fn is_op(val: &Value) -> bool {
     val.get("_type").and_then(Value::as_str) == Some("CustomWeaveType")
-        && val
-            .get("weave_type")
-            .and_then(|t| t.get("type"))
-            .and_then(Value::as_str)
-            == Some("Op")
+        && val.get("weave_type").and_then(|t| t.get("type")).and_then(Value::as_str) == Some("Op")
 }
 
 /// Stores a version of an object (or finds the identical one) and returns it.
@@ -157,16 +146,11 @@ pub fn create(
     if let Some(expected) = expected_digest
         && expected != digest
     {
-        return Err(Error::Conflict(format!(
-            "Digest mismatch: expected {expected}, computed {digest}"
-        )));
+        return Err(Error::Conflict(format!("Digest mismatch: expected {expected}, computed {digest}")));
     }
     let (leaf, base) = match object_classes(&val) {
         Some((leaf, base)) => (Some(leaf), Some(base)),
-        None => (
-            builtin_object_class.map(String::from),
-            builtin_object_class.map(String::from),
-        ),
+        None => (builtin_object_class.map(String::from), builtin_object_class.map(String::from)),
     };
     let kind = if is_op(&val) { "op" } else { "object" };
     w.put_object(&ObjectVersion {
@@ -184,11 +168,7 @@ pub fn create(
 }
 
 /// Stores a table's rows (which must be objects); returns its digest and the row digests.
-pub fn create_table(
-    w: &mut dyn Writer,
-    project_id: &str,
-    rows: &[Value],
-) -> Result<(String, Vec<String>)> {
+pub fn create_table(w: &mut dyn Writer, project_id: &str, rows: &[Value]) -> Result<(String, Vec<String>)> {
     let mut stored = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         if !row.is_object() {
@@ -237,6 +217,5 @@ pub struct ObjectQuery {
 
 /// The map of an object, or a 400 naming the field.
 pub fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| Error::BadRequest(format!("{what} must be an object")))
+    v.as_object().ok_or_else(|| Error::BadRequest(format!("{what} must be an object")))
 }

@@ -78,9 +78,7 @@ pub fn not_found(id: &str) -> Error {
 
 /// Reads a live prediction call, or a 404.
 pub fn get(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
-    w.call(project, id)?
-        .filter(|c| ViewColumns::of(c).kind == Kind::Prediction)
-        .ok_or_else(|| not_found(id))
+    w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == Kind::Prediction).ok_or_else(|| not_found(id))
 }
 
 /// Records a prediction: under run `evaluation_run_id` (which must exist), a running

@@ -55,19 +55,10 @@ impl Ref {
     pub fn parse(r: &str) -> Result<Ref> {
         let rest = r.strip_prefix("weave:///").ok_or_else(|| bad(r))?;
         let mut parts = rest.split('/');
-        let entity = parts
-            .next()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad(r))?;
-        let project = parts
-            .next()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad(r))?;
+        let entity = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| bad(r))?;
+        let project = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| bad(r))?;
         let kind = parts.next().ok_or_else(|| bad(r))?;
-        let head = parts
-            .next()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad(r))?;
+        let head = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| bad(r))?;
         let named = |head: &str| -> Result<(String, String)> {
             let (name, digest) = head.split_once(':').ok_or_else(|| bad(r))?;
             if name.is_empty() || digest.is_empty() {
@@ -84,14 +75,12 @@ impl Ref {
                 let (name, digest) = named(head)?;
                 Target::Op { name, digest }
             }
-            "table" => Target::Table {
-                digest: decode(head),
-            },
+            "table" => Target::Table { digest: decode(head) },
             "call" => Target::Call { id: decode(head) },
             _ => return Err(bad(r)),
         };
         let rest: Vec<&str> = parts.collect();
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(bad(r));
         }
         let mut path = Vec::with_capacity(rest.len() / 2);
@@ -105,19 +94,13 @@ impl Ref {
                 _ => return Err(bad(r)),
             });
         }
-        Ok(Ref {
-            project_id: format!("{}/{}", decode(entity), decode(project)),
-            target,
-            path,
-        })
+        Ok(Ref { project_id: format!("{}/{}", decode(entity), decode(project)), target, path })
     }
 }
 
 /// The name part of an object or op ref (`weave:///e/p/object/Name:digest` → `Name`).
 pub fn ref_name(r: &str) -> Option<&str> {
-    let rest = r
-        .strip_prefix("weave:///")
-        .or_else(|| r.strip_prefix("weave-trace-internal:///"))?;
+    let rest = r.strip_prefix("weave:///").or_else(|| r.strip_prefix("weave-trace-internal:///"))?;
     let mut parts = rest.split('/');
     // entity and project (the internal form has a single project id segment)
     let kind_at = if r.starts_with("weave:///") { 2 } else { 1 };
@@ -141,14 +124,8 @@ mod tests {
     #[test]
     fn names_come_from_object_and_op_refs() {
         assert_eq!(ref_name("weave:///e/p/object/MyModel:abc"), Some("MyModel"));
-        assert_eq!(
-            ref_name("weave:///e/p/op/Evaluation.evaluate:abc"),
-            Some("Evaluation.evaluate")
-        );
-        assert_eq!(
-            ref_name("weave-trace-internal:///UFJPSg==/object/S:1"),
-            Some("S")
-        );
+        assert_eq!(ref_name("weave:///e/p/op/Evaluation.evaluate:abc"), Some("Evaluation.evaluate"));
+        assert_eq!(ref_name("weave-trace-internal:///UFJPSg==/object/S:1"), Some("S"));
         assert_eq!(ref_name("weave:///e/p/table/abc"), None);
         assert_eq!(ref_name("not a ref"), None);
         assert_eq!(method_op("plain", "Model", "predict"), "Model.predict");
@@ -156,30 +133,16 @@ mod tests {
 
     #[test]
     fn refs_parse_with_their_paths() {
-        let r = Ref::parse("weave:///acme/proj/object/Ds:abc/attr/rows/id/r1/key/a%2Fb/index/2")
-            .unwrap();
+        let r = Ref::parse("weave:///acme/proj/object/Ds:abc/attr/rows/id/r1/key/a%2Fb/index/2").unwrap();
         assert_eq!(r.project_id, "acme/proj");
-        assert_eq!(
-            r.target,
-            Target::Object {
-                name: "Ds".into(),
-                digest: "abc".into()
-            }
-        );
+        assert_eq!(r.target, Target::Object { name: "Ds".into(), digest: "abc".into() });
         assert_eq!(
             r.path,
-            [
-                Edge::Attr("rows".into()),
-                Edge::Id("r1".into()),
-                Edge::Key("a/b".into()),
-                Edge::Index(2)
-            ]
+            [Edge::Attr("rows".into()), Edge::Id("r1".into()), Edge::Key("a/b".into()), Edge::Index(2)]
         );
         assert_eq!(
             Ref::parse("weave:///a/b/table/t1").unwrap().target,
-            Target::Table {
-                digest: "t1".into()
-            }
+            Target::Table { digest: "t1".into() }
         );
         for bad in [
             "weave:///x",

@@ -35,12 +35,7 @@ impl CreateScore {
         let evaluation_run_id = f.opt_str("evaluation_run_id");
         let value = number(body, &raw);
         f.finish()?;
-        Ok(CreateScore {
-            prediction_id,
-            scorer,
-            value: value?,
-            evaluation_run_id,
-        })
+        Ok(CreateScore { prediction_id, scorer, value: value?, evaluation_run_id })
     }
 }
 
@@ -56,16 +51,13 @@ fn number(body: &Value, raw: &Value) -> Result<f64> {
         }))
     };
     match raw {
-        Value::Number(n) => n
-            .as_f64()
-            .map_or_else(|| bad("float_type", "Input should be a valid number"), Ok),
+        Value::Number(n) => {
+            n.as_f64().map_or_else(|| bad("float_type", "Input should be a valid number"), Ok)
+        }
         Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
         Value::String(s) => match s.trim().parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(x),
-            _ => bad(
-                "float_parsing",
-                "Input should be a valid number, unable to parse string as a number",
-            ),
+            _ => bad("float_parsing", "Input should be a valid number, unable to parse string as a number"),
         },
         Value::Null if body.get("value").is_none() => Ok(0.0), // reported as missing already
         _ => bad("float_type", "Input should be a valid number"),
@@ -107,18 +99,11 @@ pub fn not_found(id: &str) -> Error {
 
 /// Reads a live score call, or a 404.
 pub fn get(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
-    w.call(project, id)?
-        .filter(|c| ViewColumns::of(c).kind == Kind::Score)
-        .ok_or_else(|| not_found(id))
+    w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == Kind::Score).ok_or_else(|| not_found(id))
 }
 
 /// Records a score beside its prediction (which must exist, as must the run if named).
-pub fn create(
-    w: &mut dyn Writer,
-    project: &str,
-    req: &CreateScore,
-    user: Option<&str>,
-) -> Result<String> {
+pub fn create(w: &mut dyn Writer, project: &str, req: &CreateScore, user: Option<&str>) -> Result<String> {
     let pred = prediction::get(w, project, &req.prediction_id)?;
     let run_id = match &req.evaluation_run_id {
         Some(id) => Some(get_run(w, project, id)?.id),

@@ -110,20 +110,11 @@ const PENDING_OP: &str = "";
 
 /// Records a call's start (merging into an end that arrived first); returns (id, trace id).
 pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
-    let id =
-        s.id.clone()
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(new_id);
-    let trace_id = s
-        .trace_id
-        .clone()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(new_id);
+    let id = s.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(new_id);
+    let trace_id = s.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_id);
     let started_at = parse_time(&s.started_at)?;
     let existing = w.call(&s.project_id, &id)?;
-    let mut call = existing
-        .clone()
-        .unwrap_or_else(|| Call::new(&s.project_id, &s.op_name, started_at));
+    let mut call = existing.clone().unwrap_or_else(|| Call::new(&s.project_id, &s.op_name, started_at));
     call.id = id.clone();
     call.trace_id = trace_id.clone();
     call.parent_id = s.parent_id.clone();
@@ -190,15 +181,8 @@ pub fn delete(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> 
 }
 
 /// Renames a call (`display_name`); a 404 if it does not exist.
-pub fn rename(
-    w: &mut dyn Writer,
-    project: &str,
-    id: &str,
-    display_name: Option<String>,
-) -> Result<()> {
-    let mut call = w
-        .call(project, id)?
-        .ok_or_else(|| Error::NotFound(format!("Call {id} not found")))?;
+pub fn rename(w: &mut dyn Writer, project: &str, id: &str, display_name: Option<String>) -> Result<()> {
+    let mut call = w.call(project, id)?.ok_or_else(|| Error::NotFound(format!("Call {id} not found")))?;
     call.display_name = display_name;
     w.update_call(&call)
 }
@@ -210,10 +194,7 @@ mod tests {
     #[test]
     fn times_parse_with_and_without_offsets() {
         assert_eq!(parse_time("1970-01-01T00:00:01.5Z").unwrap(), 1_500_000);
-        assert_eq!(
-            parse_time("1970-01-01T00:00:01.5+00:00").unwrap(),
-            1_500_000
-        );
+        assert_eq!(parse_time("1970-01-01T00:00:01.5+00:00").unwrap(), 1_500_000);
         assert_eq!(parse_time("1970-01-01T00:00:02").unwrap(), 2_000_000);
         assert!(parse_time("yesterday").is_err());
     }
@@ -329,11 +310,7 @@ pub fn call_json(c: &Call) -> Value {
                 .and_then(|s| s.get("error"))
                 .and_then(Value::as_f64)
                 .unwrap_or(0.0);
-            if errors > 0.0 {
-                "descendant_error"
-            } else {
-                "success"
-            }
+            if errors > 0.0 { "descendant_error" } else { "success" }
         }
     };
     let mut weave = json!({

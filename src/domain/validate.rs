@@ -8,24 +8,13 @@ use super::error::{Error, Issue, Result};
 pub const MAX_IDS: usize = 1000;
 
 fn issue(kind: &'static str, loc: Vec<Value>, msg: &str, input: Value) -> Issue {
-    Issue {
-        kind,
-        loc,
-        msg: msg.to_string(),
-        input,
-        ctx: None,
-    }
+    Issue { kind, loc, msg: msg.to_string(), input, ctx: None }
 }
 
 /// Parses a JSON request body; malformed JSON is a `json_invalid` 422, an empty body `missing`.
 pub fn parse_json_body(bytes: &[u8]) -> Result<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid(issue(
-            "missing",
-            vec![json!("body")],
-            "Field required",
-            Value::Null,
-        )));
+        return Err(Error::invalid(issue("missing", vec![json!("body")], "Field required", Value::Null)));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let pos = if e.is_eof() {
@@ -33,12 +22,7 @@ pub fn parse_json_body(bytes: &[u8]) -> Result<Value> {
         } else {
             char_offset(bytes, e.line(), e.column())
         };
-        let mut i = issue(
-            "json_invalid",
-            vec![json!("body"), json!(pos)],
-            "JSON decode error",
-            json!({}),
-        );
+        let mut i = issue("json_invalid", vec![json!("body"), json!(pos)], "JSON decode error", json!({}));
         i.ctx = Some(json!({ "error": json_error_text(&e) }));
         Error::invalid(i)
     })
@@ -90,12 +74,7 @@ impl<'a> Fields<'a> {
     pub fn of(body: &'a Value, loc: &[&str]) -> Result<Self> {
         let loc: Vec<Value> = loc.iter().map(|s| json!(s)).collect();
         match body {
-            Value::Object(obj) => Ok(Fields {
-                obj,
-                whole: body,
-                loc,
-                issues: Vec::new(),
-            }),
+            Value::Object(obj) => Ok(Fields { obj, whole: body, loc, issues: Vec::new() }),
             other => Err(Error::invalid(issue(
                 "model_attributes_type",
                 loc,
@@ -113,8 +92,7 @@ impl<'a> Fields<'a> {
 
     fn missing(&mut self, name: &str) {
         let loc = self.at(name);
-        self.issues
-            .push(issue("missing", loc, "Field required", self.whole.clone()));
+        self.issues.push(issue("missing", loc, "Field required", self.whole.clone()));
     }
 
     fn wrong(&mut self, name: &str, kind: &'static str, msg: &str, input: &Value) {
@@ -158,12 +136,7 @@ impl<'a> Fields<'a> {
             Some(Value::Object(m)) => Some(m.clone()),
             Some(other) => {
                 let other = other.clone();
-                self.wrong(
-                    name,
-                    "dict_type",
-                    "Input should be a valid dictionary",
-                    &other,
-                );
+                self.wrong(name, "dict_type", "Input should be a valid dictionary", &other);
                 None
             }
         }
@@ -227,11 +200,7 @@ impl<'a> Fields<'a> {
 
     /// Ends reading: every collected problem becomes one 422.
     pub fn finish(self) -> Result<()> {
-        if self.issues.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation(self.issues))
-        }
+        if self.issues.is_empty() { Ok(()) } else { Err(Error::Validation(self.issues)) }
     }
 }
 
@@ -243,9 +212,7 @@ pub struct Query {
 impl Query {
     /// Decodes a raw query string (`a=1&b=2`); `None` is an empty query.
     pub fn parse(raw: Option<&str>) -> Self {
-        let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+        let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect();
         Query { pairs }
     }
 
@@ -255,12 +222,7 @@ impl Query {
         let mut out = Vec::new();
         for (k, v) in &self.pairs {
             if names.contains(&k.as_str()) {
-                out.extend(
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from),
-                );
+                out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
             }
         }
         if out.len() > MAX_IDS {
@@ -280,11 +242,7 @@ impl Query {
 
     /// The last value of a scalar parameter, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// A non-negative integer parameter; absent or empty is `None`. Values too large for the
@@ -355,10 +313,7 @@ mod tests {
         assert_eq!(parse_int("3.00"), Some((false, 3)));
         assert_eq!(parse_int("-0"), Some((false, 0)));
         assert_eq!(parse_int("-5"), Some((true, 5)));
-        assert_eq!(
-            parse_int("99999999999999999999999"),
-            Some((false, u64::MAX))
-        );
+        assert_eq!(parse_int("99999999999999999999999"), Some((false, u64::MAX)));
         for bad in ["", "abc", "1.5", "1e3", "_1", "1__0", "0x10", "."] {
             assert_eq!(parse_int(bad), None, "{bad}");
         }
@@ -367,25 +322,14 @@ mod tests {
     #[test]
     fn lists_split_commas_and_repeat_keys() {
         let q = Query::parse(Some("models=a&models=b,c&model_refs=d&other=x&models="));
-        assert_eq!(
-            q.list(&["models", "model_refs"]).unwrap(),
-            ["a", "b", "c", "d"]
-        );
-        let many = (0..1001)
-            .map(|i| format!("ids={i}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        assert!(matches!(
-            Query::parse(Some(&many)).list(&["ids"]),
-            Err(Error::TooLarge(_))
-        ));
+        assert_eq!(q.list(&["models", "model_refs"]).unwrap(), ["a", "b", "c", "d"]);
+        let many = (0..1001).map(|i| format!("ids={i}")).collect::<Vec<_>>().join("&");
+        assert!(matches!(Query::parse(Some(&many)).list(&["ids"]), Err(Error::TooLarge(_))));
     }
 
     #[test]
     fn json_error_position_is_a_char_offset() {
-        let Err(Error::Validation(issues)) = parse_json_body(b"{\"a\": ") else {
-            panic!()
-        };
+        let Err(Error::Validation(issues)) = parse_json_body(b"{\"a\": ") else { panic!() };
         assert_eq!(issues[0].loc, vec![json!("body"), json!(6)]);
         assert_eq!(issues[0].kind, "json_invalid");
     }

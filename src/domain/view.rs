@@ -52,25 +52,22 @@ impl ViewColumns {
     pub fn of(call: &Call) -> Self {
         let flag = |k: &str| call.weave_attr(k) == Some("true");
         let input = |k: &str| call.inputs.get(k).and_then(|v| v.as_str());
-        let kind = if flag("evaluation_run")
-            || (call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP)
-        {
-            Kind::EvaluationRun
-        } else if flag("prediction") {
-            Kind::Prediction
-        } else if flag("score") {
-            Kind::Score
-        } else {
-            Kind::Other
-        };
+        let kind =
+            if flag("evaluation_run") || (call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP) {
+                Kind::EvaluationRun
+            } else if flag("prediction") {
+                Kind::Prediction
+            } else if flag("score") {
+                Kind::Score
+            } else {
+                Kind::Other
+            };
         let owned = |s: Option<&str>| s.map(String::from);
         match kind {
             Kind::EvaluationRun => ViewColumns {
                 kind,
                 evaluation: owned(
-                    call.weave_attr("evaluation")
-                        .or_else(|| input("self"))
-                        .or_else(|| input("this")),
+                    call.weave_attr("evaluation").or_else(|| input("self")).or_else(|| input("this")),
                 ),
                 model: owned(call.weave_attr("model").or_else(|| input("model"))),
                 run_id: owned(call.weave_attr("source_evaluation_run_id")),
@@ -81,12 +78,7 @@ impl ViewColumns {
                 model: owned(call.weave_attr("model")),
                 run_id: owned(call.weave_attr("evaluation_run_id")),
             },
-            Kind::Other => ViewColumns {
-                kind,
-                evaluation: None,
-                model: None,
-                run_id: None,
-            },
+            Kind::Other => ViewColumns { kind, evaluation: None, model: None, run_id: None },
         }
     }
 }
@@ -98,10 +90,7 @@ pub fn delete(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) -> 
     let at = now();
     let mut n = 0;
     for id in ids {
-        let Some(call) = w
-            .call(project, id)?
-            .filter(|c| ViewColumns::of(c).kind == kind)
-        else {
+        let Some(call) = w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == kind) else {
             continue;
         };
         let mut root = call.id.clone();
@@ -136,8 +125,7 @@ mod tests {
         assert_eq!(ViewColumns::of(&child).kind, Kind::Other);
 
         let mut flagged = Call::new("e/p", "anything", 0);
-        flagged.attributes =
-            json!({"weave": {"evaluation_run": "true", "evaluation": "E", "model": "M"}});
+        flagged.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": "E", "model": "M"}});
         let v = ViewColumns::of(&flagged);
         assert_eq!(
             (v.kind, v.evaluation.as_deref(), v.model.as_deref()),

@@ -29,9 +29,7 @@ impl Principal {
         if self.key.allows(entity) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "This API key has no access to entity {entity}"
-            )))
+            Err(ApiError::Forbidden(format!("This API key has no access to entity {entity}")))
         }
     }
 
@@ -57,9 +55,7 @@ pub fn secret_from_headers(headers: &HeaderMap) -> Option<String> {
     let (scheme, rest) = value.split_once(' ')?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (_user, password) = text.split_once(':')?;
         (!password.is_empty()).then(|| password.to_string())
@@ -105,14 +101,8 @@ mod tests {
     #[test]
     fn keys_come_from_basic_passwords_and_bearer_tokens() {
         let basic = base64::engine::general_purpose::STANDARD.encode("api:sekret");
-        assert_eq!(
-            secret_from_headers(&headers(&format!("Basic {basic}"))).as_deref(),
-            Some("sekret")
-        );
-        assert_eq!(
-            secret_from_headers(&headers("Bearer tok")).as_deref(),
-            Some("tok")
-        );
+        assert_eq!(secret_from_headers(&headers(&format!("Basic {basic}"))).as_deref(), Some("sekret"));
+        assert_eq!(secret_from_headers(&headers("Bearer tok")).as_deref(), Some("tok"));
         assert_eq!(secret_from_headers(&headers("Basic !!!")), None);
         assert_eq!(secret_from_headers(&headers("Digest x")), None);
         assert_eq!(secret_from_headers(&HeaderMap::new()), None);

@@ -27,9 +27,7 @@ pub async fn create_prediction(
 ) -> Result<Response, ApiError> {
     let req = CreatePrediction::from_json(&body)?;
     let id = blocking(&state, move |s| {
-        store::write(s, |w| {
-            prediction::create(w, &path.project_id, &req, Some(who.user_id()))
-        })
+        store::write(s, |w| prediction::create(w, &path.project_id, &req, Some(who.user_id())))
     })
     .await?;
     Ok(axum::Json(json!({ "prediction_id": id })).into_response())
@@ -44,9 +42,7 @@ pub async fn create_score(
 ) -> Result<Response, ApiError> {
     let req = CreateScore::from_json(&body)?;
     let id = blocking(&state, move |s| {
-        store::write(s, |w| {
-            score::create(w, &path.project_id, &req, Some(who.user_id()))
-        })
+        store::write(s, |w| score::create(w, &path.project_id, &req, Some(who.user_id())))
     })
     .await?;
     Ok(axum::Json(json!({ "score_id": id })).into_response())
@@ -58,9 +54,7 @@ pub async fn finish_prediction(
     path: ProjectPath,
 ) -> Result<Response, ApiError> {
     blocking(&state, move |s| {
-        store::write(s, |w| {
-            prediction::finish(w, &path.project_id, path.param("prediction_id"))
-        })
+        store::write(s, |w| prediction::finish(w, &path.project_id, path.param("prediction_id")))
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
@@ -87,35 +81,13 @@ async fn read<T: Serialize + Send + 'static>(
 }
 
 /// `GET /predictions/{prediction_id}`.
-pub async fn read_prediction(
-    State(state): State<AppState>,
-    path: ProjectPath,
-) -> Result<Response, ApiError> {
-    read(
-        &state,
-        path,
-        "prediction_id",
-        Kind::Prediction,
-        prediction::not_found,
-        PredictionRead::of,
-    )
-    .await
+pub async fn read_prediction(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    read(&state, path, "prediction_id", Kind::Prediction, prediction::not_found, PredictionRead::of).await
 }
 
 /// `GET /scores/{score_id}`.
-pub async fn read_score(
-    State(state): State<AppState>,
-    path: ProjectPath,
-) -> Result<Response, ApiError> {
-    read(
-        &state,
-        path,
-        "score_id",
-        Kind::Score,
-        score::not_found,
-        ScoreRead::of,
-    )
-    .await
+pub async fn read_score(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    read(&state, path, "score_id", Kind::Score, score::not_found, ScoreRead::of).await
 }
 
 /// Streams the calls of a view as JSONL, filtered by `evaluation_run_id`.
@@ -127,23 +99,14 @@ async fn list<T: Serialize + 'static>(
     view: fn(Call) -> T,
 ) -> Result<Response, ApiError> {
     let page = super::page(&q)?;
-    let run_id = q
-        .get("evaluation_run_id")
-        .filter(|s| !s.is_empty())
-        .map(String::from);
+    let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
     super::stream::jsonl(state.store.clone(), move |s, emit| {
-        s.view_calls(
-            &path.project_id,
-            kind,
-            run_id.as_deref(),
-            page,
-            &mut |call| {
-                let item = view(call);
-                emit(&|buf| {
-                    let _ = serde_json::to_writer(&mut *buf, &item);
-                })
-            },
-        )
+        s.view_calls(&path.project_id, kind, run_id.as_deref(), page, &mut |call| {
+            let item = view(call);
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &item);
+            })
+        })
     })
     .await
 }
@@ -182,10 +145,8 @@ async fn delete(
     if ids.len() > MAX_IDS {
         return Err(Error::TooLarge(format!("Too many {param}: at most {MAX_IDS} allowed")).into());
     }
-    let n = blocking(state, move |s| {
-        store::write(s, |w| view::delete(w, &path.project_id, kind, &ids))
-    })
-    .await?;
+    let n =
+        blocking(state, move |s| store::write(s, |w| view::delete(w, &path.project_id, kind, &ids))).await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())
 }
 

@@ -51,22 +51,13 @@ impl IntoResponse for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     json!({ "detail": issues.iter().map(issue_json).collect::<Vec<_>>() }),
                 ),
-                Error::BadRequest(reason) => {
-                    reply(StatusCode::BAD_REQUEST, json!({ "reason": reason }))
-                }
-                Error::NotFound(reason) => {
-                    reply(StatusCode::NOT_FOUND, json!({ "reason": reason }))
-                }
+                Error::BadRequest(reason) => reply(StatusCode::BAD_REQUEST, json!({ "reason": reason })),
+                Error::NotFound(reason) => reply(StatusCode::NOT_FOUND, json!({ "reason": reason })),
                 Error::Conflict(reason) => reply(StatusCode::CONFLICT, json!({ "reason": reason })),
-                Error::TooLarge(reason) => {
-                    reply(StatusCode::PAYLOAD_TOO_LARGE, json!({ "reason": reason }))
-                }
+                Error::TooLarge(reason) => reply(StatusCode::PAYLOAD_TOO_LARGE, json!({ "reason": reason })),
                 Error::Storage(detail) => {
                     tracing::error!(%detail, "storage error");
-                    reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        json!({ "reason": "Internal server error" }),
-                    )
+                    reply(StatusCode::INTERNAL_SERVER_ERROR, json!({ "reason": "Internal server error" }))
                 }
                 Error::StorageFull(detail) => {
                     tracing::error!(%detail, "storage unavailable");
@@ -78,18 +69,14 @@ impl IntoResponse for ApiError {
             },
             ApiError::Unauthenticated(detail) => {
                 let mut r = reply(StatusCode::UNAUTHORIZED, json!({ "detail": detail }));
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
                 r
             }
-            ApiError::Forbidden(detail) => {
-                reply(StatusCode::FORBIDDEN, json!({ "detail": detail }))
-            }
+            ApiError::Forbidden(detail) => reply(StatusCode::FORBIDDEN, json!({ "detail": detail })),
             ApiError::NoRoute => reply(StatusCode::NOT_FOUND, json!({ "detail": "Not Found" })),
-            ApiError::NoMethod => reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({ "detail": "Method Not Allowed" }),
-            ),
+            ApiError::NoMethod => {
+                reply(StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": "Method Not Allowed" }))
+            }
         }
     }
 }

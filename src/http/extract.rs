@@ -27,11 +27,7 @@ pub struct OptionalJsonBody(pub Option<Value>);
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::TooLarge(format!(
-                "Request body is larger than {} MiB",
-                MAX_BODY >> 20
-            ))
-            .into()
+            Error::TooLarge(format!("Request body is larger than {} MiB", MAX_BODY >> 20)).into()
         } else {
             Error::BadRequest(format!("Could not read the request body: {rejection}")).into()
         }
@@ -100,10 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectPath {
         if let Some(who) = parts.extensions.get::<super::auth::Principal>() {
             who.check_entity(entity)?;
         }
-        Ok(ProjectPath {
-            project_id: format!("{entity}/{project}"),
-            params,
-        })
+        Ok(ProjectPath { project_id: format!("{entity}/{project}"), params })
     }
 }
 

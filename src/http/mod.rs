@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod runs;
 pub mod stream;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,48 +36,59 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Builds the application: every route, auth on `/v2`, FastAPI-shaped 404/405, request log.
 pub fn router(state: AppState) -> Router {
+    let auth = || middleware::from_fn_with_state(state.clone(), auth::require_key);
     let v2 = Router::new()
-        .route(
-            "/evaluation_runs",
-            get(runs::list).post(runs::create).delete(runs::delete),
-        )
+        .route("/evaluation_runs", get(runs::list).post(runs::create).delete(runs::delete))
         .route("/evaluation_runs/{evaluation_run_id}", get(runs::read))
-        .route(
-            "/evaluation_runs/{evaluation_run_id}/finish",
-            post(runs::finish),
-        )
+        .route("/evaluation_runs/{evaluation_run_id}/finish", post(runs::finish))
         .route(
             "/predictions",
             get(children::list_predictions)
                 .post(children::create_prediction)
                 .delete(children::delete_predictions),
         )
-        .route(
-            "/predictions/{prediction_id}",
-            get(children::read_prediction),
-        )
-        .route(
-            "/predictions/{prediction_id}/finish",
-            post(children::finish_prediction),
-        )
+        .route("/predictions/{prediction_id}", get(children::read_prediction))
+        .route("/predictions/{prediction_id}/finish", post(children::finish_prediction))
         .route(
             "/scores",
-            get(children::list_scores)
-                .post(children::create_score)
-                .delete(children::delete_scores),
+            get(children::list_scores).post(children::create_score).delete(children::delete_scores),
         )
         .route("/scores/{score_id}", get(children::read_score))
+        .route("/call/start", post(trace::call_start_v2))
+        .route("/call/end", post(trace::call_end_v2))
+        .route("/calls/complete", post(trace::calls_complete))
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ));
+        .route_layer(auth());
+    let v1 = Router::new()
+        .route("/call/start", post(trace::call_start))
+        .route("/call/end", post(trace::call_end))
+        .route("/call/upsert_batch", post(trace::call_upsert_batch))
+        .route("/call/read", post(trace::call_read))
+        .route("/call/update", post(trace::call_update))
+        .route("/calls/query", post(trace::calls_query))
+        .route("/calls/stream_query", post(trace::calls_stream_query))
+        .route("/calls/query_stats", post(trace::calls_query_stats))
+        .route("/calls/delete", post(trace::calls_delete))
+        .route("/obj/create", post(trace::obj_create))
+        .route("/obj/read", post(trace::obj_read))
+        .route("/objs/query", post(trace::objs_query))
+        .route("/obj/delete", post(trace::obj_delete))
+        .route("/table/create", post(trace::table_create))
+        .route("/table/query", post(trace::table_query))
+        .route("/table/query_stats", post(trace::table_query_stats))
+        .route("/refs/read_batch", post(trace::refs_read_batch))
+        .route("/file/create", post(trace::file_create))
+        .route("/file/content", post(trace::file_content))
+        .route("/feedback/create", post(trace::feedback_create))
+        .route("/feedback/batch/create", post(trace::feedback_batch_create))
+        .route("/feedback/query", post(trace::feedback_query))
+        .route("/graphql", post(trace::graphql))
+        .route_layer(auth());
     Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({ "status": "ok" })) }),
-        )
+        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/openapi.json", get(openapi))
+        .route("/server_info", get(trace::server_info))
+        .merge(v1)
         .nest("/v2/{entity}/{project}", v2)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
@@ -87,10 +99,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn openapi() -> Response {
     let mut r = OPENAPI.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -128,10 +137,7 @@ pub fn page(q: &Query) -> Result<Page> {
     let limit = q.opt_count("limit");
     let offset = q.opt_count("offset");
     match (limit, offset) {
-        (Ok(limit), Ok(offset)) => Ok(Page {
-            limit,
-            offset: offset.unwrap_or(0),
-        }),
+        (Ok(limit), Ok(offset)) => Ok(Page { limit, offset: offset.unwrap_or(0) }),
         (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
             a.extend(b);
             Err(Error::Validation(a))
@@ -169,11 +175,7 @@ pub fn ids_from_body(body: &Value, field: &str) -> Result<Vec<String>> {
             }
         }
     }
-    if issues.is_empty() {
-        Ok(ids)
-    } else {
-        Err(Error::Validation(issues))
-    }
+    if issues.is_empty() { Ok(ids) } else { Err(Error::Validation(issues)) }
 }
 
 fn list_type(loc: Vec<Value>, input: &Value) -> Error {

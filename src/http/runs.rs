@@ -25,9 +25,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let req = CreateRun::from_json(&body)?;
     let id = blocking(&state, move |s| {
-        store::write(s, |w| {
-            eval_run::create(w, &path.project_id, &req, Some(who.user_id()))
-        })
+        store::write(s, |w| eval_run::create(w, &path.project_id, &req, Some(who.user_id())))
     })
     .await?;
     Ok(axum::Json(json!({ "evaluation_run_id": id })).into_response())
@@ -46,9 +44,7 @@ pub async fn list(
         page: super::page(&q)?,
     };
     super::stream::jsonl(state.store.clone(), move |s, emit| {
-        s.eval_runs(&path.project_id, &query, &mut |row| {
-            emit(&|buf| row.write_json(buf))
-        })
+        s.eval_runs(&path.project_id, &query, &mut |row| emit(&|buf| row.write_json(buf)))
     })
     .await
 }
@@ -59,10 +55,7 @@ pub async fn read(State(state): State<AppState>, path: ProjectPath) -> Result<Re
     let body = blocking(&state, move |s| {
         let query = RunQuery {
             ids: vec![id.clone()],
-            page: Page {
-                limit: Some(1),
-                offset: 0,
-            },
+            page: Page { limit: Some(1), offset: 0 },
             ..Default::default()
         };
         let mut out = Vec::new();
@@ -70,18 +63,11 @@ pub async fn read(State(state): State<AppState>, path: ProjectPath) -> Result<Re
             row.write_json(&mut out);
             false
         })?;
-        if out.is_empty() {
-            Err(eval_run::not_found(&id))
-        } else {
-            Ok(out)
-        }
+        if out.is_empty() { Err(eval_run::not_found(&id)) } else { Ok(out) }
     })
     .await?;
     let mut r = body.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
 }
 
@@ -93,9 +79,7 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
     blocking(&state, move |s| {
-        store::write(s, |w| {
-            eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req)
-        })
+        store::write(s, |w| eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req))
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
@@ -123,15 +107,10 @@ pub async fn delete(
         .into());
     }
     if ids.len() > MAX_IDS {
-        return Err(Error::TooLarge(format!(
-            "Too many evaluation_run_ids: at most {MAX_IDS} allowed"
-        ))
-        .into());
+        return Err(Error::TooLarge(format!("Too many evaluation_run_ids: at most {MAX_IDS} allowed")).into());
     }
     let n = blocking(&state, move |s| {
-        store::write(s, |w| {
-            view::delete(w, &path.project_id, Kind::EvaluationRun, &ids)
-        })
+        store::write(s, |w| view::delete(w, &path.project_id, Kind::EvaluationRun, &ids))
     })
     .await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())

@@ -39,10 +39,7 @@ where
             // The first row goes out at once (time to first byte); later rows in chunks.
             if !sent_first || buf.len() >= CHUNK {
                 sent_first = true;
-                let chunk = Bytes::from(std::mem::replace(
-                    &mut buf,
-                    Vec::with_capacity(CHUNK + 1024),
-                ));
+                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 1024)));
                 open = tx.blocking_send(Ok(chunk)).is_ok();
             }
             open
@@ -61,19 +58,11 @@ where
     };
     let rest = futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
-        Some((
-            item.map_err(|e: Error| std::io::Error::other(e.to_string())),
-            rx,
-        ))
+        Some((item.map_err(|e: Error| std::io::Error::other(e.to_string())), rx))
     });
-    let head = futures_util::stream::iter(
-        first.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))),
-    );
+    let head = futures_util::stream::iter(first.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))));
     let body = Body::from_stream(futures_util::StreamExt::chain(head, rest));
     let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jsonl"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
     Ok(response)
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunQuery, RunRow};
+use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::trace::CallQuery;
@@ -46,12 +47,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Streams the live calls matching `query` in start order to `sink` until it returns `false`.
-    fn calls(
-        &self,
-        project: &str,
-        query: &CallQuery,
-        sink: &mut dyn FnMut(Call) -> bool,
-    ) -> Result<()>;
+    fn calls(&self, project: &str, query: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()>;
 
     /// Reads a live (not deleted) call.
     fn call(&self, project: &str, id: &str) -> Result<Option<Call>>;
@@ -77,6 +73,9 @@ pub trait Store: Send + Sync + 'static {
     fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>>;
     /// A file's bytes.
     fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The live feedback rows of a project, oldest first.
+    fn feedback(&self, project: &str, sink: &mut dyn FnMut(Feedback) -> bool) -> Result<()>;
 
     /// Stores a new API key.
     fn insert_key(&self, key: &ApiKey) -> Result<()>;
@@ -118,6 +117,8 @@ pub trait Writer {
     ) -> Result<()>;
     /// Stores a file's bytes under their digest.
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()>;
+    /// Stores a feedback row; a row with the same id is kept as it is.
+    fn insert_feedback(&mut self, feedback: &Feedback) -> Result<()>;
     /// Soft-deletes a live call and all its live descendants; returns how many were deleted.
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
 }

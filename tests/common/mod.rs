@@ -24,12 +24,7 @@ pub struct Server {
 
 /// Runs `weft --data-dir DIR ARGS...` to completion; returns (success, stdout, stderr).
 pub fn weft(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run weft");
+    let out = Command::new(BIN).arg("--data-dir").arg(dir).args(args).output().expect("run weft");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -48,13 +43,7 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir) -> Server {
         let (child, base, key) = spawn(dir.path());
         let client = reqwest::Client::builder().build().expect("client");
-        Server {
-            child,
-            base,
-            key: key.unwrap_or_default(),
-            dir,
-            client,
-        }
+        Server { child, base, key: key.unwrap_or_default(), dir, client }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -67,9 +56,7 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .get(self.url(path))
-            .basic_auth("api", Some(&self.key))
+        self.client.get(self.url(path)).basic_auth("api", Some(&self.key))
     }
 
     pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
@@ -81,24 +68,18 @@ impl Server {
     }
 
     pub fn post_raw(&self, path: &str, body: &'static str) -> reqwest::RequestBuilder {
-        self.client
-            .post(self.url(path))
-            .basic_auth("api", Some(&self.key))
-            .body(body)
+        self.client.post(self.url(path)).basic_auth("api", Some(&self.key)).body(body)
     }
 
     pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .delete(self.url(path))
-            .basic_auth("api", Some(&self.key))
+        self.client.delete(self.url(path)).basic_auth("api", Some(&self.key))
     }
 
     /// Creates a run and returns its id.
     pub async fn create_run(&self, evaluation: &str, model: &str) -> String {
-        let v = json_ok(self.post(
-            "/evaluation_runs",
-            &serde_json::json!({"evaluation": evaluation, "model": model}),
-        ))
+        let v = json_ok(
+            self.post("/evaluation_runs", &serde_json::json!({"evaluation": evaluation, "model": model})),
+        )
         .await;
         v["evaluation_run_id"].as_str().expect("run id").to_string()
     }
@@ -118,8 +99,7 @@ impl Server {
 
     /// The server's resident set size in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -166,9 +146,7 @@ fn spawn(dir: &Path) -> (Child, String, Option<String>) {
         }
         for _ in lines {}
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not report its address");
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not report its address");
     let key = krx.recv_timeout(Duration::from_millis(200)).ok();
     (child, format!("http://{addr}"), key)
 }
@@ -187,28 +165,17 @@ pub async fn status_json(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// Sends a request, asserts a 200 with `application/jsonl`, and returns the parsed lines.
 pub async fn jsonl(req: reqwest::RequestBuilder) -> Vec<Value> {
     let resp = req.send().await.expect("request");
     let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_string());
+    let ctype = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_string());
     let text = resp.text().await.expect("body");
     assert_eq!(status, 200, "body: {text}");
     assert_eq!(ctype.as_deref(), Some("application/jsonl"));
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "every line ends with a newline"
-    );
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    assert!(text.is_empty() || text.ends_with('\n'), "every line ends with a newline");
+    text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
 }

@@ -3,15 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::Value;
 
 use super::{Page, Store, Writer, json_from_text};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunQuery, RunRow};
+use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::trace::CallQuery;
@@ -57,9 +56,7 @@ impl SqliteStore {
                  PRAGMA busy_timeout = 10000;",
             )
             .map_err(storage)?;
-        let version: i64 = writer
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(storage)?;
+        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
         if version > SCHEMA_VERSION {
             return Err(Error::Storage(format!(
                 "database schema version {version} is newer than this weft ({SCHEMA_VERSION})"
@@ -67,15 +64,9 @@ impl SqliteStore {
         }
         writer.execute_batch(SCHEMA).map_err(storage)?;
         writer
-            .execute_batch(&format!(
-                "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA optimize = 0x10002;"
-            ))
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA optimize = 0x10002;"))
             .map_err(storage)?;
-        Ok(SqliteStore {
-            path,
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     fn reader(&self) -> Result<Reader<'_>> {
@@ -88,22 +79,16 @@ impl SqliteStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(storage)?;
-                c.execute_batch("PRAGMA busy_timeout = 10000;")
-                    .map_err(storage)?;
+                c.execute_batch("PRAGMA busy_timeout = 10000;").map_err(storage)?;
                 c
             }
         };
-        Ok(Reader {
-            store: self,
-            conn: Some(conn),
-        })
+        Ok(Reader { store: self, conn: Some(conn) })
     }
 
     /// Refreshes the query planner's statistics (cheap when nothing changed much).
     pub fn optimize(&self) -> Result<()> {
-        lock(&self.writer)
-            .execute_batch("PRAGMA optimize;")
-            .map_err(storage)
+        lock(&self.writer).execute_batch("PRAGMA optimize;").map_err(storage)
     }
 }
 
@@ -121,9 +106,7 @@ struct Reader<'a> {
 impl std::ops::Deref for Reader<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn
-            .as_ref()
-            .expect("reader connection present until drop")
+        self.conn.as_ref().expect("reader connection present until drop")
     }
 }
 
@@ -275,9 +258,7 @@ impl Writer for Transaction<'_> {
                  AND deleted_at IS NULL ORDER BY started_at, id"
             ))
             .map_err(storage)?;
-        let rows = stmt
-            .query_map(params![project, parent_id], call_from_row)
-            .map_err(storage)?;
+        let rows = stmt.query_map(params![project, parent_id], call_from_row).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
     }
 
@@ -322,10 +303,7 @@ impl Writer for Transaction<'_> {
             o.wb_user_id,
         ])
         .map_err(storage)?;
-        Ok(ObjectVersion {
-            version_index: next,
-            ..o.clone()
-        })
+        Ok(ObjectVersion { version_index: next, ..o.clone() })
     }
 
     fn delete_objects(
@@ -341,15 +319,10 @@ impl Writer for Transaction<'_> {
         let at = at.to_string();
         let mut args: Vec<&str> = vec![&at, project, object_id];
         if let Some(d) = digests {
-            sql.push_str(&format!(
-                " AND digest IN ({})",
-                vec!["?"; d.len()].join(",")
-            ));
+            sql.push_str(&format!(" AND digest IN ({})", vec!["?"; d.len()].join(",")));
             args.extend(d.iter().map(String::as_str));
         }
-        let n = self
-            .execute(&sql, params_from_iter(args))
-            .map_err(storage)?;
+        let n = self.execute(&sql, params_from_iter(args)).map_err(storage)?;
         Ok(n as u64)
     }
 
@@ -361,17 +334,12 @@ impl Writer for Transaction<'_> {
         row_digests: &[String],
     ) -> Result<()> {
         let mut insert_row = self
-            .prepare_cached(
-                "INSERT OR IGNORE INTO table_rows (project_id, digest, val) VALUES (?1, ?2, ?3)",
-            )
+            .prepare_cached("INSERT OR IGNORE INTO table_rows (project_id, digest, val) VALUES (?1, ?2, ?3)")
             .map_err(storage)?;
         for (d, val) in rows {
-            insert_row
-                .execute(params![project, d, val])
-                .map_err(storage)?;
+            insert_row.execute(params![project, d, val]).map_err(storage)?;
         }
-        let digests =
-            serde_json::to_string(row_digests).map_err(|e| Error::Storage(e.to_string()))?;
+        let digests = serde_json::to_string(row_digests).map_err(|e| Error::Storage(e.to_string()))?;
         self.prepare_cached(
             "INSERT OR IGNORE INTO tables (project_id, digest, row_digests) VALUES (?1, ?2, ?3)",
         )
@@ -382,13 +350,32 @@ impl Writer for Transaction<'_> {
     }
 
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()> {
-        self.prepare_cached(
-            "INSERT OR IGNORE INTO files (project_id, digest, content) VALUES (?1, ?2, ?3)",
-        )
-        .map_err(storage)?
-        .execute(params![project, digest, content])
-        .map(drop)
-        .map_err(storage)
+        self.prepare_cached("INSERT OR IGNORE INTO files (project_id, digest, content) VALUES (?1, ?2, ?3)")
+            .map_err(storage)?
+            .execute(params![project, digest, content])
+            .map(drop)
+            .map_err(storage)
+    }
+
+    fn insert_feedback(&mut self, f: &Feedback) -> Result<()> {
+        self.prepare_cached(&format!("INSERT OR IGNORE INTO feedback ({FEEDBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"))
+            .map_err(storage)?
+            .execute(params![
+                f.project_id,
+                f.id,
+                f.weave_ref,
+                f.feedback_type,
+                json_text(&f.payload),
+                f.creator,
+                f.created_at,
+                f.wb_user_id,
+                f.annotation_ref,
+                f.runnable_ref,
+                f.call_ref,
+                f.trigger_ref,
+            ])
+            .map(drop)
+            .map_err(storage)
     }
 
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {
@@ -406,6 +393,26 @@ impl Writer for Transaction<'_> {
             .map_err(storage)?;
         Ok(n as u64)
     }
+}
+
+const FEEDBACK_COLUMNS: &str = "project_id, id, weave_ref, feedback_type, payload, creator, created_at, \
+     wb_user_id, annotation_ref, runnable_ref, call_ref, trigger_ref";
+
+fn feedback_from_row(r: &Row<'_>) -> rusqlite::Result<Feedback> {
+    Ok(Feedback {
+        project_id: r.get(0)?,
+        id: r.get(1)?,
+        weave_ref: r.get(2)?,
+        feedback_type: r.get(3)?,
+        payload: json_from_text(r.get_ref(4)?.as_str()?),
+        creator: r.get(5)?,
+        created_at: r.get(6)?,
+        wb_user_id: r.get(7)?,
+        annotation_ref: r.get(8)?,
+        runnable_ref: r.get(9)?,
+        call_ref: r.get(10)?,
+        trigger_ref: r.get(11)?,
+    })
 }
 
 const OBJECT_COLUMNS: &str = "project_id, object_id, digest, version_index, kind, base_object_class, \
@@ -451,9 +458,8 @@ const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
 impl Store for SqliteStore {
     fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
         let mut conn = lock(&self.writer);
-        let mut tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(storage)?;
+        let mut tx =
+            conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(storage)?;
         f(&mut tx)?;
         tx.commit().map_err(storage)
     }
@@ -470,36 +476,21 @@ impl Store for SqliteStore {
              EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
                AND f.trace_id = c.trace_id AND f.id != c.id \
                AND f.exception IS NOT NULL AND f.deleted_at IS NULL), \
-             summary \
+             summary, \
+             CASE WHEN json_extract(attributes, '$.weave.evaluation_run') IS NULL THEN output END \
              FROM calls c {index} WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL",
         )
         // Looking runs up by id is point lookups whatever the statistics say.
-        .replace(
-            "{index}",
-            if q.ids.is_empty() {
-                ""
-            } else {
-                "INDEXED BY calls_id"
-            },
-        );
+        .replace("{index}", if q.ids.is_empty() { "" } else { "INDEXED BY calls_id" });
         let mut args: Vec<&str> = vec![project];
-        for (column, values) in [
-            ("evaluation", &q.evaluations),
-            ("model", &q.models),
-            ("id", &q.ids),
-        ] {
+        for (column, values) in [("evaluation", &q.evaluations), ("model", &q.models), ("id", &q.ids)] {
             if !values.is_empty() {
-                sql.push_str(&format!(
-                    " AND {column} IN ({})",
-                    vec!["?"; values.len()].join(",")
-                ));
+                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
                 args.extend(values.iter().map(String::as_str));
             }
         }
         let (limit, offset) = limit_offset(q.page);
-        sql.push_str(&format!(
-            " ORDER BY started_at, id LIMIT {limit} OFFSET {offset}"
-        ));
+        sql.push_str(&format!(" ORDER BY started_at, id LIMIT {limit} OFFSET {offset}"));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
@@ -518,6 +509,7 @@ impl Store for SqliteStore {
                     failed: r.get(8)?,
                     descendant_failed: r.get(9)?,
                     summary: text(10)?,
+                    output: text(11)?,
                 })
             })()
             .map_err(storage)?;
@@ -537,11 +529,7 @@ impl Store for SqliteStore {
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
         let (limit, offset) = limit_offset(page);
-        let run_filter = if run_id.is_some() {
-            "AND run_id = ?3"
-        } else {
-            "AND ?3 IS NULL"
-        };
+        let run_filter = if run_id.is_some() { "AND run_id = ?3" } else { "AND ?3 IS NULL" };
         let conn = self.reader()?;
         let mut stmt = conn
             .prepare_cached(&format!(
@@ -549,9 +537,7 @@ impl Store for SqliteStore {
                  AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?4 OFFSET ?5"
             ))
             .map_err(storage)?;
-        let mut rows = stmt
-            .query(params![project, kind.tag(), run_id, limit, offset])
-            .map_err(storage)?;
+        let mut rows = stmt.query(params![project, kind.tag(), run_id, limit, offset]).map_err(storage)?;
         while let Some(r) = rows.next().map_err(storage)? {
             if !sink(call_from_row(r).map_err(storage)?) {
                 break;
@@ -560,14 +546,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn calls(
-        &self,
-        project: &str,
-        q: &CallQuery,
-        sink: &mut dyn FnMut(Call) -> bool,
-    ) -> Result<()> {
-        let mut sql =
-            format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND deleted_at IS NULL");
+    fn calls(&self, project: &str, q: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND deleted_at IS NULL");
         let mut args: Vec<&str> = vec![project];
         for (column, values) in [
             ("id", &q.call_ids),
@@ -576,10 +556,7 @@ impl Store for SqliteStore {
             ("wb_user_id", &q.wb_user_ids),
         ] {
             if !values.is_empty() {
-                sql.push_str(&format!(
-                    " AND {column} IN ({})",
-                    vec!["?"; values.len()].join(",")
-                ));
+                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
                 args.extend(values.iter().map(String::as_str));
             }
         }
@@ -605,9 +582,7 @@ impl Store for SqliteStore {
         }
         let (limit, offset) = limit_offset(q.page);
         let dir = if q.descending { "DESC" } else { "ASC" };
-        sql.push_str(&format!(
-            " ORDER BY started_at {dir}, id {dir} LIMIT {limit} OFFSET {offset}"
-        ));
+        sql.push_str(&format!(" ORDER BY started_at {dir}, id {dir} LIMIT {limit} OFFSET {offset}"));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
@@ -637,17 +612,11 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ?1 AND object_id = ?2 \
              AND deleted_at IS NULL {}",
-            if arg.is_some() {
-                clause.to_string()
-            } else {
-                format!("AND ?3 IS NULL {clause}")
-            }
+            if arg.is_some() { clause.to_string() } else { format!("AND ?3 IS NULL {clause}") }
         );
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-        stmt.query_row(params![project, object_id, arg], object_with_latest)
-            .optional()
-            .map_err(storage)
+        stmt.query_row(params![project, object_id, arg], object_with_latest).optional().map_err(storage)
     }
 
     fn objects(&self, project: &str, q: &ObjectQuery) -> Result<Vec<(ObjectVersion, bool)>> {
@@ -655,15 +624,10 @@ impl Store for SqliteStore {
             "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ? AND deleted_at IS NULL"
         );
         let mut args: Vec<String> = vec![project.to_string()];
-        for (column, values) in [
-            ("object_id", &q.object_ids),
-            ("base_object_class", &q.base_object_classes),
-        ] {
+        for (column, values) in [("object_id", &q.object_ids), ("base_object_class", &q.base_object_classes)]
+        {
             if !values.is_empty() {
-                sql.push_str(&format!(
-                    " AND {column} IN ({})",
-                    vec!["?"; values.len()].join(",")
-                ));
+                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
                 args.extend(values.iter().cloned());
             }
         }
@@ -676,14 +640,10 @@ impl Store for SqliteStore {
             sql.push_str(&format!(" AND {IS_LATEST}"));
         }
         let (limit, offset) = limit_offset(q.page);
-        sql.push_str(&format!(
-            " ORDER BY object_id, version_index LIMIT {limit} OFFSET {offset}"
-        ));
+        sql.push_str(&format!(" ORDER BY object_id, version_index LIMIT {limit} OFFSET {offset}"));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-        let rows = stmt
-            .query_map(params_from_iter(args), object_with_latest)
-            .map_err(storage)?;
+        let rows = stmt.query_map(params_from_iter(args), object_with_latest).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
     }
 
@@ -699,24 +659,16 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page
-            .limit
-            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let take = page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let mut stmt = conn
             .prepare_cached("SELECT val FROM table_rows WHERE project_id = ?1 AND digest = ?2")
             .map_err(storage)?;
         let mut rows = Vec::new();
-        let wanted = list
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| only.is_none_or(|o| o.contains(d)))
-            .skip(skip)
-            .take(take);
+        let wanted =
+            list.iter().enumerate().filter(|(_, d)| only.is_none_or(|o| o.contains(d))).skip(skip).take(take);
         for (i, d) in wanted {
-            let val: Option<String> = stmt
-                .query_row(params![project, d], |r| r.get(0))
-                .optional()
-                .map_err(storage)?;
+            let val: Option<String> =
+                stmt.query_row(params![project, d], |r| r.get(0)).optional().map_err(storage)?;
             if let Some(val) = val {
                 rows.push(TableRow {
                     digest: d.clone(),
@@ -741,9 +693,24 @@ impl Store for SqliteStore {
             .map_err(storage)
     }
 
+    fn feedback(&self, project: &str, sink: &mut dyn FnMut(Feedback) -> bool) -> Result<()> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE project_id = ?1 ORDER BY created_at, id"
+            ))
+            .map_err(storage)?;
+        let mut rows = stmt.query([project]).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            if !sink(feedback_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn insert_key(&self, k: &ApiKey) -> Result<()> {
-        let entities =
-            serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
+        let entities = serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
         lock(&self.writer)
             .execute(
                 &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
@@ -767,9 +734,7 @@ impl Store for SqliteStore {
     fn keys(&self) -> Result<Vec<ApiKey>> {
         let conn = self.reader()?;
         let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
-            ))
+            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))
             .map_err(storage)?;
         let rows = stmt.query_map([], key_from_row).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)

@@ -1,0 +1,96 @@
+//! Feedback on calls and objects: scorer results, reactions, notes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::call::{Micros, format_time, new_id, now};
+use super::error::Result;
+use crate::store::Writer;
+
+/// A stored feedback row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    pub project_id: String,
+    pub id: String,
+    pub weave_ref: String,
+    pub feedback_type: String,
+    pub payload: Value,
+    pub creator: Option<String>,
+    pub created_at: Micros,
+    pub wb_user_id: Option<String>,
+    pub annotation_ref: Option<String>,
+    pub runnable_ref: Option<String>,
+    pub call_ref: Option<String>,
+    pub trigger_ref: Option<String>,
+}
+
+/// `FeedbackCreateReq`; fields the server does not keep are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedbackCreate {
+    pub id: Option<String>,
+    pub project_id: String,
+    pub weave_ref: String,
+    pub feedback_type: String,
+    #[serde(default)]
+    pub payload: Value,
+    pub creator: Option<String>,
+    pub annotation_ref: Option<String>,
+    pub runnable_ref: Option<String>,
+    pub call_ref: Option<String>,
+    pub trigger_ref: Option<String>,
+}
+
+/// `FeedbackCreateRes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackCreated {
+    pub id: String,
+    pub created_at: String,
+    pub wb_user_id: Option<String>,
+    pub payload: Value,
+}
+
+impl Feedback {
+    /// The row as `feedback/query` returns it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "project_id": self.project_id,
+            "weave_ref": self.weave_ref,
+            "wb_user_id": self.wb_user_id,
+            "creator": self.creator,
+            "created_at": format_time(self.created_at),
+            "feedback_type": self.feedback_type,
+            "payload": self.payload,
+            "annotation_ref": self.annotation_ref,
+            "runnable_ref": self.runnable_ref,
+            "call_ref": self.call_ref,
+            "trigger_ref": self.trigger_ref,
+        })
+    }
+}
+
+/// Stores one feedback row (idempotent on a client-given id).
+pub fn create(w: &mut dyn Writer, req: FeedbackCreate, user: Option<&str>) -> Result<FeedbackCreated> {
+    let payload = if req.payload.is_null() { Value::Object(Default::default()) } else { req.payload };
+    let f = Feedback {
+        id: req.id.filter(|i| !i.is_empty()).unwrap_or_else(new_id),
+        project_id: req.project_id,
+        weave_ref: req.weave_ref,
+        feedback_type: req.feedback_type,
+        payload,
+        creator: req.creator,
+        created_at: now(),
+        wb_user_id: user.map(String::from),
+        annotation_ref: req.annotation_ref,
+        runnable_ref: req.runnable_ref,
+        call_ref: req.call_ref,
+        trigger_ref: req.trigger_ref,
+    };
+    w.insert_feedback(&f)?;
+    Ok(FeedbackCreated {
+        id: f.id,
+        created_at: format_time(f.created_at),
+        wb_user_id: f.wb_user_id,
+        payload: f.payload,
+    })
+}

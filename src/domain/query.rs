@@ -1,0 +1,223 @@
+//! Weave's query expressions (`{"$expr": {"$eq": [{"$getField": "op_name"}, {"$literal": "x"}]}}`),
+//! evaluated against a row's JSON.
+
+use serde_json::Value;
+
+use super::error::{Error, Result};
+
+/// A parsed-on-demand query expression; [`Expr::matches`] tests a row.
+#[derive(Debug, Clone)]
+pub struct Expr(Value);
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadRequest(format!("Unsupported query: {}", msg.into()))
+}
+
+impl Expr {
+    /// Takes a wire query (`{"$expr": ...}`); `None` or `null` is no query.
+    pub fn from_query(q: Option<&Value>) -> Result<Option<Expr>> {
+        match q {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => match m.get("$expr") {
+                Some(e) => {
+                    let expr = Expr(e.clone());
+                    // Validate once against an empty row so bad queries fail up front.
+                    expr.eval(e, &Value::Null)?;
+                    Ok(Some(expr))
+                }
+                None => Err(bad("expected an object with \"$expr\"")),
+            },
+            Some(_) => Err(bad("expected an object")),
+        }
+    }
+
+    /// Whether `row` satisfies the expression.
+    pub fn matches(&self, row: &Value) -> Result<bool> {
+        Ok(truthy(&self.eval(&self.0, row)?))
+    }
+
+    fn eval(&self, e: &Value, row: &Value) -> Result<Value> {
+        let Value::Object(m) = e else { return Err(bad("an operand must be an object")) };
+        let (op, arg) = m.iter().next().ok_or_else(|| bad("empty operation"))?;
+        let list = |arg: &Value| -> Result<Vec<Value>> {
+            match arg {
+                Value::Array(items) => items.iter().map(|i| self.eval(i, row)).collect(),
+                _ => Err(bad(format!("{op} takes a list"))),
+            }
+        };
+        let pair = |arg: &Value| -> Result<(Value, Value)> {
+            let mut v = list(arg)?;
+            if v.len() != 2 {
+                return Err(bad(format!("{op} takes two operands")));
+            }
+            let b = v.pop().unwrap_or(Value::Null);
+            Ok((v.pop().unwrap_or(Value::Null), b))
+        };
+        Ok(match op.as_str() {
+            "$literal" => arg.clone(),
+            "$getField" => {
+                let path = arg.as_str().ok_or_else(|| bad("$getField takes a string"))?;
+                get_path(row, path)
+            }
+            "$and" => Value::Bool(list(arg)?.iter().all(truthy)),
+            "$or" => Value::Bool(list(arg)?.iter().any(truthy)),
+            "$not" => Value::Bool(!list(arg)?.iter().all(truthy)),
+            "$eq" => {
+                let (a, b) = pair(arg)?;
+                Value::Bool(loose_eq(&a, &b))
+            }
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                let (a, b) = pair(arg)?;
+                let ord = compare(&a, &b);
+                Value::Bool(match (op.as_str(), ord) {
+                    (_, None) => false,
+                    ("$gt", Some(o)) => o.is_gt(),
+                    ("$gte", Some(o)) => o.is_ge(),
+                    ("$lt", Some(o)) => o.is_lt(),
+                    (_, Some(o)) => o.is_le(),
+                })
+            }
+            "$in" => {
+                let Value::Array(items) = arg else { return Err(bad("$in takes a list")) };
+                let [needle, haystack] = items.as_slice() else { return Err(bad("$in takes two operands")) };
+                let needle = self.eval(needle, row)?;
+                let Value::Array(options) = haystack else { return Err(bad("$in takes a list of options")) };
+                let mut found = false;
+                for o in options {
+                    found |= loose_eq(&needle, &self.eval(o, row)?);
+                }
+                Value::Bool(found)
+            }
+            "$contains" => {
+                let input = self.eval(arg.get("input").ok_or_else(|| bad("$contains needs input"))?, row)?;
+                let substr =
+                    self.eval(arg.get("substr").ok_or_else(|| bad("$contains needs substr"))?, row)?;
+                let ci = arg.get("case_insensitive").and_then(Value::as_bool).unwrap_or(false);
+                let (hay, needle) = (as_text(&input), as_text(&substr));
+                Value::Bool(if ci {
+                    hay.to_lowercase().contains(&needle.to_lowercase())
+                } else {
+                    hay.contains(&needle)
+                })
+            }
+            "$convert" => {
+                let input = self.eval(arg.get("input").ok_or_else(|| bad("$convert needs input"))?, row)?;
+                match arg.get("to").and_then(Value::as_str) {
+                    Some("double" | "int") => as_number(&input).map_or(Value::Null, Value::from),
+                    Some("string") => Value::String(as_text(&input)),
+                    Some("bool") => Value::Bool(truthy(&input)),
+                    _ => return Err(bad("$convert to an unknown type")),
+                }
+            }
+            other => return Err(bad(format!("operator {other}"))),
+        })
+    }
+}
+
+/// A dotted path into a JSON value (`summary.weave.status`); missing parts are `null`.
+pub fn get_path(v: &Value, path: &str) -> Value {
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => match m.get(part) {
+                Some(next) => next,
+                None => return Value::Null,
+            },
+            Value::Array(items) => match part.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                Some(next) => next,
+                None => return Value::Null,
+            },
+            _ => return Value::Null,
+        };
+    }
+    cur.clone()
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn loose_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(_), _) | (_, Value::Number(_)) => match (as_number(a), as_number(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+        (Value::String(_), Value::Bool(_)) | (Value::Bool(_), Value::String(_)) => as_text(a) == as_text(b),
+        _ => a == b,
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (as_number(a), as_number(b)) {
+        (Some(x), Some(y)) => x.partial_cmp(&y),
+        _ => match (a, b) {
+            (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn q(e: Value) -> Expr {
+        Expr::from_query(Some(&json!({ "$expr": e }))).unwrap().unwrap()
+    }
+
+    #[test]
+    fn expressions_filter_rows() {
+        let row = json!({"op_name": "a", "summary": {"weave": {"status": "success"}}, "n": 3});
+        assert!(q(json!({"$eq": [{"$getField": "op_name"}, {"$literal": "a"}]})).matches(&row).unwrap());
+        assert!(
+            q(json!({"$eq": [{"$getField": "summary.weave.status"}, {"$literal": "success"}]}))
+                .matches(&row)
+                .unwrap()
+        );
+        assert!(!q(json!({"$gt": [{"$getField": "n"}, {"$literal": 3}]})).matches(&row).unwrap());
+        assert!(q(json!({"$gte": [{"$convert": {"input": {"$getField": "n"}, "to": "double"}}, {"$literal": 3}]})).matches(&row).unwrap());
+        assert!(
+            q(json!({"$in": [{"$getField": "op_name"}, [{"$literal": "b"}, {"$literal": "a"}]]}))
+                .matches(&row)
+                .unwrap()
+        );
+        assert!(q(json!({"$not": [{"$contains": {"input": {"$getField": "op_name"}, "substr": {"$literal": "z"}}}]})).matches(&row).unwrap());
+        assert!(
+            q(json!({"$and": [{"$literal": true}, {"$or": [{"$literal": false}, {"$literal": 1}]}]}))
+                .matches(&row)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn unknown_operators_are_rejected() {
+        assert!(Expr::from_query(Some(&json!({"$expr": {"$regex": []}}))).is_err());
+        assert!(Expr::from_query(Some(&json!({"nope": 1}))).is_err());
+        assert!(Expr::from_query(None).unwrap().is_none());
+    }
+}
