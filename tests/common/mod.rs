@@ -84,6 +84,13 @@ impl Server {
         v["evaluation_run_id"].as_str().expect("run id").to_string()
     }
 
+    /// Creates a key scoped to `entity` with the CLI and returns its secret.
+    pub fn entity_key(&self, entity: &str) -> String {
+        let (ok, out, err) = weft(self.dir.path(), &["keys", "create", "--entity", entity]);
+        assert!(ok, "keys create failed: {err}");
+        out.trim().to_string()
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(&mut self) -> bool {
         let pid = self.child.id().to_string();

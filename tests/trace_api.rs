@@ -1,0 +1,403 @@
+//! The v1 trace API the official SDK calls, tested over HTTP against the real binary.
+
+mod common;
+use common::*;
+
+use serde_json::{Value, json};
+
+const ROWS_TABLE: &str = "df60df8796b210077f29f741e4cd5c03816fd705d2da6bc52a03e7d326e88c76";
+
+fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
+    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
+}
+
+async fn make_dataset(s: &Server) -> String {
+    let t = json_ok(post_v1(
+        s,
+        "/table/create",
+        &json!({"table": {"project_id": "acme/proj", "rows": [{"q": "1+1", "a": "2"}, {"q": "2+2", "a": "4"}]}}),
+    ))
+    .await;
+    // Digests as Python computes them: sha256 of json.dumps(row, sort_keys=True), and so on.
+    assert_eq!(t["digest"], ROWS_TABLE);
+    assert_eq!(
+        t["row_digests"],
+        json!(["4AyQSRRsY71h5G0LnrJKkmtgs2vtUgoY3lef86WLN5A", "0S9DGT9WaTh3NmpAYXd7YBefvlTW2psFGfzNGj9yHu8"])
+    );
+    let val = json!({"_type": "Dataset", "name": null, "description": null,
+        "rows": format!("weave:///acme/proj/table/{ROWS_TABLE}"),
+        "_class_name": "Dataset", "_bases": ["Object", "BaseModel"]});
+    let o = json_ok(post_v1(
+        s,
+        "/obj/create",
+        &json!({"obj": {"project_id": "acme/proj", "object_id": "Dataset", "val": val}}),
+    ))
+    .await;
+    assert_eq!(o["digest"], "UhuslpGQyfprsfEq8wwLEivxRurR4QIyfQcRCKza370");
+    o["digest"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn objects_are_versioned_and_read_by_digest_latest_or_index() {
+    let s = Server::start();
+    let d = make_dataset(&s).await;
+    let read = json_ok(post_v1(
+        &s,
+        "/obj/read",
+        &json!({"project_id": "acme/proj", "object_id": "Dataset", "digest": d}),
+    ))
+    .await;
+    let obj = &read["obj"];
+    assert_eq!(obj["version_index"], 0);
+    assert_eq!(obj["is_latest"], 1);
+    assert_eq!(obj["kind"], "object");
+    assert_eq!(obj["base_object_class"], "Dataset");
+    assert_eq!(obj["val"]["_type"], "Dataset");
+    // Same value again: same version. New value: a new version, which becomes the latest.
+    let again = json_ok(post_v1(
+        &s,
+        "/obj/create",
+        &json!({"obj": {"project_id": "acme/proj", "object_id": "Dataset", "val": obj["val"]}}),
+    ))
+    .await;
+    assert_eq!(again["digest"], d.as_str());
+    assert_eq!(again["version_index"], 0);
+    let v1 = json_ok(post_v1(
+        &s,
+        "/obj/create",
+        &json!({"obj": {"project_id": "acme/proj", "object_id": "Dataset", "val": {"x": 1}}}),
+    ))
+    .await;
+    assert_eq!(v1["version_index"], 1);
+    for (digest, index) in [("latest", 1), ("v0", 0), ("v1", 1)] {
+        let r = json_ok(post_v1(
+            &s,
+            "/obj/read",
+            &json!({"project_id": "acme/proj", "object_id": "Dataset", "digest": digest}),
+        ))
+        .await;
+        assert_eq!(r["obj"]["version_index"], index, "{digest}");
+    }
+    let (status, body) = status_json(post_v1(
+        &s,
+        "/obj/read",
+        &json!({"project_id": "acme/proj", "object_id": "Dataset", "digest": "nope"}),
+    ))
+    .await;
+    assert_eq!(status, 404);
+    assert!(body["reason"].as_str().unwrap().contains("not found"));
+    let all = json_ok(post_v1(
+        &s,
+        "/objs/query",
+        &json!({"project_id": "acme/proj", "filter": {"latest_only": true}}),
+    ))
+    .await;
+    assert_eq!(all["objs"].as_array().unwrap().len(), 1);
+    assert_eq!(all["objs"][0]["digest"], v1["digest"]);
+}
+
+#[tokio::test]
+async fn ops_are_objects_of_kind_op() {
+    let s = Server::start();
+    let val = json!({"_type": "CustomWeaveType", "weave_type": {"type": "Op"}, "files": {"obj.py": "abc"}});
+    let o = json_ok(post_v1(
+        &s,
+        "/obj/create",
+        &json!({"obj": {"project_id": "acme/proj", "object_id": "predict", "val": val}}),
+    ))
+    .await;
+    assert_eq!(o["digest"], "n1N431BaeW7cDYWxDmGwViBHDBaJh6nAVEI5NqMx2m0");
+    let ops =
+        json_ok(post_v1(&s, "/objs/query", &json!({"project_id": "acme/proj", "filter": {"is_op": true}})))
+            .await;
+    assert_eq!(ops["objs"][0]["kind"], "op");
+    let (status, _) = status_json(post_v1(
+        &s,
+        "/obj/create",
+        &json!({"obj": {"project_id": "acme/proj", "object_id": "bad/id", "val": 1}}),
+    ))
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = status_json(post_v1(
+        &s,
+        "/obj/create",
+        &json!({"obj": {"project_id": "acme/proj", "object_id": "x", "val": 1, "expected_digest": "wrong"}}),
+    ))
+    .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn tables_answer_rows_in_order_and_by_digest() {
+    let s = Server::start();
+    make_dataset(&s).await;
+    let q = json_ok(post_v1(
+        &s,
+        "/table/query",
+        &json!({"project_id": "acme/proj", "digest": ROWS_TABLE, "limit": 1, "offset": 1}),
+    ))
+    .await;
+    assert_eq!(
+        q["rows"],
+        json!([{"digest": "0S9DGT9WaTh3NmpAYXd7YBefvlTW2psFGfzNGj9yHu8", "val": {"q": "2+2", "a": "4"}, "original_index": 1}])
+    );
+    let q = json_ok(post_v1(
+        &s,
+        "/table/query",
+        &json!({"project_id": "acme/proj", "digest": ROWS_TABLE,
+        "filter": {"row_digests": ["4AyQSRRsY71h5G0LnrJKkmtgs2vtUgoY3lef86WLN5A"]}}),
+    ))
+    .await;
+    assert_eq!(q["rows"].as_array().unwrap().len(), 1);
+    let n =
+        json_ok(post_v1(&s, "/table/query_stats", &json!({"project_id": "acme/proj", "digest": ROWS_TABLE})))
+            .await;
+    assert_eq!(n["count"], 2);
+    let (status, _) =
+        status_json(post_v1(&s, "/table/query", &json!({"project_id": "acme/proj", "digest": "nope"}))).await;
+    assert_eq!(status, 404);
+    let (status, _) = status_json(post_v1(
+        &s,
+        "/table/create",
+        &json!({"table": {"project_id": "acme/proj", "rows": [1]}}),
+    ))
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn refs_resolve_objects_attributes_and_table_rows() {
+    let s = Server::start();
+    let d = make_dataset(&s).await;
+    let obj = format!("weave:///acme/proj/object/Dataset:{d}");
+    let row = format!("{obj}/attr/rows/id/4AyQSRRsY71h5G0LnrJKkmtgs2vtUgoY3lef86WLN5A/key/q");
+    let r = json_ok(post_v1(&s, "/refs/read_batch", &json!({"refs": [obj, row]}))).await;
+    assert_eq!(r["vals"][0]["_type"], "Dataset");
+    assert_eq!(r["vals"][1], "1+1");
+    let (status, _) = status_json(post_v1(&s, "/refs/read_batch", &json!({"refs": ["weave:///x"]}))).await;
+    assert_eq!(status, 400);
+    let acme = s.entity_key("acme");
+    let (status, _) = status_json(
+        s.client
+            .post(format!("{}/refs/read_batch", s.base))
+            .basic_auth("api", Some(&acme))
+            .json(&json!({"refs": ["weave:///other/proj/object/A:b"]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn files_are_stored_under_their_digest() {
+    let s = Server::start();
+    let form = reqwest::multipart::Form::new()
+        .text("project_id", "acme/proj")
+        .text("expected_digest", "zEIVUIj8pXMHWNtysqW8ozESqUHfqi1DCY7EIs5OohM")
+        .part("file", reqwest::multipart::Part::bytes(b"print(1)\n".to_vec()).file_name("obj.py"));
+    let f = json_ok(
+        s.client.post(format!("{}/file/create", s.base)).basic_auth("api", Some(&s.key)).multipart(form),
+    )
+    .await;
+    assert_eq!(f["digest"], "zEIVUIj8pXMHWNtysqW8ozESqUHfqi1DCY7EIs5OohM");
+    let resp = post_v1(&s, "/file/content", &json!({"project_id": "acme/proj", "digest": f["digest"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"print(1)\n");
+    let acme = s.entity_key("acme");
+    let form = reqwest::multipart::Form::new()
+        .text("project_id", "other/proj")
+        .part("file", reqwest::multipart::Part::bytes(vec![1]));
+    let (status, _) = status_json(
+        s.client.post(format!("{}/file/create", s.base)).basic_auth("api", Some(&acme)).multipart(form),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+fn start_body(id: &str, parent: Option<&str>, op: &str) -> Value {
+    json!({"start": {"project_id": "acme/proj", "id": id, "trace_id": "t1", "parent_id": parent, "op_name": op,
+        "started_at": "2026-01-01T00:00:00.000001Z", "attributes": {}, "inputs": {"x": 1}}})
+}
+
+fn end_body(id: &str, exception: Option<&str>) -> Value {
+    json!({"end": {"project_id": "acme/proj", "id": id, "ended_at": "2026-01-01T00:00:01.5Z", "exception": exception,
+        "output": {"y": 2}, "summary": {"status_counts": {"success": 1, "error": 0}}}})
+}
+
+async fn stream(s: &Server, body: Value) -> Vec<Value> {
+    jsonl(post_v1(s, "/calls/stream_query", &body)).await
+}
+
+#[tokio::test]
+async fn calls_start_end_and_query() {
+    let s = Server::start();
+    json_ok(post_v1(&s, "/call/start", &start_body("root", None, "weave:///acme/proj/op/main:abc"))).await;
+    // An end that overtakes its start is kept and merged.
+    json_ok(post_v1(&s, "/call/end", &end_body("child", Some("boom")))).await;
+    json_ok(post_v1(&s, "/call/start", &start_body("child", Some("root"), "weave:///acme/proj/op/step:def")))
+        .await;
+    json_ok(post_v1(&s, "/call/end", &end_body("root", None))).await;
+
+    let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
+    assert_eq!(calls.len(), 2);
+    let child = calls.iter().find(|c| c["id"] == "child").unwrap();
+    assert_eq!(child["parent_id"], "root");
+    assert_eq!(child["op_name"], "weave:///acme/proj/op/step:def");
+    assert_eq!(child["exception"], "boom");
+    assert_eq!(child["inputs"], json!({"x": 1}));
+    assert_eq!(child["summary"]["weave"]["status"], "error");
+    assert_eq!(child["summary"]["weave"]["latency_ms"], 1499);
+    let root = stream(&s, json!({"project_id": "acme/proj", "filter": {"trace_roots_only": true}})).await;
+    assert_eq!(root.len(), 1);
+    assert_eq!(root[0]["ended_at"], "2026-01-01T00:00:01.500000Z");
+    let by_op = stream(
+        &s,
+        json!({"project_id": "acme/proj", "filter": {"op_names": ["weave:///acme/proj/op/step:*"]}}),
+    )
+    .await;
+    assert_eq!(by_op.len(), 1);
+    let by_query = stream(&s, json!({"project_id": "acme/proj", "query": {"$expr": {"$eq": [{"$getField": "summary.weave.status"}, {"$literal": "error"}]}}})).await;
+    assert_eq!(by_query.len(), 1);
+    assert_eq!(by_query[0]["id"], "child");
+    let read = json_ok(post_v1(&s, "/call/read", &json!({"project_id": "acme/proj", "id": "root"}))).await;
+    assert_eq!(read["call"]["id"], "root");
+    let stats = json_ok(post_v1(&s, "/calls/query_stats", &json!({"project_id": "acme/proj"}))).await;
+    assert_eq!(stats["count"], 2);
+
+    let del =
+        json_ok(post_v1(&s, "/calls/delete", &json!({"project_id": "acme/proj", "call_ids": ["root"]})))
+            .await;
+    assert_eq!(del["num_deleted"], 2);
+    assert!(stream(&s, json!({"project_id": "acme/proj"})).await.is_empty());
+}
+
+#[tokio::test]
+async fn sdk_logged_evaluations_are_evaluation_runs() {
+    let s = Server::start();
+    let mut start = start_body("ev", None, "weave:///acme/proj/op/Evaluation.evaluate:abc");
+    start["start"]["inputs"] =
+        json!({"self": "weave:///acme/proj/object/Evaluation:e1", "model": "weave:///acme/proj/object/M:m1"});
+    json_ok(s.client.post(s.url("/call/start")).basic_auth("api", Some(&s.key)).json(&start)).await;
+    let complete = json!({"batch": [{"project_id": "acme/proj", "id": "pas", "trace_id": "t1", "parent_id": "ev",
+        "op_name": "weave:///acme/proj/op/Evaluation.predict_and_score:x", "started_at": "2026-01-01T00:00:00.1Z",
+        "ended_at": "2026-01-01T00:00:00.2Z", "attributes": {}, "inputs": {}, "output": {"scores": {"acc": true}},
+        "summary": {}}]});
+    json_ok(s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key)).json(&complete)).await;
+    let mut end = end_body("ev", None);
+    end["end"]["output"] = json!({"acc": {"true_fraction": 1.0}});
+    json_ok(s.client.post(s.url("/call/end")).basic_auth("api", Some(&s.key)).json(&end)).await;
+
+    let runs = jsonl(s.get("/evaluation_runs?models=weave:///acme/proj/object/M:m1")).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["evaluation_run_id"], "ev");
+    assert_eq!(runs[0]["evaluation"], "weave:///acme/proj/object/Evaluation:e1");
+    assert_eq!(runs[0]["status"], "completed");
+    assert_eq!(runs[0]["summary"]["acc"]["true_fraction"], 1.0);
+    // A body naming another project than the path is refused.
+    let mut other = complete.clone();
+    other["batch"][0]["project_id"] = json!("acme/other");
+    let (status, _) =
+        status_json(s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key)).json(&other))
+            .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn batched_upserts_apply_in_order() {
+    let s = Server::start();
+    let batch = json!({"batch": [
+        {"mode": "start", "req": start_body("a", None, "op")},
+        {"mode": "end", "req": end_body("a", None)},
+    ]});
+    let r = json_ok(post_v1(&s, "/call/upsert_batch", &batch)).await;
+    assert_eq!(r["res"][0]["id"], "a");
+    let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
+    assert_eq!(calls[0]["output"], json!({"y": 2}));
+}
+
+#[tokio::test]
+async fn feedback_is_stored_and_queried() {
+    let s = Server::start();
+    let item = |r: &str| {
+        json!({"project_id": "acme/proj", "weave_ref": r, "feedback_type": "wandb.runnable.acc",
+        "payload": {"output": {"correct": true}}, "scorer_tags": [], "span_status_code": "UNSET"})
+    };
+    let r = json_ok(post_v1(
+        &s,
+        "/feedback/batch/create",
+        &json!({"batch": [item("weave:///acme/proj/call/a"), item("weave:///acme/proj/call/b")]}),
+    ))
+    .await;
+    assert_eq!(r["res"].as_array().unwrap().len(), 2);
+    json_ok(post_v1(&s, "/feedback/create", &item("weave:///acme/proj/call/c"))).await;
+    let q = json_ok(post_v1(&s, "/feedback/query", &json!({"project_id": "acme/proj",
+        "query": {"$expr": {"$eq": [{"$getField": "weave_ref"}, {"$literal": "weave:///acme/proj/call/b"}]}}}))).await;
+    assert_eq!(q["result"].as_array().unwrap().len(), 1);
+    assert_eq!(q["result"][0]["payload"], json!({"output": {"correct": true}}));
+    let (status, _) = status_json(post_v1(
+        &s,
+        "/feedback/query",
+        &json!({"project_id": "acme/proj", "query": {"$expr": {"$regex": []}}}),
+    ))
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn graphql_and_server_info_answer_the_sdk_init() {
+    let s = Server::start();
+    let info = json_ok(s.client.get(format!("{}/server_info", s.base))).await;
+    assert!(info["min_required_weave_python_version"].is_string());
+    let gql = |q: &str, vars: Value| post_v1(&s, "/graphql", &json!({"query": q, "variables": vars}));
+    let p = json_ok(gql("query Project($name: String!, $entityName: String!) { project(name: $name, entityName: $entityName) { name } }", json!({"name": "proj", "entityName": "acme"}))).await;
+    assert_eq!(p["data"]["project"]["name"], "proj");
+    let v =
+        json_ok(gql("query DefaultEntity { viewer { username defaultEntity { name } } }", json!({}))).await;
+    assert!(v["data"]["viewer"]["username"].is_string());
+    let u = json_ok(gql(
+        "mutation UpsertModel($name: String!) { upsertModel(input: {name: $name}) { model { name } } }",
+        json!({"name": "proj", "entity": "acme"}),
+    ))
+    .await;
+    assert_eq!(u["data"]["upsertModel"]["model"]["name"], "proj");
+    let other = json_ok(gql("query { somethingElse }", json!({}))).await;
+    assert!(other["errors"][0]["message"].is_string());
+}
+
+#[tokio::test]
+async fn v1_bodies_are_checked_for_access_and_shape() {
+    let s = Server::start();
+    let acme = s.entity_key("acme");
+    let (status, _) = status_json(
+        s.client
+            .post(format!("{}/obj/read", s.base))
+            .basic_auth("api", Some(&acme))
+            .json(&json!({"project_id": "other/proj", "object_id": "a", "digest": "b"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = status_json(post_v1(
+        &s,
+        "/obj/read",
+        &json!({"project_id": "no-slash", "object_id": "a", "digest": "b"}),
+    ))
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) =
+        status_json(post_v1(&s, "/call/start", &json!({"start": {"project_id": "acme/proj"}}))).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body"]));
+    let (status, _) = status_json(post_v1(
+        &s,
+        "/call/start",
+        &json!({"start": {"project_id": "acme/proj", "op_name": "x",
+        "started_at": "not a time", "attributes": {}, "inputs": {}}}),
+    ))
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) =
+        status_json(s.client.post(format!("{}/calls/stream_query", s.base)).json(&json!({}))).await;
+    assert_eq!(status, 401);
+}
