@@ -401,3 +401,17 @@ async fn v1_bodies_are_checked_for_access_and_shape() {
         status_json(s.client.post(format!("{}/calls/stream_query", s.base)).json(&json!({}))).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn completed_calls_without_an_id_get_one() {
+    let s = Server::start();
+    let complete = json!({"batch": [{"project_id": "acme/proj", "trace_id": "t", "op_name": "op",
+        "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z", "attributes": {}, "inputs": {},
+        "output": 1, "summary": {}}]});
+    json_ok(s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key)).json(&complete)).await;
+    let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["output"], 1);
+    assert_eq!(calls[0]["ended_at"], "2026-01-01T00:00:01Z");
+    assert!(!calls[0]["id"].as_str().unwrap().is_empty());
+}

@@ -154,8 +154,7 @@ pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
 
 /// Records a call that has already ended (start and end at once).
 pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
-    start(w, &c.start, user)?;
-    let id = c.start.id.clone().unwrap_or_default();
+    let (id, _) = start(w, &c.start, user)?;
     end(
         w,
         &CallEnd {
