@@ -31,6 +31,12 @@ enum Command {
         #[arg(long, env = "WEFT_BIND", default_value = "127.0.0.1:6345")]
         bind: SocketAddr,
     },
+    /// Writes a consistent copy of the store to FILE while the server may be running.
+    /// To restore: put FILE as `weft.db` in an empty directory and serve with `--data-dir` there.
+    Backup {
+        /// The file to create (must not exist).
+        file: PathBuf,
+    },
     /// Manages API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -80,6 +86,11 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     let store = SqliteStore::open(&cli.data_dir)?;
     match cli.command {
         Command::Serve { bind } => serve(Arc::new(store), bind, &cli.data_dir),
+        Command::Backup { file } => {
+            store.backup(&file)?;
+            eprintln!("backed up {} to {}", cli.data_dir.display(), file.display());
+            Ok(())
+        }
         Command::Keys(KeysCommand::Create { entities, admin }) => {
             let (key, secret) = ApiKey::generate(entities, admin, now())?;
             store.insert_key(&key)?;

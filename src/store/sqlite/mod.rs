@@ -86,6 +86,38 @@ impl SqliteStore {
         Ok(Reader { store: self, conn: Some(conn) })
     }
 
+    /// Writes a consistent copy of the database to `target` while the store stays in use
+    /// (SQLite's online backup, all pages in one step from one read snapshot).
+    pub fn backup(&self, target: &Path) -> Result<()> {
+        if target.exists() {
+            return Err(Error::BadRequest(format!("{} exists already", target.display())));
+        }
+        let src = self.reader()?;
+        let mut dst = Connection::open(target).map_err(storage)?;
+        {
+            use rusqlite::backup::{Backup, StepResult};
+            let backup = Backup::new(&src, &mut dst).map_err(storage)?;
+            // -1: every page in one step, so the copy is one snapshot; retry while busy.
+            let mut done = false;
+            for _ in 0..1000 {
+                if matches!(backup.step(-1).map_err(storage)?, StepResult::Done) {
+                    done = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if !done {
+                return Err(Error::Storage("the database stayed busy: backup not taken".into()));
+            }
+        }
+        dst.execute_batch("PRAGMA journal_mode = DELETE;").map_err(storage)?;
+        let ok: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(storage)?;
+        if ok != "ok" {
+            return Err(Error::Storage(format!("backup failed its integrity check: {ok}")));
+        }
+        Ok(())
+    }
+
     /// Refreshes the query planner's statistics (cheap when nothing changed much).
     pub fn optimize(&self) -> Result<()> {
         lock(&self.writer).execute_batch("PRAGMA optimize;").map_err(storage)
