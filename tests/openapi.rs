@@ -67,5 +67,5 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 16, "documented operations");
+    assert_eq!(operations, 43, "documented operations");
 }

@@ -92,6 +92,15 @@ impl SqliteStore {
         if target.exists() {
             return Err(Error::BadRequest(format!("{} exists already", target.display())));
         }
+        let result = self.backup_to(target);
+        if result.is_err() {
+            // Leave no partial copy behind.
+            let _ = std::fs::remove_file(target);
+        }
+        result
+    }
+
+    fn backup_to(&self, target: &Path) -> Result<()> {
         let src = self.reader()?;
         let mut dst = Connection::open(target).map_err(storage)?;
         {
