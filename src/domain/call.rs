@@ -129,3 +129,46 @@ mod tests {
         assert_eq!(op_short_name("Evaluation.evaluate"), "Evaluation.evaluate");
     }
 }
+
+/// The derived `summary.weave` of a call, as Weave's reads add it: its status (`running`,
+/// `error`, `descendant_error` or `success`), trace name, and latency once ended.
+pub fn derived_weave(
+    started_at: Micros,
+    ended_at: Option<Micros>,
+    failed: bool,
+    descendant_failed: bool,
+    trace_name: &str,
+) -> serde_json::Value {
+    let status = match (ended_at, failed, descendant_failed) {
+        (None, _, _) => "running",
+        (Some(_), true, _) => "error",
+        (Some(_), false, true) => "descendant_error",
+        (Some(_), false, false) => "success",
+    };
+    let mut w = serde_json::json!({ "status": status, "trace_name": trace_name });
+    if let Some(end) = ended_at {
+        w["latency_ms"] = serde_json::json!((end - started_at) / 1000);
+    }
+    w
+}
+
+/// Whether a summary counts failed descendants (`status_counts.error > 0`).
+pub fn counts_errors(summary: &serde_json::Map<String, serde_json::Value>) -> bool {
+    summary
+        .get("status_counts")
+        .and_then(|c| c.get("error"))
+        .and_then(serde_json::Value::as_f64)
+        .is_some_and(|n| n > 0.0)
+}
+
+/// Puts the derived `weave` object into a summary, merged into a stored `weave` object if any.
+pub fn merge_weave(summary: &mut serde_json::Map<String, serde_json::Value>, derived: serde_json::Value) {
+    match (summary.get_mut("weave"), derived) {
+        (Some(serde_json::Value::Object(existing)), serde_json::Value::Object(derived)) => {
+            existing.extend(derived)
+        }
+        (_, derived) => {
+            summary.insert("weave".into(), derived);
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::call::{Call, Micros, format_time, now};
+use super::call::{Call, Micros, counts_errors, derived_weave, format_time, merge_weave, now};
 use super::error::{Error, Result};
 use super::validate::Fields;
 use super::view::EVALUATE_OP;
@@ -69,18 +69,14 @@ impl RunRow<'_> {
     /// The derived `summary.weave` object; `counted_errors` tells whether the stored summary's
     /// `status_counts.error` is above zero.
     fn weave_summary(&self, counted_errors: bool) -> Value {
-        let status = match (self.ended_at, self.failed, self.descendant_failed || counted_errors) {
-            (None, _, _) => "running",
-            (Some(_), true, _) => "error",
-            (Some(_), false, true) => "descendant_error",
-            (Some(_), false, false) => "success",
-        };
         let name = self.display_name.unwrap_or_else(|| super::call::op_short_name(self.op_name));
-        let mut w = json!({ "status": status, "trace_name": name });
-        if let Some(end) = self.ended_at {
-            w["latency_ms"] = json!((end - self.started_at) / 1000);
-        }
-        w
+        derived_weave(
+            self.started_at,
+            self.ended_at,
+            self.failed,
+            self.descendant_failed || counted_errors,
+            name,
+        )
     }
 
     /// The response summary: the stored summary plus the derived `weave` key.
@@ -112,22 +108,8 @@ impl RunRow<'_> {
             if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(stored) {
                 summary.extend(m);
             }
-            let errors = summary
-                .get("status_counts")
-                .and_then(|c| c.get("error"))
-                .and_then(Value::as_f64)
-                .is_some_and(|n| n > 0.0);
-            let weave = self.weave_summary(errors);
-            match summary.get_mut("weave") {
-                Some(Value::Object(existing)) => {
-                    if let Value::Object(derived) = weave {
-                        existing.extend(derived);
-                    }
-                }
-                _ => {
-                    summary.insert("weave".into(), weave);
-                }
-            }
+            let weave = self.weave_summary(counts_errors(&summary));
+            merge_weave(&mut summary, weave);
             write_value(out, &Value::Object(summary));
         }
     }

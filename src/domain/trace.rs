@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::call::{Call, Micros, new_id, now};
+use super::call::{Call, Micros, counts_errors, derived_weave, merge_weave, new_id, now};
 use super::error::{Error, Issue, Result};
 use crate::store::Writer;
 
@@ -298,41 +298,13 @@ impl CallsQueryReq {
 /// Writes a call as `CallSchema` JSON, with the derived `summary.weave` of Weave's reads.
 pub fn call_json(c: &Call) -> Value {
     use super::call::format_time;
-    let status = match (c.ended_at, &c.exception) {
-        (None, _) => "running",
-        (Some(_), Some(_)) => "error",
-        (Some(_), None) => {
-            let errors = c
-                .summary
-                .as_ref()
-                .and_then(|s| s.get("status_counts"))
-                .and_then(|s| s.get("error"))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
-            if errors > 0.0 { "descendant_error" } else { "success" }
-        }
-    };
-    let mut weave = json!({
-        "status": status,
-        "trace_name": c.display_name.as_deref().unwrap_or_else(|| c.op_short_name()),
-    });
-    if let Some(end) = c.ended_at {
-        weave["latency_ms"] = json!((end - c.started_at) / 1000);
-    }
     let mut summary = match &c.summary {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    match summary.get_mut("weave") {
-        Some(Value::Object(existing)) => {
-            if let Value::Object(derived) = weave {
-                existing.extend(derived);
-            }
-        }
-        _ => {
-            summary.insert("weave".into(), weave);
-        }
-    }
+    let name = c.display_name.as_deref().unwrap_or_else(|| c.op_short_name());
+    let weave = derived_weave(c.started_at, c.ended_at, c.exception.is_some(), counts_errors(&summary), name);
+    merge_weave(&mut summary, weave);
     json!({
         "id": c.id,
         "project_id": c.project_id,
