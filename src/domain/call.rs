@@ -130,24 +130,30 @@ mod tests {
     }
 }
 
-/// The derived `summary.weave` of a call, as Weave's reads add it: its status (`running`,
-/// `error`, `descendant_error` or `success`), trace name, and latency once ended.
+/// The derived `summary.weave` of a call, as Weave's reads add it: its status (`error`,
+/// `running`, `descendant_error` or `success`), its latency once ended, and its
+/// `display_name` if it has one, else its `trace_name` (the op's name).
 pub fn derived_weave(
     started_at: Micros,
     ended_at: Option<Micros>,
     failed: bool,
     descendant_failed: bool,
-    trace_name: &str,
+    display_name: Option<&str>,
+    op_name: &str,
 ) -> serde_json::Value {
-    let status = match (ended_at, failed, descendant_failed) {
-        (None, _, _) => "running",
-        (Some(_), true, _) => "error",
-        (Some(_), false, true) => "descendant_error",
-        (Some(_), false, false) => "success",
+    let status = match (failed, ended_at, descendant_failed) {
+        (true, _, _) => "error",
+        (false, None, _) => "running",
+        (false, Some(_), true) => "descendant_error",
+        (false, Some(_), false) => "success",
     };
-    let mut w = serde_json::json!({ "status": status, "trace_name": trace_name });
+    let mut w = serde_json::json!({ "status": status });
+    match display_name.filter(|d| !d.is_empty()) {
+        Some(d) => w["display_name"] = serde_json::json!(d),
+        None => w["trace_name"] = serde_json::json!(op_short_name(op_name)),
+    }
     if let Some(end) = ended_at {
-        w["latency_ms"] = serde_json::json!((end - started_at) / 1000);
+        w["latency_ms"] = serde_json::json!((end - started_at).div_euclid(1000));
     }
     w
 }

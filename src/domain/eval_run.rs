@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Call, Micros, counts_errors, derived_weave, format_time, merge_weave, now};
 use super::error::{Error, Result};
+use super::refs::check_ref;
 use super::validate::Fields;
 use super::view::EVALUATE_OP;
 use crate::store::{Page, Writer};
@@ -69,13 +70,13 @@ impl RunRow<'_> {
     /// The derived `summary.weave` object; `counted_errors` tells whether the stored summary's
     /// `status_counts.error` is above zero.
     fn weave_summary(&self, counted_errors: bool) -> Value {
-        let name = self.display_name.unwrap_or_else(|| super::call::op_short_name(self.op_name));
         derived_weave(
             self.started_at,
             self.ended_at,
             self.failed,
             self.descendant_failed || counted_errors,
-            name,
+            self.display_name,
+            self.op_name,
         )
     }
 
@@ -176,6 +177,8 @@ impl CreateRun {
             source_evaluation_run_id: f.opt_str("source_evaluation_run_id"),
         };
         f.finish()?;
+        check_ref(&req.evaluation)?;
+        check_ref(&req.model)?;
         Ok(req)
     }
 }

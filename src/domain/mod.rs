@@ -8,6 +8,7 @@ pub mod feedback;
 pub mod keys;
 pub mod object;
 pub mod prediction;
+pub mod pyjson;
 pub mod query;
 pub mod refs;
 pub mod score;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::call::{Call, now};
 use super::error::{Error, Result};
 use super::eval_run::{PREDICT_AND_SCORE_OP, get_run};
-use super::refs::{method_op, ref_name};
+use super::refs::{check_ref, method_op, ref_name};
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns};
 use crate::store::Writer;
@@ -35,6 +35,7 @@ impl CreatePrediction {
             evaluation_run_id: f.opt_str("evaluation_run_id"),
         };
         f.finish()?;
+        check_ref(&req.model)?;
         Ok(req)
     }
 }

@@ -98,6 +98,15 @@ impl Ref {
     }
 }
 
+/// Checks a value the API takes as a ref: anything may be sent, but a `weave:///` URI must
+/// be a well-formed ref (a 400 otherwise, as in Weave).
+pub fn check_ref(value: &str) -> Result<()> {
+    if value.starts_with("weave:///") {
+        Ref::parse(value).map_err(|_| Error::BadRequest(format!("Invalid URI: {value}")))?;
+    }
+    Ok(())
+}
+
 /// The name part of an object or op ref (`weave:///e/p/object/Name:digest` → `Name`).
 pub fn ref_name(r: &str) -> Option<&str> {
     let rest = r.strip_prefix("weave:///").or_else(|| r.strip_prefix("weave-trace-internal:///"))?;

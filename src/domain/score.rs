@@ -4,10 +4,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::call::{Call, now};
-use super::error::{Error, Issue, Result};
+use super::error::{Error, Result};
 use super::eval_run::get_run;
 use super::prediction;
-use super::refs::method_op;
+use super::refs::{check_ref, method_op};
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns};
 use crate::store::Writer;
@@ -29,38 +29,15 @@ impl CreateScore {
     /// Validates a request body.
     pub fn from_json(body: &Value) -> Result<Self> {
         let mut f = Fields::of(body, &["body"])?;
-        let prediction_id = f.req_str("prediction_id");
-        let scorer = f.req_str("scorer");
-        let raw = f.req_any("value");
-        let evaluation_run_id = f.opt_str("evaluation_run_id");
-        let value = number(body, &raw);
+        let req = CreateScore {
+            prediction_id: f.req_str("prediction_id"),
+            scorer: f.req_str("scorer"),
+            value: f.req_number("value"),
+            evaluation_run_id: f.opt_str("evaluation_run_id"),
+        };
         f.finish()?;
-        Ok(CreateScore { prediction_id, scorer, value: value?, evaluation_run_id })
-    }
-}
-
-/// A JSON number (or numeric string, or bool) as pydantic's lax `float` accepts it.
-fn number(body: &Value, raw: &Value) -> Result<f64> {
-    let bad = |kind, msg: &str| {
-        Err(Error::invalid(Issue {
-            kind,
-            loc: vec![json!("body"), json!("value")],
-            msg: msg.into(),
-            input: raw.clone(),
-            ctx: None,
-        }))
-    };
-    match raw {
-        Value::Number(n) => {
-            n.as_f64().map_or_else(|| bad("float_type", "Input should be a valid number"), Ok)
-        }
-        Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(x) if x.is_finite() => Ok(x),
-            _ => bad("float_parsing", "Input should be a valid number, unable to parse string as a number"),
-        },
-        Value::Null if body.get("value").is_none() => Ok(0.0), // reported as missing already
-        _ => bad("float_type", "Input should be a valid number"),
+        check_ref(&req.scorer)?;
+        Ok(req)
     }
 }
 

@@ -302,8 +302,14 @@ pub fn call_json(c: &Call) -> Value {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    let name = c.display_name.as_deref().unwrap_or_else(|| c.op_short_name());
-    let weave = derived_weave(c.started_at, c.ended_at, c.exception.is_some(), counts_errors(&summary), name);
+    let weave = derived_weave(
+        c.started_at,
+        c.ended_at,
+        c.exception.is_some(),
+        counts_errors(&summary),
+        c.display_name.as_deref(),
+        &c.op_name,
+    );
     merge_weave(&mut summary, weave);
     json!({
         "id": c.id,

@@ -11,26 +11,37 @@ fn issue(kind: &'static str, loc: Vec<Value>, msg: &str, input: Value) -> Issue 
     Issue { kind, loc, msg: msg.to_string(), input, ctx: None }
 }
 
-/// Parses a JSON request body; malformed JSON is a `json_invalid` 422, an empty body `missing`.
+/// Parses a JSON request body; an empty body is a `missing` 422, malformed JSON a
+/// `json_invalid` 422 at the position and with the message Python's `json` module gives.
 pub fn parse_json_body(bytes: &[u8]) -> Result<Value> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.is_empty() {
         return Err(Error::invalid(issue("missing", vec![json!("body")], "Field required", Value::Null)));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        let pos = if e.is_eof() {
-            String::from_utf8_lossy(bytes).chars().count()
-        } else {
-            char_offset(bytes, e.line(), e.column())
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(bad) => {
+                let pos = String::from_utf8_lossy(&bytes[..bad.valid_up_to()]).chars().count();
+                let mut i =
+                    issue("json_invalid", vec![json!("body"), json!(pos)], "JSON decode error", json!({}));
+                i.ctx = Some(json!({ "error": "Invalid UTF-8" }));
+                return Error::invalid(i);
+            }
+        };
+        let (pos, msg) = match super::pyjson::python_error(&text) {
+            Some((pos, msg)) => (pos, msg.to_string()),
+            // Python would accept it (NaN, Infinity, lone surrogates); JSON does not.
+            None => (char_offset(&text, e.line(), e.column()), "Expecting value".to_string()),
         };
         let mut i = issue("json_invalid", vec![json!("body"), json!(pos)], "JSON decode error", json!({}));
-        i.ctx = Some(json!({ "error": json_error_text(&e) }));
+        i.ctx = Some(json!({ "error": msg }));
         Error::invalid(i)
     })
 }
 
 /// Converts serde_json's 1-based line/column to a 0-based character offset.
-fn char_offset(bytes: &[u8], line: usize, column: usize) -> usize {
-    let text = String::from_utf8_lossy(bytes);
+fn char_offset(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (n, l) in text.split('\n').enumerate() {
         if n + 1 == line {
@@ -39,26 +50,6 @@ fn char_offset(bytes: &[u8], line: usize, column: usize) -> usize {
         offset += l.chars().count() + 1;
     }
     offset
-}
-
-/// Names a JSON syntax error with the wording of Python's `json` module where one applies.
-fn json_error_text(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    if text.starts_with("EOF while parsing a string") {
-        "Unterminated string starting at".into()
-    } else if text.starts_with("key must be a string") {
-        "Expecting property name enclosed in double quotes".into()
-    } else if text.starts_with("expected `:`") {
-        "Expecting ':' delimiter".into()
-    } else if text.starts_with("expected `,` or `}`") || text.starts_with("expected `,` or `]`") {
-        "Expecting ',' delimiter".into()
-    } else if text.starts_with("trailing characters") {
-        "Extra data".into()
-    } else if text.starts_with("recursion limit exceeded") {
-        "Nesting too deep".into()
-    } else {
-        "Expecting value".into()
-    }
 }
 
 /// Reads the fields of a JSON object body, collecting every problem before failing.
@@ -160,6 +151,29 @@ impl<'a> Fields<'a> {
             }
             Some(v) => v.clone(),
         }
+    }
+
+    /// A required number, as pydantic's lax `float` reads it: a JSON number, a bool, or a
+    /// numeric string.
+    pub fn req_number(&mut self, name: &str) -> f64 {
+        let Some(v) = self.obj.get(name) else {
+            self.missing(name);
+            return 0.0;
+        };
+        let parsed = match v {
+            Value::Number(n) => n.as_f64().ok_or(("float_type", "Input should be a valid number")),
+            Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
+            Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()).ok_or((
+                "float_parsing",
+                "Input should be a valid number, unable to parse string as a number",
+            )),
+            _ => Err(("float_type", "Input should be a valid number")),
+        };
+        parsed.unwrap_or_else(|(kind, msg)| {
+            let v = v.clone();
+            self.wrong(name, kind, msg, &v);
+            0.0
+        })
     }
 
     /// An optional field of any JSON type.

@@ -90,11 +90,28 @@ pub fn router(state: AppState) -> Router {
         .route("/server_info", get(trace::server_info))
         .merge(v1)
         .nest("/v2/{entity}/{project}", v2)
-        .fallback(|| async { ApiError::NoRoute })
+        .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Unknown paths: a path with a trailing slash is redirected (307) to the path without it,
+/// as FastAPI does; anything else is FastAPI's 404.
+async fn no_route(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.len() > 1 && path.ends_with('/') && !path.trim_end_matches('/').is_empty() {
+        let target = match uri.query() {
+            Some(q) => format!("{}?{q}", path.trim_end_matches('/')),
+            None => path.trim_end_matches('/').to_string(),
+        };
+        if let Ok(location) = HeaderValue::from_str(&target) {
+            return (axum::http::StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)])
+                .into_response();
+        }
+    }
+    ApiError::NoRoute.into_response()
 }
 
 async fn openapi() -> Response {

@@ -598,7 +598,15 @@ const MAX_REF_HOPS: usize = 32;
 
 /// The value a ref points at.
 fn resolve(s: &dyn Store, r: &Ref) -> Result<Value> {
-    let not_found = || Error::NotFound(format!("Ref not found: {:?}", r.target));
+    let not_found = || {
+        Error::NotFound(match &r.target {
+            Target::Object { name, digest } | Target::Op { name, digest } => {
+                format!("Obj {name}:{digest} not found")
+            }
+            Target::Table { digest } => format!("Table {digest} not found"),
+            Target::Call { id } => format!("Call {id} not found"),
+        })
+    };
     let mut cur = match &r.target {
         Target::Object { name, digest } | Target::Op { name, digest } => {
             s.object(&r.project_id, name, &Version::parse(digest))?.ok_or_else(not_found)?.0.val

@@ -329,7 +329,7 @@ def test_evaluation_logger_run_is_listed_and_traced(sdk_env: Weft, api: Api, sub
         assert run["finished_at"] is not None
         assert run["summary"]["correct"] == {"true_count": 1, "true_fraction": 0.5}
         assert run["summary"]["output"] == {"note": "done"}
-        assert run["summary"]["weave"]["trace_name"] == "logged-eval"
+        assert run["summary"]["weave"]["display_name"] == "logged-eval"
         assert [r["evaluation_run_id"] for r in api.runs(models=res["model_ref"])] == [run_id]
         assert [r["evaluation_run_id"] for r in api.runs(evaluations=res["evaluation_ref"])] == [run_id]
 
