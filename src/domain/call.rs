@@ -112,24 +112,6 @@ pub fn format_time(t: Micros) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_format_like_pydantic() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(format_time(1_700_000_000_100_000), "2023-11-14T22:13:20.100000Z");
-    }
-
-    #[test]
-    fn op_refs_name_their_op() {
-        assert_eq!(op_short_name("weave:///a/b/op/Evaluation.evaluate:abc"), "Evaluation.evaluate");
-        assert_eq!(op_short_name("Evaluation.evaluate"), "Evaluation.evaluate");
-    }
-}
-
 /// The derived `summary.weave` of a call, as Weave's reads add it: its status (`error`,
 /// `running`, `descendant_error` or `success`), its latency once ended, and its
 /// `display_name` if it has one, else its `trace_name` (the op's name).
@@ -176,5 +158,23 @@ pub fn merge_weave(summary: &mut serde_json::Map<String, serde_json::Value>, der
         (_, derived) => {
             summary.insert("weave".into(), derived);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_like_pydantic() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(format_time(1_700_000_000_100_000), "2023-11-14T22:13:20.100000Z");
+    }
+
+    #[test]
+    fn op_refs_name_their_op() {
+        assert_eq!(op_short_name("weave:///a/b/op/Evaluation.evaluate:abc"), "Evaluation.evaluate");
+        assert_eq!(op_short_name("Evaluation.evaluate"), "Evaluation.evaluate");
     }
 }
