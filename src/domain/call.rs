@@ -102,14 +102,47 @@ pub fn now() -> Micros {
 /// Formats a time as pydantic does for UTC datetimes: `2025-01-02T03:04:05.123456Z`,
 /// without a fraction when it is zero.
 pub fn format_time(t: Micros) -> String {
-    let Some(dt) = DateTime::<Utc>::from_timestamp_micros(t) else {
-        return String::new();
-    };
-    if t.rem_euclid(1_000_000) == 0 {
-        dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    let mut out = Vec::with_capacity(27);
+    write_time(&mut out, t);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format_time`]'s text to `out` without allocating (the list's hot path).
+pub fn write_time(out: &mut Vec<u8>, t: Micros) {
+    use chrono::{Datelike, Timelike};
+    let Some(dt) = DateTime::<Utc>::from_timestamp_micros(t) else { return };
+    let year = dt.year();
+    if (0..=9999).contains(&year) {
+        push_digits(out, year as u32, 4);
+        out.push(b'-');
+        push_digits(out, dt.month(), 2);
+        out.push(b'-');
+        push_digits(out, dt.day(), 2);
+        out.push(b'T');
+        push_digits(out, dt.hour(), 2);
+        out.push(b':');
+        push_digits(out, dt.minute(), 2);
+        out.push(b':');
+        push_digits(out, dt.second(), 2);
     } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+        out.extend_from_slice(dt.format("%Y-%m-%dT%H:%M:%S").to_string().as_bytes());
     }
+    let micros = t.rem_euclid(1_000_000) as u32;
+    if micros != 0 {
+        out.push(b'.');
+        push_digits(out, micros, 6);
+    }
+    out.push(b'Z');
+}
+
+/// Appends `n` as exactly `width` decimal digits, zero-padded.
+fn push_digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
 }
 
 /// The derived `summary.weave` of a call, as Weave's reads add it: its status (`error`,
@@ -168,6 +201,7 @@ mod tests {
     #[test]
     fn times_format_like_pydantic() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(-1), "1969-12-31T23:59:59.999999Z");
         assert_eq!(format_time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
         assert_eq!(format_time(1_700_000_000_100_000), "2023-11-14T22:13:20.100000Z");
     }

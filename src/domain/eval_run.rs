@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::call::{Call, Micros, counts_errors, derived_weave, format_time, merge_weave, now};
+use super::call::{Call, Micros, counts_errors, derived_weave, merge_weave, now, write_time};
 use super::error::{Error, Result};
 use super::refs::check_ref;
 use super::validate::Fields;
@@ -126,12 +126,12 @@ impl RunRow<'_> {
         out.extend_from_slice(b",\"status\":\"");
         out.extend_from_slice(self.status().as_bytes());
         out.extend_from_slice(b"\",\"started_at\":\"");
-        out.extend_from_slice(format_time(self.started_at).as_bytes());
+        write_time(out, self.started_at);
         out.extend_from_slice(b"\",\"finished_at\":");
         match self.ended_at {
             Some(t) => {
                 out.push(b'"');
-                out.extend_from_slice(format_time(t).as_bytes());
+                write_time(out, t);
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),

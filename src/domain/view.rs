@@ -41,6 +41,9 @@ pub struct ViewColumns {
     pub model: Option<String>,
     /// The evaluation run a prediction or score belongs to; for a run, its source run.
     pub run_id: Option<String>,
+    /// A run logged through the trace API (the SDK's `Evaluation.evaluate`), not through the
+    /// evaluation-run endpoints: its output (the scorers' aggregates) leads its summary.
+    pub logged_run: bool,
 }
 
 /// Op name of an evaluation run's root call.
@@ -52,16 +55,17 @@ impl ViewColumns {
     pub fn of(call: &Call) -> Self {
         let flag = |k: &str| call.weave_attr(k) == Some("true");
         let input = |k: &str| call.inputs.get(k).and_then(|v| v.as_str());
-        let kind =
-            if flag("evaluation_run") || (call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP) {
-                Kind::EvaluationRun
-            } else if flag("prediction") {
-                Kind::Prediction
-            } else if flag("score") {
-                Kind::Score
-            } else {
-                Kind::Other
-            };
+        let logged_run =
+            !flag("evaluation_run") && call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP;
+        let kind = if flag("evaluation_run") || logged_run {
+            Kind::EvaluationRun
+        } else if flag("prediction") {
+            Kind::Prediction
+        } else if flag("score") {
+            Kind::Score
+        } else {
+            Kind::Other
+        };
         let owned = |s: Option<&str>| s.map(String::from);
         match kind {
             Kind::EvaluationRun => ViewColumns {
@@ -71,14 +75,18 @@ impl ViewColumns {
                 ),
                 model: owned(call.weave_attr("model").or_else(|| input("model"))),
                 run_id: owned(call.weave_attr("source_evaluation_run_id")),
+                logged_run,
             },
             Kind::Prediction | Kind::Score => ViewColumns {
                 kind,
                 evaluation: None,
                 model: owned(call.weave_attr("model")),
                 run_id: owned(call.weave_attr("evaluation_run_id")),
+                logged_run: false,
             },
-            Kind::Other => ViewColumns { kind, evaluation: None, model: None, run_id: None },
+            Kind::Other => {
+                ViewColumns { kind, evaluation: None, model: None, run_id: None, logged_run: false }
+            }
         }
     }
 }

@@ -64,7 +64,10 @@ impl SqliteStore {
         }
         writer.execute_batch(SCHEMA).map_err(storage)?;
         writer
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA optimize = 0x10002;"))
+            .execute_batch(&format!(
+                "PRAGMA user_version = {SCHEMA_VERSION}; \
+                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
+            ))
             .map_err(storage)?;
         Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
@@ -129,7 +132,7 @@ impl SqliteStore {
 
     /// Refreshes the query planner's statistics (cheap when nothing changed much).
     pub fn optimize(&self) -> Result<()> {
-        lock(&self.writer).execute_batch("PRAGMA optimize;").map_err(storage)
+        lock(&self.writer).execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize;").map_err(storage)
     }
 }
 
@@ -220,8 +223,8 @@ impl Writer for Transaction<'_> {
             .prepare_cached(
                 "INSERT INTO calls (project_id, id, trace_id, parent_id, op_name, display_name, \
                  started_at, ended_at, exception, attributes, inputs, output, summary, wb_user_id, \
-                 kind, evaluation, model, run_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 kind, evaluation, model, run_id, logged_run) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )
             .map_err(storage)?
             .execute(params![
@@ -243,6 +246,7 @@ impl Writer for Transaction<'_> {
                 v.evaluation,
                 v.model,
                 v.run_id,
+                v.logged_run,
             ]);
         match inserted {
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -260,7 +264,7 @@ impl Writer for Transaction<'_> {
             "UPDATE calls SET op_name = ?3, display_name = ?4, started_at = ?5, ended_at = ?6, \
              exception = ?7, attributes = ?8, inputs = ?9, output = ?10, summary = ?11, \
              kind = ?12, evaluation = ?13, model = ?14, run_id = ?15, trace_id = ?16, \
-             parent_id = ?17, wb_user_id = ?18 \
+             parent_id = ?17, wb_user_id = ?18, logged_run = ?19 \
              WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         )
         .map_err(storage)?
@@ -283,6 +287,7 @@ impl Writer for Transaction<'_> {
             c.trace_id,
             c.parent_id,
             c.wb_user_id,
+            v.logged_run,
         ])
         .map(drop)
         .map_err(storage)
@@ -518,7 +523,7 @@ impl Store for SqliteStore {
                AND f.trace_id = c.trace_id AND f.id != c.id \
                AND f.exception IS NOT NULL AND f.deleted_at IS NULL), \
              summary, \
-             CASE WHEN json_extract(attributes, '$.weave.evaluation_run') IS NULL THEN output END \
+             CASE WHEN logged_run THEN output END \
              FROM calls c {index} WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL",
         )
         // Looking runs up by id is point lookups whatever the statistics say.

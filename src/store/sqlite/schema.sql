@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS calls (
     kind         TEXT,
     evaluation   TEXT,
     model        TEXT,
-    run_id       TEXT
+    run_id       TEXT,
+    logged_run   INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS calls_id ON calls (project_id, id);
 -- The list order, covering the filter columns so a filtered scan reads no table rows.
