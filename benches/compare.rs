@@ -23,10 +23,16 @@
 //! `seed_reference.py` (reference stores are cached under `target/bench-cache`).
 //!
 //! Workloads, each against one server at a time, from an in-process client over loopback:
-//! 1. full list stream; 2. filtered page (two models, limit 100) at concurrency 1 and 16;
-//! 3. deep page (offset N/2); 4. lookup of 100 ids; 5. create+finish of runs at concurrency
-//! 16, and `call/upsert_batch` ingestion; 6. cold start (process start to first answered
-//! list request) and binary size. Server RSS and CPU time come from `/proc/<pid>`.
+//!
+//! 1. full list stream;
+//! 2. filtered page (two models, limit 100) at concurrency 1 and 16;
+//! 3. deep page (offset N/2);
+//! 4. lookup of 100 ids;
+//! 5. create + finish of runs at concurrency 16, `call/upsert_batch` ingestion, and
+//!    `call/start` + `call/end` one call at a time;
+//! 6. cold start (process start to first answered list request) and binary size.
+//!
+//! Server RSS and CPU time come from `/proc/<pid>`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -879,7 +885,7 @@ impl Measured {
         self.set(p99, load.pct(0.99));
         self.set(rate, load.rate());
         self.set(n, Some(load.lat.len() as f64));
-        let per = load.lat.len().max(1) as f64;
+        let per = (load.lat.len() + load.errors).max(1) as f64;
         self.set(cpu, Some(load.server_cpu * 1e3 / per));
         self.set(ccpu, Some(load.client_cpu * 1e3 / per));
         if load.errors > 0 {
@@ -900,23 +906,35 @@ fn finish_body(i: usize) -> Vec<u8> {
         .expect("json")
 }
 
+/// One call's start and end (`call/start` and `call/end` bodies), written as text: building
+/// them must cost the client far less than the server spends storing them.
+fn call_bodies(i: usize, k: usize) -> (String, String) {
+    let id = uuid::Uuid::now_v7();
+    let now = weft::domain::call::now();
+    let start = format!(
+        r#"{{"start":{{"project_id":"{WRITES}","id":"{id}","trace_id":"{id}","op_name":"bench.generate","started_at":"{}","attributes":{{"weave":{{"client_version":"0.52.38"}}}},"inputs":{{"prompt":"Summarise document {i}-{k} in one sentence.","temperature":0.2}}}}}}"#,
+        format_time(now)
+    );
+    let end = format!(
+        r#"{{"end":{{"project_id":"{WRITES}","id":"{id}","ended_at":"{}","output":{{"text":"A short summary of the document.","tokens":42}},"summary":{{}}}}}}"#,
+        format_time(now + 1_500)
+    );
+    (start, end)
+}
+
 /// One `call/upsert_batch` body: `calls` calls, each a start then an end.
 fn upsert_body(calls: usize, i: usize) -> Vec<u8> {
-    let mut batch = Vec::with_capacity(calls * 2);
+    let mut body = String::with_capacity(calls * 700);
+    body.push_str(r#"{"batch":["#);
     for k in 0..calls {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = weft::domain::call::now();
-        batch.push(json!({"mode": "start", "req": {"start": {
-            "project_id": WRITES, "id": id, "trace_id": id, "op_name": "bench.generate",
-            "started_at": format_time(now), "attributes": {"weave": {"client_version": "0.52.38"}},
-            "inputs": {"prompt": format!("Summarise document {i}-{k} in one sentence."), "temperature": 0.2},
-        }}}));
-        batch.push(json!({"mode": "end", "req": {"end": {
-            "project_id": WRITES, "id": id, "ended_at": format_time(now + 1_500),
-            "output": {"text": "A short summary of the document.", "tokens": 42}, "summary": {},
-        }}}));
+        let (start, end) = call_bodies(i, k);
+        if k > 0 {
+            body.push(',');
+        }
+        let _ = write!(body, r#"{{"mode":"start","req":{start}}},{{"mode":"end","req":{end}}}"#);
     }
-    serde_json::to_vec(&json!({"batch": batch})).expect("json")
+    body.push_str("]}");
+    body.into_bytes()
 }
 
 const UPSERT_CALLS: usize = 100;
@@ -1081,10 +1099,9 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
 
     eprintln!("    5. call/start + call/end, c=4");
     let l = drive(pid, 4, ingest, |i| async move {
-        let body: Value = serde_json::from_slice(&upsert_body(1, i)).expect("json");
-        let [start, end] = [&body["batch"][0]["req"], &body["batch"][1]["req"]];
-        h.post("/call/start", serde_json::to_vec(start).expect("json")).await?;
-        h.post("/call/end", serde_json::to_vec(end).expect("json")).await?;
+        let (start, end) = call_bodies(i, 0);
+        h.post("/call/start", start.into_bytes()).await?;
+        h.post("/call/end", end.into_bytes()).await?;
         Ok(1)
     })
     .await;
@@ -1245,6 +1262,8 @@ struct Round {
 
 struct Context {
     command: String,
+    /// `/proc/loadavg`'s 1, 5 and 15-minute averages when the bench started.
+    load: String,
     ref_status: Result<String, String>,
     weft_bin_mb: f64,
     ref_venv_mb: Option<f64>,
@@ -1279,7 +1298,7 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let _ = writeln!(s, "# Benchmarks: weft vs the reference implementation\n");
     let _ = writeln!(s, "- Date: {date}");
-    let _ = writeln!(s, "- Machine: {}", machine());
+    let _ = writeln!(s, "- Machine: {} (load average at start: {})", machine(), ctx.load);
     let _ = writeln!(s, "- Command: `{}`", ctx.command);
     let _ = writeln!(
         s,
@@ -1373,8 +1392,7 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
 
     let _ = writeln!(s, "Samples (weft / reference):\n");
     for r in rounds {
-        let n =
-            |m: Option<&Measured>, k: &str| m.and_then(|m| m.get(k)).map_or("—".into(), |v| thousands(v));
+        let n = |m: Option<&Measured>, k: &str| m.and_then(|m| m.get(k)).map_or("—".into(), thousands);
         let w = Some(&r.weft);
         let rf = r.reference.as_ref();
         let _ = writeln!(
@@ -1456,6 +1474,7 @@ fn analysis(rounds: &[Round]) -> String {
     let Some(r) = rounds.last() else { return s };
     let n = thousands(r.n as f64);
     let per = |m: &Measured, k: &str| m.get(k).unwrap_or(f64::NAN);
+    let ms = |v: f64| if v.is_finite() { fmt(v, Unit::Ms) } else { "n/a (failed)".into() };
     let w = &r.weft;
     let _ = writeln!(
         s,
@@ -1494,16 +1513,16 @@ fn analysis(rounds: &[Round]) -> String {
         let [p50, _, _, _, cpu, ccpu] = keys(k);
         let mut line = format!(
             "- {label}: weft {} server CPU and {} client CPU per request, p50 latency {}",
-            fmt(per(w, cpu), Unit::Ms),
-            fmt(per(w, ccpu), Unit::Ms),
-            fmt(per(w, p50), Unit::Ms),
+            ms(per(w, cpu)),
+            ms(per(w, ccpu)),
+            ms(per(w, p50)),
         );
         if let Some(rf) = &r.reference {
             let _ = write!(
                 line,
                 "; reference {} server CPU per request, p50 latency {}",
-                fmt(per(rf, cpu), Unit::Ms),
-                fmt(per(rf, p50), Unit::Ms),
+                ms(per(rf, cpu)),
+                ms(per(rf, p50)),
             );
         }
         line.push('.');
@@ -1542,6 +1561,9 @@ fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     let plan = Plan::new(args.smoke);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let weft_bin = std::env::var_os("WEFT_BIN")
         .map(PathBuf::from)
@@ -1647,6 +1669,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let ctx = Context {
         command,
+        load,
         ref_status: ref_env.as_ref().map(|e| e.version.clone()).map_err(Clone::clone),
         weft_bin_mb,
         ref_venv_mb: ref_env.as_ref().ok().map(|e| dir_bytes(&e.venv) as f64 / 1e6),
