@@ -109,25 +109,35 @@ pub fn format_time(t: Micros) -> String {
 
 /// Appends [`format_time`]'s text to `out` without allocating (the list's hot path).
 pub fn write_time(out: &mut Vec<u8>, t: Micros) {
-    use chrono::{Datelike, Timelike};
-    let Some(dt) = DateTime::<Utc>::from_timestamp_micros(t) else { return };
-    let year = dt.year();
-    if (0..=9999).contains(&year) {
+    let (secs, micros) = (t.div_euclid(1_000_000), t.rem_euclid(1_000_000) as u32);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    // Days since the epoch to a proleptic Gregorian date (the civil-from-days algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        if let Some(dt) = DateTime::<Utc>::from_timestamp_micros(t) {
+            out.extend_from_slice(dt.format("%Y-%m-%dT%H:%M:%S").to_string().as_bytes());
+        }
+    } else {
         push_digits(out, year as u32, 4);
         out.push(b'-');
-        push_digits(out, dt.month(), 2);
+        push_digits(out, month, 2);
         out.push(b'-');
-        push_digits(out, dt.day(), 2);
+        push_digits(out, day, 2);
         out.push(b'T');
-        push_digits(out, dt.hour(), 2);
+        push_digits(out, sod / 3600, 2);
         out.push(b':');
-        push_digits(out, dt.minute(), 2);
+        push_digits(out, sod / 60 % 60, 2);
         out.push(b':');
-        push_digits(out, dt.second(), 2);
-    } else {
-        out.extend_from_slice(dt.format("%Y-%m-%dT%H:%M:%S").to_string().as_bytes());
+        push_digits(out, sod % 60, 2);
     }
-    let micros = t.rem_euclid(1_000_000) as u32;
     if micros != 0 {
         out.push(b'.');
         push_digits(out, micros, 6);
@@ -146,31 +156,80 @@ fn push_digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
 }
 
 /// The derived `summary.weave` of a call, as Weave's reads add it: its status (`error`,
-/// `running`, `descendant_error` or `success`), its latency once ended, and its
-/// `display_name` if it has one, else its `trace_name` (the op's name).
-pub fn derived_weave(
-    started_at: Micros,
-    ended_at: Option<Micros>,
-    failed: bool,
-    descendant_failed: bool,
-    display_name: Option<&str>,
-    op_name: &str,
-) -> serde_json::Value {
-    let status = match (failed, ended_at, descendant_failed) {
-        (true, _, _) => "error",
-        (false, None, _) => "running",
-        (false, Some(_), true) => "descendant_error",
-        (false, Some(_), false) => "success",
-    };
-    let mut w = serde_json::json!({ "status": status });
-    match display_name.filter(|d| !d.is_empty()) {
-        Some(d) => w["display_name"] = serde_json::json!(d),
-        None => w["trace_name"] = serde_json::json!(op_short_name(op_name)),
+/// `running`, `descendant_error` or `success`), its `display_name` if it has one, else its
+/// `trace_name` (the op's name), and its latency once ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DerivedWeave<'a> {
+    status: &'static str,
+    name_key: &'static str,
+    name: &'a str,
+    latency_ms: Option<i64>,
+}
+
+impl<'a> DerivedWeave<'a> {
+    /// Derives the fields of a call's `summary.weave`.
+    pub fn new(
+        started_at: Micros,
+        ended_at: Option<Micros>,
+        failed: bool,
+        descendant_failed: bool,
+        display_name: Option<&'a str>,
+        op_name: &'a str,
+    ) -> Self {
+        let status = match (failed, ended_at, descendant_failed) {
+            (true, _, _) => "error",
+            (false, None, _) => "running",
+            (false, Some(_), true) => "descendant_error",
+            (false, Some(_), false) => "success",
+        };
+        let (name_key, name) = match display_name.filter(|d| !d.is_empty()) {
+            Some(d) => ("display_name", d),
+            None => ("trace_name", op_short_name(op_name)),
+        };
+        DerivedWeave {
+            status,
+            name_key,
+            name,
+            latency_ms: ended_at.map(|e| (e - started_at).div_euclid(1000)),
+        }
     }
-    if let Some(end) = ended_at {
-        w["latency_ms"] = serde_json::json!((end - started_at).div_euclid(1000));
+
+    /// As a JSON object.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut w = serde_json::json!({ "status": self.status });
+        w[self.name_key] = serde_json::json!(self.name);
+        if let Some(ms) = self.latency_ms {
+            w["latency_ms"] = serde_json::json!(ms);
+        }
+        w
     }
-    w
+
+    /// Appends the same JSON object as [`DerivedWeave::to_value`] would serialise to.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"status\":\"");
+        out.extend_from_slice(self.status.as_bytes());
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(self.name_key.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_json_str(out, self.name);
+        if let Some(ms) = self.latency_ms {
+            out.extend_from_slice(b",\"latency_ms\":");
+            out.extend_from_slice(ms.to_string().as_bytes());
+        }
+        out.push(b'}');
+    }
+}
+
+/// Appends `s` as a JSON string, copying it as is when nothing in it needs escaping.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serialising a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// Whether a summary counts failed descendants (`status_counts.error > 0`).
@@ -202,8 +261,38 @@ mod tests {
     fn times_format_like_pydantic() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(format_time(951_827_696_000_001), "2000-02-29T12:34:56.000001Z");
+        assert_eq!(format_time(4_102_444_799_000_000), "2099-12-31T23:59:59Z");
         assert_eq!(format_time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
         assert_eq!(format_time(1_700_000_000_100_000), "2023-11-14T22:13:20.100000Z");
+    }
+
+    #[test]
+    fn time_formatting_agrees_with_chrono() {
+        let mut t: i64 = -62_135_596_800_000_000; // 0001-01-01
+        while t < 253_402_300_799_000_000 {
+            let dt = DateTime::<Utc>::from_timestamp_micros(t).unwrap();
+            let expected = if t.rem_euclid(1_000_000) == 0 {
+                dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            } else {
+                dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+            };
+            assert_eq!(format_time(t), expected, "{t}");
+            t += 3_999_999_937_123; // about 46 days and an odd number of microseconds
+        }
+    }
+
+    #[test]
+    fn derived_weave_writes_what_it_serialises_to() {
+        for d in [
+            DerivedWeave::new(0, Some(1_500), false, false, None, "weave:///e/p/op/f:1"),
+            DerivedWeave::new(0, None, false, false, Some("my \"f\""), "f"),
+            DerivedWeave::new(0, Some(9_000_000), true, false, None, "f"),
+        ] {
+            let mut out = Vec::new();
+            d.write_json(&mut out);
+            assert_eq!(serde_json::from_slice::<serde_json::Value>(&out).unwrap(), d.to_value());
+        }
     }
 
     #[test]

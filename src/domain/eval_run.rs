@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::call::{Call, Micros, counts_errors, derived_weave, merge_weave, now, write_time};
+use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, now, write_json_str, write_time};
 use super::error::{Error, Result};
 use super::refs::check_ref;
 use super::validate::Fields;
@@ -69,8 +69,8 @@ impl RunRow<'_> {
 
     /// The derived `summary.weave` object; `counted_errors` tells whether the stored summary's
     /// `status_counts.error` is above zero.
-    fn weave_summary(&self, counted_errors: bool) -> Value {
-        derived_weave(
+    fn weave_summary(&self, counted_errors: bool) -> DerivedWeave<'_> {
+        DerivedWeave::new(
             self.started_at,
             self.ended_at,
             self.failed,
@@ -99,7 +99,7 @@ impl RunRow<'_> {
                 out.push(b',');
             }
             out.extend_from_slice(b"\"weave\":");
-            write_value(out, &weave);
+            weave.write_json(out);
             out.push(b'}');
         } else {
             let mut summary = match output.map(serde_json::from_str::<Value>) {
@@ -109,7 +109,7 @@ impl RunRow<'_> {
             if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(stored) {
                 summary.extend(m);
             }
-            let weave = self.weave_summary(counts_errors(&summary));
+            let weave = self.weave_summary(counts_errors(&summary)).to_value();
             merge_weave(&mut summary, weave);
             write_value(out, &Value::Object(summary));
         }
@@ -148,8 +148,7 @@ impl RunRow<'_> {
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Serialising a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    write_json_str(out, s);
 }
 
 fn write_value(out: &mut Vec<u8>, v: &Value) {

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::call::{Call, Micros, counts_errors, derived_weave, merge_weave, new_id, now};
+use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, new_id, now};
 use super::error::{Error, Issue, Result};
 use crate::store::Writer;
 
@@ -302,14 +302,15 @@ pub fn call_json(c: &Call) -> Value {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    let weave = derived_weave(
+    let weave = DerivedWeave::new(
         c.started_at,
         c.ended_at,
         c.exception.is_some(),
         counts_errors(&summary),
         c.display_name.as_deref(),
         &c.op_name,
-    );
+    )
+    .to_value();
     merge_weave(&mut summary, weave);
     json!({
         "id": c.id,

@@ -205,6 +205,68 @@ fn limit_offset(page: Page) -> (i64, i64) {
     (page.limit.map_or(-1, clamp), clamp(page.offset))
 }
 
+/// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
+const RUN_COLUMNS: &str = "id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
+     exception IS NOT NULL, \
+     EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
+       AND f.trace_id = c.trace_id AND f.id != c.id \
+       AND f.exception IS NOT NULL AND f.deleted_at IS NULL), \
+     summary, \
+     CASE WHEN logged_run THEN output END";
+
+/// The SQL and arguments of a run list. A filter on several evaluations or models is a
+/// merge of one ordered index range per value (SQLite merges `UNION ALL` arms that each
+/// come sorted), so a page reads about as many rows as it returns, however the filtered
+/// runs are spread over time.
+fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<&'a str>) {
+    let dedup = |v: &'a [String]| {
+        let mut out: Vec<&str> = Vec::new();
+        for s in v {
+            if !out.contains(&s.as_str()) {
+                out.push(s);
+            }
+        }
+        out
+    };
+    let (evaluations, models, ids) = (dedup(&q.evaluations), dedup(&q.models), dedup(&q.ids));
+    // Looking runs up by id is point lookups whatever the statistics say.
+    let index = if ids.is_empty() { "" } else { "INDEXED BY calls_id" };
+    // The dimension split into merged arms: the models, else the evaluations (not for ids).
+    let (arm_column, arms): (&str, Vec<&str>) = if !ids.is_empty() {
+        ("", vec![""])
+    } else if !models.is_empty() {
+        ("model", models.clone())
+    } else if !evaluations.is_empty() {
+        ("evaluation", evaluations.clone())
+    } else {
+        ("", vec![""])
+    };
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    for (n, arm) in arms.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str(&format!(
+            "SELECT {RUN_COLUMNS} FROM calls c {index} WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL"
+        ));
+        args.push(project);
+        if !arm_column.is_empty() {
+            sql.push_str(&format!(" AND {arm_column} = ?"));
+            args.push(arm);
+        }
+        for (column, values) in [("evaluation", &evaluations), ("model", &models), ("id", &ids)] {
+            if !values.is_empty() && column != arm_column {
+                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
+                args.extend(values.iter().copied());
+            }
+        }
+    }
+    let (limit, offset) = limit_offset(q.page);
+    sql.push_str(&format!(" ORDER BY 7, 1 LIMIT {limit} OFFSET {offset}"));
+    (sql, args)
+}
+
 /// The ordered row digests of a table, if it exists.
 fn table_digests(conn: &Connection, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
     let text: Option<String> = conn
@@ -516,27 +578,7 @@ impl Store for SqliteStore {
         q: &RunQuery,
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Result<()> {
-        let mut sql = String::from(
-            "SELECT id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
-             exception IS NOT NULL, \
-             EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
-               AND f.trace_id = c.trace_id AND f.id != c.id \
-               AND f.exception IS NOT NULL AND f.deleted_at IS NULL), \
-             summary, \
-             CASE WHEN logged_run THEN output END \
-             FROM calls c {index} WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL",
-        )
-        // Looking runs up by id is point lookups whatever the statistics say.
-        .replace("{index}", if q.ids.is_empty() { "" } else { "INDEXED BY calls_id" });
-        let mut args: Vec<&str> = vec![project];
-        for (column, values) in [("evaluation", &q.evaluations), ("model", &q.models), ("id", &q.ids)] {
-            if !values.is_empty() {
-                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
-                args.extend(values.iter().map(String::as_str));
-            }
-        }
-        let (limit, offset) = limit_offset(q.page);
-        sql.push_str(&format!(" ORDER BY started_at, id LIMIT {limit} OFFSET {offset}"));
+        let (sql, args) = run_list_sql(project, q);
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;

@@ -23,8 +23,8 @@ CREATE TABLE IF NOT EXISTS calls (
     logged_run   INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS calls_id ON calls (project_id, id);
--- The list order, covering the filter columns so a filtered scan reads no table rows.
-CREATE INDEX IF NOT EXISTS calls_runs ON calls (project_id, started_at, id, model, evaluation)
+-- The list order; filtered lists merge ranges of the per-model and per-evaluation indexes.
+CREATE INDEX IF NOT EXISTS calls_runs ON calls (project_id, started_at, id)
     WHERE kind = 'run' AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_runs_model ON calls (project_id, model, started_at, id)
     WHERE kind = 'run' AND deleted_at IS NULL;
