@@ -47,7 +47,6 @@ use serde_json::{Value, json};
 use weft::domain::call::{Call, Micros, format_time};
 use weft::domain::eval_run::aggregate;
 use weft::domain::refs::method_op;
-use weft::store::Store;
 use weft::store::sqlite::SqliteStore;
 
 // ---------------------------------------------------------------------------------- options
@@ -434,15 +433,14 @@ fn fill_weft(dir: &Path, n: usize) -> (Data, f64) {
     const TXN: usize = 20_000;
     let store = SqliteStore::open(dir).expect("open weft store");
     let flush = |buf: &mut Vec<Call>| {
-        store
-            .write(&mut |w| {
-                for c in buf.iter() {
-                    w.insert_call(c)?;
-                }
-                Ok(())
-            })
-            .expect("bulk write");
-        buf.clear();
+        let calls = std::mem::take(buf);
+        weft::store::write(&store, move |w| {
+            for c in &calls {
+                w.insert_call(c)?;
+            }
+            Ok(())
+        })
+        .expect("bulk write");
     };
     let mut buf = Vec::with_capacity(TXN);
     let mut progress = Progress::new(&format!("weft store, N={}", thousands(n as f64)), total_runs(n));

@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use weft::domain::call::{format_time, now};
 use weft::domain::keys::ApiKey;
 use weft::http::{self, AppState};
-use weft::store::Store;
 use weft::store::sqlite::SqliteStore;
+use weft::store::{self, Store};
 
 /// weft: a self-hostable server for the W&B Weave trace server API.
 #[derive(Parser)]
@@ -93,7 +93,7 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         }
         Command::Keys(KeysCommand::Create { entities, admin }) => {
             let (key, secret) = ApiKey::generate(entities, admin, now())?;
-            store.insert_key(&key)?;
+            store::insert_key(&store, key.clone())?;
             eprintln!("created key {} ({})", key.id, scope(&key));
             println!("{secret}");
             Ok(())
@@ -107,7 +107,7 @@ fn run(cli: Cli) -> Result<(), AnyError> {
             Ok(())
         }
         Command::Keys(KeysCommand::Revoke { id }) => {
-            if store.revoke_key(&id, now())? {
+            if store::revoke_key(&store, &id, now())? {
                 eprintln!("revoked key {id}");
                 Ok(())
             } else {
@@ -124,7 +124,7 @@ fn scope(k: &ApiKey) -> String {
 fn serve(store: Arc<SqliteStore>, bind: SocketAddr, data_dir: &std::path::Path) -> Result<(), AnyError> {
     if store.keys()?.is_empty() {
         let (key, secret) = ApiKey::generate(Vec::new(), true, now())?;
-        store.insert_key(&key)?;
+        store::insert_key(store.as_ref(), key.clone())?;
         eprintln!("No API keys yet: created admin key {}. Its secret is shown only this once:", key.id);
         println!("{secret}");
     }

@@ -6,7 +6,6 @@ use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
 use weft::domain::call::{Call, now};
-use weft::store::Store;
 use weft::store::sqlite::SqliteStore;
 
 const RUNS: usize = 100_000;
@@ -19,23 +18,22 @@ fn fill(dir: &std::path::Path, n: usize) {
         "accuracy": {"mean": 0.8125}, "f1": {"mean": 0.77}, "latency": {"mean": 1.25},
         "notes": "x".repeat(200),
     });
-    store
-        .write(&mut |w| {
-            for i in 0..n {
-                let mut c = Call::new("acme/proj", "Evaluation.evaluate", base + i as i64);
-                let (e, m) = (
-                    format!("weave:///acme/proj/object/Ev{}:d", i % 20),
-                    format!("weave:///acme/proj/object/M{}:d", i % 50),
-                );
-                c.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
-                c.inputs = json!({"self": e, "model": m});
-                c.ended_at = Some(base + i as i64 + 1000);
-                c.summary = Some(summary.clone());
-                w.insert_call(&c)?;
-            }
-            Ok(())
-        })
-        .expect("fill");
+    weft::store::write(&store, move |w| {
+        for i in 0..n {
+            let mut c = Call::new("acme/proj", "Evaluation.evaluate", base + i as i64);
+            let (e, m) = (
+                format!("weave:///acme/proj/object/Ev{}:d", i % 20),
+                format!("weave:///acme/proj/object/M{}:d", i % 50),
+            );
+            c.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
+            c.inputs = json!({"self": e, "model": m});
+            c.ended_at = Some(base + i as i64 + 1000);
+            c.summary = Some(summary.clone());
+            w.insert_call(&c)?;
+        }
+        Ok(())
+    })
+    .expect("fill");
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ pub struct Issue {
 }
 
 /// Everything that can go wrong while serving a request.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Input failed validation (422).
     #[error("validation failed")]

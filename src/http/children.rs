@@ -26,8 +26,8 @@ pub async fn create_prediction(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = CreatePrediction::from_json(&body)?;
-    let id = blocking(&state, move |s| {
-        store::write(s, |w| prediction::create(w, &path.project_id, &req, Some(who.user_id())))
+    let id = store::write_async(state.store.as_ref(), move |w| {
+        prediction::create(w, &path.project_id, &req, Some(who.user_id()))
     })
     .await?;
     Ok(axum::Json(json!({ "prediction_id": id })).into_response())
@@ -41,8 +41,8 @@ pub async fn create_score(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = CreateScore::from_json(&body)?;
-    let id = blocking(&state, move |s| {
-        store::write(s, |w| score::create(w, &path.project_id, &req, Some(who.user_id())))
+    let id = store::write_async(state.store.as_ref(), move |w| {
+        score::create(w, &path.project_id, &req, Some(who.user_id()))
     })
     .await?;
     Ok(axum::Json(json!({ "score_id": id })).into_response())
@@ -53,8 +53,8 @@ pub async fn finish_prediction(
     State(state): State<AppState>,
     path: ProjectPath,
 ) -> Result<Response, ApiError> {
-    blocking(&state, move |s| {
-        store::write(s, |w| prediction::finish(w, &path.project_id, path.param("prediction_id")))
+    store::write_async(state.store.as_ref(), move |w| {
+        prediction::finish(w, &path.project_id, path.param("prediction_id"))
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
@@ -145,8 +145,8 @@ async fn delete(
     if ids.len() > MAX_IDS {
         return Err(Error::TooLarge(format!("Too many {param}: at most {MAX_IDS} allowed")).into());
     }
-    let n =
-        blocking(state, move |s| store::write(s, |w| view::delete(w, &path.project_id, kind, &ids))).await?;
+    let n = store::write_async(state.store.as_ref(), move |w| view::delete(w, &path.project_id, kind, &ids))
+        .await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())
 }
 

@@ -24,8 +24,8 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = CreateRun::from_json(&body)?;
-    let id = blocking(&state, move |s| {
-        store::write(s, |w| eval_run::create(w, &path.project_id, &req, Some(who.user_id())))
+    let id = store::write_async(state.store.as_ref(), move |w| {
+        eval_run::create(w, &path.project_id, &req, Some(who.user_id()))
     })
     .await?;
     Ok(axum::Json(json!({ "evaluation_run_id": id })).into_response())
@@ -78,8 +78,8 @@ pub async fn finish(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
-    blocking(&state, move |s| {
-        store::write(s, |w| eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req))
+    store::write_async(state.store.as_ref(), move |w| {
+        eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req)
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
@@ -109,8 +109,8 @@ pub async fn delete(
     if ids.len() > MAX_IDS {
         return Err(Error::TooLarge(format!("Too many evaluation_run_ids: at most {MAX_IDS} allowed")).into());
     }
-    let n = blocking(&state, move |s| {
-        store::write(s, |w| view::delete(w, &path.project_id, Kind::EvaluationRun, &ids))
+    let n = store::write_async(state.store.as_ref(), move |w| {
+        view::delete(w, &path.project_id, Kind::EvaluationRun, &ids)
     })
     .await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())

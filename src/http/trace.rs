@@ -73,7 +73,7 @@ pub async fn call_start(
     let req: StartBody = from_body(body)?;
     who.check_project(&req.start.project_id)?;
     let (id, trace_id) =
-        blocking(&state, move |s| store::write(s, |w| trace::start(w, &req.start, Some(who.user_id()))))
+        store::write_async(state.store.as_ref(), move |w| trace::start(w, &req.start, Some(who.user_id())))
             .await?;
     Ok(json_response(json!({ "id": id, "trace_id": trace_id })))
 }
@@ -86,7 +86,7 @@ pub async fn call_end(
 ) -> Result<Response, ApiError> {
     let req: EndBody = from_body(body)?;
     who.check_project(&req.end.project_id)?;
-    blocking(&state, move |s| store::write(s, |w| trace::end(w, &req.end, Some(who.user_id())))).await?;
+    store::write_async(state.store.as_ref(), move |w| trace::end(w, &req.end, Some(who.user_id()))).await?;
     Ok(json_response(json!({})))
 }
 
@@ -140,13 +140,11 @@ pub async fn calls_complete(
             .into());
         }
     }
-    blocking(&state, move |s| {
-        store::write(s, |w| {
-            for c in &req.batch {
-                trace::complete(w, c, Some(who.user_id()))?;
-            }
-            Ok(())
-        })
+    store::write_async(state.store.as_ref(), move |w| {
+        for c in &req.batch {
+            trace::complete(w, c, Some(who.user_id()))?;
+        }
+        Ok(())
     })
     .await?;
     Ok(json_response(json!({})))
@@ -165,23 +163,21 @@ pub async fn call_upsert_batch(
             UpsertItem::End(e) => who.check_project(&e.end.project_id)?,
         }
     }
-    let res = blocking(&state, move |s| {
-        store::write(s, |w| {
-            let mut res = Vec::with_capacity(req.batch.len());
-            for item in &req.batch {
-                match item {
-                    UpsertItem::Start(s) => {
-                        let (id, trace_id) = trace::start(w, &s.start, Some(who.user_id()))?;
-                        res.push(json!({ "id": id, "trace_id": trace_id }));
-                    }
-                    UpsertItem::End(e) => {
-                        trace::end(w, &e.end, Some(who.user_id()))?;
-                        res.push(json!({}));
-                    }
+    let res = store::write_async(state.store.as_ref(), move |w| {
+        let mut res = Vec::with_capacity(req.batch.len());
+        for item in &req.batch {
+            match item {
+                UpsertItem::Start(s) => {
+                    let (id, trace_id) = trace::start(w, &s.start, Some(who.user_id()))?;
+                    res.push(json!({ "id": id, "trace_id": trace_id }));
+                }
+                UpsertItem::End(e) => {
+                    trace::end(w, &e.end, Some(who.user_id()))?;
+                    res.push(json!({}));
                 }
             }
-            Ok(res)
-        })
+        }
+        Ok(res)
     })
     .await?;
     Ok(json_response(json!({ "res": res })))
@@ -324,8 +320,9 @@ pub async fn calls_delete(
     if req.call_ids.len() > MAX_IDS {
         return Err(Error::TooLarge(format!("Too many call_ids: at most {MAX_IDS} allowed")).into());
     }
-    let n = blocking(&state, move |s| store::write(s, |w| trace::delete(w, &req.project_id, &req.call_ids)))
-        .await?;
+    let n =
+        store::write_async(state.store.as_ref(), move |w| trace::delete(w, &req.project_id, &req.call_ids))
+            .await?;
     Ok(json_response(json!({ "num_deleted": n })))
 }
 
@@ -344,8 +341,8 @@ pub async fn call_update(
 ) -> Result<Response, ApiError> {
     let req: CallUpdate = from_body(body)?;
     who.check_project(&req.project_id)?;
-    blocking(&state, move |s| {
-        store::write(s, |w| trace::rename(w, &req.project_id, &req.call_id, req.display_name.clone()))
+    store::write_async(state.store.as_ref(), move |w| {
+        trace::rename(w, &req.project_id, &req.call_id, req.display_name.clone())
     })
     .await?;
     Ok(json_response(json!({})))
@@ -374,18 +371,16 @@ pub async fn obj_create(
     let req: ObjCreate = from_body(body)?;
     who.check_project(&req.obj.project_id)?;
     let o = req.obj;
-    let stored = blocking(&state, move |s| {
-        store::write(s, |w| {
-            object::create(
-                w,
-                &o.project_id,
-                &o.object_id,
-                o.val.clone(),
-                o.builtin_object_class.as_deref(),
-                o.expected_digest.as_deref(),
-                Some(who.user_id()),
-            )
-        })
+    let stored = store::write_async(state.store.as_ref(), move |w| {
+        object::create(
+            w,
+            &o.project_id,
+            &o.object_id,
+            o.val.clone(),
+            o.builtin_object_class.as_deref(),
+            o.expected_digest.as_deref(),
+            Some(who.user_id()),
+        )
     })
     .await?;
     Ok(json_response(json!({
@@ -472,15 +467,8 @@ pub async fn obj_delete(
 ) -> Result<Response, ApiError> {
     let req: ObjDelete = from_body(body)?;
     who.check_project(&req.project_id)?;
-    let n = blocking(&state, move |s| {
-        store::write(s, |w| {
-            w.delete_objects(
-                &req.project_id,
-                &req.object_id,
-                req.digests.as_deref(),
-                crate::domain::call::now(),
-            )
-        })
+    let n = store::write_async(state.store.as_ref(), move |w| {
+        w.delete_objects(&req.project_id, &req.object_id, req.digests.as_deref(), crate::domain::call::now())
     })
     .await?;
     if n == 0 {
@@ -510,7 +498,7 @@ pub async fn table_create(
     who.check_project(&req.table.project_id)?;
     let t = req.table;
     let (digest, row_digests) =
-        blocking(&state, move |s| store::write(s, |w| object::create_table(w, &t.project_id, &t.rows)))
+        store::write_async(state.store.as_ref(), move |w| object::create_table(w, &t.project_id, &t.rows))
             .await?;
     Ok(json_response(json!({ "digest": digest, "row_digests": row_digests })))
 }
@@ -675,7 +663,8 @@ pub async fn file_create(
     let content = content.ok_or_else(|| missing("file"))?;
     who.check_project(&project_id)?;
     let digest =
-        blocking(&state, move |s| store::write(s, |w| object::create_file(w, &project_id, &content))).await?;
+        store::write_async(state.store.as_ref(), move |w| object::create_file(w, &project_id, &content))
+            .await?;
     if let Some(e) = expected.filter(|e| !e.is_empty() && *e != digest) {
         return Err(Error::Conflict(format!("Digest mismatch: expected {e}, computed {digest}")).into());
     }
@@ -714,9 +703,10 @@ pub async fn feedback_create(
 ) -> Result<Response, ApiError> {
     let req: FeedbackCreate = from_body(body)?;
     who.check_project(&req.project_id)?;
-    let res =
-        blocking(&state, move |s| store::write(s, |w| feedback::create(w, req.clone(), Some(who.user_id()))))
-            .await?;
+    let res = store::write_async(state.store.as_ref(), move |w| {
+        feedback::create(w, req.clone(), Some(who.user_id()))
+    })
+    .await?;
     Ok(axum::Json(res).into_response())
 }
 
@@ -735,13 +725,11 @@ pub async fn feedback_batch_create(
     for f in &req.batch {
         who.check_project(&f.project_id)?;
     }
-    let res = blocking(&state, move |s| {
-        store::write(s, |w| {
-            req.batch
-                .iter()
-                .map(|f| feedback::create(w, f.clone(), Some(who.user_id())))
-                .collect::<Result<Vec<_>>>()
-        })
+    let res = store::write_async(state.store.as_ref(), move |w| {
+        req.batch
+            .iter()
+            .map(|f| feedback::create(w, f.clone(), Some(who.user_id())))
+            .collect::<Result<Vec<_>>>()
     })
     .await?;
     Ok(json_response(json!({ "res": res })))

@@ -22,10 +22,23 @@ pub struct Page {
     pub offset: u64,
 }
 
-/// A storage backend. Methods block; callers run them off the async threads.
+/// The writes of a job.
+pub type WriteFn = Box<dyn FnOnce(&mut dyn Writer) -> Result<()> + Send>;
+
+/// A unit of writes, run by the store's writer inside a transaction.
+pub struct WriteJob {
+    /// The writes. An error undoes this job's writes only.
+    pub run: WriteFn,
+    /// Told the outcome once the transaction holding the job has committed (or failed):
+    /// `Ok` means the writes are durable.
+    pub done: Box<dyn FnOnce(Result<()>) + Send>,
+}
+
+/// A storage backend. Reads block; callers run them off the async threads. Writes are
+/// submitted as jobs and reported when durable.
 pub trait Store: Send + Sync + 'static {
-    /// Runs `f` in one write transaction: all of its writes land, or none do.
-    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()>;
+    /// Queues a write job; it never blocks the caller.
+    fn submit(&self, job: WriteJob);
 
     /// Streams the evaluation runs of `project` matching `query`, in list order
     /// (`started_at`, `id`), to `sink` until it returns `false`.
@@ -77,14 +90,10 @@ pub trait Store: Send + Sync + 'static {
     /// The live feedback rows of a project, oldest first.
     fn feedback(&self, project: &str, sink: &mut dyn FnMut(Feedback) -> bool) -> Result<()>;
 
-    /// Stores a new API key.
-    fn insert_key(&self, key: &ApiKey) -> Result<()>;
     /// Finds an unrevoked key by the hash of its secret.
     fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
     /// All keys, revoked ones included, oldest first.
     fn keys(&self) -> Result<Vec<ApiKey>>;
-    /// Revokes a key by id; `false` if no such unrevoked key exists.
-    fn revoke_key(&self, id: &str, at: Micros) -> Result<bool>;
 }
 
 /// Operations inside one write transaction.
@@ -119,18 +128,73 @@ pub trait Writer {
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()>;
     /// Stores a feedback row; a row with the same id is kept as it is.
     fn insert_feedback(&mut self, feedback: &Feedback) -> Result<()>;
+    /// Stores a new API key.
+    fn put_key(&mut self, key: &ApiKey) -> Result<()>;
+    /// Revokes a key by id; `false` if no such unrevoked key exists.
+    fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool>;
     /// Soft-deletes a live call and all its live descendants; returns how many were deleted.
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
 }
 
-/// Runs `f` in one write transaction and returns its value.
-pub fn write<T>(store: &dyn Store, mut f: impl FnMut(&mut dyn Writer) -> Result<T>) -> Result<T> {
-    let mut out = None;
-    store.write(&mut |w| {
-        out = Some(f(w)?);
-        Ok(())
-    })?;
-    out.ok_or_else(|| Error::Storage("write transaction ended without a result".into()))
+/// A job running `f`, whose value (or error) goes to `done` once the job is durable.
+fn job<T, F, D>(f: F, done: D) -> WriteJob
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
+    D: FnOnce(Result<T>) + Send + 'static,
+{
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let filled = slot.clone();
+    WriteJob {
+        run: Box::new(move |w| {
+            let value = f(w)?;
+            *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+            Ok(())
+        }),
+        done: Box::new(move |outcome| {
+            let value = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            done(outcome.and_then(|()| {
+                value.ok_or_else(|| Error::Storage("write job committed without a value".into()))
+            }))
+        }),
+    }
+}
+
+/// Runs `f` as one write job and waits, blocking the thread, until it is durable.
+pub fn write<T, F>(store: &dyn Store, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    store.submit(job(f, move |r| {
+        let _ = tx.send(r);
+    }));
+    rx.recv().unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
+}
+
+/// Runs `f` as one write job and waits, without blocking the thread, until it is durable.
+pub async fn write_async<T, F>(store: &dyn Store, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit(job(f, move |r| {
+        let _ = tx.send(r);
+    }));
+    rx.await.unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
+}
+
+/// Stores a new API key.
+pub fn insert_key(store: &dyn Store, key: ApiKey) -> Result<()> {
+    write(store, move |w| w.put_key(&key))
+}
+
+/// Revokes a key by id; `false` if no such unrevoked key exists.
+pub fn revoke_key(store: &dyn Store, id: &str, at: Micros) -> Result<bool> {
+    let id = id.to_string();
+    write(store, move |w| w.revoke_key(&id, at))
 }
 
 /// Parses stored JSON text, treating text that is not JSON as a string value.

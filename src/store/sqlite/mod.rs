@@ -1,12 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode, one writer connection and a pool of readers.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, mpsc};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
 
-use super::{Page, Store, Writer, json_from_text};
+use super::{Page, Store, WriteFn, WriteJob, Writer, json_from_text};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunQuery, RunRow};
@@ -21,10 +21,15 @@ const SCHEMA_VERSION: i64 = 1;
 /// Readers kept open between requests; more are opened under load and closed after.
 const IDLE_READERS: usize = 8;
 
-/// SQLite-backed [`Store`].
+/// Most write jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// SQLite-backed [`Store`]. One thread owns the write connection and commits queued write
+/// jobs in batches (group commit); reads use a pool of read-only connections.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    jobs: Option<mpsc::Sender<WriteJob>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -69,7 +74,12 @@ impl SqliteStore {
                  PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
             ))
             .map_err(storage)?;
-        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        let (jobs, queue) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("weft-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore { path, jobs: Some(jobs), writer: Some(writer), readers: Mutex::new(Vec::new()) })
     }
 
     fn reader(&self) -> Result<Reader<'_>> {
@@ -132,7 +142,76 @@ impl SqliteStore {
 
     /// Refreshes the query planner's statistics (cheap when nothing changed much).
     pub fn optimize(&self) -> Result<()> {
-        lock(&self.writer).execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize;").map_err(storage)
+        let conn = Connection::open(&self.path).map_err(storage)?;
+        conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA analysis_limit = 1000; PRAGMA optimize;")
+            .map_err(storage)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued, then stop.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: takes every queued job (up to [`MAX_BATCH`]) into one transaction,
+/// each in its own savepoint so one job's error undoes only its own writes, commits once,
+/// then tells each job the outcome.
+fn write_loop(conn: Connection, queue: mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE").map_err(storage) {
+            for job in batch {
+                (job.done)(Err(e.clone()));
+            }
+            continue;
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for job in batch {
+            let outcome = run_job(&conn, job.run);
+            outcomes.push((job.done, outcome));
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(storage);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for (done, outcome) in outcomes {
+            done(match &committed {
+                Err(e) => Err(e.clone()),
+                Ok(()) => outcome,
+            });
+        }
+    }
+}
+
+/// Runs one job inside a savepoint, undoing its writes if it fails or panics.
+fn run_job(conn: &Connection, run: WriteFn) -> Result<()> {
+    conn.execute_batch("SAVEPOINT job").map_err(storage)?;
+    let mut tx = Tx(conn);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))
+        .unwrap_or_else(|_| Err(Error::Storage("a write job panicked".into())));
+    let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    conn.execute_batch(end).map_err(storage)?;
+    outcome
+}
+
+/// The write connection inside a transaction, as the domain's [`Writer`].
+struct Tx<'a>(&'a Connection);
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.0
     }
 }
 
@@ -278,7 +357,7 @@ fn table_digests(conn: &Connection, project: &str, digest: &str) -> Result<Optio
     Ok(text.map(|t| serde_json::from_str(&t).unwrap_or_default()))
 }
 
-impl Writer for Transaction<'_> {
+impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
         let v = ViewColumns::of(c);
         let inserted = self
@@ -486,6 +565,25 @@ impl Writer for Transaction<'_> {
             .map_err(storage)
     }
 
+    fn put_key(&mut self, k: &ApiKey) -> Result<()> {
+        let entities = serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
+        self.execute(
+            &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![k.id, k.hash, entities, k.admin, k.created_at, k.revoked_at],
+        )
+        .map(drop)
+        .map_err(storage)
+    }
+
+    fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool> {
+        self.execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, at],
+        )
+        .map(|n| n > 0)
+        .map_err(storage)
+    }
+
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {
         let n = self
             .prepare_cached(
@@ -564,12 +662,14 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
 const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
 
 impl Store for SqliteStore {
-    fn write(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
-        let mut conn = lock(&self.writer);
-        let mut tx =
-            conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(storage)?;
-        f(&mut tx)?;
-        tx.commit().map_err(storage)
+    fn submit(&self, job: WriteJob) {
+        let refused = match &self.jobs {
+            Some(jobs) => jobs.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = refused {
+            (job.done)(Err(Error::Storage("the writer stopped".into())));
+        }
     }
 
     fn eval_runs(
@@ -797,17 +897,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn insert_key(&self, k: &ApiKey) -> Result<()> {
-        let entities = serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
-        lock(&self.writer)
-            .execute(
-                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![k.id, k.hash, entities, k.admin, k.created_at, k.revoked_at],
-            )
-            .map(drop)
-            .map_err(storage)
-    }
-
     fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         self.reader()?
             .prepare_cached(&format!(
@@ -826,15 +915,5 @@ impl Store for SqliteStore {
             .map_err(storage)?;
         let rows = stmt.query_map([], key_from_row).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
-    }
-
-    fn revoke_key(&self, id: &str, at: Micros) -> Result<bool> {
-        lock(&self.writer)
-            .execute(
-                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![id, at],
-            )
-            .map(|n| n > 0)
-            .map_err(storage)
     }
 }
