@@ -1,5 +1,6 @@
 //! Streaming JSONL responses: a blocking task reads rows from the store and sends them in
-//! chunks through a bounded channel, so memory stays flat however many rows match.
+//! chunks through a bounded channel, so memory stays flat however many rows match. A result
+//! that fits in one chunk goes out as one plain body.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use crate::domain::error::{Error, Result};
 use crate::store::Store;
 
 /// Bytes gathered before a chunk is sent.
-const CHUNK: usize = 32 * 1024;
+const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the store and the socket.
 const IN_FLIGHT: usize = 4;
 
@@ -21,48 +22,58 @@ const IN_FLIGHT: usize = 4;
 /// the client is gone.
 pub type Emit<'a> = dyn FnMut(&dyn Fn(&mut Vec<u8>)) -> bool + 'a;
 
+/// What the producing task sends.
+enum Piece {
+    /// Rows, with more to come.
+    More(Bytes),
+    /// The last rows (possibly none).
+    Last(Bytes),
+    /// The store failed.
+    Failed(Error),
+}
+
 /// Streams the rows that `produce` emits as `application/jsonl`. `produce` runs on a blocking
 /// thread and calls its sink once per row; the sink returns `false` once the client is gone.
-/// An error before the first row becomes an error response; a later one aborts the body.
+/// An error before the first chunk becomes an error response; a later one aborts the body.
 pub async fn jsonl<F>(store: Arc<dyn Store>, produce: F) -> Result<Response, ApiError>
 where
     F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes>>(IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<Piece>(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::with_capacity(CHUNK + 1024);
-        let mut sent_first = false;
+        let mut buf = Vec::new();
         let mut open = true;
         let result = produce(store.as_ref(), &mut |write_row| {
             write_row(&mut buf);
             buf.push(b'\n');
-            // The first row goes out at once (time to first byte); later rows in chunks.
-            if !sent_first || buf.len() >= CHUNK {
-                sent_first = true;
-                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 1024)));
-                open = tx.blocking_send(Ok(chunk)).is_ok();
+            if buf.len() >= CHUNK {
+                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + CHUNK / 4)));
+                open = tx.blocking_send(Piece::More(chunk)).is_ok();
             }
             open
         });
-        let last = match result {
-            Ok(()) if buf.is_empty() => return,
-            Ok(()) => Ok(Bytes::from(buf)),
-            Err(e) => Err(e),
-        };
-        let _ = tx.blocking_send(last);
+        let _ = tx.blocking_send(match result {
+            Ok(()) => Piece::Last(Bytes::from(buf)),
+            Err(e) => Piece::Failed(e),
+        });
     });
 
-    let first = match rx.recv().await {
-        Some(Err(e)) => return Err(e.into()),
-        other => other,
+    let mut response = match rx.recv().await {
+        Some(Piece::Failed(e)) => return Err(e.into()),
+        Some(Piece::Last(all)) => all.into_response(),
+        None => Body::empty().into_response(),
+        Some(Piece::More(first)) => {
+            let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+                match rx.recv().await? {
+                    Piece::More(b) => Some((Ok(b), rx)),
+                    Piece::Last(b) => Some((Ok(b), rx)),
+                    Piece::Failed(e) => Some((Err(std::io::Error::other(e.to_string())), rx)),
+                }
+            });
+            let head = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) });
+            Body::from_stream(futures_util::StreamExt::chain(head, rest)).into_response()
+        }
     };
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-        let item = rx.recv().await?;
-        Some((item.map_err(|e: Error| std::io::Error::other(e.to_string())), rx))
-    });
-    let head = futures_util::stream::iter(first.map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))));
-    let body = Body::from_stream(futures_util::StreamExt::chain(head, rest));
-    let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
     Ok(response)
 }

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, one writer connection and a pool of readers.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -18,8 +18,13 @@ use crate::domain::view::{Kind, ViewColumns};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: i64 = 1;
-/// Readers kept open between requests; more are opened under load and closed after.
-const IDLE_READERS: usize = 8;
+/// Most read connections open at once; a read waits for a free one beyond that. Each keeps
+/// its prepared statements and a page cache of [`READER_CACHE_KIB`].
+const MAX_READERS: usize = 32;
+/// Page cache of each read connection, in KiB.
+const READER_CACHE_KIB: usize = 1024;
+/// Longest wait for a free read connection.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Most write jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -30,7 +35,15 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: Option<mpsc::Sender<WriteJob>>,
     writer: Option<std::thread::JoinHandle<()>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<ReaderPool>,
+    reader_freed: Condvar,
+}
+
+/// Read connections: the idle ones, and how many are open in all.
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 fn storage(e: rusqlite::Error) -> Error {
@@ -79,24 +92,53 @@ impl SqliteStore {
             .name("weft-writer".into())
             .spawn(move || write_loop(writer, queue))
             .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { path, jobs: Some(jobs), writer: Some(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            path,
+            jobs: Some(jobs),
+            writer: Some(writer),
+            readers: Mutex::new(ReaderPool::default()),
+            reader_freed: Condvar::new(),
+        })
     }
 
+    /// A read connection: an idle one, a new one while fewer than [`MAX_READERS`] are open,
+    /// else the next one freed.
     fn reader(&self) -> Result<Reader<'_>> {
-        let pooled = lock(&self.readers).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(storage)?;
-                c.execute_batch("PRAGMA busy_timeout = 10000;").map_err(storage)?;
-                c
+        let mut pool = lock(&self.readers);
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Ok(Reader { store: self, conn: Some(conn) });
             }
-        };
-        Ok(Reader { store: self, conn: Some(conn) })
+            if pool.open < MAX_READERS {
+                pool.open += 1;
+                drop(pool);
+                return match self.open_reader() {
+                    Ok(conn) => Ok(Reader { store: self, conn: Some(conn) }),
+                    Err(e) => {
+                        lock(&self.readers).open -= 1;
+                        self.reader_freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let (next, waited) =
+                self.reader_freed.wait_timeout(pool, READER_WAIT).unwrap_or_else(|p| p.into_inner());
+            pool = next;
+            if waited.timed_out() && pool.idle.is_empty() {
+                return Err(Error::Storage("no read connection freed in time".into()));
+            }
+        }
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(storage)?;
+        c.execute_batch(&format!("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -{READER_CACHE_KIB};"))
+            .map_err(storage)?;
+        Ok(c)
     }
 
     /// Writes a consistent copy of the database to `target` while the store stays in use
@@ -236,10 +278,8 @@ impl std::ops::Deref for Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
-            let mut pool = lock(&self.store.readers);
-            if pool.len() < IDLE_READERS {
-                pool.push(c);
-            }
+            lock(&self.store.readers).idle.push(c);
+            self.store.reader_freed.notify_one();
         }
     }
 }
