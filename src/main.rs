@@ -30,6 +30,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "WEFT_BIND", default_value = "127.0.0.1:6345")]
         bind: SocketAddr,
+        /// Requests served at once; more are refused with 429.
+        #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
+              value_parser = clap::value_parser!(usize))]
+        max_requests: usize,
     },
     /// Writes a consistent copy of the store to FILE while the server may be running.
     /// To restore: put FILE as `weft.db` in an empty directory and serve with `--data-dir` there.
@@ -85,7 +89,9 @@ type AnyError = Box<dyn std::error::Error>;
 fn run(cli: Cli) -> Result<(), AnyError> {
     let store = SqliteStore::open(&cli.data_dir)?;
     match cli.command {
-        Command::Serve { bind } => serve(Arc::new(store), bind, &cli.data_dir),
+        Command::Serve { bind, max_requests } => {
+            serve(Arc::new(store), bind, max_requests.max(1), &cli.data_dir)
+        }
         Command::Backup { file } => {
             store.backup(&file)?;
             eprintln!("backed up {} to {}", cli.data_dir.display(), file.display());
@@ -121,7 +127,12 @@ fn scope(k: &ApiKey) -> String {
     if k.admin { "admin".into() } else { format!("entities: {}", k.entities.join(",")) }
 }
 
-fn serve(store: Arc<SqliteStore>, bind: SocketAddr, data_dir: &std::path::Path) -> Result<(), AnyError> {
+fn serve(
+    store: Arc<SqliteStore>,
+    bind: SocketAddr,
+    max_requests: usize,
+    data_dir: &std::path::Path,
+) -> Result<(), AnyError> {
     if store.keys()?.is_empty() {
         let (key, secret) = ApiKey::generate(Vec::new(), true, now())?;
         store::insert_key(store.as_ref(), key.clone())?;
@@ -144,7 +155,7 @@ fn serve(store: Arc<SqliteStore>, bind: SocketAddr, data_dir: &std::path::Path) 
                 let _ = tokio::task::spawn_blocking(move || s.optimize()).await;
             }
         });
-        let app = http::router(AppState { store: store.clone() });
+        let app = http::router(AppState::new(store.clone(), max_requests));
         http::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("shut down");
         Ok::<_, AnyError>(())

@@ -35,6 +35,12 @@ pub enum Error {
     /// The request is too large: body size or number of ids (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The request body did not arrive in time (408).
+    #[error("{0}")]
+    Timeout(String),
+    /// Too many requests at once, or too many failed attempts (429).
+    #[error("{0}")]
+    TooMany(String),
     /// The storage failed; details are logged, not sent (500).
     #[error("storage error: {0}")]
     Storage(String),

@@ -49,6 +49,52 @@ impl Principal {
     }
 }
 
+/// Failed authentications per client address, to slow down key guessing.
+#[derive(Default)]
+pub struct FailureLog {
+    recent: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+/// Failed attempts one address may make per [`FAILURE_WINDOW`] before it gets 429s.
+pub const MAX_FAILURES: u32 = 20;
+/// The window over which failures are counted.
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Addresses remembered at most (older ones are forgotten first when full).
+const MAX_TRACKED: usize = 10_000;
+
+impl FailureLog {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>) -> T,
+    ) -> T {
+        f(&mut self.recent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether `ip` has failed too often lately.
+    pub fn blocked(&self, ip: std::net::IpAddr) -> bool {
+        self.with(|m| {
+            m.get(&ip).is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+        })
+    }
+
+    /// Records a failure of `ip`.
+    pub fn failed(&self, ip: std::net::IpAddr) {
+        self.with(|m| {
+            if m.len() >= MAX_TRACKED {
+                m.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+                if m.len() >= MAX_TRACKED {
+                    m.clear();
+                }
+            }
+            let entry = m.entry(ip).or_insert((0, std::time::Instant::now()));
+            if entry.1.elapsed() >= FAILURE_WINDOW {
+                *entry = (0, std::time::Instant::now());
+            }
+            entry.0 += 1;
+        });
+    }
+}
+
 /// The API key in an `Authorization` header: Basic's password, or a Bearer token.
 pub fn secret_from_headers(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
@@ -73,6 +119,10 @@ pub async fn require_key(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let peer = req.extensions().get::<super::Peer>().map(|p| p.0.ip());
+    if peer.is_some_and(|ip| state.auth_failures.blocked(ip)) {
+        return Err(Error::TooMany("Too many failed authentication attempts; retry later".into()).into());
+    }
     let Some(secret) = secret_from_headers(req.headers()) else {
         return Err(ApiError::Unauthenticated("Not authenticated"));
     };
@@ -80,6 +130,9 @@ pub async fn require_key(
     // rather than paying for a hop to the blocking pool on every request.
     let key = state.store.key_by_hash(&hash_secret(&secret))?;
     let Some(key) = key else {
+        if let Some(ip) = peer {
+            state.auth_failures.failed(ip);
+        }
         return Err(ApiError::Unauthenticated("Invalid API key"));
     };
     req.extensions_mut().insert(Principal { key });

@@ -21,6 +21,13 @@ pub enum ApiError {
     NoMethod,
 }
 
+impl Error {
+    /// This error as a response.
+    pub fn into_response_api(self) -> Response {
+        ApiError::Domain(self).into_response()
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         ApiError::Domain(e)
@@ -54,6 +61,12 @@ impl IntoResponse for ApiError {
                 Error::BadRequest(reason) => reply(StatusCode::BAD_REQUEST, json!({ "reason": reason })),
                 Error::NotFound(reason) => reply(StatusCode::NOT_FOUND, json!({ "reason": reason })),
                 Error::Conflict(reason) => reply(StatusCode::CONFLICT, json!({ "reason": reason })),
+                Error::Timeout(reason) => reply(StatusCode::REQUEST_TIMEOUT, json!({ "reason": reason })),
+                Error::TooMany(reason) => {
+                    let mut r = reply(StatusCode::TOO_MANY_REQUESTS, json!({ "reason": reason }));
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r
+                }
                 Error::TooLarge(reason) => reply(StatusCode::PAYLOAD_TOO_LARGE, json!({ "reason": reason })),
                 Error::Storage(detail) => {
                     tracing::error!(%detail, "storage error");

@@ -24,8 +24,14 @@ pub struct JsonBody(pub Value);
 /// A JSON body that may be absent.
 pub struct OptionalJsonBody(pub Option<Value>);
 
+/// Longest time a client may take to send a request body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| Error::Timeout("The request body did not arrive in time".into()))?;
+    read.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Error::TooLarge(format!("Request body is larger than {} MiB", MAX_BODY >> 20)).into()
         } else {

@@ -29,6 +29,24 @@ use error::ApiError;
 pub struct AppState {
     /// The storage backend.
     pub store: Arc<dyn Store>,
+    /// Requests that may be in progress at once.
+    pub permits: Arc<tokio::sync::Semaphore>,
+    /// Recent failed authentications, per client address.
+    pub auth_failures: Arc<auth::FailureLog>,
+}
+
+/// Requests served at once by default; more are refused with 429.
+pub const MAX_REQUESTS: usize = 512;
+
+impl AppState {
+    /// State over `store`, serving at most `max_requests` requests at once.
+    pub fn new(store: Arc<dyn Store>, max_requests: usize) -> Self {
+        AppState {
+            store,
+            permits: Arc::new(tokio::sync::Semaphore::new(max_requests)),
+            auth_failures: Arc::new(auth::FailureLog::default()),
+        }
+    }
 }
 
 /// The OpenAPI document served at `/openapi.json`.
@@ -93,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_requests))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -118,6 +137,18 @@ async fn openapi() -> Response {
     let mut r = OPENAPI.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+/// Refuses a request with 429 while [`AppState::permits`] are all taken.
+async fn limit_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match state.permits.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => Error::TooMany("Too many requests in progress; retry shortly".into()).into_response_api(),
+    }
 }
 
 /// Logs one line per request: method, path, status and time to the response head.
@@ -207,34 +238,66 @@ fn list_type(loc: Vec<Value>, input: &Value) -> Error {
 
 /// How long in-flight requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to send a request's headers, and an idle keep-alive
+/// connection may wait for its next request, before the connection is closed.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Largest request head (request line and headers) accepted, in bytes.
+pub const MAX_HEAD: usize = 64 * 1024;
 
-/// Serves `app` on `listener` until `shutdown` resolves, with `TCP_NODELAY` on every socket.
-/// Requests in flight then get [`SHUTDOWN_GRACE`] to finish; connections still open after
+/// The peer address of a connection, in each request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// Serves `app` on `listener` until `shutdown` resolves: HTTP/1.1 with `TCP_NODELAY`, a
+/// deadline for request heads and idle connections, and a bound on their size. After the
+/// signal, requests in flight get [`SHUTDOWN_GRACE`] to finish; connections still open after
 /// that are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping.send(true);
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let deadline = async move {
-        let _ = stopped.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::Service;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                let mut app = app.clone();
+                async move { app.call(req.map(axum::body::Body::new)).await }
+            });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
     tokio::select! {
-        served = server.into_future() => served,
-        () = deadline => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("grace period over: closing the connections still open");
-            Ok(())
         }
     }
+    Ok(())
 }

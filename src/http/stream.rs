@@ -17,6 +17,9 @@ use crate::store::Store;
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the store and the socket.
 const IN_FLIGHT: usize = 4;
+/// Longest a stream waits for a client to take the next chunk before it gives up, so a
+/// reader that stalls cannot hold a database snapshot open.
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Emits one row: given a writer of the row's JSON (without newline), returns `false` once
 /// the client is gone.
@@ -40,7 +43,9 @@ where
     F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Piece>(IN_FLIGHT);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let send = |piece| runtime.block_on(tx.send_timeout(piece, STALL)).is_ok();
         let mut buf = Vec::new();
         let mut open = true;
         let result = produce(store.as_ref(), &mut |write_row| {
@@ -48,11 +53,11 @@ where
             buf.push(b'\n');
             if buf.len() >= CHUNK {
                 let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + CHUNK / 4)));
-                open = tx.blocking_send(Piece::More(chunk)).is_ok();
+                open = send(Piece::More(chunk));
             }
             open
         });
-        let _ = tx.blocking_send(match result {
+        send(match result {
             Ok(()) => Piece::Last(Bytes::from(buf)),
             Err(e) => Piece::Failed(e),
         });

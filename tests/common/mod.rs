@@ -41,7 +41,12 @@ impl Server {
 
     /// Starts a server on `dir` (which may hold data already).
     pub fn start_in(dir: tempfile::TempDir) -> Server {
-        let (child, base, key) = spawn(dir.path());
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts a server on `dir` with extra `serve` arguments.
+    pub fn start_with(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let (child, base, key) = spawn(dir.path(), args);
         let client = reqwest::Client::builder().build().expect("client");
         Server { child, base, key: key.unwrap_or_default(), dir, client }
     }
@@ -125,11 +130,12 @@ impl Drop for Server {
 
 /// Spawns `weft serve` on a free port; returns the child, its base URL and the admin key it
 /// printed (only on a first start).
-fn spawn(dir: &Path) -> (Child, String, Option<String>) {
+fn spawn(dir: &Path, args: &[&str]) -> (Child, String, Option<String>) {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
         .env("WEFT_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
