@@ -8,9 +8,12 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde_json::{Value, json};
 
+use super::auth::Principal;
 use super::error::ApiError;
 use crate::domain::error::{Error, Issue};
+use crate::domain::trace::from_body;
 use crate::domain::validate::{Query, parse_json_body};
+use serde::de::DeserializeOwned;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -58,6 +61,32 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
             return Ok(OptionalJsonBody(None));
         }
         Ok(OptionalJsonBody(Some(parse_json_body(&bytes)?)))
+    }
+}
+
+/// A request type that names the project it acts on.
+pub trait InProject {
+    /// `"{entity}/{project}"`.
+    fn project_id(&self) -> &str;
+}
+
+/// A JSON body read into `T`, whose project the caller's key may act on (else 400/403),
+/// with the caller.
+pub struct ProjectBody<T>(pub T, pub Principal);
+
+impl<S: Send + Sync, T: DeserializeOwned + InProject> FromRequest<S> for ProjectBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let who = req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated("Not authenticated"))?;
+        let JsonBody(body) = JsonBody::from_request(req, state).await?;
+        let value: T = from_body(body)?;
+        who.check_project(value.project_id())?;
+        Ok(ProjectBody(value, who))
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::extract::{JsonBody, ProjectPath};
+use super::extract::{InProject, JsonBody, ProjectBody, ProjectPath};
 use super::{AppState, blocking};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::{self, FeedbackCreate};
@@ -35,7 +35,7 @@ fn page(limit: Option<i64>, offset: Option<i64>) -> Page {
 }
 
 /// `GET /server_info`.
-pub async fn server_info() -> Response {
+pub(crate) async fn server_info() -> Response {
     json_response(json!({
         "min_required_weave_python_version": "0.52.0",
         "trace_server_version": TRACE_API_VERSION,
@@ -45,27 +45,27 @@ pub async fn server_info() -> Response {
 }
 
 #[derive(Deserialize)]
-struct StartBody {
+pub(crate) struct StartBody {
     start: CallStart,
 }
 
 #[derive(Deserialize)]
-struct EndBody {
+pub(crate) struct EndBody {
     end: CallEnd,
 }
 
 #[derive(Deserialize)]
-struct CompleteBody {
+pub(crate) struct CompleteBody {
     batch: Vec<CallComplete>,
 }
 
 #[derive(Deserialize)]
-struct UpsertBody {
+pub(crate) struct UpsertBody {
     batch: Vec<UpsertItem>,
 }
 
 /// `POST /call/start` (and `/v2/{entity}/{project}/call/start`).
-pub async fn call_start(
+pub(crate) async fn call_start(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
@@ -79,7 +79,7 @@ pub async fn call_start(
 }
 
 /// `POST /call/end` (and `/v2/{entity}/{project}/call/end`).
-pub async fn call_end(
+pub(crate) async fn call_end(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
@@ -91,7 +91,7 @@ pub async fn call_end(
 }
 
 /// `POST /v2/{entity}/{project}/call/start`: the path names the project too.
-pub async fn call_start_v2(
+pub(crate) async fn call_start_v2(
     state: State<AppState>,
     path: ProjectPath,
     who: Extension<Principal>,
@@ -102,7 +102,7 @@ pub async fn call_start_v2(
 }
 
 /// `POST /v2/{entity}/{project}/call/end`.
-pub async fn call_end_v2(
+pub(crate) async fn call_end_v2(
     state: State<AppState>,
     path: ProjectPath,
     who: Extension<Principal>,
@@ -124,7 +124,7 @@ fn check_same_project(path: &ProjectPath, body: &Value, field: &str) -> Result<(
 }
 
 /// `POST /v2/{entity}/{project}/calls/complete`: ended calls, in one transaction.
-pub async fn calls_complete(
+pub(crate) async fn calls_complete(
     State(state): State<AppState>,
     path: ProjectPath,
     Extension(who): Extension<Principal>,
@@ -151,7 +151,7 @@ pub async fn calls_complete(
 }
 
 /// `POST /call/upsert_batch`: starts and ends, in order, in one transaction.
-pub async fn call_upsert_batch(
+pub(crate) async fn call_upsert_batch(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
@@ -184,25 +184,22 @@ pub async fn call_upsert_batch(
 }
 
 #[derive(Deserialize)]
-struct CallRead {
+pub(crate) struct CallRead {
     project_id: String,
     id: String,
 }
 
 /// `POST /call/read`.
-pub async fn call_read(
+pub(crate) async fn call_read(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<CallRead>,
 ) -> Result<Response, ApiError> {
-    let req: CallRead = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let call = blocking(&state, move |s| s.call(&req.project_id, &req.id)).await?;
     Ok(json_response(json!({ "call": call.as_ref().map(call_json) })))
 }
 
 #[derive(Deserialize)]
-struct QueryBody {
+pub(crate) struct QueryBody {
     #[serde(flatten)]
     req: CallsQueryReq,
     query: Option<Value>,
@@ -244,13 +241,10 @@ fn each_call(s: &dyn Store, body: &QueryBody, emit: &mut dyn FnMut(Value) -> boo
 }
 
 /// `POST /calls/stream_query`: matching calls as JSONL.
-pub async fn calls_stream_query(
+pub(crate) async fn calls_stream_query(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
-    let req: QueryBody = from_body(body)?;
-    who.check_project(&req.req.project_id)?;
     req.req.query()?;
     Expr::from_query(req.query.as_ref())?;
     super::stream::jsonl(state.store.clone(), move |s, emit| {
@@ -264,13 +258,10 @@ pub async fn calls_stream_query(
 }
 
 /// `POST /calls/query`: matching calls as `{"calls": [...]}`.
-pub async fn calls_query(
+pub(crate) async fn calls_query(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
-    let req: QueryBody = from_body(body)?;
-    who.check_project(&req.req.project_id)?;
     let calls = blocking(&state, move |s| {
         let mut calls = Vec::new();
         each_call(s, &req, &mut |row| {
@@ -284,13 +275,10 @@ pub async fn calls_query(
 }
 
 /// `POST /calls/query_stats`: how many calls match.
-pub async fn calls_query_stats(
+pub(crate) async fn calls_query_stats(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
-    let req: QueryBody = from_body(body)?;
-    who.check_project(&req.req.project_id)?;
     let count = blocking(&state, move |s| {
         let mut n = 0u64;
         each_call(s, &req, &mut |_| {
@@ -304,19 +292,16 @@ pub async fn calls_query_stats(
 }
 
 #[derive(Deserialize)]
-struct CallsDelete {
+pub(crate) struct CallsDelete {
     project_id: String,
     call_ids: Vec<String>,
 }
 
 /// `POST /calls/delete`: soft-deletes calls with their descendants.
-pub async fn calls_delete(
+pub(crate) async fn calls_delete(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<CallsDelete>,
 ) -> Result<Response, ApiError> {
-    let req: CallsDelete = from_body(body)?;
-    who.check_project(&req.project_id)?;
     if req.call_ids.len() > MAX_IDS {
         return Err(Error::TooLarge(format!("Too many call_ids: at most {MAX_IDS} allowed")).into());
     }
@@ -327,20 +312,17 @@ pub async fn calls_delete(
 }
 
 #[derive(Deserialize)]
-struct CallUpdate {
+pub(crate) struct CallUpdate {
     project_id: String,
     call_id: String,
     display_name: Option<String>,
 }
 
 /// `POST /call/update`: renames a call.
-pub async fn call_update(
+pub(crate) async fn call_update(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<CallUpdate>,
 ) -> Result<Response, ApiError> {
-    let req: CallUpdate = from_body(body)?;
-    who.check_project(&req.project_id)?;
     store::write_async(state.store.as_ref(), move |w| {
         trace::rename(w, &req.project_id, &req.call_id, req.display_name.clone())
     })
@@ -349,7 +331,7 @@ pub async fn call_update(
 }
 
 #[derive(Deserialize)]
-struct ObjInsert {
+pub(crate) struct ObjInsert {
     project_id: String,
     object_id: String,
     val: Value,
@@ -358,18 +340,15 @@ struct ObjInsert {
 }
 
 #[derive(Deserialize)]
-struct ObjCreate {
+pub(crate) struct ObjCreate {
     obj: ObjInsert,
 }
 
 /// `POST /obj/create`: stores an object version; answers its digest.
-pub async fn obj_create(
+pub(crate) async fn obj_create(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, who): ProjectBody<ObjCreate>,
 ) -> Result<Response, ApiError> {
-    let req: ObjCreate = from_body(body)?;
-    who.check_project(&req.obj.project_id)?;
     let o = req.obj;
     let stored = store::write_async(state.store.as_ref(), move |w| {
         object::create(
@@ -391,20 +370,17 @@ pub async fn obj_create(
 }
 
 #[derive(Deserialize)]
-struct ObjRead {
+pub(crate) struct ObjRead {
     project_id: String,
     object_id: String,
     digest: String,
 }
 
 /// `POST /obj/read`: one object version (`digest` may be `latest` or `v<N>`).
-pub async fn obj_read(
+pub(crate) async fn obj_read(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<ObjRead>,
 ) -> Result<Response, ApiError> {
-    let req: ObjRead = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let found = blocking(&state, move |s| {
         s.object(&req.project_id, &req.object_id, &Version::parse(&req.digest))?
             .ok_or_else(|| Error::NotFound(format!("Obj {}:{} not found", req.object_id, req.digest)))
@@ -415,7 +391,7 @@ pub async fn obj_read(
 }
 
 #[derive(Deserialize, Default)]
-struct ObjFilter {
+pub(crate) struct ObjFilter {
     object_ids: Option<Vec<String>>,
     base_object_classes: Option<Vec<String>>,
     is_op: Option<bool>,
@@ -423,7 +399,7 @@ struct ObjFilter {
 }
 
 #[derive(Deserialize)]
-struct ObjQuery {
+pub(crate) struct ObjQuery {
     project_id: String,
     filter: Option<ObjFilter>,
     limit: Option<i64>,
@@ -431,13 +407,10 @@ struct ObjQuery {
 }
 
 /// `POST /objs/query`: object versions by id, class, op-ness, latest.
-pub async fn objs_query(
+pub(crate) async fn objs_query(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<ObjQuery>,
 ) -> Result<Response, ApiError> {
-    let req: ObjQuery = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let f = req.filter.unwrap_or_default();
     let q = ObjectQuery {
         object_ids: f.object_ids.unwrap_or_default(),
@@ -453,20 +426,17 @@ pub async fn objs_query(
 }
 
 #[derive(Deserialize)]
-struct ObjDelete {
+pub(crate) struct ObjDelete {
     project_id: String,
     object_id: String,
     digests: Option<Vec<String>>,
 }
 
 /// `POST /obj/delete`: soft-deletes versions of an object.
-pub async fn obj_delete(
+pub(crate) async fn obj_delete(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<ObjDelete>,
 ) -> Result<Response, ApiError> {
-    let req: ObjDelete = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let n = store::write_async(state.store.as_ref(), move |w| {
         w.delete_objects(&req.project_id, &req.object_id, req.digests.as_deref(), crate::domain::call::now())
     })
@@ -478,24 +448,21 @@ pub async fn obj_delete(
 }
 
 #[derive(Deserialize)]
-struct TableInsert {
+pub(crate) struct TableInsert {
     project_id: String,
     rows: Vec<Value>,
 }
 
 #[derive(Deserialize)]
-struct TableCreate {
+pub(crate) struct TableCreate {
     table: TableInsert,
 }
 
 /// `POST /table/create`: stores rows; answers the table digest and row digests.
-pub async fn table_create(
+pub(crate) async fn table_create(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<TableCreate>,
 ) -> Result<Response, ApiError> {
-    let req: TableCreate = from_body(body)?;
-    who.check_project(&req.table.project_id)?;
     let t = req.table;
     let (digest, row_digests) =
         store::write_async(state.store.as_ref(), move |w| object::create_table(w, &t.project_id, &t.rows))
@@ -504,12 +471,12 @@ pub async fn table_create(
 }
 
 #[derive(Deserialize, Default)]
-struct RowFilter {
+pub(crate) struct RowFilter {
     row_digests: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
-struct TableQuery {
+pub(crate) struct TableQuery {
     project_id: String,
     digest: String,
     filter: Option<RowFilter>,
@@ -518,13 +485,10 @@ struct TableQuery {
 }
 
 /// `POST /table/query`: a table's rows, in order.
-pub async fn table_query(
+pub(crate) async fn table_query(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<TableQuery>,
 ) -> Result<Response, ApiError> {
-    let req: TableQuery = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let only = req.filter.unwrap_or_default().row_digests;
     let window = page(req.limit, req.offset);
     let rows = blocking(&state, move |s| {
@@ -536,19 +500,16 @@ pub async fn table_query(
 }
 
 #[derive(Deserialize)]
-struct TableStats {
+pub(crate) struct TableStats {
     project_id: String,
     digest: String,
 }
 
 /// `POST /table/query_stats`: a table's row count.
-pub async fn table_query_stats(
+pub(crate) async fn table_query_stats(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<TableStats>,
 ) -> Result<Response, ApiError> {
-    let req: TableStats = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let count = blocking(&state, move |s| {
         s.table_len(&req.project_id, &req.digest)?
             .ok_or_else(|| Error::NotFound(format!("Table {} not found", req.digest)))
@@ -558,12 +519,12 @@ pub async fn table_query_stats(
 }
 
 #[derive(Deserialize)]
-struct RefsRead {
+pub(crate) struct RefsRead {
     refs: Vec<String>,
 }
 
 /// `POST /refs/read_batch`: the values refs point at, following their paths.
-pub async fn refs_read_batch(
+pub(crate) async fn refs_read_batch(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
@@ -641,7 +602,7 @@ fn resolve(s: &dyn Store, r: &Ref) -> Result<Value> {
 }
 
 /// `POST /file/create` (multipart: `project_id`, `file`, optional `expected_digest`).
-pub async fn file_create(
+pub(crate) async fn file_create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     mut form: Multipart,
@@ -672,19 +633,16 @@ pub async fn file_create(
 }
 
 #[derive(Deserialize)]
-struct FileContent {
+pub(crate) struct FileContent {
     project_id: String,
     digest: String,
 }
 
 /// `POST /file/content`: a file's bytes.
-pub async fn file_content(
+pub(crate) async fn file_content(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<FileContent>,
 ) -> Result<Response, ApiError> {
-    let req: FileContent = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let bytes = blocking(&state, move |s| {
         s.file(&req.project_id, &req.digest)?
             .ok_or_else(|| Error::NotFound(format!("File {} not found", req.digest)))
@@ -696,13 +654,10 @@ pub async fn file_content(
 }
 
 /// `POST /feedback/create`.
-pub async fn feedback_create(
+pub(crate) async fn feedback_create(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, who): ProjectBody<FeedbackCreate>,
 ) -> Result<Response, ApiError> {
-    let req: FeedbackCreate = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let res = store::write_async(state.store.as_ref(), move |w| {
         feedback::create(w, req.clone(), Some(who.user_id()))
     })
@@ -711,12 +666,12 @@ pub async fn feedback_create(
 }
 
 #[derive(Deserialize)]
-struct FeedbackBatch {
+pub(crate) struct FeedbackBatch {
     batch: Vec<FeedbackCreate>,
 }
 
 /// `POST /feedback/batch/create`: several feedback rows in one transaction.
-pub async fn feedback_batch_create(
+pub(crate) async fn feedback_batch_create(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
@@ -736,7 +691,7 @@ pub async fn feedback_batch_create(
 }
 
 #[derive(Deserialize)]
-struct FeedbackQuery {
+pub(crate) struct FeedbackQuery {
     project_id: String,
     query: Option<Value>,
     limit: Option<i64>,
@@ -744,13 +699,10 @@ struct FeedbackQuery {
 }
 
 /// `POST /feedback/query`: feedback rows matching a query expression.
-pub async fn feedback_query(
+pub(crate) async fn feedback_query(
     State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    ProjectBody(req, _): ProjectBody<FeedbackQuery>,
 ) -> Result<Response, ApiError> {
-    let req: FeedbackQuery = from_body(body)?;
-    who.check_project(&req.project_id)?;
     let expr = Expr::from_query(req.query.as_ref())?;
     let window = page(req.limit, req.offset);
     let rows = blocking(&state, move |s| {
@@ -775,14 +727,14 @@ pub async fn feedback_query(
 }
 
 #[derive(Deserialize)]
-struct GraphqlBody {
+pub(crate) struct GraphqlBody {
     query: String,
     #[serde(default)]
     variables: Value,
 }
 
 /// `POST /graphql`: the few W&B API operations the SDK sends during `weave.init`.
-pub async fn graphql(
+pub(crate) async fn graphql(
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -810,4 +762,88 @@ pub async fn graphql(
         })));
     };
     Ok(json_response(json!({ "data": data })))
+}
+
+impl InProject for CallRead {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for QueryBody {
+    fn project_id(&self) -> &str {
+        &self.req.project_id
+    }
+}
+
+impl InProject for CallsDelete {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for CallUpdate {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for ObjCreate {
+    fn project_id(&self) -> &str {
+        &self.obj.project_id
+    }
+}
+
+impl InProject for ObjRead {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for ObjQuery {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for ObjDelete {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for TableCreate {
+    fn project_id(&self) -> &str {
+        &self.table.project_id
+    }
+}
+
+impl InProject for TableQuery {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for TableStats {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for FileContent {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for FeedbackCreate {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
+impl InProject for FeedbackQuery {
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
 }
