@@ -30,6 +30,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "WEFT_BIND", default_value = "127.0.0.1:6345")]
         bind: SocketAddr,
+        /// Largest size of the database file, in MiB; writes that would grow it further are
+        /// refused with 507 (as on a full disk) while reads go on.
+        #[arg(long, env = "WEFT_MAX_DB_MIB")]
+        max_db_mib: Option<u64>,
         /// Requests served at once; more are refused with 429.
         #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
               value_parser = clap::value_parser!(usize))]
@@ -87,9 +91,13 @@ fn main() -> ExitCode {
 type AnyError = Box<dyn std::error::Error>;
 
 fn run(cli: Cli) -> Result<(), AnyError> {
-    let store = SqliteStore::open(&cli.data_dir)?;
+    let quota = match &cli.command {
+        Command::Serve { max_db_mib, .. } => *max_db_mib,
+        _ => None,
+    };
+    let store = SqliteStore::open_with_quota(&cli.data_dir, quota)?;
     match cli.command {
-        Command::Serve { bind, max_requests } => {
+        Command::Serve { bind, max_requests, .. } => {
             serve(Arc::new(store), bind, max_requests.max(1), &cli.data_dir)
         }
         Command::Backup { file } => {

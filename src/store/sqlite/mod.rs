@@ -63,6 +63,12 @@ fn json_text(v: &Value) -> String {
 impl SqliteStore {
     /// Opens (creating if needed) the database file `weft.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_quota(dir, None)
+    }
+
+    /// Opens the store, refusing writes (507) that would grow the database file past
+    /// `quota_mib` MiB, as a full disk would.
+    pub fn open_with_quota(dir: &Path, quota_mib: Option<u64>) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::StorageFull(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("weft.db");
@@ -81,6 +87,13 @@ impl SqliteStore {
             )));
         }
         writer.execute_batch(SCHEMA).map_err(storage)?;
+        if let Some(mib) = quota_mib {
+            let page: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(storage)?;
+            let pages = (mib.saturating_mul(1 << 20) / page.max(1) as u64).max(1);
+            // SQLite never shrinks the limit below the current size: the quota then only
+            // stops growth.
+            writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(storage)?;
+        }
         writer
             .execute_batch(&format!(
                 "PRAGMA user_version = {SCHEMA_VERSION}; \
@@ -219,11 +232,21 @@ fn write_loop(conn: Connection, queue: mpsc::Receiver<WriteJob>) {
             continue;
         }
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut last_error = None;
         for job in batch {
             let outcome = run_job(&conn, job.run);
+            if let Err(e) = &outcome {
+                last_error = Some(e.clone());
+            }
             outcomes.push((job.done, outcome));
         }
-        let committed = conn.execute_batch("COMMIT").map_err(storage);
+        // Some errors (a full disk, say) make SQLite roll the whole transaction back: then
+        // every job of the batch is lost, and each is told so.
+        let committed = if conn.is_autocommit() {
+            Err(last_error.unwrap_or_else(|| Error::Storage("the transaction was rolled back".into())))
+        } else {
+            conn.execute_batch("COMMIT").map_err(storage)
+        };
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -243,8 +266,9 @@ fn run_job(conn: &Connection, run: WriteFn) -> Result<()> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))
         .unwrap_or_else(|_| Err(Error::Storage("a write job panicked".into())));
     let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end).map_err(storage)?;
-    outcome
+    let ended = conn.execute_batch(end).map_err(storage);
+    // The job's own error says more than a failure to undo it.
+    outcome.and(ended)
 }
 
 /// The write connection inside a transaction, as the domain's [`Writer`].
