@@ -97,7 +97,7 @@ pub(crate) async fn call_start_v2(
     who: Extension<Principal>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    check_same_project(&path, &body.0, "start")?;
+    check_same_project(&path, &who, &body.0, "start")?;
     call_start(state, who, body).await
 }
 
@@ -108,14 +108,22 @@ pub(crate) async fn call_end_v2(
     who: Extension<Principal>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    check_same_project(&path, &body.0, "end")?;
+    check_same_project(&path, &who, &body.0, "end")?;
     call_end(state, who, body).await
 }
 
-fn check_same_project(path: &ProjectPath, body: &Value, field: &str) -> Result<(), ApiError> {
+/// A body's project must be the path's; one the key may not act on is a 403 first, so a
+/// request learns nothing about a project it has no access to.
+fn check_same_project(
+    path: &ProjectPath,
+    who: &Principal,
+    body: &Value,
+    field: &str,
+) -> Result<(), ApiError> {
     let in_body = body.get(field).and_then(|v| v.get("project_id")).and_then(Value::as_str);
     match in_body {
         Some(p) if p != path.project_id => {
+            who.check_project(p)?;
             Err(Error::BadRequest(format!("project_id {p} does not match the path's {}", path.project_id))
                 .into())
         }
@@ -132,6 +140,7 @@ pub(crate) async fn calls_complete(
 ) -> Result<Response, ApiError> {
     let req: CompleteBody = from_body(body)?;
     for c in &req.batch {
+        who.check_project(&c.start.project_id)?;
         if c.start.project_id != path.project_id {
             return Err(Error::BadRequest(format!(
                 "project_id {} does not match the path",
