@@ -12,7 +12,8 @@
 //! `--out FILE` (default `docs/benchmarks.md`; smoke mode writes only when given),
 //! `--refserver DIR` (or `REFSERVER_DIR`: the reference server's directory, holding
 //! `refserver.py` and `setup.sh`), `--no-ref`. The reference runs in the Python virtualenv
-//! `REFSERVER_VENV` (default `/tmp/refserver-venv`), made by its `setup.sh` when missing.
+//! `REFSERVER_VENV` (default `target/refserver-venv`, as the test script uses), made by its
+//! `setup.sh` when missing.
 //! Without a usable reference, weft runs alone and the table says so.
 //!
 //! Data: one generator (deterministic) fills both stores with the same calls: N evaluation
@@ -484,8 +485,10 @@ fn reference_env(args: &Args) -> Result<RefEnv, String> {
     if !dir.join("refserver.py").is_file() {
         return Err(format!("no refserver.py in the reference directory ({})", dir.display()));
     }
-    let venv =
-        PathBuf::from(std::env::var("REFSERVER_VENV").unwrap_or_else(|_| "/tmp/refserver-venv".into()));
+    let venv = PathBuf::from(
+        std::env::var("REFSERVER_VENV")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/refserver-venv").into()),
+    );
     let python = venv.join("bin/python");
     if !python.exists() {
         if args.smoke {
