@@ -128,7 +128,9 @@ pub async fn require_key(
     };
     // A point lookup on an indexed column of a small table: microseconds, so it runs inline
     // rather than paying for a hop to the blocking pool on every request.
-    let key = state.store.key_by_hash(&hash_secret(&secret))?;
+    // The lookup is by the secret's hash (which reveals nothing about the secret); the match
+    // is then confirmed with a constant-time comparison.
+    let key = state.store.key_by_hash(&hash_secret(&secret))?.filter(|k| k.matches(&secret));
     let Some(key) = key else {
         if let Some(ip) = peer {
             state.auth_failures.failed(ip);
