@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, new_id, now};
 use super::error::{Error, Issue, Result};
-use crate::store::Writer;
+use crate::store::{CallEndFields, Writer};
 
 /// Reads a request body into `T`; a mismatch is a 422 naming the problem.
 pub fn from_body<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T> {
@@ -108,15 +108,14 @@ pub struct EndReq {
 /// An op name that names nothing yet: a call whose end arrived before its start.
 const PENDING_OP: &str = "";
 
-/// Records a call's start (merging into an end that arrived first); returns (id, trace id).
-pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
+/// The call `s` starts, over `base` (an end that arrived first) if there is one.
+fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call> {
     let id = s.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(new_id);
     let trace_id = s.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_id);
     let started_at = parse_time(&s.started_at)?;
-    let existing = w.call(&s.project_id, &id)?;
-    let mut call = existing.clone().unwrap_or_else(|| Call::new(&s.project_id, &s.op_name, started_at));
-    call.id = id.clone();
-    call.trace_id = trace_id.clone();
+    let mut call = base.unwrap_or_else(|| Call::new(&s.project_id, &s.op_name, started_at));
+    call.id = id;
+    call.trace_id = trace_id;
     call.parent_id = s.parent_id.clone();
     call.op_name = s.op_name.clone();
     call.display_name = s.display_name.clone();
@@ -124,49 +123,74 @@ pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(S
     call.attributes = object(s.attributes.clone());
     call.inputs = object(s.inputs.clone());
     call.wb_user_id = user.map(String::from).or_else(|| s.wb_user_id.clone());
-    match existing {
-        Some(_) => w.update_call(&call)?,
-        None => w.insert_call(&call)?,
+    Ok(call)
+}
+
+/// Records a call's start (merging into an end that arrived first); returns (id, trace id).
+pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
+    let given = s.id.as_deref().filter(|i| !i.is_empty());
+    // A new call is inserted without reading anything; an existing one (an end that arrived
+    // first, or a retried start) is merged.
+    let existing = match given {
+        Some(id) if w.call_exists(&s.project_id, id)? => w.call(&s.project_id, id)?,
+        _ => None,
+    };
+    let merge = existing.is_some();
+    let call = started(s, existing, user)?;
+    if merge {
+        w.update_call(&call)?;
+    } else {
+        w.insert_call(&call)?;
     }
-    Ok((id, trace_id))
+    Ok((call.id, call.trace_id))
 }
 
 /// Records a call's end; an end that arrives before its start is kept until the start comes.
 pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
     let ended_at = parse_time(&e.ended_at)?;
-    let existing = w.call(&e.project_id, &e.id)?;
-    let mut call = existing.clone().unwrap_or_else(|| {
-        let mut c = Call::new(&e.project_id, PENDING_OP, ended_at);
-        c.id = e.id.clone();
-        c.trace_id = e.id.clone();
-        c.wb_user_id = user.map(String::from);
-        c
-    });
+    let summary = object(e.summary.clone());
+    let fields =
+        CallEndFields { ended_at, exception: e.exception.as_deref(), output: &e.output, summary: &summary };
+    if w.end_call(&e.project_id, &e.id, &fields)? {
+        return Ok(());
+    }
+    let mut call = Call::new(&e.project_id, PENDING_OP, ended_at);
+    call.id = e.id.clone();
+    call.trace_id = e.id.clone();
+    call.wb_user_id = user.map(String::from);
     call.ended_at = Some(ended_at);
     call.exception = e.exception.clone();
     call.output = Some(e.output.clone());
-    call.summary = Some(object(e.summary.clone()));
-    match existing {
-        Some(_) => w.update_call(&call),
-        None => w.insert_call(&call),
-    }
+    call.summary = Some(summary);
+    w.insert_call(&call)
 }
 
-/// Records a call that has already ended (start and end at once).
+/// Records a call that has already ended (start and end at once): one insert when new.
 pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
-    let (id, _) = start(w, &c.start, user)?;
-    end(
-        w,
-        &CallEnd {
-            project_id: c.start.project_id.clone(),
-            id,
-            ended_at: c.ended_at.clone(),
-            exception: c.exception.clone(),
-            output: c.output.clone(),
-            summary: c.summary.clone(),
-        },
-        user,
-    )
+    let given = c.start.id.as_deref().filter(|i| !i.is_empty());
+    if let Some(id) = given
+        && w.call_exists(&c.start.project_id, id)?
+    {
+        start(w, &c.start, user)?;
+        return end(
+            w,
+            &CallEnd {
+                project_id: c.start.project_id.clone(),
+                id: id.to_string(),
+                ended_at: c.ended_at.clone(),
+                exception: c.exception.clone(),
+                output: c.output.clone(),
+                summary: c.summary.clone(),
+            },
+            user,
+        );
+    }
+    let mut call = started(&c.start, None, user)?;
+    call.ended_at = Some(parse_time(&c.ended_at)?);
+    call.exception = c.exception.clone();
+    call.output = Some(c.output.clone());
+    call.summary = Some(object(c.summary.clone()));
+    w.insert_call(&call)
 }
 
 /// Soft-deletes calls with their descendants; returns how many calls were deleted.

@@ -34,6 +34,19 @@ pub struct WriteJob {
     pub done: Box<dyn FnOnce(Result<()>) + Send>,
 }
 
+/// What ending a call writes.
+#[derive(Debug, Clone, Copy)]
+pub struct CallEndFields<'a> {
+    /// End time.
+    pub ended_at: Micros,
+    /// Exception text, if the call failed.
+    pub exception: Option<&'a str>,
+    /// Output.
+    pub output: &'a Value,
+    /// Summary.
+    pub summary: &'a Value,
+}
+
 /// A storage backend. Reads block; callers run them off the async threads. Writes are
 /// submitted as jobs and reported when durable.
 pub trait Store: Send + Sync + 'static {
@@ -104,6 +117,10 @@ pub trait Writer {
     fn update_call(&mut self, call: &Call) -> Result<()>;
     /// Reads a live call.
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>>;
+    /// Whether a call with this id exists (deleted or not), without reading it.
+    fn call_exists(&mut self, project: &str, id: &str) -> Result<bool>;
+    /// Writes a live call's end (leaving its start as it is); `false` if there is no such call.
+    fn end_call(&mut self, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool>;
     /// The live children of a call, in start order.
     fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>>;
     /// Stores an object version, or finds the identical one; returns it with its version index.

@@ -6,7 +6,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
 
-use super::{Page, Store, WriteFn, WriteJob, Writer, json_from_text};
+use super::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer, json_from_text};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunQuery, RunRow};
@@ -500,6 +500,31 @@ impl Writer for Tx<'_> {
 
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>> {
         read_call(self, project, id)
+    }
+
+    fn call_exists(&mut self, project: &str, id: &str) -> Result<bool> {
+        self.prepare_cached("SELECT 1 FROM calls WHERE project_id = ?1 AND id = ?2")
+            .map_err(storage)?
+            .exists(params![project, id])
+            .map_err(storage)
+    }
+
+    fn end_call(&mut self, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool> {
+        self.prepare_cached(
+            "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6 \
+             WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+        )
+        .map_err(storage)?
+        .execute(params![
+            project,
+            id,
+            end.ended_at,
+            end.exception,
+            json_text(end.output),
+            json_text(end.summary)
+        ])
+        .map(|n| n > 0)
+        .map_err(storage)
     }
 
     fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>> {
