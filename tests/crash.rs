@@ -30,38 +30,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// xorshift64*: reproducible choices without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// A printable string of `len` bytes.
-    fn text(&mut self, len: usize) -> String {
-        (0..len).map(|_| (b'a' + self.below(26) as u8) as char).collect()
-    }
-    /// Mostly short payloads, sometimes tens of KiB (pages overflow, the WAL grows and is
-    /// checkpointed while the load runs).
-    fn blob(&mut self) -> String {
-        let len = match self.below(20) {
-            0 => 16_384 + self.below(49_152) as usize,
-            1..=3 => 1024 + self.below(4096) as usize,
-            _ => self.below(64) as usize,
-        };
-        self.text(len)
-    }
-}
-
 // ------------------------------------------------------------------------------ the ledger
 
 /// What the clients sent and what the server acknowledged.

@@ -192,3 +192,35 @@ pub async fn jsonl(req: reqwest::RequestBuilder) -> Vec<Value> {
     assert!(text.is_empty() || text.ends_with('\n'), "every line ends with a newline");
     text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
 }
+
+/// xorshift64*: reproducible choices without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// A printable string of `len` bytes.
+    pub fn text(&mut self, len: usize) -> String {
+        (0..len).map(|_| (b'a' + self.below(26) as u8) as char).collect()
+    }
+    /// Mostly short payloads, sometimes tens of KiB (pages overflow, the WAL grows and is
+    /// checkpointed while the load runs).
+    pub fn blob(&mut self) -> String {
+        let len = match self.below(20) {
+            0 => 16_384 + self.below(49_152) as usize,
+            1..=3 => 1024 + self.below(4096) as usize,
+            _ => self.below(64) as usize,
+        };
+        self.text(len)
+    }
+}
