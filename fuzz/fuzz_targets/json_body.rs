@@ -16,11 +16,11 @@ fn wire(v: &Value) {
         let _ = parse_time(&s.started_at);
     }
     if let Ok(e) = from_body::<CallEnd>(v.clone()) {
-        let _ = parse_time(&e.ended_at);
+        let _ = parse_time(&e.ending.ended_at);
     }
     if let Ok(c) = from_body::<CallComplete>(v.clone()) {
         let _ = parse_time(&c.start.started_at);
-        let _ = parse_time(&c.ended_at);
+        let _ = parse_time(&c.ending.ended_at);
     }
     let _ = from_body::<UpsertItem>(v.clone());
     let _ = from_body::<Vec<UpsertItem>>(v.clone());

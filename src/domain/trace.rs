@@ -59,11 +59,9 @@ pub struct CallStart {
     pub wb_user_id: Option<String>,
 }
 
-/// `EndedCallSchemaForInsert`.
+/// What a call's end carries, in an end or a completed call.
 #[derive(Debug, Clone, Deserialize)]
-pub struct CallEnd {
-    pub project_id: String,
-    pub id: String,
+pub struct Ending {
     pub ended_at: String,
     pub exception: Option<String>,
     #[serde(default)]
@@ -71,16 +69,22 @@ pub struct CallEnd {
     pub summary: Option<Map<String, Value>>,
 }
 
+/// `EndedCallSchemaForInsert`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallEnd {
+    pub project_id: String,
+    pub id: String,
+    #[serde(flatten)]
+    pub ending: Ending,
+}
+
 /// `CompletedCallSchemaForInsert`: a call sent once it has ended.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallComplete {
     #[serde(flatten)]
     pub start: CallStart,
-    pub ended_at: String,
-    pub exception: Option<String>,
-    #[serde(default)]
-    pub output: Value,
-    pub summary: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub ending: Ending,
 }
 
 /// One item of `call/upsert_batch`.
@@ -147,22 +151,31 @@ pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(S
 
 /// Records a call's end; an end that arrives before its start is kept until the start comes.
 pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
-    let ended_at = parse_time(&e.ended_at)?;
-    let summary = object(e.summary.clone());
-    let fields =
-        CallEndFields { ended_at, exception: e.exception.as_deref(), output: &e.output, summary: &summary };
+    let mut call = Call::new(&e.project_id, PENDING_OP, 0);
+    ended(&mut call, &e.ending)?;
+    let fields = CallEndFields {
+        ended_at: call.ended_at.unwrap_or_default(),
+        exception: call.exception.as_deref(),
+        output: call.output.as_ref().unwrap_or(&Value::Null),
+        summary: call.summary.as_ref().unwrap_or(&Value::Null),
+    };
     if w.end_call(&e.project_id, &e.id, &fields)? {
         return Ok(());
     }
-    let mut call = Call::new(&e.project_id, PENDING_OP, ended_at);
+    call.started_at = call.ended_at.unwrap_or_default();
     call.id = e.id.clone();
     call.trace_id = e.id.clone();
     call.wb_user_id = user.map(String::from);
-    call.ended_at = Some(ended_at);
+    w.insert_call(&call)
+}
+
+/// Sets the end fields of `call` from an end.
+fn ended(call: &mut Call, e: &Ending) -> Result<()> {
+    call.ended_at = Some(parse_time(&e.ended_at)?);
     call.exception = e.exception.clone();
     call.output = Some(e.output.clone());
-    call.summary = Some(summary);
-    w.insert_call(&call)
+    call.summary = Some(object(e.summary.clone()));
+    Ok(())
 }
 
 /// Records a call that has already ended (start and end at once): one insert when new.
@@ -172,24 +185,12 @@ pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Res
         && w.call_exists(&c.start.project_id, id)?
     {
         start(w, &c.start, user)?;
-        return end(
-            w,
-            &CallEnd {
-                project_id: c.start.project_id.clone(),
-                id: id.to_string(),
-                ended_at: c.ended_at.clone(),
-                exception: c.exception.clone(),
-                output: c.output.clone(),
-                summary: c.summary.clone(),
-            },
-            user,
-        );
+        let end_of =
+            CallEnd { project_id: c.start.project_id.clone(), id: id.to_string(), ending: c.ending.clone() };
+        return end(w, &end_of, user);
     }
     let mut call = started(&c.start, None, user)?;
-    call.ended_at = Some(parse_time(&c.ended_at)?);
-    call.exception = c.exception.clone();
-    call.output = Some(c.output.clone());
-    call.summary = Some(object(c.summary.clone()));
+    ended(&mut call, &c.ending)?;
     w.insert_call(&call)
 }
 
