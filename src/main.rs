@@ -38,6 +38,12 @@ enum Command {
         #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
               value_parser = clap::value_parser!(usize))]
         max_requests: usize,
+        /// Seconds the server waits on a client: for a request's head (and for the next
+        /// request on an idle connection), for its body (then 408), and for it to take the
+        /// next part of a streamed response (then the response is cut off).
+        #[arg(long, env = "WEFT_CLIENT_TIMEOUT", default_value_t = http::CLIENT_TIMEOUT_SECS,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        client_timeout: u64,
     },
     /// Writes a consistent copy of the store to FILE while the server may be running.
     /// To restore: put FILE as `weft.db` in an empty directory and serve with `--data-dir` there.
@@ -97,8 +103,9 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     };
     let store = SqliteStore::open_with_quota(&cli.data_dir, quota)?;
     match cli.command {
-        Command::Serve { bind, max_requests, .. } => {
-            serve(Arc::new(store), bind, max_requests.max(1), &cli.data_dir)
+        Command::Serve { bind, max_requests, client_timeout, .. } => {
+            let deadlines = http::Deadlines::all(std::time::Duration::from_secs(client_timeout));
+            serve(Arc::new(store), bind, max_requests.max(1), deadlines, &cli.data_dir)
         }
         Command::Backup { file } => {
             store.backup(&file)?;
@@ -139,6 +146,7 @@ fn serve(
     store: Arc<SqliteStore>,
     bind: SocketAddr,
     max_requests: usize,
+    deadlines: http::Deadlines,
     data_dir: &std::path::Path,
 ) -> Result<(), AnyError> {
     if store.keys()?.is_empty() {
@@ -163,8 +171,8 @@ fn serve(
                 let _ = tokio::task::spawn_blocking(move || s.optimize()).await;
             }
         });
-        let app = http::router(AppState::new(store.clone(), max_requests));
-        http::serve(listener, app, shutdown_signal()).await?;
+        let app = http::router(AppState::new(store.clone(), max_requests).with_deadlines(deadlines));
+        http::serve(listener, app, deadlines, shutdown_signal()).await?;
         tracing::info!("shut down");
         Ok::<_, AnyError>(())
     })?;

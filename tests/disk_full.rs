@@ -65,3 +65,70 @@ async fn a_full_store_refuses_writes_clearly_and_resumes_when_there_is_room() {
         assert_eq!(run["summary"]["notes"], summary["notes"]);
     }
 }
+
+/// Sets the mode of `path` and, for a directory, of every file in it.
+fn chmod_all(path: &std::path::Path, dir_mode: u32, file_mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(path).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(file_mode)).unwrap();
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+}
+
+#[tokio::test]
+async fn a_read_only_data_dir_is_refused_at_start_with_a_clear_error_and_left_intact() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(outer.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = outer.path().join("data");
+    let (ok, key, _) = weft(&data, &["keys", "create", "--entity", "acme"]);
+    assert!(ok);
+    let db = data.join("weft.db");
+    let before = std::fs::read(&db).unwrap();
+    chmod_all(&data, 0o555, 0o444);
+
+    // Root ignores file modes: then the server runs as an unprivileged user, from a copy of
+    // the binary that user can reach.
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+    let bin = outer.path().join("weft");
+    std::fs::copy(BIN, &bin).unwrap();
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let mut child = cmd
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "weft kept running on a read-only data dir");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("weft.db") && stderr.contains("readonly"), "unclear error: {stderr}");
+
+    // Nothing changed; with write access back the store serves as before, the key included.
+    chmod_all(&data, 0o755, 0o644);
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::remove_dir(dir.path()).unwrap();
+    std::fs::rename(&data, dir.path()).unwrap();
+    let s = Server::start_in(dir);
+    let resp = s.client.get(s.url("/evaluation_runs")).bearer_auth(key.trim()).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -94,3 +94,30 @@ async fn a_client_that_stops_reading_does_not_stall_the_server() {
     let rows = jsonl(server.get(&format!("/evaluation_runs?evaluation_run_ids={id}"))).await;
     assert_eq!(rows.len(), 1);
 }
+
+#[tokio::test]
+async fn a_stream_whose_reader_stalls_is_cut_off_and_never_looks_complete() {
+    use std::io::{Read, Write};
+    const N: usize = 40_000;
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), N);
+    let server = Server::start_with(dir, &["--client-timeout", "1"]);
+    let mut conn = std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let request = format!(
+        "GET /v2/acme/proj/evaluation_runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.key
+    );
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut received = vec![0u8; 4096];
+    let first = conn.read(&mut received).unwrap();
+    assert!(String::from_utf8_lossy(&received[..first]).starts_with("HTTP/1.1 200"));
+    // Stall well past the deadline; the server keeps serving others meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(jsonl(server.get("/evaluation_runs?limit=5")).await.len(), 5);
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    let rows = rest.iter().filter(|&&b| b == b'\n').count();
+    assert!(rows < N, "the stream went on after the deadline ({rows} lines)");
+    assert!(!rest.ends_with(b"\r\n0\r\n\r\n"), "a cut-off stream must not end like a complete one");
+}

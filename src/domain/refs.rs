@@ -98,9 +98,16 @@ impl Ref {
     }
 }
 
+/// Longest ref accepted where a request names one (an evaluation, model or scorer).
+pub const MAX_REF_LEN: usize = 4096;
+
 /// Checks a value the API takes as a ref: anything may be sent, but a `weave:///` URI must
-/// be a well-formed ref (a 400 otherwise, as in Weave).
+/// be a well-formed ref (a 400 otherwise, as in Weave), and no value may be longer than
+/// [`MAX_REF_LEN`] (a 400 too).
 pub fn check_ref(value: &str) -> Result<()> {
+    if value.len() > MAX_REF_LEN {
+        return Err(Error::BadRequest(format!("Ref too long: at most {MAX_REF_LEN} bytes")));
+    }
     if value.starts_with("weave:///") {
         Ref::parse(value).map_err(|_| Error::BadRequest(format!("Invalid URI: {value}")))?;
     }

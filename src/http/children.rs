@@ -100,7 +100,7 @@ async fn list<T: Serialize + 'static>(
 ) -> Result<Response, ApiError> {
     let page = super::page(&q)?;
     let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
-    super::stream::jsonl(state.store.clone(), move |s, emit| {
+    super::stream::jsonl(state.store.clone(), state.deadlines.stall, move |s, emit| {
         s.view_calls(&path.project_id, kind, run_id.as_deref(), page, &mut |call| {
             let item = view(call);
             emit(&|buf| {

@@ -27,13 +27,20 @@ pub struct JsonBody(pub Value);
 /// A JSON body that may be absent.
 pub struct OptionalJsonBody(pub Option<Value>);
 
-/// Longest time a client may take to send a request body.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The error for a request body that did not arrive within its deadline.
+pub fn body_timeout() -> ApiError {
+    Error::Timeout("The request body did not arrive in time".into()).into()
+}
+
+/// How long a request's body may take to arrive.
+pub fn body_deadline(req: &Request) -> std::time::Duration {
+    req.extensions().get::<super::Deadlines>().copied().unwrap_or_default().body
+}
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    let read = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state))
+    let read = tokio::time::timeout(body_deadline(&req), Bytes::from_request(req, state))
         .await
-        .map_err(|_| Error::Timeout("The request body did not arrive in time".into()))?;
+        .map_err(|_| body_timeout())?;
     read.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Error::TooLarge(format!("Request body is larger than {} MiB", MAX_BODY >> 20)).into()

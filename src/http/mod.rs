@@ -33,6 +33,8 @@ pub struct AppState {
     pub permits: Arc<tokio::sync::Semaphore>,
     /// Recent failed authentications, per client address.
     pub auth_failures: Arc<auth::FailureLog>,
+    /// How long to wait on clients.
+    pub deadlines: Deadlines,
 }
 
 /// Requests served at once by default; more are refused with 429.
@@ -45,7 +47,13 @@ impl AppState {
             store,
             permits: Arc::new(tokio::sync::Semaphore::new(max_requests)),
             auth_failures: Arc::new(auth::FailureLog::default()),
+            deadlines: Deadlines::default(),
         }
+    }
+
+    /// The same state, waiting on clients as `deadlines` says.
+    pub fn with_deadlines(self, deadlines: Deadlines) -> Self {
+        AppState { deadlines, ..self }
     }
 }
 
@@ -238,9 +246,34 @@ fn list_type(loc: Vec<Value>, input: &Value) -> Error {
 
 /// How long in-flight requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a client may take to send a request's headers, and an idle keep-alive
-/// connection may wait for its next request, before the connection is closed.
-pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the server waits on a client by default, in seconds.
+pub const CLIENT_TIMEOUT_SECS: u64 = 60;
+
+/// How long the server waits on a client before giving up on it; in each request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// To send a request head, or the next request on an idle keep-alive connection
+    /// (then the connection is closed).
+    pub head: std::time::Duration,
+    /// To send a request body (then 408).
+    pub body: std::time::Duration,
+    /// To take the next chunk of a streamed response (then the response is cut off, so the
+    /// client cannot mistake it for a complete one).
+    pub stall: std::time::Duration,
+}
+
+impl Deadlines {
+    /// The same deadline for everything.
+    pub fn all(limit: std::time::Duration) -> Self {
+        Deadlines { head: limit, body: limit, stall: limit }
+    }
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines::all(std::time::Duration::from_secs(CLIENT_TIMEOUT_SECS))
+    }
+}
 /// Largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEAD: usize = 64 * 1024;
 
@@ -255,6 +288,7 @@ pub struct Peer(pub std::net::SocketAddr);
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    deadlines: Deadlines,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -280,11 +314,12 @@ pub async fn serve(
         let service =
             hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(Peer(peer));
+                req.extensions_mut().insert(deadlines);
                 let mut app = app.clone();
                 async move { app.call(req.map(axum::body::Body::new)).await }
             });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD);
+        builder.timer(TokioTimer::new()).header_read_timeout(deadlines.head).max_buf_size(MAX_HEAD);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -43,7 +43,7 @@ pub async fn list(
         ids: q.list(&["evaluation_run_ids"])?,
         page: super::page(&q)?,
     };
-    super::stream::jsonl(state.store.clone(), move |s, emit| {
+    super::stream::jsonl(state.store.clone(), state.deadlines.stall, move |s, emit| {
         s.eval_runs(&path.project_id, &query, &mut |row| emit(&|buf| row.write_json(buf)))
     })
     .await

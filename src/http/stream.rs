@@ -3,6 +3,7 @@
 //! that fits in one chunk goes out as one plain body.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
@@ -17,10 +18,6 @@ use crate::store::Store;
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the store and the socket.
 const IN_FLIGHT: usize = 4;
-/// Longest a stream waits for a client to take the next chunk before it gives up, so a
-/// reader that stalls cannot hold a database snapshot open.
-pub const STALL: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Emits one row: given a writer of the row's JSON (without newline), returns `false` once
 /// the client is gone.
 pub type Emit<'a> = dyn FnMut(&dyn Fn(&mut Vec<u8>)) -> bool + 'a;
@@ -36,16 +33,18 @@ enum Piece {
 }
 
 /// Streams the rows that `produce` emits as `application/jsonl`. `produce` runs on a blocking
-/// thread and calls its sink once per row; the sink returns `false` once the client is gone.
-/// An error before the first chunk becomes an error response; a later one aborts the body.
-pub async fn jsonl<F>(store: Arc<dyn Store>, produce: F) -> Result<Response, ApiError>
+/// thread and calls its sink once per row; the sink returns `false` once the client is gone,
+/// or has not taken a chunk for `stall` (so a reader that stalls cannot hold a database
+/// snapshot open). An error before the first chunk becomes an error response; a later one,
+/// or a stall, aborts the body, so that a cut-off stream never looks complete.
+pub async fn jsonl<F>(store: Arc<dyn Store>, stall: Duration, produce: F) -> Result<Response, ApiError>
 where
     F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Piece>(IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let send = |piece| runtime.block_on(tx.send_timeout(piece, STALL)).is_ok();
+        let send = |piece| runtime.block_on(tx.send_timeout(piece, stall)).is_ok();
         let mut buf = Vec::new();
         let mut open = true;
         let result = produce(store.as_ref(), &mut |write_row| {
@@ -68,11 +67,14 @@ where
         Some(Piece::Last(all)) => all.into_response(),
         None => Body::empty().into_response(),
         Some(Piece::More(first)) => {
-            let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-                match rx.recv().await? {
-                    Piece::More(b) => Some((Ok(b), rx)),
-                    Piece::Last(b) => Some((Ok(b), rx)),
-                    Piece::Failed(e) => Some((Err(std::io::Error::other(e.to_string())), rx)),
+            // The producer gone without its last piece means the stream was cut off.
+            let rest = futures_util::stream::unfold(Some(rx), |rx| async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    Some(Piece::More(b)) => Some((Ok(b), Some(rx))),
+                    Some(Piece::Last(b)) => Some((Ok(b), None)),
+                    Some(Piece::Failed(e)) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                    None => Some((Err(std::io::Error::other("the stream was cut off")), None)),
                 }
             });
             let head = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) });

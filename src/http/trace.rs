@@ -256,7 +256,7 @@ pub(crate) async fn calls_stream_query(
 ) -> Result<Response, ApiError> {
     req.req.query()?;
     Expr::from_query(req.query.as_ref())?;
-    super::stream::jsonl(state.store.clone(), move |s, emit| {
+    super::stream::jsonl(state.store.clone(), state.deadlines.stall, move |s, emit| {
         each_call(s, &req, &mut |row| {
             emit(&|buf| {
                 let _ = serde_json::to_writer(&mut *buf, &row);
@@ -620,14 +620,20 @@ pub(crate) async fn file_create(
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::from(Error::BadRequest(format!("Malformed multipart body: {e}")))
     };
-    while let Some(field) = form.next_field().await.map_err(bad)? {
-        match field.name() {
-            Some("project_id") => project_id = Some(field.text().await.map_err(bad)?),
-            Some("expected_digest") => expected = Some(field.text().await.map_err(bad)?),
-            Some("file") => content = Some(field.bytes().await.map_err(bad)?),
-            _ => {}
+    let read_form = async {
+        while let Some(field) = form.next_field().await.map_err(bad)? {
+            match field.name() {
+                Some("project_id") => project_id = Some(field.text().await.map_err(bad)?),
+                Some("expected_digest") => expected = Some(field.text().await.map_err(bad)?),
+                Some("file") => content = Some(field.bytes().await.map_err(bad)?),
+                _ => {}
+            }
         }
-    }
+        Ok::<_, ApiError>(())
+    };
+    tokio::time::timeout(state.deadlines.body, read_form)
+        .await
+        .map_err(|_| super::extract::body_timeout())??;
     let missing = |name: &str| Error::BadRequest(format!("Missing form field {name}"));
     let project_id = project_id.ok_or_else(|| missing("project_id"))?;
     let content = content.ok_or_else(|| missing("file"))?;

@@ -72,34 +72,40 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::StorageFull(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("weft.db");
-        let writer = Connection::open(&path).map_err(storage)?;
+        // Errors while opening name the file: a read-only or full disk is then plain to see.
+        let at = |e: rusqlite::Error| match storage(e) {
+            Error::StorageFull(m) => Error::StorageFull(format!("{}: {m}", path.display())),
+            Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
+            other => other,
+        };
+        let writer = Connection::open(&path).map_err(at)?;
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA busy_timeout = 10000;",
             )
-            .map_err(storage)?;
-        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
+            .map_err(at)?;
+        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(at)?;
         if version > SCHEMA_VERSION {
             return Err(Error::Storage(format!(
                 "database schema version {version} is newer than this weft ({SCHEMA_VERSION})"
             )));
         }
-        writer.execute_batch(SCHEMA).map_err(storage)?;
+        writer.execute_batch(SCHEMA).map_err(at)?;
         if let Some(mib) = quota_mib {
-            let page: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(storage)?;
+            let page: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(at)?;
             let pages = (mib.saturating_mul(1 << 20) / page.max(1) as u64).max(1);
             // SQLite never shrinks the limit below the current size: the quota then only
             // stops growth.
-            writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(storage)?;
+            writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(at)?;
         }
         writer
             .execute_batch(&format!(
                 "PRAGMA user_version = {SCHEMA_VERSION}; \
                  PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
             ))
-            .map_err(storage)?;
+            .map_err(at)?;
         let (jobs, queue) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("weft-writer".into())
