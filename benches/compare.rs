@@ -13,7 +13,8 @@
 //! `--refserver DIR` (or `REFSERVER_DIR`: the reference server's directory, holding
 //! `refserver.py` and `setup.sh`), `--no-ref`. The reference runs in the Python virtualenv
 //! `REFSERVER_VENV` (default `target/refserver-venv`, as the test script uses), made by its
-//! `setup.sh` when missing.
+//! `setup.sh` when missing. `--keep DIR` makes weft's stores in `DIR/weft-<N>` and keeps them
+//! (with an admin key in `DIR/weft-<N>.key`), e.g. to profile a workload by hand afterwards.
 //! Without a usable reference, weft runs alone and the table says so.
 //!
 //! Data: one generator (deterministic) fills both stores with the same calls: N evaluation
@@ -53,7 +54,7 @@ use weft::store::sqlite::SqliteStore;
 // ---------------------------------------------------------------------------------- options
 
 const USAGE: &str = "usage: cargo bench --bench compare -- [--runs N[,N...]] [--ref-max N] [--smoke] \
-     [--out FILE] [--refserver DIR] [--no-ref]";
+     [--out FILE] [--refserver DIR] [--no-ref] [--keep DIR]";
 
 struct Args {
     runs: Vec<usize>,
@@ -62,6 +63,7 @@ struct Args {
     out: Option<PathBuf>,
     refserver: Option<PathBuf>,
     no_ref: bool,
+    keep: Option<PathBuf>,
     /// The options as given, for the "produced by" line.
     given: Vec<String>,
 }
@@ -74,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         refserver: std::env::var_os("REFSERVER_DIR").map(PathBuf::from),
         no_ref: false,
+        keep: None,
         given: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -110,6 +113,10 @@ fn parse_args() -> Result<Args, String> {
             "--no-ref" => {
                 a.no_ref = true;
                 a.given.push(arg);
+            }
+            "--keep" => {
+                a.keep = Some(PathBuf::from(value("--keep")?));
+                a.given.extend([arg.clone(), "<dir>".into()]);
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -1589,7 +1596,10 @@ async fn run(args: Args) -> Result<(), String> {
     let mut rounds = Vec::new();
     for &n in &args.runs {
         eprintln!("N = {}", thousands(n as f64));
-        let dir = work.path().join(format!("weft-{n}"));
+        let dir = args.keep.as_deref().unwrap_or(work.path()).join(format!("weft-{n}"));
+        if args.keep.is_some() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         let (data, weft_gen_secs) = fill_weft(&dir, n);
         let key = Command::new(&weft_bin)
             .args(["keys", "create", "--admin", "--data-dir"])
@@ -1600,6 +1610,9 @@ async fn run(args: Args) -> Result<(), String> {
         let secret = String::from_utf8_lossy(&key.stdout).trim().to_string();
         if !key.status.success() || secret.is_empty() {
             return Err("weft keys create failed".into());
+        }
+        if let Some(keep) = &args.keep {
+            std::fs::write(keep.join(format!("weft-{n}.key")), &secret).map_err(|e| e.to_string())?;
         }
         let launch = Launch {
             which: Impl::Weft,
@@ -1615,7 +1628,9 @@ async fn run(args: Args) -> Result<(), String> {
             log: work.path().join(format!("weft-{n}.log")),
         };
         let weft = bench_server(&launch, &data, &plan, plan.cold_weft, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        if args.keep.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
 
         let (mut reference, mut ref_gen_secs, mut ref_skipped) = (None, None, None);
         match &ref_env {
