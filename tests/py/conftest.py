@@ -1,4 +1,9 @@
-"""Fixtures for the Python suites: a real weft server on a fresh data directory."""
+"""Fixtures for the Python suites: a real weft server on a fresh data directory.
+
+With `WEFT_TEST_STORE=clickhouse` and `WEFT_TEST_CLICKHOUSE_URL=http://HOST:PORT`, every server
+(and every `weft` command) runs on ClickHouse, each data directory with its own fresh database;
+otherwise on SQLite in the data directory.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import pathlib
 import re
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +20,28 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("WEFT_BIN", ROOT / "target" / "debug" / "weft"))
+
+
+def clickhouse_url() -> str | None:
+    """The ClickHouse URL when the suites run on ClickHouse."""
+    if os.environ.get("WEFT_TEST_STORE") != "clickhouse":
+        return None
+    return os.environ["WEFT_TEST_CLICKHOUSE_URL"]
+
+
+def store_args(data_dir: pathlib.Path) -> list[str]:
+    """The global `weft` arguments selecting the store of `data_dir`."""
+    args = ["--data-dir", str(data_dir)]
+    url = clickhouse_url()
+    if url is not None:
+        # One database per data directory, named in it so every command on it agrees.
+        marker = data_dir / ".clickhouse-database"
+        if not marker.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"weft_py_{os.getpid()}_{uuid.uuid4().hex}")
+        db = marker.read_text().strip()
+        args += ["--store", "clickhouse", "--clickhouse-url", url, "--clickhouse-database", db]
+    return args
 
 
 @dataclass
@@ -32,7 +60,7 @@ class Weft:
 def create_key(data_dir: pathlib.Path, *args: str) -> str:
     """Creates an API key with `weft keys create ARGS` and returns its secret."""
     out = subprocess.run(
-        [str(BIN), "--data-dir", str(data_dir), "keys", "create", *args],
+        [str(BIN), *store_args(data_dir), "keys", "create", *args],
         check=True,
         capture_output=True,
         text=True,
@@ -43,7 +71,7 @@ def create_key(data_dir: pathlib.Path, *args: str) -> str:
 def start_weft(data_dir: pathlib.Path, key: str) -> Weft:
     """Starts `weft serve` on a free port and waits until it listens."""
     proc = subprocess.Popen(
-        [str(BIN), "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0"],
+        [str(BIN), *store_args(data_dir), "serve", "--bind", "127.0.0.1:0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
