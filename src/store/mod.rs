@@ -1,5 +1,6 @@
 //! The storage interface: calls and API keys. One module per backend; no backend type leaks out.
 
+pub mod clickhouse;
 pub mod sqlite;
 
 use serde_json::Value;
