@@ -93,7 +93,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterator
+from typing import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import chdb  # noqa: F401  (loads the engine library the way chdb expects)
@@ -103,6 +103,8 @@ from chdb import _chdb
 FIRST_BUFFER = 1 << 20
 # Seconds an idle keep-alive connection is kept open.
 KEEP_ALIVE = 30
+# The longest request line read, as a server's default http_max_uri_size.
+MAX_URI = 1 << 20
 
 # URL parameters that are not settings (HTTPHandler's reserved names).
 RESERVED_PARAMS = {
@@ -271,8 +273,6 @@ def tokens(text: str) -> Iterator[tuple[str, str, int]]:
         kind = m.lastgroup
         if kind in ("space", "comment"):
             continue
-        if kind == "tag":
-            kind = "heredoc"
         yield kind, m.group(), m.start()
 
 
@@ -325,7 +325,7 @@ def statement_end(text: str) -> int:
 def content_type(fmt: str) -> str:
     """The Content-Type a server sends for an output format."""
     low = fmt.lower()
-    if "json" in low and low != "bsoneachrow":
+    if "json" in low:
         return "application/json; charset=UTF-8"
     if low.startswith(("tabseparated", "tsv")):
         return "text/tab-separated-values; charset=UTF-8"
@@ -449,7 +449,7 @@ class Handler(BaseHTTPRequestHandler):
     """Serves ClickHouse's HTTP interface for one connection."""
 
     protocol_version = "HTTP/1.1"
-    engine: Engine  # set on the class by serve()
+    engine: Engine  # set on the class by main()
 
     def send_response(self, code: int, message: str | None = None) -> None:
         """Send the status line and a Date header (no Server header, as ClickHouse)."""
@@ -460,9 +460,28 @@ class Handler(BaseHTTPRequestHandler):
         """Stay quiet about each request; errors are logged where they happen."""
 
     def handle_one_request(self) -> None:
-        """Wait at most KEEP_ALIVE seconds for the next request, then serve it."""
+        """Read the next request (waiting at most KEEP_ALIVE seconds, URI up to 1 MiB) and serve it."""
         self.connection.settimeout(KEEP_ALIVE)
-        super().handle_one_request()
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_URI + 1)
+        except TimeoutError:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > MAX_URI:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if not self.parse_request():
+            return
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        method()
+        self.wfile.flush()
 
     def do_GET(self) -> None:
         """Serve a GET: a health check or a read-only query."""
@@ -473,6 +492,14 @@ class Handler(BaseHTTPRequestHandler):
         self.serve()
 
     def serve(self) -> None:
+        """Answer one request, counted among those in flight."""
+        self.server.track(self.connection, +1)
+        try:
+            self.answer()
+        finally:
+            self.server.track(self.connection, -1)
+
+    def answer(self) -> None:
         """Answer one request, turning any Failure into ClickHouse's error response."""
         self.connection.settimeout(None)
         started = time.monotonic()
@@ -516,7 +543,9 @@ class Handler(BaseHTTPRequestHandler):
             chunks = []
             while True:
                 line = self.rfile.readline(65537)
-                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if not line:
+                    raise ValueError("the body ended inside a chunk")
+                size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
                     while self.rfile.readline(65537).strip():
                         pass
@@ -870,6 +899,33 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # a server's listen backlog, so bursts of connections wait instead of failing
+
+    def __init__(self, *args, **kwargs):
+        """Start with no request in flight."""
+        super().__init__(*args, **kwargs)
+        self.in_flight: dict[socket.socket, int] = {}
+        self.changed = threading.Condition()
+
+    def track(self, sock: socket.socket, step: int) -> None:
+        """Count a request on a socket in (+1) or out (-1)."""
+        with self.changed:
+            count = self.in_flight.get(sock, 0) + step
+            if count:
+                self.in_flight[sock] = count
+            else:
+                self.in_flight.pop(sock, None)
+            self.changed.notify_all()
+
+    def drain(self, seconds: float) -> None:
+        """Cut the connections of requests in flight and wait for them to end, at most seconds."""
+        with self.changed:
+            for sock in list(self.in_flight):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.changed.wait_for(lambda: not self.in_flight, timeout=seconds)
 
     def handle_error(self, request, client_address) -> None:
         """Log an unexpected error of a request thread on one line."""
@@ -904,6 +960,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     server.shutdown()
     server.server_close()
+    # Queries still running end when their clients are cut off; then the engine closes.
+    server.drain(10)
     engine.stop()
     return 0
 

@@ -94,6 +94,7 @@ def assert_error(status: int, headers, body: bytes, code: int, http_status: int)
     assert headers["X-ClickHouse-Exception-Code"] == str(code)
     m = ERROR_BODY.match(body.decode())
     assert m, body
+    assert body.count(b"DB::Exception") == 1, body
     assert int(m.group(1)) == code
 
 
@@ -119,6 +120,15 @@ def test_query_in_url_body_or_both(front: Front) -> None:
     assert re.fullmatch(r"[a-z]{16}", headers["X-ClickHouse-Exception-Tag"])
     summary = json.loads(headers["X-ClickHouse-Summary"])
     assert summary["result_rows"] == "1"
+
+
+def test_long_url_parameters(front: Front) -> None:
+    """A parameter of a few hundred KB in the URL is accepted, as up to a server's 1 MiB."""
+    ids = [f"id-{i:06d}" for i in range(20000)]
+    value = "[" + ",".join(f"'{i}'" for i in ids) + "]"
+    assert len(value) > 200_000
+    out = front.query("SELECT length({ids:Array(String)}), {ids:Array(String)}[20000]", param_ids=value)
+    assert out == b"20000\tid-019999\n"
 
 
 def test_default_format_and_format_clause(front: Front) -> None:
