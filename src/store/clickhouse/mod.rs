@@ -305,6 +305,32 @@ impl Writer for Tx<'_> {
         Ok(self.stored_call(project, id)?.filter(|s| s.deleted_at.is_none()).map(|s| s.call))
     }
 
+    fn prefetch_calls(&mut self, project: &str, ids: &[String]) -> Result<()> {
+        let unknown: Vec<&String> = {
+            let mut seen = HashSet::new();
+            ids.iter()
+                .filter(|id| seen.insert(*id) && !self.calls.knows(&(project.to_string(), (*id).clone())))
+                .collect()
+        };
+        for chunk in unknown.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, list) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND id IN {list} \
+                 FORMAT JSONCompactEachRow"
+            ));
+            let mut found: HashMap<String, StoredCall> = HashMap::new();
+            for t in self.client.query_all::<CallTuple>(&q)? {
+                let s = call_from_tuple(t);
+                found.insert(s.call.id.clone(), s);
+            }
+            for id in chunk {
+                self.calls.remember((project.to_string(), (*id).clone()), found.remove(*id));
+            }
+        }
+        Ok(())
+    }
+
     fn call_exists(&mut self, project: &str, id: &str) -> Result<bool> {
         Ok(self.stored_call(project, id)?.is_some())
     }
