@@ -123,7 +123,7 @@ fn write_loop(client: Client, queue: mpsc::Receiver<WriteJob>) {
         let mut tx = Tx::new(&client);
         let mut outcomes = Vec::with_capacity(batch.len());
         for job in batch {
-            let outcome = run_job(&mut tx, job.run);
+            let outcome = run_job(&mut tx, job.run).and_then(|()| tx.check_inserts());
             tx.end_job(outcome.is_ok());
             outcomes.push((job.done, outcome));
         }
@@ -156,6 +156,9 @@ struct Tx<'a> {
     objects: Overlay<ObjectKey, StoredObject>,
     feedback: Overlay<CallKey, Feedback>,
     keys: Overlay<String, ApiKey>,
+    /// Calls the running job inserted without knowing whether they existed: checked at once
+    /// when the job ends.
+    unchecked: Vec<CallKey>,
     table_rows: Appends,
     tables: Appends,
     files: Appends,
@@ -169,6 +172,7 @@ impl<'a> Tx<'a> {
             objects: Overlay::default(),
             feedback: Overlay::default(),
             keys: Overlay::default(),
+            unchecked: Vec::new(),
             table_rows: Appends::default(),
             tables: Appends::default(),
             files: Appends::default(),
@@ -176,6 +180,7 @@ impl<'a> Tx<'a> {
     }
 
     fn end_job(&mut self, keep: bool) {
+        self.unchecked.clear();
         self.calls.end_job(keep);
         self.objects.end_job(keep);
         self.feedback.end_job(keep);
@@ -212,6 +217,29 @@ impl<'a> Tx<'a> {
         insert(self.client, "calls", calls)?;
         insert(self.client, "feedback", feedback)?;
         insert(self.client, "api_keys", keys)
+    }
+
+    /// Fails the running job if a call it inserted existed already in ClickHouse (one query
+    /// per project and [`IN_CHUNK`] ids, instead of one per insert).
+    fn check_inserts(&mut self) -> Result<()> {
+        let mut keys = std::mem::take(&mut self.unchecked);
+        keys.sort();
+        keys.dedup();
+        for group in keys.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in group.chunks(IN_CHUNK) {
+                let ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
+                let mut q = Query::default();
+                let (p, list) = (q.string(&chunk[0].0), q.strings(&ids));
+                q.push(&format!(
+                    "SELECT id FROM calls WHERE project_id = {p} AND id IN {list} LIMIT 1 \
+                     FORMAT JSONCompactEachRow"
+                ));
+                if let Some((id,)) = self.client.query_all::<(String,)>(&q)?.pop() {
+                    return Err(Error::BadRequest(format!("Call {id} already exists")));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A call as the batch sees it, deleted or not.
@@ -285,11 +313,15 @@ impl<'a> Tx<'a> {
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
-        if self.stored_call(&c.project_id, &c.id)?.is_some() {
-            return Err(Error::BadRequest(format!("Call {} already exists", c.id)));
+        let key = (c.project_id.clone(), c.id.clone());
+        match self.calls.get(&key) {
+            Some(Some(_)) => return Err(Error::BadRequest(format!("Call {} already exists", c.id))),
+            Some(None) => {}
+            // Whether ClickHouse holds it is checked for all such inserts when the job ends;
+            // the job fails then as it would now.
+            None => self.unchecked.push(key.clone()),
         }
-        self.calls
-            .put((c.project_id.clone(), c.id.clone()), StoredCall { call: c.clone(), deleted_at: None });
+        self.calls.put(key, StoredCall { call: c.clone(), deleted_at: None });
         Ok(())
     }
 
