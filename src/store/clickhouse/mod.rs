@@ -313,6 +313,7 @@ impl<'a> Tx<'a> {
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
+        check_call_times(c)?;
         let key = (c.project_id.clone(), c.id.clone());
         match self.calls.get(&key) {
             Some(Some(_)) => return Err(Error::BadRequest(format!("Call {} already exists", c.id))),
@@ -326,6 +327,7 @@ impl Writer for Tx<'_> {
     }
 
     fn update_call(&mut self, c: &Call) -> Result<()> {
+        check_call_times(c)?;
         if self.stored_call(&c.project_id, &c.id)?.is_some_and(|s| s.deleted_at.is_none()) {
             self.calls
                 .put((c.project_id.clone(), c.id.clone()), StoredCall { call: c.clone(), deleted_at: None });
@@ -368,6 +370,7 @@ impl Writer for Tx<'_> {
     }
 
     fn end_call(&mut self, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool> {
+        check_time(end.ended_at)?;
         let Some(mut s) = self.stored_call(project, id)?.filter(|s| s.deleted_at.is_none()) else {
             return Ok(false);
         };
