@@ -1,4 +1,8 @@
-"""Fixtures for the Python suites: a real weft server on a fresh data directory."""
+"""Fixtures for the Python suites: a real weft server on a fresh data directory.
+
+With WEFT_TEST_STORE=clickhouse and WEFT_TEST_CLICKHOUSE_URL set, every server (and every
+`weft` command) runs on ClickHouse instead, each data directory with its own fresh database.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import pathlib
 import re
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,6 +34,21 @@ class Weft:
         return self.base + path
 
 
+def store_env(data_dir: pathlib.Path) -> dict[str, str]:
+    """The environment selecting the store of `data_dir`: SQLite in it, or its own ClickHouse
+    database (named in the directory, so restarts and commands share it)."""
+    if os.environ.get("WEFT_TEST_STORE") != "clickhouse":
+        return {}
+    marker = data_dir / ".clickhouse-database"
+    if not marker.exists():
+        marker.write_text(f"weft_py_{uuid.uuid4().hex}")
+    return {
+        "WEFT_STORE": "clickhouse",
+        "WEFT_CLICKHOUSE_URL": os.environ["WEFT_TEST_CLICKHOUSE_URL"],
+        "WEFT_CLICKHOUSE_DATABASE": marker.read_text().strip(),
+    }
+
+
 def create_key(data_dir: pathlib.Path, *args: str) -> str:
     """Creates an API key with `weft keys create ARGS` and returns its secret."""
     out = subprocess.run(
@@ -36,6 +56,7 @@ def create_key(data_dir: pathlib.Path, *args: str) -> str:
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **store_env(data_dir)},
     )
     return out.stdout.strip()
 
@@ -47,7 +68,7 @@ def start_weft(data_dir: pathlib.Path, key: str) -> Weft:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "WEFT_LOG": "info"},
+        env={**os.environ, **store_env(data_dir), "WEFT_LOG": "info"},
     )
     assert proc.stderr is not None
     addr = None

@@ -77,15 +77,21 @@ impl Query {
             }
             text.push('\'');
             for ch in v.as_ref().chars() {
-                if ch == '\'' || ch == '\\' {
-                    text.push('\\');
+                match ch {
+                    '\'' => text.push_str("\\'"),
+                    '\\' => text.push_str("\\\\"),
+                    '\t' => text.push_str("\\t"),
+                    '\n' => text.push_str("\\n"),
+                    '\r' => text.push_str("\\r"),
+                    '\0' => text.push_str("\\0"),
+                    c => text.push(c),
                 }
-                text.push(ch);
             }
             text.push('\'');
         }
         text.push(']');
-        self.bind("Array(String)", escape_param(&text))
+        // An array's text form is its literal: quoted elements, with no escaping around it.
+        self.bind("Array(String)", text)
     }
 
     fn bind(&mut self, ty: &str, text: String) -> String {
@@ -96,7 +102,7 @@ impl Query {
     }
 }
 
-/// A parameter's value as ClickHouse reads it: TabSeparated escaping.
+/// A String parameter's value as ClickHouse reads it: TabSeparated escaping.
 fn escape_param(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for ch in value.chars() {
@@ -263,16 +269,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parameters_are_escaped_as_tab_separated_values() {
+    fn string_parameters_are_tab_separated_and_arrays_quoted_literals() {
         let mut q = Query::new("SELECT ");
         let p = q.string("a\\b\tc\nd'e");
         assert_eq!(p, "{p0:String}");
         assert_eq!(q.params[0].1, "a\\\\b\\tc\\nd'e");
         let a = q.strings(&["x'y", "z\\"]);
         assert_eq!(a, "{p1:Array(String)}");
-        assert_eq!(q.params[1].1, "['x\\\\'y','z\\\\\\\\']");
+        assert_eq!(q.params[1].1, "['x\\'y','z\\\\']");
+        q.strings(&["a\tb\nc"]);
+        assert_eq!(q.params[2].1, "['a\\tb\\nc']");
         let n = q.uint(7);
-        assert_eq!((n.as_str(), q.params[2].1.as_str()), ("{p2:UInt64}", "7"));
+        assert_eq!((n.as_str(), q.params[3].1.as_str()), ("{p3:UInt64}", "7"));
     }
 
     #[test]
