@@ -6,6 +6,7 @@
 //! cargo bench --bench compare                       # N = 10k and 100k, reference up to 100k
 //! cargo bench --bench compare -- --runs 1000000     # add a 1M-run store (weft only by default)
 //! cargo bench --bench compare -- --smoke            # N = 200, a few requests (CI)
+//! cargo bench --bench compare -- --clickhouse       # add a column: weft on ClickHouse
 //! ```
 //!
 //! Options: `--runs N[,N...]`, `--ref-max N` (largest N the reference is run on),
@@ -17,12 +18,24 @@
 //! (with an admin key in `DIR/weft-<N>.key`), e.g. to profile a workload by hand afterwards.
 //! Without a usable reference, weft runs alone and the table says so.
 //!
-//! Data: one generator (deterministic) fills both stores with the same calls: N evaluation
+//! `--clickhouse` (off by default) adds a third server: weft with `--store clickhouse` on
+//! ClickHouse run in-process by chdb behind the Python HTTP front of the test tree
+//! (`scripts/clickhouse-front`, which makes its virtualenv when missing). The bench starts the
+//! front itself on a fresh data directory and stops it at the end; each N gets a fresh
+//! database. `--clickhouse-max N` is the largest N run on ClickHouse (default 100,000, where
+//! its part takes about two minutes on two cores, most of it the bulk load at about 6,000
+//! calls/s). The report labels the column as such: it measures weft's ClickHouse backend on
+//! that harness, whose Python HTTP layer sits in every query's path, not on a production
+//! ClickHouse server. Its "server CPU" is weft's and the front's processes together; its RSS
+//! is weft's process alone.
+//!
+//! Data: one generator (deterministic) fills every store with the same calls: N evaluation
 //! runs in one project (20 evaluations, 50 models), a third of them finished with three
 //! predictions of two scores each and a ~300-byte summary, plus N/10 runs spread over four
-//! other projects. weft's store is filled through its library's bulk path (large write
-//! transactions); the reference's through weave's own `calls_complete` / `call_start`, by
-//! `seed_reference.py` (reference stores are cached under `target/bench-cache`).
+//! other projects. weft's stores (SQLite, and ClickHouse when asked) are filled through the
+//! library's bulk path (large write jobs); the reference's through weave's own
+//! `calls_complete` / `call_start`, by `seed_reference.py` (reference stores are cached under
+//! `target/bench-cache`).
 //!
 //! Workloads, each against one server at a time, from an in-process client over loopback:
 //!
@@ -49,12 +62,15 @@ use serde_json::{Value, json};
 use weft::domain::call::{Call, Micros, format_time};
 use weft::domain::eval_run::aggregate;
 use weft::domain::refs::method_op;
+use weft::store::Store;
+use weft::store::clickhouse::ClickHouseStore;
+use weft::store::clickhouse::client::{Client, Config, Query};
 use weft::store::sqlite::SqliteStore;
 
 // ---------------------------------------------------------------------------------- options
 
 const USAGE: &str = "usage: cargo bench --bench compare -- [--runs N[,N...]] [--ref-max N] [--smoke] \
-     [--out FILE] [--refserver DIR] [--no-ref] [--keep DIR]";
+     [--out FILE] [--refserver DIR] [--no-ref] [--keep DIR] [--clickhouse] [--clickhouse-max N]";
 
 struct Args {
     runs: Vec<usize>,
@@ -64,6 +80,10 @@ struct Args {
     refserver: Option<PathBuf>,
     no_ref: bool,
     keep: Option<PathBuf>,
+    /// Also run weft on ClickHouse (the chdb test front).
+    clickhouse: bool,
+    /// Largest N run on ClickHouse.
+    clickhouse_max: usize,
     /// The options as given, for the "produced by" line.
     given: Vec<String>,
 }
@@ -77,6 +97,8 @@ fn parse_args() -> Result<Args, String> {
         refserver: std::env::var_os("REFSERVER_DIR").map(PathBuf::from),
         no_ref: false,
         keep: None,
+        clickhouse: false,
+        clickhouse_max: 100_000,
         given: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -117,6 +139,15 @@ fn parse_args() -> Result<Args, String> {
             "--keep" => {
                 a.keep = Some(PathBuf::from(value("--keep")?));
                 a.given.extend([arg.clone(), "<dir>".into()]);
+            }
+            "--clickhouse" => {
+                a.clickhouse = true;
+                a.given.push(arg);
+            }
+            "--clickhouse-max" => {
+                let v = value("--clickhouse-max")?;
+                a.clickhouse_max = number(&v)?;
+                a.given.extend([arg.clone(), v]);
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -436,22 +467,37 @@ fn total_runs(n: usize) -> usize {
     n + n / 10 / OTHERS.len() * OTHERS.len()
 }
 
-/// Fills a weft store in `dir` through the library's bulk path; returns the data and seconds.
-fn fill_weft(dir: &Path, n: usize) -> (Data, f64) {
+/// Fills a weft store through the library's bulk path (one write job per 20,000 calls);
+/// returns the data and seconds.
+fn fill_weft(store: &dyn Store, label: &str, n: usize) -> Result<(Data, f64), String> {
     const TXN: usize = 20_000;
-    let store = SqliteStore::open(dir).expect("open weft store");
-    let flush = |buf: &mut Vec<Call>| {
+    let mut failed = None;
+    let mut flush = |buf: &mut Vec<Call>| {
         let calls = std::mem::take(buf);
-        weft::store::write(&store, move |w| {
+        if failed.is_some() || calls.is_empty() {
+            return;
+        }
+        let written = weft::store::write(store, move |w| {
+            // One look-up of the batch's ids per project instead of one per call on a store
+            // that pays a round trip per look-up (ClickHouse); nothing on SQLite.
+            let mut ids: HashMap<&str, Vec<String>> = HashMap::new();
+            for c in &calls {
+                ids.entry(&c.project_id).or_default().push(c.id.clone());
+            }
+            for (project, ids) in &ids {
+                w.prefetch_calls(project, ids)?;
+            }
             for c in &calls {
                 w.insert_call(c)?;
             }
             Ok(())
-        })
-        .expect("bulk write");
+        });
+        if let Err(e) = written {
+            failed = Some(format!("bulk write: {e}"));
+        }
     };
     let mut buf = Vec::with_capacity(TXN);
-    let mut progress = Progress::new(&format!("weft store, N={}", thousands(n as f64)), total_runs(n));
+    let mut progress = Progress::new(&format!("{label}, N={}", thousands(n as f64)), total_runs(n));
     let data = generate(n, &mut progress, &mut |c| {
         buf.push(c);
         if buf.len() >= TXN {
@@ -460,7 +506,10 @@ fn fill_weft(dir: &Path, n: usize) -> (Data, f64) {
     });
     flush(&mut buf);
     let secs = progress.finish(data.calls);
-    (data, secs)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((data, secs)),
+    }
 }
 
 fn call_json(c: &Call) -> Value {
@@ -587,12 +636,168 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join(" | ")
 }
 
+// ------------------------------------------------------------------------------ ClickHouse
+
+/// The ClickHouse test front: ClickHouse run in-process by chdb behind a Python HTTP server
+/// (`scripts/clickhouse-front`), started by the bench and stopped when dropped.
+struct Front {
+    child: Child,
+    url: String,
+    /// ClickHouse's version, as the engine reports it.
+    version: String,
+}
+
+impl Front {
+    /// Starts the front on the data directory `data` and waits for its listening line (its
+    /// first start ever makes its virtualenv, which takes minutes).
+    fn start(root: &Path, data: &Path, log: &Path) -> Result<Front, String> {
+        let script = root.join("scripts/clickhouse-front");
+        let mut child = Command::new(&script)
+            .args(["--port", "0", "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let mut front = Front { child, url: String::new(), version: String::new() };
+        front.url = rx
+            .recv_timeout(Duration::from_secs(900))
+            .map_err(|_| format!("the front did not start: {}", tail(log, 5)))?;
+        let client = Client::new(front.config("default"));
+        let q = Query::new("SELECT version() FORMAT JSONCompactEachRow");
+        let rows: Vec<(String,)> = client.query_all(&q).map_err(|e| format!("the front: {e}"))?;
+        front.version = rows.into_iter().next().map(|(v,)| v).unwrap_or_default();
+        Ok(front)
+    }
+
+    fn config(&self, database: &str) -> Config {
+        Config {
+            url: self.url.clone(),
+            database: database.into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
+
+    /// weft's global options for this front and `database`.
+    fn weft_args(&self, database: &str) -> Vec<String> {
+        ["--store", "clickhouse", "--clickhouse-url", &self.url, "--clickhouse-database", database]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Bytes on disk of a database's active parts.
+    fn database_bytes(&self, database: &str) -> Result<u64, String> {
+        let client = Client::new(self.config(database));
+        let mut q = Query::default();
+        let db = q.string(database);
+        q.push(&format!(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db} AND active \
+             FORMAT JSONCompactEachRow"
+        ));
+        let rows: Vec<(u64,)> = client.query_all(&q).map_err(|e| e.to_string())?;
+        Ok(rows.first().map_or(0, |(b,)| *b))
+    }
+
+    fn drop_database(&self, database: &str) {
+        let client = Client::new(self.config(database));
+        let q = Query::new(format!("DROP DATABASE IF EXISTS {database}"));
+        if let Err(e) = client.execute_in(&q, None) {
+            eprintln!("  clickhouse: dropping {database}: {e}");
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        // SIGTERM lets the front close its engine cleanly; SIGKILL if it lingers.
+        let _ =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Results of weft on ClickHouse at one N.
+struct ChRound {
+    m: Measured,
+    gen_secs: f64,
+}
+
+/// Fills a fresh database on the front with the data for `n` runs (the library's bulk path),
+/// then benchmarks `weft --store clickhouse` on it.
+async fn clickhouse_round(
+    front: &Front,
+    weft_bin: &Path,
+    n: usize,
+    plan: &Plan,
+    work: &Path,
+) -> Result<ChRound, String> {
+    let database = format!("weft_bench_{n}");
+    front.drop_database(&database);
+    let store = ClickHouseStore::open(front.config(&database)).map_err(|e| format!("open: {e}"))?;
+    let filled = fill_weft(&store, "weft store on ClickHouse", n);
+    drop(store);
+    let (data, gen_secs) = filled?;
+    let size = front.database_bytes(&database);
+    if let Err(e) = &size {
+        eprintln!("  clickhouse: size of {database}: {e}");
+    }
+    let key = Command::new(weft_bin)
+        .args(front.weft_args(&database))
+        .args(["keys", "create", "--admin"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("weft keys create: {e}"))?;
+    let secret = String::from_utf8_lossy(&key.stdout).trim().to_string();
+    if !key.status.success() || secret.is_empty() {
+        return Err("weft keys create failed".into());
+    }
+    let mut args = front.weft_args(&database);
+    args.extend(["serve".into(), "--bind".into(), "127.0.0.1:{port}".into()]);
+    let launch = Launch {
+        which: Impl::WeftClickHouse,
+        program: weft_bin.to_path_buf(),
+        args,
+        auth: basic_auth("api", &secret),
+        log: work.join(format!("weft-clickhouse-{n}.log")),
+        backend_pid: Some(front.child.id()),
+    };
+    let store_mb = size.ok().map(|b| b as f64 / 1e6);
+    let m = bench_server(&launch, &data, plan, plan.cold_weft, store_mb).await;
+    front.drop_database(&database);
+    Ok(ChRound { m, gen_secs })
+}
+
 // ------------------------------------------------------------------------------- processes
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Impl {
     Weft,
     Ref,
+    /// weft with `--store clickhouse` on the chdb test front.
+    WeftClickHouse,
 }
 
 impl Impl {
@@ -600,6 +805,7 @@ impl Impl {
         match self {
             Impl::Weft => "weft",
             Impl::Ref => "reference",
+            Impl::WeftClickHouse => "weft on ClickHouse",
         }
     }
 }
@@ -611,11 +817,15 @@ struct Launch {
     args: Vec<String>,
     auth: String,
     log: PathBuf,
+    /// Another running process whose CPU time counts as the server's (the ClickHouse front).
+    backend_pid: Option<u32>,
 }
 
 struct Server {
     child: Child,
     pid: u32,
+    /// Processes whose CPU time is the server's: `pid`, and the backend's if any.
+    cpu_pids: Vec<u32>,
     http: Http,
     /// Process start to first answered list request.
     ready_after: Duration,
@@ -665,6 +875,7 @@ impl Launch {
         let mut server = Server {
             child,
             pid,
+            cpu_pids: std::iter::once(pid).chain(self.backend_pid).collect(),
             http: Http::new(format!("http://127.0.0.1:{port}"), self.auth.clone()),
             ready_after: Duration::ZERO,
         };
@@ -701,6 +912,11 @@ fn cpu_secs(pid: &str) -> f64 {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of several processes together.
+fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().map(|pid| cpu_secs(&pid.to_string())).sum()
 }
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -819,7 +1035,7 @@ fn pct(samples: &[f64], p: f64) -> Option<f64> {
 
 /// Runs `op(i)` from `conc` concurrent workers until the budget is spent; each call returns
 /// the units of work it did.
-async fn drive<F, Fut>(pid: u32, conc: usize, budget: Budget, op: F) -> Load
+async fn drive<F, Fut>(pids: &[u32], conc: usize, budget: Budget, op: F) -> Load
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<u64, String>>,
@@ -834,7 +1050,7 @@ where
         server_cpu: 0.0,
         client_cpu: 0.0,
     });
-    let (server0, client0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
+    let (server0, client0) = (cpu_of(pids), cpu_secs("self"));
     let start = Instant::now();
     let worker = |_| async {
         loop {
@@ -862,7 +1078,7 @@ where
     futures_util::future::join_all((0..conc).map(worker)).await;
     let mut o = out.into_inner();
     o.wall = start.elapsed().as_secs_f64();
-    o.server_cpu = cpu_secs(&pid.to_string()) - server0;
+    o.server_cpu = cpu_of(pids) - server0;
     o.client_cpu = cpu_secs("self") - client0;
     o
 }
@@ -950,6 +1166,7 @@ const UPSERT_CALLS: usize = 100;
 async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m: &mut Measured) {
     let h = &server.http;
     let pid = server.pid;
+    let pids = &server.cpu_pids[..];
     let runs = format!("/v2/{MAIN}/evaluation_runs");
     m.set("idle_rss", proc_mb(pid, "VmRSS"));
     let latency = if which == Impl::Ref {
@@ -963,7 +1180,7 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
     let mut ttfb = Vec::new();
     let mut total = Vec::new();
     let (mut rows, mut bytes) = (0usize, 0usize);
-    let (s0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
+    let (s0, c0) = (cpu_of(pids), cpu_secs("self"));
     let started = Instant::now();
     for rep in 0..plan.list.max {
         if rep >= plan.list.min && started.elapsed() >= plan.list.time {
@@ -1001,7 +1218,7 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
         ttfb.push(first.unwrap_or_default().as_secs_f64() * 1e3);
         (rows, bytes) = (r, b);
     }
-    let (server_cpu, client_cpu) = (cpu_secs(&pid.to_string()) - s0, cpu_secs("self") - c0);
+    let (server_cpu, client_cpu) = (cpu_of(pids) - s0, cpu_secs("self") - c0);
     m.set("rss.peak", proc_mb(pid, "VmHWM"));
     if let Some(t50) = pct(&total, 0.5) {
         m.set("list.rows_s", Some(rows as f64 / (t50 / 1e3)));
@@ -1038,11 +1255,11 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
         }
     };
     eprintln!("    2. filtered page, c=1");
-    let l = drive(pid, 1, latency, page(filtered.clone())).await;
+    let l = drive(pids, 1, latency, page(filtered.clone())).await;
     m.record("filtered page c=1", &l, keys("filt1"));
     eprintln!("    2. filtered page, c=16");
     let budget16 = Budget { min: latency.min.max(16), ..latency };
-    let l = drive(pid, 16, budget16, page(filtered.clone())).await;
+    let l = drive(pids, 16, budget16, page(filtered.clone())).await;
     m.record("filtered page c=16", &l, keys("filt16"));
 
     // 3. Deep page.
@@ -1058,7 +1275,7 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
         }
         Err(e) => m.notes.push(format!("deep page: {e}")),
     }
-    let l = drive(pid, 1, latency, page(deep)).await;
+    let l = drive(pids, 1, latency, page(deep)).await;
     m.record("deep page", &l, keys("deep"));
 
     // 4. Lookup of 100 ids.
@@ -1073,7 +1290,7 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
         Ok(b) => m.checks.push(("lookup rows", lines(&b).to_string())),
         Err(e) => m.notes.push(format!("lookup: {e}")),
     }
-    let l = drive(pid, 1, latency, page(lookup)).await;
+    let l = drive(pids, 1, latency, page(lookup)).await;
     m.record("lookup", &l, keys("lookup"));
 
     // 5. Writes: create + finish at concurrency 16; upsert_batch ingestion.
@@ -1083,7 +1300,7 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
     let models: Vec<String> = (0..MODELS).map(|i| object_ref(WRITES, &format!("Model{i}"))).collect();
     let finish: Vec<Vec<u8>> = (0..64).map(finish_body).collect();
     let writes = Budget { min: plan.writes.min.max(16), ..plan.writes };
-    let l = drive(pid, 16, writes, |i| {
+    let l = drive(pids, 16, writes, |i| {
         let body = serde_json::to_vec(&json!({"evaluation": evals[i % EVALS], "model": models[i % MODELS]}));
         let (wruns, finish) = (&wruns, &finish);
         async move {
@@ -1099,14 +1316,14 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
 
     eprintln!("    5. upsert_batch, c=4");
     let ingest = Budget { min: plan.writes.min.max(4), ..plan.writes };
-    let l = drive(pid, 4, ingest, |i| async move {
+    let l = drive(pids, 4, ingest, |i| async move {
         h.post("/call/upsert_batch", upsert_body(UPSERT_CALLS, i)).await.map(|_| UPSERT_CALLS as u64)
     })
     .await;
     m.record("upsert_batch", &l, keys("upsert"));
 
     eprintln!("    5. call/start + call/end, c=4");
-    let l = drive(pid, 4, ingest, |i| async move {
+    let l = drive(pids, 4, ingest, |i| async move {
         let (start, end) = call_bodies(i, 0);
         h.post("/call/start", start.into_bytes()).await?;
         h.post("/call/end", end.into_bytes()).await?;
@@ -1131,9 +1348,16 @@ fn keys(w: &'static str) -> [&'static str; 6] {
 }
 
 /// Starts `launch`, runs every workload, then restarts it `cold` times to time cold starts.
-async fn bench_server(launch: &Launch, data: &Data, plan: &Plan, cold: usize, store: &Path) -> Measured {
+/// `store_mb` is the store's size on disk before the server starts.
+async fn bench_server(
+    launch: &Launch,
+    data: &Data,
+    plan: &Plan,
+    cold: usize,
+    store_mb: Option<f64>,
+) -> Measured {
     let mut m = Measured::default();
-    m.set("db.mb", Some(dir_bytes(store) as f64 / 1e6));
+    m.set("db.mb", store_mb);
     eprintln!("  {} N={}: starting", launch.which.name(), thousands(data.n as f64));
     match launch.start().await {
         Ok(server) => {
@@ -1266,6 +1490,10 @@ struct Round {
     weft: Measured,
     reference: Option<Measured>,
     ref_skipped: Option<String>,
+    /// weft on ClickHouse, when asked for and run at this N.
+    clickhouse: Option<Measured>,
+    ch_gen_secs: Option<f64>,
+    ch_skipped: Option<String>,
 }
 
 struct Context {
@@ -1276,6 +1504,8 @@ struct Context {
     weft_bin_mb: f64,
     ref_venv_mb: Option<f64>,
     smoke: bool,
+    /// With `--clickhouse`: the front's ClickHouse version, or why it did not run.
+    clickhouse: Option<Result<String, String>>,
 }
 
 fn machine() -> String {
@@ -1301,8 +1531,14 @@ fn machine() -> String {
     )
 }
 
+/// How the report names weft on the ClickHouse test front.
+const CH_LABEL: &str = "weft on ClickHouse (chdb behind the Python test front)";
+/// Its column in the table.
+const CH_COLUMN: &str = "weft on ClickHouse (test front)";
+
 fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String {
     let mut s = String::new();
+    let ch = ctx.clickhouse.is_some();
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let _ = writeln!(s, "# Benchmarks: weft vs the reference implementation\n");
     let _ = writeln!(s, "- Date: {date}");
@@ -1326,6 +1562,24 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
             let _ = writeln!(s, "- Reference: **not run**: {why}. The reference columns are empty.");
         }
     }
+    match &ctx.clickhouse {
+        None => {}
+        Some(Ok(v)) => {
+            let _ = writeln!(
+                s,
+                "- {CH_LABEL}: the same weft binary with `--store clickhouse`, on ClickHouse {v} run \
+                 in-process by chdb behind the Python HTTP front of the test tree \
+                 (`scripts/clickhouse-front`), on the same machine. **The front is a test harness, \
+                 not a production ClickHouse server**: every query also pays its Python HTTP layer. \
+                 In this column, server CPU is weft's and the front's processes together; server \
+                 RSS is weft's process alone; cold start is weft's start against the running front; \
+                 store size is the bytes on disk of the database's active parts (`system.parts`)."
+            );
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(s, "- {CH_LABEL}: **not run**: {why}. Its columns are empty.");
+        }
+    }
     if ctx.smoke {
         let _ =
             writeln!(s, "- **Smoke mode**: tiny store and a handful of requests; the numbers mean nothing.");
@@ -1335,7 +1589,8 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
         s,
         "Data per N: N evaluation runs in one project (20 evaluations, 50 models), a third of them \
          finished with 3 predictions of 2 scores each and a summary; plus N/10 runs over four other \
-         projects. Both servers hold the same calls (one deterministic generator)."
+         projects. {} the same calls (one deterministic generator).",
+        if ch { "Every server holds" } else { "Both servers hold" }
     );
     for r in rounds {
         let ref_gen = match r.ref_gen_secs {
@@ -1343,10 +1598,17 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
             None if r.reference.is_some() => ", reference store from the cache".into(),
             None => String::new(),
         };
+        let ch_gen = match r.ch_gen_secs {
+            Some(secs) => format!(
+                ", weft on ClickHouse bulk load {secs:.1} s ({} calls/s)",
+                thousands(r.data_calls as f64 / secs)
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
             "- N={}: {} calls in all, finished runs' summaries {} bytes on average; \
-             weft bulk load {:.1} s ({} calls/s){ref_gen}.",
+             weft bulk load {:.1} s ({} calls/s){ref_gen}{ch_gen}.",
             thousands(r.n as f64),
             thousands(r.data_calls as f64),
             r.summary_bytes,
@@ -1359,10 +1621,25 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
         s,
         "Ratio: how many times better weft is (reference ÷ weft for times and sizes, weft ÷ \
          reference for rates). Latencies are per request, from an in-process client over loopback \
-         on the same machine; RSS from `/proc/<pid>/status` (VmHWM, VmRSS).\n"
+         on the same machine; RSS from `/proc/<pid>/status` (VmHWM, VmRSS).{}\n",
+        if ch {
+            " \"ratio (ClickHouse)\" is the same for weft on ClickHouse: reference ÷ weft on \
+             ClickHouse (test front)."
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(s, "| Workload | N | Metric | weft | reference | ratio | target (weft) |");
-    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---|");
+    if ch {
+        let _ = writeln!(
+            s,
+            "| Workload | N | Metric | weft | reference | ratio | {CH_COLUMN} | ratio (ClickHouse) | \
+             target (weft) |"
+        );
+        let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|---:|---|");
+    } else {
+        let _ = writeln!(s, "| Workload | N | Metric | weft | reference | ratio | target (weft) |");
+        let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---|");
+    }
     let mut last = "";
     for sp in SPECS {
         for r in rounds {
@@ -1375,59 +1652,68 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
                 None if ran => "failed".into(),
                 None => "—".into(),
             };
-            let rat = match (w, rf) {
+            let rat = |w: Option<f64>| match (w, rf) {
                 (Some(w), Some(rf)) => ratio(w, rf, sp.higher_is_better),
                 _ => "—".into(),
             };
+            let chs = if ch {
+                let c = r.clickhouse.as_ref().and_then(|m| m.get(sp.key));
+                format!(" {} | {} |", cell(c, r.clickhouse.is_some()), rat(c))
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 s,
-                "| {wl} | {} | {} | {} | {} | {rat} | {} |",
+                "| {wl} | {} | {} | {} | {} | {} |{chs} {} |",
                 thousands(r.n as f64),
                 sp.metric,
                 cell(w, true),
                 cell(rf, r.reference.is_some()),
+                rat(w),
                 sp.target
             );
         }
     }
     let _ = writeln!(
         s,
-        "| 6. binary size | — | on disk | {:.1} MB | {} | — | |",
+        "| 6. binary size | — | on disk | {:.1} MB | {} | — |{} |",
         ctx.weft_bin_mb,
-        ctx.ref_venv_mb.map_or("—".into(), |mb| format!("{mb:.0} MB (virtualenv)"))
+        ctx.ref_venv_mb.map_or("—".into(), |mb| format!("{mb:.0} MB (virtualenv)")),
+        if ch { " same binary | — |" } else { "" }
     );
     let _ = writeln!(s);
 
-    let _ = writeln!(s, "Samples (weft / reference):\n");
+    let _ = writeln!(s, "Samples (weft / reference{}):\n", if ch { " / weft on ClickHouse" } else { "" });
     for r in rounds {
-        let n = |m: Option<&Measured>, k: &str| m.and_then(|m| m.get(k)).map_or("—".into(), thousands);
-        let w = Some(&r.weft);
-        let rf = r.reference.as_ref();
+        let mut servers = vec![Some(&r.weft), r.reference.as_ref()];
+        if ch {
+            servers.push(r.clickhouse.as_ref());
+        }
+        let n = |k: &str| {
+            let each: Vec<String> =
+                servers.iter().map(|m| m.and_then(|m| m.get(k)).map_or("—".into(), thousands)).collect();
+            each.join(" / ")
+        };
         let _ = writeln!(
             s,
-            "- N={}: full list {} / {} streams; filtered page c=1 {} / {}, c=16 {} / {}; deep page {} / {}; \
-             lookup {} / {}; create+finish {} / {} pairs; upsert_batch {} / {} batches of {UPSERT_CALLS} calls; \
-             call/start + call/end {} / {} calls.",
+            "- N={}: full list {} streams; filtered page c=1 {}, c=16 {}; deep page {}; \
+             lookup {}; create+finish {} pairs; upsert_batch {} batches of {UPSERT_CALLS} calls; \
+             call/start + call/end {} calls.",
             thousands(r.n as f64),
-            n(w, "list.reps"),
-            n(rf, "list.reps"),
-            n(w, "filt1.n"),
-            n(rf, "filt1.n"),
-            n(w, "filt16.n"),
-            n(rf, "filt16.n"),
-            n(w, "deep.n"),
-            n(rf, "deep.n"),
-            n(w, "lookup.n"),
-            n(rf, "lookup.n"),
-            n(w, "create.n"),
-            n(rf, "create.n"),
-            n(w, "upsert.n"),
-            n(rf, "upsert.n"),
-            n(w, "single.n"),
-            n(rf, "single.n"),
+            n("list.reps"),
+            n("filt1.n"),
+            n("filt16.n"),
+            n("deep.n"),
+            n("lookup.n"),
+            n("create.n"),
+            n("upsert.n"),
+            n("single.n"),
         );
         if let Some(why) = &r.ref_skipped {
             let _ = writeln!(s, "  Reference not run at this N: {why}.");
+        }
+        if let Some(why) = &r.ch_skipped {
+            let _ = writeln!(s, "  weft on ClickHouse not run at this N: {why}.");
         }
     }
     let _ = writeln!(s);
@@ -1453,9 +1739,49 @@ fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String 
                 }
             }
         }
+        // weft on ClickHouse against weft on SQLite, on the same requests.
+        if let Some(m) = &r.clickhouse {
+            for note in &m.notes {
+                check_lines.push(format!("weft on ClickHouse, N={}: {note}", thousands(r.n as f64)));
+            }
+            for (label, w) in &r.weft.checks {
+                match m.checks.iter().find(|(l, _)| l == label) {
+                    Some((_, c)) if c != w => check_lines.push(format!(
+                        "N={}: {label} differs: weft {w}, weft on ClickHouse {c}",
+                        thousands(r.n as f64)
+                    )),
+                    Some(_) => {}
+                    None => check_lines.push(format!(
+                        "N={}: {label}: weft on ClickHouse has no answer to compare",
+                        thousands(r.n as f64)
+                    )),
+                }
+            }
+        }
     }
     let _ = writeln!(s, "## Checks\n");
-    if check_lines.is_empty() {
+    let compared: Vec<String> = rounds
+        .iter()
+        .filter(|r| r.clickhouse.is_some())
+        .map(|r| {
+            let labels: Vec<&str> = r.weft.checks.iter().map(|(l, _)| *l).collect();
+            format!(
+                "- N={}: weft on ClickHouse is compared with weft (SQLite) on the same requests: {}.",
+                thousands(r.n as f64),
+                labels.join(", ")
+            )
+        })
+        .collect();
+    if !compared.is_empty() {
+        let _ = writeln!(s, "{}\n", compared.join("\n"));
+    }
+    if check_lines.is_empty() && ch {
+        let _ = writeln!(
+            s,
+            "Every workload answered without errors; where they ran, weft, the reference and weft \
+             on ClickHouse returned the same row counts and the same first rows.\n"
+        );
+    } else if check_lines.is_empty() {
         let _ = writeln!(
             s,
             "Every workload answered without errors; where both ran, both servers returned the same \
@@ -1509,15 +1835,7 @@ fn analysis(rounds: &[Round]) -> String {
             per(rf, "list.bytes_row"),
         );
     }
-    for (label, k) in [
-        ("Filtered page (c=1)", "filt1"),
-        ("Filtered page (c=16)", "filt16"),
-        ("Deep page", "deep"),
-        ("Lookup", "lookup"),
-        ("Create + finish (per pair)", "create"),
-        ("upsert_batch (per batch)", "upsert"),
-        ("call/start + call/end (per call)", "single"),
-    ] {
+    for (label, k) in WORKLOADS {
         let [p50, _, _, _, cpu, ccpu] = keys(k);
         let mut line = format!(
             "- {label}: weft {} server CPU and {} client CPU per request, p50 latency {}",
@@ -1536,8 +1854,46 @@ fn analysis(rounds: &[Round]) -> String {
         line.push('.');
         let _ = writeln!(s, "{line}");
     }
+    if let Some((cr, c)) = rounds.iter().rev().find_map(|r| r.clickhouse.as_ref().map(|c| (r, c))) {
+        let _ = writeln!(
+            s,
+            "\n{CH_LABEL}, N={}: server CPU is weft's process and the front's (chdb and its Python \
+             HTTP layer) together.\n",
+            thousands(cr.n as f64)
+        );
+        let _ = writeln!(
+            s,
+            "- Full list: {:.2} µs of server CPU per row against {:.2} µs of wall time per row \
+             ({:.0} bytes per row); the client spent {:.2} µs per row reading the stream.",
+            per(c, "list.cpu_us_row"),
+            per(c, "list.wall_us_row"),
+            per(c, "list.bytes_row"),
+            per(c, "list.ccpu_us_row"),
+        );
+        for (label, k) in WORKLOADS {
+            let [p50, _, _, _, cpu, ccpu] = keys(k);
+            let _ = writeln!(
+                s,
+                "- {label}: {} server CPU and {} client CPU per request, p50 latency {}.",
+                ms(per(c, cpu)),
+                ms(per(c, ccpu)),
+                ms(per(c, p50)),
+            );
+        }
+    }
     s
 }
+
+/// The latency workloads of the analysis, by label and key.
+const WORKLOADS: [(&str, &str); 7] = [
+    ("Filtered page (c=1)", "filt1"),
+    ("Filtered page (c=16)", "filt16"),
+    ("Deep page", "deep"),
+    ("Lookup", "lookup"),
+    ("Create + finish (per pair)", "create"),
+    ("upsert_batch (per batch)", "upsert"),
+    ("call/start + call/end (per call)", "single"),
+];
 
 const NOTES_BEGIN: &str = "<!-- notes:begin (kept when the bench rewrites this file) -->";
 const NOTES_END: &str = "<!-- notes:end -->";
@@ -1591,8 +1947,29 @@ async fn run(args: Args) -> Result<(), String> {
         command = format!("REFSERVER_DIR=<reference server dir> {command}");
     }
     eprintln!("compare: N = {:?}, reference up to N = {}", args.runs, args.ref_max);
+    if args.clickhouse {
+        eprintln!("compare: weft on ClickHouse (test front) up to N = {}", args.clickhouse_max);
+    }
 
     let work = tempfile::Builder::new().prefix("weft-bench-").tempdir().map_err(|e| e.to_string())?;
+    // Declared after `work`, so it stops before its data directory goes.
+    let front = if !args.clickhouse {
+        None
+    } else if args.runs.iter().all(|&n| n > args.clickhouse_max) {
+        Some(Err(format!("every N is above --clickhouse-max {}", thousands(args.clickhouse_max as f64))))
+    } else {
+        eprintln!("clickhouse: starting the test front (scripts/clickhouse-front)");
+        let front = Front::start(
+            root,
+            &work.path().join("clickhouse-data"),
+            &work.path().join("clickhouse-front.log"),
+        );
+        match &front {
+            Ok(f) => eprintln!("clickhouse: ClickHouse {} at {}", f.version, f.url),
+            Err(why) => eprintln!("clickhouse: {why}; running without it"),
+        }
+        Some(front)
+    };
     let mut rounds = Vec::new();
     for &n in &args.runs {
         eprintln!("N = {}", thousands(n as f64));
@@ -1600,7 +1977,10 @@ async fn run(args: Args) -> Result<(), String> {
         if args.keep.is_some() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let (data, weft_gen_secs) = fill_weft(&dir, n);
+        let (data, weft_gen_secs) = {
+            let store = SqliteStore::open(&dir).map_err(|e| format!("open weft store: {e}"))?;
+            fill_weft(&store, "weft store", n)?
+        };
         let key = Command::new(&weft_bin)
             .args(["keys", "create", "--admin", "--data-dir"])
             .arg(&dir)
@@ -1626,8 +2006,10 @@ async fn run(args: Args) -> Result<(), String> {
             ],
             auth: basic_auth("api", &secret),
             log: work.path().join(format!("weft-{n}.log")),
+            backend_pid: None,
         };
-        let weft = bench_server(&launch, &data, &plan, plan.cold_weft, &dir).await;
+        let store_mb = Some(dir_bytes(&dir) as f64 / 1e6);
+        let weft = bench_server(&launch, &data, &plan, plan.cold_weft, store_mb).await;
         if args.keep.is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -1653,8 +2035,10 @@ async fn run(args: Args) -> Result<(), String> {
                             ],
                             auth: basic_auth("api", "bench"),
                             log: work.path().join(format!("ref-{n}.log")),
+                            backend_pid: None,
                         };
-                        reference = Some(bench_server(&launch, &data, &plan, plan.cold_ref, &db).await);
+                        let store_mb = Some(dir_bytes(&db) as f64 / 1e6);
+                        reference = Some(bench_server(&launch, &data, &plan, plan.cold_ref, store_mb).await);
                     }
                     Err(e) => {
                         eprintln!("reference: {e}");
@@ -1666,6 +2050,33 @@ async fn run(args: Args) -> Result<(), String> {
             Ok(_) => ref_skipped = Some(format!("N is above --ref-max {}", thousands(args.ref_max as f64))),
             Err(_) => {}
         }
+
+        let (mut clickhouse, mut ch_gen_secs, mut ch_skipped) = (None, None, None);
+        match &front {
+            Some(Ok(f)) if n <= args.clickhouse_max => {
+                let started = Instant::now();
+                match clickhouse_round(f, &weft_bin, n, &plan, work.path()).await {
+                    Ok(r) => {
+                        clickhouse = Some(r.m);
+                        ch_gen_secs = Some(r.gen_secs);
+                    }
+                    Err(e) => {
+                        eprintln!("clickhouse: {e}");
+                        ch_skipped = Some(e);
+                    }
+                }
+                eprintln!(
+                    "  weft on ClickHouse, N={}: {:.0} s in all (load and workloads)",
+                    thousands(n as f64),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Some(Ok(_)) => {
+                ch_skipped =
+                    Some(format!("N is above --clickhouse-max {}", thousands(args.clickhouse_max as f64)))
+            }
+            _ => {}
+        }
         rounds.push(Round {
             n,
             data_calls: data.calls,
@@ -1675,8 +2086,12 @@ async fn run(args: Args) -> Result<(), String> {
             weft,
             reference,
             ref_skipped,
+            clickhouse,
+            ch_gen_secs,
+            ch_skipped,
         });
     }
+    let clickhouse = front.map(|f| f.map(|f| f.version.clone()));
 
     let out = match (&args.out, args.smoke) {
         (Some(p), _) => Some(if p.is_absolute() { p.clone() } else { root.join(p) }),
@@ -1690,6 +2105,7 @@ async fn run(args: Args) -> Result<(), String> {
         weft_bin_mb,
         ref_venv_mb: ref_env.as_ref().ok().map(|e| dir_bytes(&e.venv) as f64 / 1e6),
         smoke: args.smoke,
+        clickhouse,
     };
     let notes = out.as_deref().and_then(notes_block);
     let report = render(&ctx, &rounds, notes.as_deref());

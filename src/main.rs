@@ -1,14 +1,16 @@
-//! The `weft` command: `serve` runs the server; `keys` manages API keys.
+//! The `weft` command: `serve` runs the server; `keys` manages API keys; `backup` copies the
+//! SQLite store; `migrate` brings a ClickHouse schema up to date (or prints it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use weft::domain::call::{format_time, now};
 use weft::domain::keys::ApiKey;
 use weft::http::{self, AppState};
+use weft::store::clickhouse::{self, ClickHouseStore, client, schema};
 use weft::store::sqlite::SqliteStore;
 use weft::store::{self, Store};
 
@@ -19,8 +21,39 @@ struct Cli {
     /// Directory of the embedded store (created on first start).
     #[arg(long, global = true, env = "WEFT_DATA_DIR", default_value = "weft-data")]
     data_dir: PathBuf,
+    /// Storage backend: the embedded SQLite file, or a ClickHouse server.
+    #[arg(long, global = true, env = "WEFT_STORE", value_enum, default_value_t = Backend::Sqlite)]
+    store: Backend,
+    /// URL of ClickHouse's HTTP interface (with `--store clickhouse`), e.g. http://127.0.0.1:8123.
+    #[arg(long, global = true, env = "WEFT_CLICKHOUSE_URL")]
+    clickhouse_url: Option<String>,
+    /// ClickHouse database of weft's tables (created if missing).
+    #[arg(long, global = true, env = "WEFT_CLICKHOUSE_DATABASE", default_value = "weft")]
+    clickhouse_database: String,
+    /// ClickHouse user.
+    #[arg(long, global = true, env = "WEFT_CLICKHOUSE_USER", default_value = "default")]
+    clickhouse_user: String,
+    /// ClickHouse password.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    clickhouse_password: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the data lives.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// One SQLite file in `--data-dir`.
+    Sqlite,
+    /// A ClickHouse server (`--clickhouse-*` options).
+    Clickhouse,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +87,17 @@ enum Command {
     /// Manages API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Applies pending ClickHouse schema migrations (also done at every start), or prints the
+    /// schema's DDL.
+    Migrate {
+        /// Print the DDL instead of applying it (no connection is made).
+        #[arg(long)]
+        print: bool,
+        /// With `--print`: the DDL for a cluster of this name (`ON CLUSTER`, replicated
+        /// `<table>_local` tables, `Distributed` tables sharded by `cityHash64(project_id)`).
+        #[arg(long, requires = "print")]
+        cluster: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -96,25 +140,123 @@ fn main() -> ExitCode {
 
 type AnyError = Box<dyn std::error::Error>;
 
+/// An open store, with the backend-specific operations some commands need.
+enum Opened {
+    Sqlite(Arc<SqliteStore>),
+    ClickHouse(Arc<ClickHouseStore>),
+}
+
+impl Opened {
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Opened::Sqlite(s) => s.clone(),
+            Opened::ClickHouse(s) => s.clone(),
+        }
+    }
+}
+
+impl Cli {
+    fn clickhouse_config(&self) -> Result<client::Config, AnyError> {
+        let url = self.clickhouse_url.clone().ok_or(
+            "--store clickhouse needs --clickhouse-url (or WEFT_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123",
+        )?;
+        schema::identifier(&self.clickhouse_database, "--clickhouse-database")?;
+        Ok(client::Config {
+            url,
+            database: self.clickhouse_database.clone(),
+            user: self.clickhouse_user.clone(),
+            password: self.clickhouse_password.clone(),
+        })
+    }
+
+    fn open(&self, quota: Option<u64>) -> Result<Opened, AnyError> {
+        match self.store {
+            Backend::Sqlite => {
+                Ok(Opened::Sqlite(Arc::new(SqliteStore::open_with_quota(&self.data_dir, quota)?)))
+            }
+            Backend::Clickhouse => {
+                if quota.is_some() {
+                    return Err("--max-db-mib applies to the SQLite store only; \
+                                cap a ClickHouse store with ClickHouse's own quotas"
+                        .into());
+                }
+                Ok(Opened::ClickHouse(Arc::new(ClickHouseStore::open(self.clickhouse_config()?)?)))
+            }
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<(), AnyError> {
+    if let Command::Migrate { print: true, cluster } = &cli.command {
+        let layout = match cluster {
+            Some(name) => {
+                schema::identifier(name, "--cluster")?;
+                schema::Layout::Cluster(name.clone())
+            }
+            None => schema::Layout::Single,
+        };
+        schema::identifier(&cli.clickhouse_database, "--clickhouse-database")?;
+        for ddl in schema::full_ddl(&cli.clickhouse_database, &layout) {
+            println!("{ddl};\n");
+        }
+        return Ok(());
+    }
+    if let Command::Migrate { .. } = &cli.command {
+        if cli.store != Backend::Clickhouse {
+            return Err("migrate applies to the ClickHouse store (--store clickhouse); \
+                        the SQLite store updates its schema when it opens"
+                .into());
+        }
+        let client = client::Client::new(cli.clickhouse_config()?);
+        let applied = clickhouse::migrate(&client)?;
+        if applied.is_empty() {
+            eprintln!("the schema of database {} is up to date", cli.clickhouse_database);
+        }
+        for (version, name) in applied {
+            eprintln!("applied migration {version}: {name}");
+        }
+        return Ok(());
+    }
+    if matches!(cli.command, Command::Backup { .. }) && cli.store != Backend::Sqlite {
+        return Err("backup copies the SQLite store only; back a ClickHouse store up with \
+                    ClickHouse's BACKUP statement or clickhouse-backup"
+            .into());
+    }
     let quota = match &cli.command {
         Command::Serve { max_db_mib, .. } => *max_db_mib,
         _ => None,
     };
-    let store = SqliteStore::open_with_quota(&cli.data_dir, quota)?;
+    let opened = cli.open(quota)?;
+    let store = opened.store();
     match cli.command {
         Command::Serve { bind, max_requests, client_timeout, .. } => {
             let deadlines = http::Deadlines::all(std::time::Duration::from_secs(client_timeout));
-            serve(Arc::new(store), bind, max_requests.max(1), deadlines, &cli.data_dir)
+            let sqlite = match &opened {
+                Opened::Sqlite(s) => Some(s.clone()),
+                Opened::ClickHouse(_) => None,
+            };
+            let place = match cli.store {
+                Backend::Sqlite => cli.data_dir.display().to_string(),
+                Backend::Clickhouse => format!(
+                    "{} database {}",
+                    cli.clickhouse_url.as_deref().unwrap_or_default(),
+                    cli.clickhouse_database
+                ),
+            };
+            drop(opened);
+            serve(store, sqlite, bind, max_requests.max(1), deadlines, &place)
         }
         Command::Backup { file } => {
-            store.backup(&file)?;
+            let Opened::Sqlite(sqlite) = &opened else {
+                return Err("backup copies the SQLite store only".into());
+            };
+            sqlite.backup(&file)?;
             eprintln!("backed up {} to {}", cli.data_dir.display(), file.display());
             Ok(())
         }
         Command::Keys(KeysCommand::Create { entities, admin }) => {
             let (key, secret) = ApiKey::generate(entities, admin, now())?;
-            store::insert_key(&store, key.clone())?;
+            store::insert_key(store.as_ref(), key.clone())?;
             eprintln!("created key {} ({})", key.id, scope(&key));
             println!("{secret}");
             Ok(())
@@ -128,13 +270,14 @@ fn run(cli: Cli) -> Result<(), AnyError> {
             Ok(())
         }
         Command::Keys(KeysCommand::Revoke { id }) => {
-            if store::revoke_key(&store, &id, now())? {
+            if store::revoke_key(store.as_ref(), &id, now())? {
                 eprintln!("revoked key {id}");
                 Ok(())
             } else {
                 Err(format!("no active key with id {id}").into())
             }
         }
+        Command::Migrate { .. } => Ok(()),
     }
 }
 
@@ -143,11 +286,12 @@ fn scope(k: &ApiKey) -> String {
 }
 
 fn serve(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
+    sqlite: Option<Arc<SqliteStore>>,
     bind: SocketAddr,
     max_requests: usize,
     deadlines: http::Deadlines,
-    data_dir: &std::path::Path,
+    place: &str,
 ) -> Result<(), AnyError> {
     if store.keys()?.is_empty() {
         let (key, secret) = ApiKey::generate(Vec::new(), true, now())?;
@@ -156,27 +300,29 @@ fn serve(
         println!("{secret}");
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let serving = store.clone();
+    let optimizer = sqlite.clone();
     runtime.block_on(async move {
-        let store = serving;
         let listener = tokio::net::TcpListener::bind(bind).await?;
-        tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "weft listening");
-        let optimizer = store.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
-            every.tick().await;
-            loop {
+        tracing::info!(addr = %listener.local_addr()?, store = %place, "weft listening");
+        if let Some(optimizer) = optimizer {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
                 every.tick().await;
-                let s = optimizer.clone();
-                let _ = tokio::task::spawn_blocking(move || s.optimize()).await;
-            }
-        });
-        let app = http::router(AppState::new(store.clone(), max_requests).with_deadlines(deadlines));
+                loop {
+                    every.tick().await;
+                    let s = optimizer.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.optimize()).await;
+                }
+            });
+        }
+        let app = http::router(AppState::new(store, max_requests).with_deadlines(deadlines));
         http::serve(listener, app, deadlines, shutdown_signal()).await?;
         tracing::info!("shut down");
         Ok::<_, AnyError>(())
     })?;
-    store.optimize()?;
+    if let Some(s) = sqlite {
+        s.optimize()?;
+    }
     Ok(())
 }
 

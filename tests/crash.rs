@@ -401,6 +401,9 @@ async fn client_task(ctx: Arc<Ctx>, seed: u64, prefix: String) {
 /// Runs `PRAGMA integrity_check` on a copy of the database files as the kill left them (the
 /// server then recovers the originals itself); returns the check's rows.
 fn integrity_check(data_dir: &Path) -> Vec<String> {
+    if skip_on_clickhouse("the integrity check reads the SQLite file") {
+        return vec!["ok".to_string()];
+    }
     let copy = tempfile::tempdir().expect("tempdir");
     for name in ["weft.db", "weft.db-wal"] {
         let from = data_dir.join(name);

@@ -6,19 +6,18 @@ use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
 use weft::domain::call::{Call, now};
-use weft::store::sqlite::SqliteStore;
 
 const RUNS: usize = 100_000;
 
 /// Fills `dir` with `n` finished runs of `acme/proj`, each with a ~300-byte summary.
 fn fill(dir: &std::path::Path, n: usize) {
-    let store = SqliteStore::open(dir).expect("open store");
+    let store = open_store(dir);
     let base = now();
     let summary = json!({
         "accuracy": {"mean": 0.8125}, "f1": {"mean": 0.77}, "latency": {"mean": 1.25},
         "notes": "x".repeat(200),
     });
-    weft::store::write(&store, move |w| {
+    weft::store::write(store.as_ref(), move |w| {
         for i in 0..n {
             let mut c = Call::new("acme/proj", "Evaluation.evaluate", base + i as i64);
             let (e, m) = (

@@ -198,6 +198,7 @@ pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Res
 pub fn delete(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> {
     let at = now();
     let mut n = 0;
+    w.prefetch_calls(project, ids)?;
     for id in ids {
         n += w.delete_subtree(project, id, at)?;
     }

@@ -97,6 +97,7 @@ impl ViewColumns {
 pub fn delete(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) -> Result<u64> {
     let at = now();
     let mut n = 0;
+    w.prefetch_calls(project, ids)?;
     for id in ids {
         let Some(call) = w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == kind) else {
             continue;

@@ -1,5 +1,6 @@
 //! The storage interface: calls and API keys. One module per backend; no backend type leaks out.
 
+pub mod clickhouse;
 pub mod sqlite;
 
 use serde_json::Value;
@@ -117,6 +118,11 @@ pub trait Writer {
     fn update_call(&mut self, call: &Call) -> Result<()>;
     /// Reads a live call.
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>>;
+    /// Hints that the job is about to look up these calls, so a backend that pays a round trip
+    /// per lookup can read them all at once. Does nothing by default.
+    fn prefetch_calls(&mut self, _project: &str, _ids: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// Whether a call with this id exists (deleted or not), without reading it.
     fn call_exists(&mut self, project: &str, id: &str) -> Result<bool>;
     /// Writes a live call's end (leaving its start as it is); `false` if there is no such call.

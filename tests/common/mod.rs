@@ -1,4 +1,8 @@
 //! Test harness: runs the real `weft` binary on a temporary data directory and talks HTTP to it.
+//!
+//! With `WEFT_TEST_STORE=clickhouse` and `WEFT_TEST_CLICKHOUSE_URL=http://HOST:PORT`, every
+//! server (and every `weft` command) runs on ClickHouse instead, each data directory with its
+//! own fresh database; otherwise on SQLite in the data directory.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -22,9 +26,84 @@ pub struct Server {
     pub client: reqwest::Client,
 }
 
-/// Runs `weft --data-dir DIR ARGS...` to completion; returns (success, stdout, stderr).
+/// The ClickHouse URL when the tests run on ClickHouse.
+pub fn clickhouse_url() -> Option<String> {
+    match std::env::var("WEFT_TEST_STORE").as_deref() {
+        Ok("clickhouse") => Some(
+            std::env::var("WEFT_TEST_CLICKHOUSE_URL")
+                .expect("WEFT_TEST_STORE=clickhouse needs WEFT_TEST_CLICKHOUSE_URL"),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether the tests run on ClickHouse.
+pub fn on_clickhouse() -> bool {
+    clickhouse_url().is_some()
+}
+
+/// `true` (after saying why) when a test of the SQLite store itself should not run here.
+pub fn skip_on_clickhouse(reason: &str) -> bool {
+    if on_clickhouse() {
+        println!("skipped on ClickHouse: {reason}");
+        return true;
+    }
+    false
+}
+
+/// The ClickHouse database of data directory `dir`: a new unique name on first use, kept in
+/// the directory so restarts and `weft` commands on it share the database.
+pub fn clickhouse_database(dir: &Path) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let marker = dir.join(".clickhouse-database");
+    if let Ok(name) = std::fs::read_to_string(&marker) {
+        return name.trim().to_string();
+    }
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let name = format!("weft_test_{}_{}_{}", std::process::id(), nanos, NEXT.fetch_add(1, Ordering::Relaxed));
+    std::fs::create_dir_all(dir).expect("data dir");
+    std::fs::write(&marker, &name).expect("write database marker");
+    name
+}
+
+/// The global arguments selecting the store of data directory `dir`.
+pub fn store_args(dir: &Path) -> Vec<String> {
+    let mut args = vec!["--data-dir".to_string(), dir.display().to_string()];
+    if let Some(url) = clickhouse_url() {
+        args.extend([
+            "--store".into(),
+            "clickhouse".into(),
+            "--clickhouse-url".into(),
+            url,
+            "--clickhouse-database".into(),
+            clickhouse_database(dir),
+        ]);
+    }
+    args
+}
+
+/// Opens the store of data directory `dir` in this process (to fill it before a server starts).
+pub fn open_store(dir: &Path) -> std::sync::Arc<dyn weft::store::Store> {
+    match clickhouse_url() {
+        Some(url) => std::sync::Arc::new(
+            weft::store::clickhouse::ClickHouseStore::open(weft::store::clickhouse::client::Config {
+                url,
+                database: clickhouse_database(dir),
+                user: "default".into(),
+                password: String::new(),
+            })
+            .expect("open ClickHouse store"),
+        ),
+        None => std::sync::Arc::new(weft::store::sqlite::SqliteStore::open(dir).expect("open store")),
+    }
+}
+
+/// Runs `weft --data-dir DIR ARGS...` (on the tests' store) to completion; returns (success,
+/// stdout, stderr).
 pub fn weft(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).arg("--data-dir").arg(dir).args(args).output().expect("run weft");
+    let out = Command::new(BIN).args(store_args(dir)).args(args).output().expect("run weft");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -132,8 +211,7 @@ impl Drop for Server {
 /// printed (only on a first start).
 fn spawn(dir: &Path, args: &[&str]) -> (Child, String, Option<String>) {
     let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
+        .args(store_args(dir))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(args)
         .env("WEFT_LOG", "info")

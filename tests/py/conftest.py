@@ -1,8 +1,7 @@
 """Fixtures for the Python suites: a real weft server on a fresh data directory.
 
-With `WEFT_TEST_STORE=clickhouse` and `WEFT_TEST_CLICKHOUSE_URL=http://HOST:PORT`, every server
-(and every `weft` command) runs on ClickHouse, each data directory with its own fresh database;
-otherwise on SQLite in the data directory.
+With WEFT_TEST_STORE=clickhouse and WEFT_TEST_CLICKHOUSE_URL set, every server (and every
+`weft` command) runs on ClickHouse instead, each data directory with its own fresh database.
 """
 
 from __future__ import annotations
@@ -22,28 +21,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("WEFT_BIN", ROOT / "target" / "debug" / "weft"))
 
 
-def clickhouse_url() -> str | None:
-    """The ClickHouse URL when the suites run on ClickHouse."""
-    if os.environ.get("WEFT_TEST_STORE") != "clickhouse":
-        return None
-    return os.environ["WEFT_TEST_CLICKHOUSE_URL"]
-
-
-def store_args(data_dir: pathlib.Path) -> list[str]:
-    """The global `weft` arguments selecting the store of `data_dir`."""
-    args = ["--data-dir", str(data_dir)]
-    url = clickhouse_url()
-    if url is not None:
-        # One database per data directory, named in it so every command on it agrees.
-        marker = data_dir / ".clickhouse-database"
-        if not marker.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            marker.write_text(f"weft_py_{os.getpid()}_{uuid.uuid4().hex}")
-        db = marker.read_text().strip()
-        args += ["--store", "clickhouse", "--clickhouse-url", url, "--clickhouse-database", db]
-    return args
-
-
 @dataclass
 class Weft:
     """A running weft server."""
@@ -57,13 +34,29 @@ class Weft:
         return self.base + path
 
 
+def store_env(data_dir: pathlib.Path) -> dict[str, str]:
+    """The environment selecting the store of `data_dir`: SQLite in it, or its own ClickHouse
+    database (named in the directory, so restarts and commands share it)."""
+    if os.environ.get("WEFT_TEST_STORE") != "clickhouse":
+        return {}
+    marker = data_dir / ".clickhouse-database"
+    if not marker.exists():
+        marker.write_text(f"weft_py_{uuid.uuid4().hex}")
+    return {
+        "WEFT_STORE": "clickhouse",
+        "WEFT_CLICKHOUSE_URL": os.environ["WEFT_TEST_CLICKHOUSE_URL"],
+        "WEFT_CLICKHOUSE_DATABASE": marker.read_text().strip(),
+    }
+
+
 def create_key(data_dir: pathlib.Path, *args: str) -> str:
     """Creates an API key with `weft keys create ARGS` and returns its secret."""
     out = subprocess.run(
-        [str(BIN), *store_args(data_dir), "keys", "create", *args],
+        [str(BIN), "--data-dir", str(data_dir), "keys", "create", *args],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **store_env(data_dir)},
     )
     return out.stdout.strip()
 
@@ -71,11 +64,11 @@ def create_key(data_dir: pathlib.Path, *args: str) -> str:
 def start_weft(data_dir: pathlib.Path, key: str) -> Weft:
     """Starts `weft serve` on a free port and waits until it listens."""
     proc = subprocess.Popen(
-        [str(BIN), *store_args(data_dir), "serve", "--bind", "127.0.0.1:0"],
+        [str(BIN), "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "WEFT_LOG": "info"},
+        env={**os.environ, **store_env(data_dir), "WEFT_LOG": "info"},
     )
     assert proc.stderr is not None
     addr = None

@@ -1,0 +1,289 @@
+//! The ClickHouse schema: tables, versioned migrations, and their DDL for a single server or a
+//! cluster (`ON CLUSTER`, replicated local tables behind `Distributed` ones).
+//!
+//! Every table is a `ReplacingMergeTree(version)` ordered by its key: a change to a row (an
+//! end, a soft delete, a revocation) is a new version of the whole row, and reads deduplicate
+//! with `FINAL`. On a cluster, rows are sharded by `cityHash64(project_id)` (API keys by
+//! `cityHash64(id)`), so every version of a row lives on one shard and `FINAL` stays exact.
+
+use crate::domain::error::{Error, Result};
+
+/// One table of the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// The table's name.
+    pub name: &'static str,
+    /// Column and index definitions, as in `CREATE TABLE`.
+    pub columns: &'static str,
+    /// The table's key: its `ORDER BY`, which is also what rows are deduplicated on.
+    pub order_by: &'static str,
+    /// The version column of `ReplacingMergeTree`, or `None` for an append-only `MergeTree`.
+    pub version: Option<&'static str>,
+    /// The sharding expression on a cluster.
+    pub shard_by: &'static str,
+}
+
+/// Calls, with the view columns (kind, evaluation, model, run_id, logged_run) the list
+/// endpoints filter on.
+pub const CALLS: Table = Table {
+    name: "calls",
+    columns: "project_id String, id String, trace_id String, parent_id Nullable(String), \
+        op_name String, display_name Nullable(String), started_at DateTime64(6, 'UTC'), \
+        ended_at Nullable(DateTime64(6, 'UTC')), exception Nullable(String), attributes String, \
+        inputs String, output Nullable(String), summary Nullable(String), wb_user_id Nullable(String), \
+        deleted_at Nullable(DateTime64(6, 'UTC')), kind LowCardinality(Nullable(String)), \
+        evaluation Nullable(String), model Nullable(String), run_id Nullable(String), \
+        logged_run Bool, version UInt64, \
+        INDEX calls_kind kind TYPE set(8) GRANULARITY 1, \
+        INDEX calls_trace trace_id TYPE bloom_filter GRANULARITY 1, \
+        INDEX calls_parent parent_id TYPE bloom_filter GRANULARITY 1, \
+        INDEX calls_run run_id TYPE bloom_filter GRANULARITY 1",
+    order_by: "project_id, id",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// Object versions (ops included).
+pub const OBJECTS: Table = Table {
+    name: "objects",
+    columns: "project_id String, object_id String, digest String, version_index Int64, \
+        kind LowCardinality(String), base_object_class Nullable(String), \
+        leaf_object_class Nullable(String), val String, created_at DateTime64(6, 'UTC'), \
+        wb_user_id Nullable(String), deleted_at Nullable(DateTime64(6, 'UTC')), version UInt64",
+    order_by: "project_id, object_id, digest",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// Table rows, content-addressed.
+pub const TABLE_ROWS: Table = Table {
+    name: "table_rows",
+    columns: "project_id String, digest String, val String, version UInt64",
+    order_by: "project_id, digest",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// Tables: each one's ordered row digests.
+pub const TABLES: Table = Table {
+    name: "tables",
+    columns: "project_id String, digest String, row_digests Array(String), version UInt64",
+    order_by: "project_id, digest",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// Files, content-addressed; the bytes are kept base64-encoded (rows travel as JSON).
+pub const FILES: Table = Table {
+    name: "files",
+    columns: "project_id String, digest String, content_base64 String CODEC(ZSTD(3)), version UInt64",
+    order_by: "project_id, digest",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// Feedback on calls and objects.
+pub const FEEDBACK: Table = Table {
+    name: "feedback",
+    columns: "project_id String, id String, weave_ref String, feedback_type String, payload String, \
+        creator Nullable(String), created_at DateTime64(6, 'UTC'), wb_user_id Nullable(String), \
+        annotation_ref Nullable(String), runnable_ref Nullable(String), call_ref Nullable(String), \
+        trigger_ref Nullable(String), version UInt64",
+    order_by: "project_id, id",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// API keys: hashes of secrets, never secrets.
+pub const API_KEYS: Table = Table {
+    name: "api_keys",
+    columns: "id String, hash String, entities Array(String), admin Bool, \
+        created_at DateTime64(6, 'UTC'), revoked_at Nullable(DateTime64(6, 'UTC')), version UInt64",
+    order_by: "id",
+    version: Some("version"),
+    shard_by: "cityHash64(id)",
+};
+
+/// The record of applied migrations.
+pub const MIGRATIONS_TABLE: Table = Table {
+    name: "weft_migrations",
+    columns: "version UInt32, name String, applied_at DateTime64(6, 'UTC')",
+    order_by: "version",
+    version: None,
+    shard_by: "version",
+};
+
+/// A step of a migration.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// Creates a table (if it does not exist).
+    Create(&'static Table),
+}
+
+/// A numbered change to the schema, applied once, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number; migrations apply in increasing order.
+    pub version: u32,
+    /// What it does.
+    pub name: &'static str,
+    /// Its steps.
+    pub steps: &'static [Step],
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    steps: &[
+        Step::Create(&CALLS),
+        Step::Create(&OBJECTS),
+        Step::Create(&TABLE_ROWS),
+        Step::Create(&TABLES),
+        Step::Create(&FILES),
+        Step::Create(&FEEDBACK),
+        Step::Create(&API_KEYS),
+    ],
+}];
+
+/// Where the schema goes: one server, or every node of a named cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// One server: plain `ReplacingMergeTree` tables.
+    Single,
+    /// A cluster: `Replicated*MergeTree` tables named `<table>_local` on every node, and
+    /// `Distributed` tables of the plain names over them, sharded by [`Table::shard_by`].
+    Cluster(String),
+}
+
+/// Checks that `name` is a plain identifier (database and cluster names go into DDL as is).
+pub fn identifier(name: &str, what: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!("{what} {name:?} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")))
+    }
+}
+
+fn on_cluster(layout: &Layout) -> String {
+    match layout {
+        Layout::Single => String::new(),
+        Layout::Cluster(c) => format!(" ON CLUSTER {c}"),
+    }
+}
+
+/// `CREATE DATABASE` for `database`.
+pub fn create_database(database: &str, layout: &Layout) -> String {
+    format!("CREATE DATABASE IF NOT EXISTS {database}{}", on_cluster(layout))
+}
+
+/// The statements creating `table` in `database`.
+pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<String> {
+    let Table { name, columns, order_by, version, shard_by } = *table;
+    match layout {
+        Layout::Single => {
+            let engine = match version {
+                Some(v) => format!("ReplacingMergeTree({v})"),
+                None => "MergeTree".to_string(),
+            };
+            vec![format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{name} ({columns}) ENGINE = {engine} ORDER BY ({order_by})"
+            )]
+        }
+        Layout::Cluster(cluster) => {
+            let path = format!("'/clickhouse/tables/{{shard}}/{database}/{name}', '{{replica}}'");
+            let engine = match version {
+                Some(v) => format!("ReplicatedReplacingMergeTree({path}, {v})"),
+                None => format!("ReplicatedMergeTree({path})"),
+            };
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {database}.{name}_local ON CLUSTER {cluster} ({columns}) \
+                     ENGINE = {engine} ORDER BY ({order_by})"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} \
+                     AS {database}.{name}_local \
+                     ENGINE = Distributed({cluster}, {database}, {name}_local, {shard_by})"
+                ),
+            ]
+        }
+    }
+}
+
+/// The statements of a migration step.
+pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
+    match step {
+        Step::Create(table) => create_table(table, database, layout),
+    }
+}
+
+/// The whole schema as DDL, for `weft migrate --print`: the database, the migrations table,
+/// then every migration's statements.
+pub fn full_ddl(database: &str, layout: &Layout) -> Vec<String> {
+    let mut out = vec![create_database(database, layout)];
+    out.extend(create_table(&MIGRATIONS_TABLE, database, layout));
+    for m in MIGRATIONS {
+        for step in m.steps {
+            out.extend(step_ddl(step, database, layout));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_server_tables_replace_by_version() {
+        let ddl = create_table(&CALLS, "weft", &Layout::Single);
+        assert_eq!(ddl.len(), 1);
+        assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS weft.calls ("));
+        assert!(ddl[0].ends_with("ENGINE = ReplacingMergeTree(version) ORDER BY (project_id, id)"));
+        let m = create_table(&MIGRATIONS_TABLE, "weft", &Layout::Single);
+        assert!(m[0].ends_with("ENGINE = MergeTree ORDER BY (version)"));
+    }
+
+    #[test]
+    fn cluster_tables_are_replicated_and_distributed_by_project() {
+        let ddl = create_table(&CALLS, "w", &Layout::Cluster("main".into()));
+        assert_eq!(ddl.len(), 2);
+        assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS w.calls_local ON CLUSTER main ("));
+        assert!(ddl[0].contains(
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/w/calls', '{replica}', version)"
+        ));
+        assert_eq!(
+            ddl[1],
+            "CREATE TABLE IF NOT EXISTS w.calls ON CLUSTER main AS w.calls_local \
+             ENGINE = Distributed(main, w, calls_local, cityHash64(project_id))"
+        );
+        let keys = create_table(&API_KEYS, "w", &Layout::Cluster("main".into()));
+        assert!(keys[1].ends_with("cityHash64(id))"));
+    }
+
+    #[test]
+    fn full_ddl_starts_with_the_database_and_covers_every_table() {
+        let ddl = full_ddl("weft", &Layout::Single);
+        assert_eq!(ddl[0], "CREATE DATABASE IF NOT EXISTS weft");
+        for t in
+            ["weft_migrations", "calls", "objects", "table_rows", "tables", "files", "feedback", "api_keys"]
+        {
+            assert!(ddl.iter().any(|s| s.contains(&format!("weft.{t} ("))), "{t}");
+        }
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "migrations in order");
+    }
+
+    #[test]
+    fn names_must_be_identifiers() {
+        assert!(identifier("weft_test_1", "database").is_ok());
+        for bad in ["", "1abc", "a-b", "a;DROP", "a b", "a.b"] {
+            assert!(identifier(bad, "database").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Values with quotes, backslashes, control characters and non-ASCII text are stored and
+//! matched exactly, whatever the store (they travel as query parameters to ClickHouse).
+
+mod common;
+use common::*;
+
+use serde_json::{Value, json};
+
+const ODD: [&str; 6] = ["a'b", "c\\d", "e\tf\ng\rh", "i',j", "k\u{1}\u{8}\u{7f}l", "m\u{e9}\u{1f600}'\\'n"];
+
+fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
+    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
+}
+
+#[tokio::test]
+async fn odd_ids_and_names_round_trip_and_filter_exactly() {
+    let s = Server::start();
+    for (i, id) in ODD.iter().enumerate() {
+        let start = json!({"start": {"project_id": "acme/proj", "id": id, "trace_id": format!("t'{i}"),
+            "op_name": format!("weave:///acme/proj/op/{id}:v"), "display_name": id,
+            "started_at": format!("2026-01-01T00:00:0{i}Z"), "attributes": {}, "inputs": {"q": id}}});
+        json_ok(post_v1(&s, "/call/start", &start)).await;
+    }
+    for id in ODD {
+        let rows = jsonl(post_v1(
+            &s,
+            "/calls/stream_query",
+            &json!({"project_id": "acme/proj", "filter": {"call_ids": [id]}}),
+        ))
+        .await;
+        assert_eq!(rows.len(), 1, "{id:?}");
+        assert_eq!(rows[0]["id"], id);
+        assert_eq!(rows[0]["display_name"], id);
+        assert_eq!(rows[0]["inputs"]["q"], id);
+        let read = json_ok(post_v1(&s, "/call/read", &json!({"project_id": "acme/proj", "id": id}))).await;
+        assert_eq!(read["call"]["id"], id);
+    }
+    let all = jsonl(post_v1(
+        &s,
+        "/calls/stream_query",
+        &json!({"project_id": "acme/proj", "filter": {"call_ids": ODD, "op_names": [format!("weave:///acme/proj/op/{}:*", ODD[0])]}}),
+    ))
+    .await;
+    assert_eq!(all.len(), 1, "the op prefix matches one op only");
+    let deleted =
+        json_ok(post_v1(&s, "/calls/delete", &json!({"project_id": "acme/proj", "call_ids": ODD}))).await;
+    assert_eq!(deleted, json!({"num_deleted": 6}));
+    let rest = jsonl(post_v1(&s, "/calls/stream_query", &json!({"project_id": "acme/proj"}))).await;
+    assert!(rest.is_empty(), "every odd call deleted: {rest:?}");
+}
+
+#[tokio::test]
+async fn odd_run_filters_match_exactly() {
+    let s = Server::start();
+    let (e1, e2) = ("weave:///acme/proj/object/E'1:d", "weave:///acme/proj/object/E\\2:d");
+    let m = "weave:///acme/proj/object/M\u{e9}:d";
+    let r1 = s.create_run(e1, m).await;
+    let r2 = s.create_run(e2, m).await;
+    let ids = |rows: &[Value]| rows.iter().map(|r| r["evaluation_run_id"].clone()).collect::<Vec<_>>();
+    let q = |k: &str, v: &str| format!("/evaluation_runs?{k}={}", urlencode(v));
+    assert_eq!(ids(&jsonl(s.get(&q("evaluations", e1))).await), vec![json!(r1)]);
+    assert_eq!(ids(&jsonl(s.get(&q("evaluations", e2))).await), vec![json!(r2)]);
+    assert_eq!(ids(&jsonl(s.get(&q("models", m))).await), vec![json!(r1), json!(r2)]);
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
