@@ -130,6 +130,30 @@ fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call
     Ok(call)
 }
 
+/// Tells the writer which calls an upsert batch is about to look up (see
+/// [`Writer::prefetch_calls`]).
+pub fn prefetch_upserted(w: &mut dyn Writer, batch: &[UpsertItem]) -> Result<()> {
+    let mut ids: Vec<(&str, String)> = Vec::with_capacity(batch.len());
+    for item in batch {
+        match item {
+            UpsertItem::Start(s) => {
+                if let Some(id) = s.start.id.as_ref().filter(|i| !i.is_empty()) {
+                    ids.push((&s.start.project_id, id.clone()));
+                }
+            }
+            UpsertItem::End(e) => ids.push((&e.end.project_id, e.end.id.clone())),
+        }
+    }
+    ids.sort();
+    for group in ids.chunk_by(|a, b| a.0 == b.0) {
+        if let Some((project, _)) = group.first() {
+            let wanted: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
+            w.prefetch_calls(project, &wanted)?;
+        }
+    }
+    Ok(())
+}
+
 /// Records a call's start (merging into an end that arrived first); returns (id, trace id).
 pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
     let given = s.id.as_deref().filter(|i| !i.is_empty());

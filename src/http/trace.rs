@@ -173,22 +173,7 @@ pub(crate) async fn call_upsert_batch(
         }
     }
     let res = store::write_async(state.store.as_ref(), move |w| {
-        let mut ids: Vec<(&str, String)> = Vec::with_capacity(req.batch.len());
-        for item in &req.batch {
-            match item {
-                UpsertItem::Start(s) => {
-                    if let Some(id) = s.start.id.as_ref().filter(|i| !i.is_empty()) {
-                        ids.push((&s.start.project_id, id.clone()));
-                    }
-                }
-                UpsertItem::End(e) => ids.push((&e.end.project_id, e.end.id.clone())),
-            }
-        }
-        ids.sort();
-        for group in ids.chunk_by(|a, b| a.0 == b.0) {
-            let wanted: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
-            w.prefetch_calls(group[0].0, &wanted)?;
-        }
+        trace::prefetch_upserted(w, &req.batch)?;
         let mut res = Vec::with_capacity(req.batch.len());
         for item in &req.batch {
             match item {

@@ -227,9 +227,12 @@ impl<'a> Tx<'a> {
         keys.dedup();
         for group in keys.chunk_by(|a, b| a.0 == b.0) {
             for chunk in group.chunks(IN_CHUNK) {
+                let Some((project, _)) = chunk.first() else {
+                    continue;
+                };
                 let ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
                 let mut q = Query::default();
-                let (p, list) = (q.string(&chunk[0].0), q.strings(&ids));
+                let (p, list) = (q.string(project), q.strings(&ids));
                 q.push(&format!(
                     "SELECT id FROM calls WHERE project_id = {p} AND id IN {list} LIMIT 1 \
                      FORMAT JSONCompactEachRow"
