@@ -159,6 +159,17 @@ pub trait Writer {
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
 }
 
+/// Queues `job` on a writer's channel; a job the writer can no longer take is told so at once.
+pub fn queue_job(jobs: Option<&std::sync::mpsc::Sender<WriteJob>>, job: WriteJob) {
+    let refused = match jobs {
+        Some(jobs) => jobs.send(job).err().map(|e| e.0),
+        None => Some(job),
+    };
+    if let Some(job) = refused {
+        (job.done)(Err(Error::Storage("the writer stopped".into())));
+    }
+}
+
 /// A job running `f`, whose value (or error) goes to `done` once the job is durable.
 fn job<T, F, D>(f: F, done: D) -> WriteJob
 where

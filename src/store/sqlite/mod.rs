@@ -758,13 +758,7 @@ const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
 
 impl Store for SqliteStore {
     fn submit(&self, job: WriteJob) {
-        let refused = match &self.jobs {
-            Some(jobs) => jobs.send(job).err().map(|e| e.0),
-            None => Some(job),
-        };
-        if let Some(job) = refused {
-            (job.done)(Err(Error::Storage("the writer stopped".into())));
-        }
+        super::queue_job(self.jobs.as_ref(), job);
     }
 
     fn eval_runs(
