@@ -67,6 +67,10 @@ enum Command {
         /// refused with 507 (as on a full disk) while reads go on.
         #[arg(long, env = "WEFT_MAX_DB_MIB")]
         max_db_mib: Option<u64>,
+        /// MiB of the database file that reads may memory-map (SQLite store; default none):
+        /// faster lookups and deep pages, but every page read counts in the server's RSS.
+        #[arg(long, env = "WEFT_READ_MMAP_MIB")]
+        read_mmap_mib: Option<u64>,
         /// Requests served at once; more are refused with 429.
         #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
               value_parser = clap::value_parser!(usize))]
@@ -169,16 +173,20 @@ impl Cli {
         })
     }
 
-    fn open(&self, quota: Option<u64>) -> Result<Opened, AnyError> {
+    fn open(&self, quota: Option<u64>, read_mmap: Option<u64>) -> Result<Opened, AnyError> {
         match self.store {
             Backend::Sqlite => {
-                Ok(Opened::Sqlite(Arc::new(SqliteStore::open_with_quota(&self.data_dir, quota)?)))
+                let store = SqliteStore::open_with_quota(&self.data_dir, quota)?;
+                Ok(Opened::Sqlite(Arc::new(store.with_read_mmap(read_mmap.unwrap_or(0)))))
             }
             Backend::Clickhouse => {
                 if quota.is_some() {
                     return Err("--max-db-mib applies to the SQLite store only; \
                                 cap a ClickHouse store with ClickHouse's own quotas"
                         .into());
+                }
+                if read_mmap.is_some() {
+                    return Err("--read-mmap-mib applies to the SQLite store only".into());
                 }
                 Ok(Opened::ClickHouse(Arc::new(ClickHouseStore::open(self.clickhouse_config()?)?)))
             }
@@ -222,11 +230,11 @@ fn run(cli: Cli) -> Result<(), AnyError> {
                     ClickHouse's BACKUP statement or clickhouse-backup"
             .into());
     }
-    let quota = match &cli.command {
-        Command::Serve { max_db_mib, .. } => *max_db_mib,
-        _ => None,
+    let (quota, read_mmap) = match &cli.command {
+        Command::Serve { max_db_mib, read_mmap_mib, .. } => (*max_db_mib, *read_mmap_mib),
+        _ => (None, None),
     };
-    let opened = cli.open(quota)?;
+    let opened = cli.open(quota, read_mmap)?;
     let store = opened.store();
     match cli.command {
         Command::Serve { bind, max_requests, client_timeout, .. } => {

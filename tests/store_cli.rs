@@ -49,6 +49,8 @@ fn sqlite_only_commands_are_refused_on_clickhouse_before_connecting() {
     assert!(!ok && err.contains("SQLite store only"), "{err}");
     let (ok, _, err) = run(&[&ch[..], &["serve", "--max-db-mib", "5"]].concat());
     assert!(!ok && err.contains("SQLite store only"), "{err}");
+    let (ok, _, err) = run(&[&ch[..], &["serve", "--read-mmap-mib", "64"]].concat());
+    assert!(!ok && err.contains("SQLite store only"), "{err}");
     let (ok, _, err) = run(&["--store", "clickhouse", "keys", "list"]);
     assert!(!ok && err.contains("--clickhouse-url"), "{err}");
 }
@@ -69,4 +71,54 @@ fn migrate_applies_the_schema_once() {
     // A server starts on the migrated database and serves it.
     let s = Server::start_in(dir);
     assert!(!s.key.is_empty());
+}
+
+/// Whether the server process has its database file memory-mapped.
+fn maps_database(server: &Server) -> bool {
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.child.id())).expect("maps");
+    maps.lines().any(|l| l.ends_with("/weft.db"))
+}
+
+/// A data directory holding `n` runs of `acme/proj`, written (and checkpointed into the
+/// database file) by a store opened in this process; returns it with the runs' ids in order.
+fn filled(n: i64) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = weft::store::sqlite::SqliteStore::open(dir.path()).expect("open");
+    let base = weft::domain::call::now();
+    let ids = weft::store::write(&store, move |w| {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let mut c = weft::domain::call::Call::new("acme/proj", "Evaluation.evaluate", base + i);
+            let (e, m) = ("weave:///acme/proj/object/E:1", "weave:///acme/proj/object/M:1");
+            c.attributes =
+                serde_json::json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
+            c.inputs = serde_json::json!({"self": e, "model": m});
+            w.insert_call(&c)?;
+            ids.push(c.id.clone());
+        }
+        Ok(ids)
+    })
+    .expect("fill");
+    drop(store);
+    (dir, ids)
+}
+
+#[tokio::test]
+async fn memory_mapped_reads_are_opt_in_and_answer_the_same() {
+    if skip_on_clickhouse("--read-mmap-mib applies to the SQLite file") {
+        return;
+    }
+    let mut mapped = Vec::new();
+    for args in [&[][..], &["--read-mmap-mib", "64"][..]] {
+        let (dir, ids) = filled(300);
+        let s = Server::start_with(dir, args);
+        let all = jsonl(s.get("/evaluation_runs")).await;
+        let deep = jsonl(s.get("/evaluation_runs?offset=200&limit=5")).await;
+        let picked = jsonl(s.get(&format!("/evaluation_runs?evaluation_run_ids={}", ids[7]))).await;
+        assert_eq!((all.len(), deep.len(), picked.len()), (300, 5, 1));
+        assert_eq!(deep[0]["evaluation_run_id"], ids[200].as_str());
+        assert_eq!(picked[0]["evaluation_run_id"], ids[7].as_str());
+        mapped.push(maps_database(&s));
+    }
+    assert_eq!(mapped, [false, true], "the file is mapped only with --read-mmap-mib");
 }
