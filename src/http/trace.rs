@@ -780,86 +780,30 @@ pub(crate) async fn graphql(
     Ok(json_response(json!({ "data": data })))
 }
 
-impl InProject for CallRead {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
+/// Implements [`InProject`] for request bodies whose project id is at the given field.
+macro_rules! in_project {
+    ($($body:ty => $($field:ident).+;)*) => {
+        $(impl InProject for $body {
+            fn project_id(&self) -> &str {
+                &self.$($field).+
+            }
+        })*
+    };
 }
 
-impl InProject for QueryBody {
-    fn project_id(&self) -> &str {
-        &self.req.project_id
-    }
-}
-
-impl InProject for CallsDelete {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for CallUpdate {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for ObjCreate {
-    fn project_id(&self) -> &str {
-        &self.obj.project_id
-    }
-}
-
-impl InProject for ObjRead {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for ObjQuery {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for ObjDelete {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for TableCreate {
-    fn project_id(&self) -> &str {
-        &self.table.project_id
-    }
-}
-
-impl InProject for TableQuery {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for TableStats {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for FileContent {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for FeedbackCreate {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
-
-impl InProject for FeedbackQuery {
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
+in_project! {
+    CallRead => project_id;
+    QueryBody => req.project_id;
+    CallsDelete => project_id;
+    CallUpdate => project_id;
+    ObjCreate => obj.project_id;
+    ObjRead => project_id;
+    ObjQuery => project_id;
+    ObjDelete => project_id;
+    TableCreate => table.project_id;
+    TableQuery => project_id;
+    TableStats => project_id;
+    FileContent => project_id;
+    FeedbackCreate => project_id;
+    FeedbackQuery => project_id;
 }
