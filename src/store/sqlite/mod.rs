@@ -21,8 +21,12 @@ const SCHEMA_VERSION: i64 = 1;
 /// Most read connections open at once; a read waits for a free one beyond that. Each keeps
 /// its prepared statements and a page cache of [`READER_CACHE_KIB`].
 const MAX_READERS: usize = 32;
-/// Page cache of each read connection, in KiB.
-const READER_CACHE_KIB: usize = 1024;
+/// Page cache of each read connection, in KiB: room for the pages a repeated lookup of a
+/// hundred runs touches, so that it does not read them from the file again.
+const READER_CACHE_KIB: usize = 8 * 1024;
+/// Memory of all SQLite connections together past which their page caches recycle pages
+/// instead of growing, in MiB: many busy readers cannot add up to more.
+const SQLITE_HEAP_MIB: u64 = 48;
 /// Longest wait for a free read connection.
 const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -81,6 +85,7 @@ impl SqliteStore {
             other => other,
         };
         let writer = Connection::open(&path).map_err(at)?;
+        stable_plans(&writer).map_err(at)?;
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
@@ -105,7 +110,9 @@ impl SqliteStore {
         writer
             .execute_batch(&format!(
                 "PRAGMA user_version = {SCHEMA_VERSION}; \
-                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
+                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; \
+                 PRAGMA soft_heap_limit = {};",
+                SQLITE_HEAP_MIB << 20
             ))
             .map_err(at)?;
         let (jobs, queue) = mpsc::channel();
@@ -165,6 +172,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(storage)?;
+        stable_plans(&c).map_err(storage)?;
         c.execute_batch(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -{READER_CACHE_KIB}; \
              PRAGMA mmap_size = {};",
@@ -301,6 +309,12 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
+/// Plans each statement once: without this, a statement whose bound values might change its
+/// plan is planned again on every execution, which cost a fifth of the CPU of a filtered page.
+fn stable_plans(c: &Connection) -> rusqlite::Result<()> {
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(|_| ())
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves the connection usable: SQLite rolls back.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -377,6 +391,10 @@ const RUN_COLUMNS: &str = "id, evaluation, model, run_id, display_name, op_name,
      summary, \
      CASE WHEN logged_run THEN output END";
 
+/// The largest offset an unfiltered list reads through `calls_runs_rows`, whose entries hold
+/// whole rows; deeper pages skip entries in the narrow `calls_runs` (about 4× fewer pages).
+const WIDE_INDEX_MAX_OFFSET: u64 = 1_000;
+
 /// The SQL and arguments of a run list. A filter on several evaluations or models is a
 /// merge of one ordered index range per value (SQLite merges `UNION ALL` arms that each
 /// come sorted), so a page reads about as many rows as it returns, however the filtered
@@ -392,8 +410,15 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<&'a str>)
         out
     };
     let (evaluations, models, ids) = (dedup(&q.evaluations), dedup(&q.models), dedup(&q.ids));
-    // Looking runs up by id is point lookups whatever the statistics say.
-    let index = if ids.is_empty() { "" } else { "INDEXED BY calls_id" };
+    let unfiltered = ids.is_empty() && models.is_empty() && evaluations.is_empty();
+    let index = if !ids.is_empty() {
+        // Looking runs up by id is point lookups whatever the statistics say.
+        "INDEXED BY calls_id"
+    } else if unfiltered && q.page.offset <= WIDE_INDEX_MAX_OFFSET {
+        "INDEXED BY calls_runs_rows"
+    } else {
+        ""
+    };
     // The dimension split into merged arms: the models, else the evaluations (not for ids).
     let (arm_column, arms): (&str, Vec<&str>) = if !ids.is_empty() {
         ("", vec![""])
@@ -1018,5 +1043,44 @@ impl Store for SqliteStore {
             .map_err(storage)?;
         let rows = stmt.query_map([], key_from_row).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, q: &RunQuery) -> String {
+        let (sql, args) = run_list_sql("e/p", q);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn connections_plan_each_statement_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        assert!(conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
+    }
+
+    #[test]
+    fn run_lists_read_the_index_that_suits_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        let page = |limit, offset| Page { limit, offset };
+        let first = plan(&conn, &RunQuery { page: page(Some(100), 0), ..Default::default() });
+        assert!(first.contains("calls_runs_rows"), "{first}");
+        let all = plan(&conn, &RunQuery { page: page(None, 0), ..Default::default() });
+        assert!(all.contains("calls_runs_rows"), "{all}");
+        let deep = plan(&conn, &RunQuery { page: page(Some(100), 50_000), ..Default::default() });
+        assert!(deep.contains("calls_runs ") && !deep.contains("calls_runs_rows"), "{deep}");
+        let models = RunQuery { models: vec!["m1".into(), "m2".into()], ..Default::default() };
+        let filtered = plan(&conn, &models);
+        assert!(filtered.contains("calls_runs_model") && !filtered.contains("TEMP B-TREE"), "{filtered}");
+        let ids = plan(&conn, &RunQuery { ids: vec!["a".into()], ..Default::default() });
+        assert!(ids.contains("calls_id"), "{ids}");
     }
 }
