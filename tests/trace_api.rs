@@ -307,14 +307,39 @@ async fn sdk_logged_evaluations_are_evaluation_runs() {
 #[tokio::test]
 async fn batched_upserts_apply_in_order() {
     let s = Server::start();
-    let batch = json!({"batch": [
-        {"mode": "start", "req": start_body("a", None, "op")},
-        {"mode": "end", "req": end_body("a", None)},
-    ]});
+    let start = |id: &str, op: &str| json!({"mode": "start", "req": start_body(id, None, op)});
+    let end = |id: &str, exception: Option<&str>| json!({"mode": "end", "req": end_body(id, exception)});
+    // A start with its own end right after it, an end before its start, a start left open.
+    let batch = json!({"batch": [start("a", "op"), end("a", None), end("c", Some("late")), start("c", "op"),
+        start("b", "op")]});
     let r = json_ok(post_v1(&s, "/call/upsert_batch", &batch)).await;
-    assert_eq!(r["res"][0]["id"], "a");
+    let res = r["res"].as_array().unwrap();
+    assert_eq!(res.len(), 5, "{r}");
+    assert_eq!((&res[0]["id"], &res[0]["trace_id"]), (&json!("a"), &json!("t1")));
+    assert_eq!((&res[1], &res[2]), (&json!({}), &json!({})));
+    assert_eq!((&res[3]["id"], &res[4]["id"]), (&json!("c"), &json!("b")));
     let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
-    assert_eq!(calls[0]["output"], json!({"y": 2}));
+    let call = |id: &str| calls.iter().find(|c| c["id"] == id).cloned().unwrap();
+    assert_eq!(call("a")["output"], json!({"y": 2}));
+    assert_eq!(call("a")["ended_at"], "2026-01-01T00:00:01.500000Z");
+    assert_eq!(call("a")["inputs"], json!({"x": 1}));
+    assert_eq!((call("c")["op_name"].clone(), call("c")["exception"].clone()), (json!("op"), json!("late")));
+    assert_eq!(call("b")["ended_at"], Value::Null);
+    // A start and end pair for a call that exists already merges into it, as the two would
+    // one after the other.
+    let again = json!({"batch": [start("a", "op2"), end("a", Some("boom"))]});
+    let r = json_ok(post_v1(&s, "/call/upsert_batch", &again)).await;
+    assert_eq!(r["res"], json!([{"id": "a", "trace_id": "t1"}, {}]));
+    let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
+    assert_eq!(calls.len(), 3);
+    let a = calls.iter().find(|c| c["id"] == "a").unwrap();
+    assert_eq!((a["op_name"].clone(), a["exception"].clone()), (json!("op2"), json!("boom")));
+    // A bad item anywhere refuses the whole batch with a 422 and writes nothing.
+    let bad = json!({"batch": [start("d", "op"), {"mode": "end", "req": {"end": {"project_id": "acme/proj",
+        "id": "d", "ended_at": 5, "summary": {}}}}]});
+    let (status, body) = status_json(post_v1(&s, "/call/upsert_batch", &bad)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(stream(&s, json!({"project_id": "acme/proj"})).await.len(), 3);
 }
 
 #[tokio::test]

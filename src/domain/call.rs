@@ -43,9 +43,20 @@ impl Call {
     /// A new root or child call started at `started_at`, with empty output and summary.
     pub fn new(project_id: &str, op_name: &str, started_at: Micros) -> Self {
         let id = new_id();
+        Self::with_ids(project_id, op_name, started_at, id.clone(), id)
+    }
+
+    /// A call with the given id and trace id, otherwise as [`Call::new`].
+    pub fn with_ids(
+        project_id: &str,
+        op_name: &str,
+        started_at: Micros,
+        id: String,
+        trace_id: String,
+    ) -> Self {
         Call {
             project_id: project_id.to_string(),
-            trace_id: id.clone(),
+            trace_id,
             id,
             parent_id: None,
             op_name: op_name.to_string(),

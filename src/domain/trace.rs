@@ -117,9 +117,14 @@ fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call
     let id = s.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(new_id);
     let trace_id = s.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_id);
     let started_at = parse_time(&s.started_at)?;
-    let mut call = base.unwrap_or_else(|| Call::new(&s.project_id, &s.op_name, started_at));
-    call.id = id;
-    call.trace_id = trace_id;
+    let mut call = match base {
+        Some(mut call) => {
+            call.id = id;
+            call.trace_id = trace_id;
+            call
+        }
+        None => Call::with_ids(&s.project_id, &s.op_name, started_at, id, trace_id),
+    };
     call.parent_id = s.parent_id.clone();
     call.op_name = s.op_name.clone();
     call.display_name = s.display_name.clone();
@@ -175,7 +180,7 @@ pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(S
 
 /// Records a call's end; an end that arrives before its start is kept until the start comes.
 pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
-    let mut call = Call::new(&e.project_id, PENDING_OP, 0);
+    let mut call = Call::with_ids(&e.project_id, PENDING_OP, 0, e.id.clone(), e.id.clone());
     ended(&mut call, &e.ending)?;
     let fields = CallEndFields {
         ended_at: call.ended_at.unwrap_or_default(),
@@ -187,8 +192,6 @@ pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
         return Ok(());
     }
     call.started_at = call.ended_at.unwrap_or_default();
-    call.id = e.id.clone();
-    call.trace_id = e.id.clone();
     call.wb_user_id = user.map(String::from);
     w.insert_call(&call)
 }
@@ -204,18 +207,36 @@ fn ended(call: &mut Call, e: &Ending) -> Result<()> {
 
 /// Records a call that has already ended (start and end at once): one insert when new.
 pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
-    let given = c.start.id.as_deref().filter(|i| !i.is_empty());
+    start_ended(w, &c.start, &c.ending, user).map(|_| ())
+}
+
+/// Records a start and then its call's end, as [`start`] and [`end`] one after the other
+/// would, with one insert when the call is new; returns (id, trace id).
+pub fn start_ended(
+    w: &mut dyn Writer,
+    s: &CallStart,
+    ending: &Ending,
+    user: Option<&str>,
+) -> Result<(String, String)> {
+    let given = s.id.as_deref().filter(|i| !i.is_empty());
     if let Some(id) = given
-        && w.call_exists(&c.start.project_id, id)?
+        && w.call_exists(&s.project_id, id)?
     {
-        start(w, &c.start, user)?;
-        let end_of =
-            CallEnd { project_id: c.start.project_id.clone(), id: id.to_string(), ending: c.ending.clone() };
-        return end(w, &end_of, user);
+        let ids = start(w, s, user)?;
+        let end_of = CallEnd { project_id: s.project_id.clone(), id: id.to_string(), ending: ending.clone() };
+        end(w, &end_of, user)?;
+        return Ok(ids);
     }
-    let mut call = started(&c.start, None, user)?;
-    ended(&mut call, &c.ending)?;
-    w.insert_call(&call)
+    let mut call = started(s, None, user)?;
+    ended(&mut call, ending)?;
+    w.insert_call(&call)?;
+    Ok((call.id, call.trace_id))
+}
+
+/// Whether an upsert batch's end is the end of the start just before it (same project and
+/// id), so that the two can be written as one completed call.
+pub fn ends_start(s: &CallStart, e: &CallEnd) -> bool {
+    s.id.as_deref().is_some_and(|id| !id.is_empty() && id == e.id) && s.project_id == e.project_id
 }
 
 /// Soft-deletes calls with their descendants; returns how many calls were deleted.

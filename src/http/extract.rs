@@ -59,6 +59,24 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A JSON body read straight into `T`; bad input gets the same 422s as [`JsonBody`] followed
+/// by [`from_body`].
+pub struct TypedBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(req, state).await?;
+        let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        // One pass into `T` when the body is good; the error path parses again for its report.
+        match serde_json::from_slice(json) {
+            Ok(value) => Ok(TypedBody(value)),
+            Err(_) => Ok(TypedBody(from_body(parse_json_body(&bytes)?)?)),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     type Rejection = ApiError;
 
@@ -90,8 +108,7 @@ impl<S: Send + Sync, T: DeserializeOwned + InProject> FromRequest<S> for Project
             .get::<Principal>()
             .cloned()
             .ok_or(ApiError::Unauthenticated("Not authenticated"))?;
-        let JsonBody(body) = JsonBody::from_request(req, state).await?;
-        let value: T = from_body(body)?;
+        let TypedBody(value) = TypedBody::<T>::from_request(req, state).await?;
         who.check_project(value.project_id())?;
         Ok(ProjectBody(value, who))
     }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::extract::{InProject, JsonBody, ProjectBody, ProjectPath};
+use super::extract::{InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
 use super::{AppState, blocking};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::{self, FeedbackCreate};
@@ -136,9 +136,8 @@ pub(crate) async fn calls_complete(
     State(state): State<AppState>,
     path: ProjectPath,
     Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    TypedBody(req): TypedBody<CompleteBody>,
 ) -> Result<Response, ApiError> {
-    let req: CompleteBody = from_body(body)?;
     for c in &req.batch {
         who.check_project(&c.start.project_id)?;
         if c.start.project_id != path.project_id {
@@ -163,9 +162,8 @@ pub(crate) async fn calls_complete(
 pub(crate) async fn call_upsert_batch(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    JsonBody(body): JsonBody,
+    TypedBody(req): TypedBody<UpsertBody>,
 ) -> Result<Response, ApiError> {
-    let req: UpsertBody = from_body(body)?;
     for item in &req.batch {
         match item {
             UpsertItem::Start(s) => who.check_project(&s.start.project_id)?,
@@ -175,11 +173,27 @@ pub(crate) async fn call_upsert_batch(
     let res = store::write_async(state.store.as_ref(), move |w| {
         trace::prefetch_upserted(w, &req.batch)?;
         let mut res = Vec::with_capacity(req.batch.len());
-        for item in &req.batch {
+        let mut items = req.batch.iter().peekable();
+        while let Some(item) = items.next() {
             match item {
                 UpsertItem::Start(s) => {
-                    let (id, trace_id) = trace::start(w, &s.start, Some(who.user_id()))?;
+                    // A start followed by its own end (what the SDK sends for a short call) is
+                    // written once, as a completed call.
+                    let own_end = match items.peek().copied() {
+                        Some(UpsertItem::End(e)) if trace::ends_start(&s.start, &e.end) => Some(e),
+                        _ => None,
+                    };
+                    let (id, trace_id) = match own_end {
+                        Some(e) => {
+                            items.next();
+                            trace::start_ended(w, &s.start, &e.end.ending, Some(who.user_id()))?
+                        }
+                        None => trace::start(w, &s.start, Some(who.user_id()))?,
+                    };
                     res.push(json!({ "id": id, "trace_id": trace_id }));
+                    if own_end.is_some() {
+                        res.push(json!({}));
+                    }
                 }
                 UpsertItem::End(e) => {
                     trace::end(w, &e.end, Some(who.user_id()))?;
