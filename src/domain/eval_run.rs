@@ -7,7 +7,7 @@ use super::error::{Error, Result};
 use super::refs::check_ref;
 use super::validate::Fields;
 use super::view::EVALUATE_OP;
-use crate::store::{Page, Writer};
+use crate::store::{CallEndFields, Page, Writer};
 
 /// Op name of the call that holds one prediction and its scores.
 pub const PREDICT_AND_SCORE_OP: &str = "Evaluation.predict_and_score";
@@ -232,7 +232,7 @@ pub fn not_found(id: &str) -> Error {
 /// Finishes a run: records an `Evaluation.summarize` child with the mean of every numeric
 /// score and output of its predictions, then ends the run with that output and `req.summary`.
 pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> Result<()> {
-    let mut run = get_run(w, project, id)?;
+    let run = get_run(w, project, id)?;
     let outputs: Vec<Value> = w
         .children(project, id)?
         .into_iter()
@@ -249,11 +249,16 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> R
     summarize.summary = Some(json!({}));
     summarize.wb_user_id = run.wb_user_id.clone();
     w.insert_call(&summarize)?;
-    run.ended_at = Some(at.max(run.started_at));
-    run.output = Some(means);
-    run.summary = Some(Value::Object(req.summary.clone().unwrap_or_default()));
-    run.exception = None;
-    w.update_call(&run)
+    // Only the end fields change: the other columns (and the indexes over them) stay as they are.
+    let summary = Value::Object(req.summary.clone().unwrap_or_default());
+    let end = CallEndFields {
+        ended_at: at.max(run.started_at),
+        exception: None,
+        output: &means,
+        summary: &summary,
+    };
+    w.end_call(project, &run.id, &end)?;
+    Ok(())
 }
 
 /// Means of the numeric scores (per scorer) and numeric outputs of `predict_and_score` outputs.
