@@ -161,18 +161,24 @@ pub fn prefetch_upserted(w: &mut dyn Writer, batch: &[UpsertItem]) -> Result<()>
 
 /// Records a call's start (merging into an end that arrived first); returns (id, trace id).
 pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
-    let given = s.id.as_deref().filter(|i| !i.is_empty());
+    let Some(id) = s.id.as_deref().filter(|i| !i.is_empty()) else {
+        let call = started(s, None, user)?;
+        w.insert_call(&call)?;
+        return Ok((call.id, call.trace_id));
+    };
     // A new call is inserted without reading anything; an existing one (an end that arrived
     // first, or a retried start) is merged.
-    let existing = match given {
-        Some(id) if w.call_exists(&s.project_id, id)? => w.call(&s.project_id, id)?,
-        _ => None,
-    };
+    let call = started(s, None, user)?;
+    if w.insert_new_call(&call)? {
+        return Ok((call.id, call.trace_id));
+    }
+    let existing = w.call(&s.project_id, id)?;
     let merge = existing.is_some();
     let call = started(s, existing, user)?;
     if merge {
         w.update_call(&call)?;
     } else {
+        // A deleted call keeps its id: the insert reports it as taken.
         w.insert_call(&call)?;
     }
     Ok((call.id, call.trace_id))
@@ -218,19 +224,19 @@ pub fn start_ended(
     ending: &Ending,
     user: Option<&str>,
 ) -> Result<(String, String)> {
-    let given = s.id.as_deref().filter(|i| !i.is_empty());
-    if let Some(id) = given
-        && w.call_exists(&s.project_id, id)?
-    {
-        let ids = start(w, s, user)?;
-        let end_of = CallEnd { project_id: s.project_id.clone(), id: id.to_string(), ending: ending.clone() };
-        end(w, &end_of, user)?;
-        return Ok(ids);
-    }
     let mut call = started(s, None, user)?;
     ended(&mut call, ending)?;
-    w.insert_call(&call)?;
-    Ok((call.id, call.trace_id))
+    let Some(id) = s.id.as_deref().filter(|i| !i.is_empty()) else {
+        w.insert_call(&call)?;
+        return Ok((call.id, call.trace_id));
+    };
+    if w.insert_new_call(&call)? {
+        return Ok((call.id, call.trace_id));
+    }
+    let ids = start(w, s, user)?;
+    let end_of = CallEnd { project_id: s.project_id.clone(), id: id.to_string(), ending: ending.clone() };
+    end(w, &end_of, user)?;
+    Ok(ids)
 }
 
 /// Whether an upsert batch's end is the end of the start just before it (same project and

@@ -125,6 +125,13 @@ pub trait Writer {
     }
     /// Whether a call with this id exists (deleted or not), without reading it.
     fn call_exists(&mut self, project: &str, id: &str) -> Result<bool>;
+    /// Inserts `call` unless a call with its id exists (deleted or not): `false` then.
+    fn insert_new_call(&mut self, call: &Call) -> Result<bool> {
+        if self.call_exists(&call.project_id, &call.id)? {
+            return Ok(false);
+        }
+        self.insert_call(call).map(|()| true)
+    }
     /// Writes a live call's end (leaving its start as it is); `false` if there is no such call.
     fn end_call(&mut self, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool>;
     /// The live children of a call, in start order.

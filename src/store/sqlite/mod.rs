@@ -455,6 +455,38 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<&'a str>)
     (sql, args)
 }
 
+/// Inserts a call's row, `conflict` saying what a taken id does; returns the rows inserted.
+fn insert_call_row(conn: &Connection, c: &Call, conflict: &str) -> rusqlite::Result<usize> {
+    let v = ViewColumns::of(c);
+    conn.prepare_cached(&format!(
+        "INSERT INTO calls (project_id, id, trace_id, parent_id, op_name, display_name, \
+         started_at, ended_at, exception, attributes, inputs, output, summary, wb_user_id, \
+         kind, evaluation, model, run_id, logged_run) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) {conflict}"
+    ))?
+    .execute(params![
+        c.project_id,
+        c.id,
+        c.trace_id,
+        c.parent_id,
+        c.op_name,
+        c.display_name,
+        c.started_at,
+        c.ended_at,
+        c.exception,
+        json_text(&c.attributes),
+        json_text(&c.inputs),
+        c.output.as_ref().map(json_text),
+        c.summary.as_ref().map(json_text),
+        c.wb_user_id,
+        v.kind.tag(),
+        v.evaluation,
+        v.model,
+        v.run_id,
+        v.logged_run,
+    ])
+}
+
 /// The ordered row digests of a table, if it exists.
 fn table_digests(conn: &Connection, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
     let text: Option<String> = conn
@@ -468,37 +500,7 @@ fn table_digests(conn: &Connection, project: &str, digest: &str) -> Result<Optio
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
-        let v = ViewColumns::of(c);
-        let inserted = self
-            .prepare_cached(
-                "INSERT INTO calls (project_id, id, trace_id, parent_id, op_name, display_name, \
-                 started_at, ended_at, exception, attributes, inputs, output, summary, wb_user_id, \
-                 kind, evaluation, model, run_id, logged_run) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-            )
-            .map_err(storage)?
-            .execute(params![
-                c.project_id,
-                c.id,
-                c.trace_id,
-                c.parent_id,
-                c.op_name,
-                c.display_name,
-                c.started_at,
-                c.ended_at,
-                c.exception,
-                json_text(&c.attributes),
-                json_text(&c.inputs),
-                c.output.as_ref().map(json_text),
-                c.summary.as_ref().map(json_text),
-                c.wb_user_id,
-                v.kind.tag(),
-                v.evaluation,
-                v.model,
-                v.run_id,
-                v.logged_run,
-            ]);
-        match inserted {
+        match insert_call_row(self, c, "") {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -506,6 +508,11 @@ impl Writer for Tx<'_> {
             }
             other => other.map(drop).map_err(storage),
         }
+    }
+
+    fn insert_new_call(&mut self, c: &Call) -> Result<bool> {
+        // One probe of the id index, the insert's own, instead of a lookup before it.
+        insert_call_row(self, c, "ON CONFLICT (project_id, id) DO NOTHING").map(|n| n > 0).map_err(storage)
     }
 
     fn update_call(&mut self, c: &Call) -> Result<()> {
