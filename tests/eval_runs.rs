@@ -220,6 +220,18 @@ async fn list_is_ordered_by_started_at_then_id() {
 }
 
 #[tokio::test]
+async fn looking_runs_up_by_id_lists_each_once_in_list_order() {
+    let s = Server::start();
+    let ids = seven_runs(&s).await;
+    let (a, b, c) = (ids[5].as_str(), ids[1].as_str(), ids[3].as_str());
+    let given = [a, c, a, "nope", b, c].map(|id| ("evaluation_run_ids", id));
+    let rows = list_runs(&s, &qs(&given)).await;
+    assert_eq!(run_ids(&rows), [b, c, a], "once each, ordered by (started_at, id)");
+    let paged = list_runs(&s, &qs(&[given.as_slice(), &[("limit", "1"), ("offset", "1")]].concat())).await;
+    assert_eq!(run_ids(&paged), [c]);
+}
+
+#[tokio::test]
 async fn limit_and_offset_windows_tile_the_list() {
     let s = Server::start();
     seven_runs(&s).await;

@@ -45,7 +45,7 @@ where
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let send = |piece| runtime.block_on(tx.send_timeout(piece, stall)).is_ok();
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(CHUNK + CHUNK / 4);
         let mut open = true;
         let result = produce(store.as_ref(), &mut |write_row| {
             write_row(&mut buf);

@@ -1,9 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode, one writer connection and a pool of readers.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params, params_from_iter};
 use serde_json::Value;
 
 use super::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer, json_from_text};
@@ -173,6 +176,8 @@ impl SqliteStore {
         )
         .map_err(storage)?;
         stable_plans(&c).map_err(storage)?;
+        // `rarray`: a bound list of values as a table, which id lookups join from.
+        rusqlite::vtab::array::load_module(&c).map_err(storage)?;
         c.execute_batch(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -{READER_CACHE_KIB}; \
              PRAGMA mmap_size = {};",
@@ -383,7 +388,7 @@ fn limit_offset(page: Page) -> (i64, i64) {
 }
 
 /// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
-const RUN_COLUMNS: &str = "id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
+const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
      exception IS NOT NULL, \
      EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
        AND f.trace_id = c.trace_id AND f.id != c.id \
@@ -395,24 +400,35 @@ const RUN_COLUMNS: &str = "id, evaluation, model, run_id, display_name, op_name,
 /// whole rows; deeper pages skip entries in the narrow `calls_runs` (about 4× fewer pages).
 const WIDE_INDEX_MAX_OFFSET: u64 = 1_000;
 
+/// An argument of a run list's SQL: a text value, or the list of ids a lookup joins from.
+enum Arg<'a> {
+    Text(&'a str),
+    Ids(Rc<Vec<rusqlite::types::Value>>),
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Arg::Text(s) => s.to_sql(),
+            Arg::Ids(ids) => ids.to_sql(),
+        }
+    }
+}
+
 /// The SQL and arguments of a run list. A filter on several evaluations or models is a
 /// merge of one ordered index range per value (SQLite merges `UNION ALL` arms that each
 /// come sorted), so a page reads about as many rows as it returns, however the filtered
 /// runs are spread over time.
-fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<&'a str>) {
+fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>) {
     let dedup = |v: &'a [String]| {
-        let mut out: Vec<&str> = Vec::new();
-        for s in v {
-            if !out.contains(&s.as_str()) {
-                out.push(s);
-            }
-        }
-        out
+        let mut seen = HashSet::with_capacity(v.len());
+        v.iter().map(String::as_str).filter(|s| seen.insert(*s)).collect::<Vec<&str>>()
     };
     let (evaluations, models, ids) = (dedup(&q.evaluations), dedup(&q.models), dedup(&q.ids));
     let unfiltered = ids.is_empty() && models.is_empty() && evaluations.is_empty();
     let index = if !ids.is_empty() {
-        // Looking runs up by id is point lookups whatever the statistics say.
+        // Looking runs up by id is one point lookup per id, joined from the list of ids as
+        // given (no index of the ids is built first), whatever the statistics say.
         "INDEXED BY calls_id"
     } else if unfiltered && q.page.offset <= WIDE_INDEX_MAX_OFFSET {
         "INDEXED BY calls_runs_rows"
@@ -438,23 +454,34 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<&'a str>)
         if n > 0 {
             sql.push_str(" UNION ALL ");
         }
-        sql.push_str(&format!(
-            "SELECT {RUN_COLUMNS} FROM calls c {index} WHERE project_id = ? AND kind = 'run' AND deleted_at IS NULL"
-        ));
-        args.push(project);
+        if ids.is_empty() {
+            sql.push_str(&format!("SELECT {RUN_COLUMNS} FROM calls c {index} WHERE"));
+        } else {
+            sql.push_str(&format!(
+                "SELECT {RUN_COLUMNS} FROM rarray(?) ids CROSS JOIN calls c {index} WHERE c.id = ids.value AND"
+            ));
+            args.push(Arg::Ids(Rc::new(ids.iter().map(|id| id.to_string().into()).collect())));
+        }
+        sql.push_str(" c.project_id = ? AND kind = 'run' AND deleted_at IS NULL");
+        args.push(Arg::Text(project));
         if !arm_column.is_empty() {
             sql.push_str(&format!(" AND {arm_column} = ?"));
-            args.push(arm);
+            args.push(Arg::Text(arm));
         }
-        for (column, values) in [("evaluation", &evaluations), ("model", &models), ("id", &ids)] {
+        for (column, values) in [("evaluation", &evaluations), ("model", &models)] {
             if !values.is_empty() && column != arm_column {
                 sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
-                args.extend(values.iter().copied());
+                args.extend(values.iter().map(|v| Arg::Text(v)));
             }
         }
     }
-    let (limit, offset) = limit_offset(q.page);
-    sql.push_str(&format!(" ORDER BY 7, 1 LIMIT {limit} OFFSET {offset}"));
+    sql.push_str(" ORDER BY 7, 1");
+    // Without a LIMIT clause, rows that need sorting (a lookup by ids) go through SQLite's
+    // sorter; with one, through a temporary b-tree, an insert per row.
+    if q.page != Page::default() {
+        let (limit, offset) = limit_offset(q.page);
+        sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+    }
     (sql, args)
 }
 
@@ -1067,6 +1094,28 @@ mod tests {
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
+    fn opcodes(conn: &Connection, q: &RunQuery) -> Vec<String> {
+        let (sql, args) = run_list_sql("e/p", q);
+        let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(1)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_lookup_by_ids_sorts_in_the_sorter_unless_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        let mut q = RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() };
+        let ops = opcodes(&conn, &q);
+        assert!(
+            ops.iter().any(|o| o == "SorterOpen") && !ops.iter().any(|o| o == "OpenEphemeral"),
+            "{ops:?}"
+        );
+        q.page = Page { limit: Some(1), offset: 1 };
+        assert!(opcodes(&conn, &q).iter().any(|o| o == "OpenEphemeral"));
+    }
+
     #[test]
     fn connections_plan_each_statement_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -1090,7 +1139,9 @@ mod tests {
         let models = RunQuery { models: vec!["m1".into(), "m2".into()], ..Default::default() };
         let filtered = plan(&conn, &models);
         assert!(filtered.contains("calls_runs_model") && !filtered.contains("TEMP B-TREE"), "{filtered}");
-        let ids = plan(&conn, &RunQuery { ids: vec!["a".into()], ..Default::default() });
-        assert!(ids.contains("calls_id"), "{ids}");
+        let ids = plan(&conn, &RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() });
+        let (scan, search) =
+            (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_id (project_id=? AND id=?)"));
+        assert!(matches!((scan, search), (Some(a), Some(b)) if a < b), "{ids}");
     }
 }
