@@ -55,13 +55,25 @@ impl ApiKey {
 
     /// Whether `secret` is this key's secret, compared in constant time.
     pub fn matches(&self, secret: &str) -> bool {
-        hash_secret(secret).as_bytes().ct_eq(self.hash.as_bytes()).into()
+        self.has_hash(&hash_secret(secret))
+    }
+
+    /// Whether `hash` (from [`hash_secret`]) is this key's, compared in constant time.
+    pub fn has_hash(&self, hash: &str) -> bool {
+        hash.as_bytes().ct_eq(self.hash.as_bytes()).into()
     }
 }
 
 /// Hex SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -75,6 +87,11 @@ mod tests {
         assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         assert!(k.matches(&s));
         assert!(!k.matches("x"));
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "the SHA-256 test vector, in lowercase hex"
+        );
         assert!(k.allows("acme") && !k.allows("other"));
         let (k2, s2) = ApiKey::generate(vec![], true, 0).unwrap();
         assert_ne!(s, s2);

@@ -33,6 +33,9 @@ const SQLITE_HEAP_MIB: u64 = 48;
 /// Longest wait for a free read connection.
 const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Prepared statements each connection keeps: room for every statement of a busy mix.
+const STATEMENT_CACHE: usize = 64;
+
 /// Most write jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -88,6 +91,7 @@ impl SqliteStore {
             other => other,
         };
         let writer = Connection::open(&path).map_err(at)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         stable_plans(&writer).map_err(at)?;
         writer
             .execute_batch(
@@ -175,6 +179,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(storage)?;
+        c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         stable_plans(&c).map_err(storage)?;
         // `rarray`: a bound list of values as a table, which id lookups join from.
         rusqlite::vtab::array::load_module(&c).map_err(storage)?;
@@ -258,7 +263,7 @@ fn write_loop(conn: Connection, queue: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE").map_err(storage) {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             for job in batch {
                 (job.done)(Err(e.clone()));
             }
@@ -278,7 +283,7 @@ fn write_loop(conn: Connection, queue: mpsc::Receiver<WriteJob>) {
         let committed = if conn.is_autocommit() {
             Err(last_error.unwrap_or_else(|| Error::Storage("the transaction was rolled back".into())))
         } else {
-            conn.execute_batch("COMMIT").map_err(storage)
+            exec(&conn, "COMMIT")
         };
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -292,14 +297,22 @@ fn write_loop(conn: Connection, queue: mpsc::Receiver<WriteJob>) {
     }
 }
 
+/// Runs a statement of the writer's transaction control, prepared once per connection.
+fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql).and_then(|mut s| s.raw_execute()).map(drop).map_err(storage)
+}
+
 /// Runs one job inside a savepoint, undoing its writes if it fails or panics.
 fn run_job(conn: &Connection, run: WriteFn) -> Result<()> {
-    conn.execute_batch("SAVEPOINT job").map_err(storage)?;
+    exec(conn, "SAVEPOINT job")?;
     let mut tx = Tx(conn);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))
         .unwrap_or_else(|_| Err(Error::Storage("a write job panicked".into())));
-    let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    let ended = conn.execute_batch(end).map_err(storage);
+    let ended = if outcome.is_ok() {
+        exec(conn, "RELEASE job")
+    } else {
+        exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+    };
     // The job's own error says more than a failure to undo it.
     outcome.and(ended)
 }
