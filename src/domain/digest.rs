@@ -24,10 +24,12 @@ pub fn table_digest<'a>(row_digests: impl IntoIterator<Item = &'a str>) -> Strin
     for d in row_digests {
         h.update(d.as_bytes());
     }
-    h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    format!("{:x}", h.finalize())
+}
+
+/// SHA-256 of bytes, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// JSON as Python's `json.dumps(v, sort_keys=True)` writes it: `", "` and `": "` separators,

@@ -1,6 +1,5 @@
 //! API keys: random secrets, stored only as hashes, each scoped to entities or admin.
 
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::call::Micros;
@@ -66,14 +65,7 @@ impl ApiKey {
 
 /// Hex SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut hex = String::with_capacity(2 * digest.len());
-    for b in digest {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    hex
+    super::digest::sha256_hex(secret.as_bytes())
 }
 
 #[cfg(test)]

@@ -22,6 +22,11 @@ const IN_FLIGHT: usize = 4;
 /// the client is gone.
 pub type Emit<'a> = dyn FnMut(&dyn Fn(&mut Vec<u8>)) -> bool + 'a;
 
+/// An empty buffer for the next chunk, with room for the row that takes it past [`CHUNK`].
+fn chunk_buffer() -> Vec<u8> {
+    Vec::with_capacity(CHUNK + CHUNK / 4)
+}
+
 /// What the producing task sends.
 enum Piece {
     /// Rows, with more to come.
@@ -45,13 +50,13 @@ where
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let send = |piece| runtime.block_on(tx.send_timeout(piece, stall)).is_ok();
-        let mut buf = Vec::with_capacity(CHUNK + CHUNK / 4);
+        let mut buf = chunk_buffer();
         let mut open = true;
         let result = produce(store.as_ref(), &mut |write_row| {
             write_row(&mut buf);
             buf.push(b'\n');
             if buf.len() >= CHUNK {
-                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + CHUNK / 4)));
+                let chunk = Bytes::from(std::mem::replace(&mut buf, chunk_buffer()));
                 open = send(Piece::More(chunk));
             }
             open
