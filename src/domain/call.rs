@@ -73,9 +73,14 @@ impl Call {
     }
 
     /// Makes this call a child of `parent` (same trace).
-    pub fn under(mut self, parent: &Call) -> Self {
-        self.trace_id = parent.trace_id.clone();
-        self.parent_id = Some(parent.id.clone());
+    pub fn under(self, parent: &Call) -> Self {
+        self.child_of(&parent.trace_id, &parent.id)
+    }
+
+    /// Makes this call a child of call `parent_id` in trace `trace_id`.
+    pub fn child_of(mut self, trace_id: &str, parent_id: &str) -> Self {
+        self.trace_id = trace_id.to_string();
+        self.parent_id = Some(parent_id.to_string());
         self
     }
 

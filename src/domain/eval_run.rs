@@ -57,6 +57,35 @@ pub struct RunRow<'a> {
     pub output: Option<&'a str>,
 }
 
+/// What the writes under a run need of it, without its JSON fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunHead {
+    /// The run's id.
+    pub id: String,
+    /// Its trace.
+    pub trace_id: String,
+    /// Start time.
+    pub started_at: Micros,
+    /// Who started it.
+    pub wb_user_id: Option<String>,
+    /// Evaluation ref, if known.
+    pub evaluation: Option<String>,
+}
+
+impl RunHead {
+    /// The head of `call`, if it is an evaluation run.
+    pub fn of(call: &Call) -> Option<Self> {
+        let v = super::view::ViewColumns::of(call);
+        (v.kind == super::view::Kind::EvaluationRun).then(|| RunHead {
+            id: call.id.clone(),
+            trace_id: call.trace_id.clone(),
+            started_at: call.started_at,
+            wb_user_id: call.wb_user_id.clone(),
+            evaluation: v.evaluation,
+        })
+    }
+}
+
 impl RunRow<'_> {
     /// `running`, `completed` or `failed`.
     pub fn status(&self) -> &'static str {
@@ -217,11 +246,9 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&
     Ok(call.id)
 }
 
-/// Reads a live evaluation run, or a 404.
-pub fn get_run(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
-    w.call(project, id)?
-        .filter(|c| super::view::ViewColumns::of(c).kind == super::view::Kind::EvaluationRun)
-        .ok_or_else(|| not_found(id))
+/// Reads the head of a live evaluation run, or a 404.
+pub fn get_run(w: &mut dyn Writer, project: &str, id: &str) -> Result<RunHead> {
+    w.run_head(project, id)?.ok_or_else(|| not_found(id))
 }
 
 /// The 404 for a run id.
@@ -231,7 +258,7 @@ pub fn not_found(id: &str) -> Error {
 
 /// Finishes a run: records an `Evaluation.summarize` child with the mean of every numeric
 /// score and output of its predictions, then ends the run with that output and `req.summary`.
-pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> Result<()> {
+pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun) -> Result<()> {
     let run = get_run(w, project, id)?;
     let outputs: Vec<Value> = w
         .children(project, id)?
@@ -241,16 +268,15 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: &FinishRun) -> R
         .collect();
     let means = aggregate(&outputs);
     let at = now();
-    let evaluation = super::view::ViewColumns::of(&run).evaluation.unwrap_or_default();
-    let mut summarize = Call::new(project, SUMMARIZE_OP, at).under(&run);
-    summarize.inputs = json!({ "self": evaluation });
+    let mut summarize = Call::new(project, SUMMARIZE_OP, at).child_of(&run.trace_id, &run.id);
+    summarize.inputs = json!({ "self": run.evaluation.unwrap_or_default() });
     summarize.output = Some(means.clone());
     summarize.ended_at = Some(at);
     summarize.summary = Some(json!({}));
     summarize.wb_user_id = run.wb_user_id.clone();
     w.insert_call(&summarize)?;
     // Only the end fields change: the other columns (and the indexes over them) stay as they are.
-    let summary = Value::Object(req.summary.clone().unwrap_or_default());
+    let summary = Value::Object(req.summary.unwrap_or_default());
     let end = CallEndFields {
         ended_at: at.max(run.started_at),
         exception: None,

@@ -95,8 +95,8 @@ pub fn create(
     let mut weave = json!({ "prediction": "true", "model": req.model });
     if let Some(run_id) = &req.evaluation_run_id {
         let run = get_run(w, project, run_id)?;
-        let evaluation = ViewColumns::of(&run).evaluation.unwrap_or_default();
-        let mut parent = Call::new(project, PREDICT_AND_SCORE_OP, at).under(&run);
+        let mut parent = Call::new(project, PREDICT_AND_SCORE_OP, at).child_of(&run.trace_id, &run.id);
+        let evaluation = run.evaluation.unwrap_or_default();
         parent.inputs = json!({ "self": evaluation, "model": req.model, "example": req.inputs });
         parent.wb_user_id = user.map(String::from);
         w.insert_call(&parent)?;

@@ -43,7 +43,11 @@ fn bad(r: &str) -> Error {
     Error::BadRequest(format!("Invalid ref: {r}"))
 }
 
+/// Percent-decodes one part of a ref (`+` stays `+`).
 fn decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
     form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

@@ -226,7 +226,22 @@ pub struct Query {
 impl Query {
     /// Decodes a raw query string (`a=1&b=2`); `None` is an empty query.
     pub fn parse(raw: Option<&str>) -> Self {
-        let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect();
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|piece| !piece.is_empty())
+            .map(|piece| {
+                if piece.contains(['%', '+']) {
+                    // The escaped pieces go through the decoder; the others (ids, refs
+                    // without escapes) are taken as they are.
+                    let mut decoded = form_urlencoded::parse(piece.as_bytes()).into_owned();
+                    decoded.next().unwrap_or_default()
+                } else {
+                    let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+                    (k.to_string(), v.to_string())
+                }
+            })
+            .collect();
         Query { pairs }
     }
 
@@ -339,6 +354,23 @@ mod tests {
         assert_eq!(q.list(&["models", "model_refs"]).unwrap(), ["a", "b", "c", "d"]);
         let many = (0..1001).map(|i| format!("ids={i}")).collect::<Vec<_>>().join("&");
         assert!(matches!(Query::parse(Some(&many)).list(&["ids"]), Err(Error::TooLarge(_))));
+    }
+
+    #[test]
+    fn queries_decode_as_form_urlencoding_does() {
+        for raw in [
+            "a=1&b=2",
+            "evaluation_run_ids=0190a1b2-c3d4&evaluation_run_ids=0190a1b2-c3d5",
+            "models=weave%3A%2F%2F%2Fe%2Fp%2Fobject%2FM%3Aabc&limit=10",
+            "q=a+b&r=%E2%9C%93&s=%zz&t=%FF",
+            "&&x&=y&z=&k==v&",
+            "",
+        ] {
+            let expected: Vec<(String, String)> =
+                form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+            assert_eq!(Query::parse(Some(raw)).pairs, expected, "{raw}");
+        }
+        assert!(Query::parse(None).pairs.is_empty());
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
     store::write_async(state.store.as_ref(), move |w| {
-        eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), &req)
+        eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), req)
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
-use crate::domain::eval_run::{RunQuery, RunRow};
+use crate::domain::eval_run::{RunHead, RunQuery, RunRow};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
@@ -118,6 +118,10 @@ pub trait Writer {
     fn update_call(&mut self, call: &Call) -> Result<()>;
     /// Reads a live call.
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>>;
+    /// The head of a live evaluation run; `None` if there is no such run.
+    fn run_head(&mut self, project: &str, id: &str) -> Result<Option<RunHead>> {
+        Ok(self.call(project, id)?.as_ref().and_then(RunHead::of))
+    }
     /// Hints that the job is about to look up these calls, so a backend that pays a round trip
     /// per lookup can read them all at once. Does nothing by default.
     fn prefetch_calls(&mut self, _project: &str, _ids: &[String]) -> Result<()> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer, json_from_text};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
-use crate::domain::eval_run::{RunQuery, RunRow};
+use crate::domain::eval_run::{RunHead, RunQuery, RunRow};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
@@ -20,7 +20,11 @@ use crate::domain::trace::CallQuery;
 use crate::domain::view::{Kind, ViewColumns};
 
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+/// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
+/// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
+/// are looked up by id in the new `calls_runs_ids`).
+const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
 /// Most read connections open at once; a read waits for a free one beyond that. Each keeps
 /// its prepared statements and a page cache of [`READER_CACHE_KIB`].
 const MAX_READERS: usize = 32;
@@ -68,8 +72,10 @@ fn storage(e: rusqlite::Error) -> Error {
     }
 }
 
+/// A value's JSON text, written straight into a byte buffer (`Display` goes through a
+/// formatter, a call per token).
 fn json_text(v: &Value) -> String {
-    v.to_string()
+    serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
 impl SqliteStore {
@@ -106,7 +112,14 @@ impl SqliteStore {
                 "database schema version {version} is newer than this weft ({SCHEMA_VERSION})"
             )));
         }
-        writer.execute_batch(SCHEMA).map_err(at)?;
+        // One transaction: a store is left at its old version or fully at the new one.
+        let mut upgrade = String::from("BEGIN IMMEDIATE;");
+        for (_, sql) in MIGRATIONS.iter().filter(|(to, _)| version < *to) {
+            upgrade.push_str(sql);
+        }
+        upgrade.push_str(SCHEMA);
+        upgrade.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"));
+        writer.execute_batch(&upgrade).map_err(at)?;
         if let Some(mib) = quota_mib {
             let page: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(at)?;
             let pages = (mib.saturating_mul(1 << 20) / page.max(1) as u64).max(1);
@@ -116,8 +129,7 @@ impl SqliteStore {
         }
         writer
             .execute_batch(&format!(
-                "PRAGMA user_version = {SCHEMA_VERSION}; \
-                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; \
+                "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; \
                  PRAGMA soft_heap_limit = {};",
                 SQLITE_HEAP_MIB << 20
             ))
@@ -442,7 +454,7 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>)
     let index = if !ids.is_empty() {
         // Looking runs up by id is one point lookup per id, joined from the list of ids as
         // given (no index of the ids is built first), whatever the statistics say.
-        "INDEXED BY calls_id"
+        "INDEXED BY calls_runs_ids"
     } else if unfiltered && q.page.offset <= WIDE_INDEX_MAX_OFFSET {
         "INDEXED BY calls_runs_rows"
     } else if unfiltered {
@@ -595,6 +607,27 @@ impl Writer for Tx<'_> {
 
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>> {
         read_call(self, project, id)
+    }
+
+    fn run_head(&mut self, project: &str, id: &str) -> Result<Option<RunHead>> {
+        // The view columns are derived on every write, so `kind` tells a run as
+        // `RunHead::of` would, without reading the JSON fields.
+        self.prepare_cached(
+            "SELECT trace_id, started_at, wb_user_id, evaluation FROM calls \
+             WHERE project_id = ?1 AND id = ?2 AND kind = 'run' AND deleted_at IS NULL",
+        )
+        .map_err(storage)?
+        .query_row(params![project, id], |r| {
+            Ok(RunHead {
+                id: id.to_string(),
+                trace_id: r.get(0)?,
+                started_at: r.get(1)?,
+                wb_user_id: r.get(2)?,
+                evaluation: r.get(3)?,
+            })
+        })
+        .optional()
+        .map_err(storage)
     }
 
     fn call_exists(&mut self, project: &str, id: &str) -> Result<bool> {
@@ -895,15 +928,20 @@ impl Store for SqliteStore {
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
         let (limit, offset) = limit_offset(page);
-        let run_filter = if run_id.is_some() { "AND run_id = ?3" } else { "AND ?3 IS NULL" };
+        let run_filter = if run_id.is_some() { "AND run_id = ?2" } else { "AND ?2 IS NULL" };
+        // The kind is a literal (one of a few static tags): plans are made once, before any
+        // value is bound, and only a literal lets the planner pick the partial `calls_views`.
+        let Some(kind) = kind.tag() else {
+            return Ok(());
+        };
         let conn = self.reader()?;
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND kind = ?2 \
-                 AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?4 OFFSET ?5"
+                "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND kind = '{kind}' \
+                 AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?3 OFFSET ?4"
             ))
             .map_err(storage)?;
-        let mut rows = stmt.query(params![project, kind.tag(), run_id, limit, offset]).map_err(storage)?;
+        let mut rows = stmt.query(params![project, run_id, limit, offset]).map_err(storage)?;
         while let Some(r) = rows.next().map_err(storage)? {
             if !sink(call_from_row(r).map_err(storage)?) {
                 break;
@@ -1130,6 +1168,97 @@ mod tests {
     }
 
     #[test]
+    fn a_run_head_is_read_as_it_is_derived_from_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut run = Call::new("e/p", "Evaluation.evaluate", 5);
+        run.attributes =
+            serde_json::json!({"weave": {"evaluation_run": "true", "evaluation": "weave:///e/p/object/E:1"}});
+        run.wb_user_id = Some("u".into());
+        let other = Call::new("e/p", "Model.predict", 6);
+        let gone = Call::new("e/p", "Evaluation.evaluate", 7);
+        let (r, o, g) = (run.clone(), other.clone(), gone.clone());
+        let heads = crate::store::write(&store, move |w| {
+            for c in [&r, &o, &g] {
+                w.insert_call(c)?;
+            }
+            w.delete_subtree("e/p", &g.id, 8)?;
+            Ok([&r.id, &o.id, &g.id].map(|id| w.run_head("e/p", id)))
+        })
+        .unwrap();
+        let expected = RunHead::of(&run);
+        assert!(
+            expected.as_ref().is_some_and(|h| h.evaluation.as_deref() == Some("weave:///e/p/object/E:1"))
+        );
+        assert_eq!(heads[0].as_ref().unwrap(), &expected);
+        assert_eq!(heads[1].as_ref().unwrap(), &None);
+        assert_eq!(heads[2].as_ref().unwrap(), &None);
+        let in_other_project = crate::store::write(&store, move |w| w.run_head("e/q", &run.id)).unwrap();
+        assert_eq!(in_other_project, None);
+        assert_eq!(RunHead::of(&other), None);
+        assert!(RunHead::of(&gone).is_some());
+    }
+
+    #[test]
+    fn prediction_and_score_lists_read_the_views_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        for kind in ["prediction", "score"] {
+            for run_filter in ["AND run_id = ?2", "AND ?2 IS NULL"] {
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN SELECT id FROM calls WHERE project_id = ?1 AND kind = '{kind}' \
+                     AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?3 OFFSET ?4"
+                );
+                let plan: String = conn.query_row(&sql, params!["e/p", "r", 10, 0], |r| r.get(3)).unwrap();
+                assert!(plan.contains("USING INDEX calls_views"), "{kind} {run_filter}: {plan}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_1_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = Call::new("e/p", "Evaluation.evaluate", 5);
+        run.attributes = serde_json::json!({"weave": {"evaluation_run": "true"}});
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let r = run.clone();
+            crate::store::write(&store, move |w| w.insert_call(&r)).unwrap();
+        }
+        {
+            // The version 1 schema: `calls_views` over every kind, no `calls_runs_ids`.
+            let c = Connection::open(dir.path().join("weft.db")).unwrap();
+            c.execute_batch(
+                "DROP INDEX calls_views; DROP INDEX calls_runs_ids; \
+                 CREATE INDEX calls_views ON calls (project_id, kind, run_id, started_at, id) \
+                 WHERE kind IS NOT NULL AND deleted_at IS NULL; PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let views: String = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE name = 'calls_views'", [], |r| r.get(0))
+            .unwrap();
+        assert!(views.contains("kind = 'prediction' OR kind = 'score'"), "{views}");
+        let entries: i64 =
+            conn.query_row("SELECT count(*) FROM calls INDEXED BY calls_runs_ids WHERE id = ?1 AND kind = 'run' AND deleted_at IS NULL", [&run.id], |r| r.get(0)).unwrap();
+        assert_eq!(entries, 1);
+        let mut found = Vec::new();
+        let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
+        store
+            .eval_runs("e/p", &q, &mut |row| {
+                found.push(row.id.to_string());
+                true
+            })
+            .unwrap();
+        assert_eq!(found, [run.id.clone()]);
+    }
+
+    #[test]
     fn connections_plan_each_statement_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
@@ -1154,7 +1283,7 @@ mod tests {
         assert!(filtered.contains("calls_runs_model") && !filtered.contains("TEMP B-TREE"), "{filtered}");
         let ids = plan(&conn, &RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() });
         let (scan, search) =
-            (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_id (project_id=? AND id=?)"));
+            (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_runs_ids (id=? AND project_id=?)"));
         assert!(matches!((scan, search), (Some(a), Some(b)) if a < b), "{ids}");
     }
 }

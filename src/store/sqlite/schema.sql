@@ -37,8 +37,13 @@ CREATE INDEX IF NOT EXISTS calls_runs_model ON calls (project_id, model, started
     WHERE kind = 'run' AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_runs_evaluation ON calls (project_id, evaluation, started_at, id)
     WHERE kind = 'run' AND deleted_at IS NULL;
+-- Runs by id, for lookups: the id decides most key comparisons, in a tree of runs only.
+CREATE INDEX IF NOT EXISTS calls_runs_ids ON calls (id, project_id)
+    WHERE kind = 'run' AND deleted_at IS NULL;
+-- The prediction and score lists (runs are listed through the indexes above). Their queries
+-- name the kind as a literal, which the planner needs to choose a partial index.
 CREATE INDEX IF NOT EXISTS calls_views ON calls (project_id, kind, run_id, started_at, id)
-    WHERE kind IS NOT NULL AND deleted_at IS NULL;
+    WHERE (kind = 'prediction' OR kind = 'score') AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_children ON calls (project_id, parent_id, started_at)
     WHERE parent_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_failed ON calls (project_id, trace_id)
