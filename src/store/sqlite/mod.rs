@@ -99,10 +99,13 @@ impl SqliteStore {
         let writer = Connection::open(&path).map_err(at)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         stable_plans(&writer).map_err(at)?;
+        // Statement journals (one savepoint per write job) stay in memory: a batch of jobs
+        // would otherwise spill them to a temporary file.
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
+                 PRAGMA temp_store = MEMORY;
                  PRAGMA busy_timeout = 10000;",
             )
             .map_err(at)?;
