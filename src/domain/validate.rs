@@ -220,37 +220,63 @@ impl<'a> Fields<'a> {
 
 /// The decoded pairs of a URL query string.
 pub struct Query {
-    pairs: Vec<(String, String)>,
+    /// The query string as received.
+    raw: String,
+    pairs: Vec<(Part, Part)>,
+}
+
+/// A key or value of a [`Query`]: a span of the raw string when it has no escapes, else
+/// its decoded text.
+enum Part {
+    Raw(std::ops::Range<usize>),
+    Decoded(String),
 }
 
 impl Query {
     /// Decodes a raw query string (`a=1&b=2`); `None` is an empty query.
     pub fn parse(raw: Option<&str>) -> Self {
-        let pairs = raw
-            .unwrap_or("")
-            .split('&')
-            .filter(|piece| !piece.is_empty())
-            .map(|piece| {
-                if piece.contains(['%', '+']) {
-                    // The escaped pieces go through the decoder; the others (ids, refs
-                    // without escapes) are taken as they are.
-                    let mut decoded = form_urlencoded::parse(piece.as_bytes()).into_owned();
-                    decoded.next().unwrap_or_default()
-                } else {
-                    let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
-                    (k.to_string(), v.to_string())
-                }
-            })
-            .collect();
-        Query { pairs }
+        let raw = raw.unwrap_or("");
+        let mut pairs = Vec::new();
+        let mut at = 0;
+        for piece in raw.split('&') {
+            let start = at;
+            at += piece.len() + 1;
+            if piece.is_empty() {
+                continue;
+            }
+            // A fold without early exit, which the compiler turns into wide compares.
+            let escaped = piece.bytes().fold(false, |e, b| e | (b == b'%') | (b == b'+'));
+            if escaped {
+                let (k, v) = form_urlencoded::parse(piece.as_bytes()).into_owned().next().unwrap_or_default();
+                pairs.push((Part::Decoded(k), Part::Decoded(v)));
+            } else {
+                // Unescaped pieces (ids, plain refs) are kept as spans: no copy per pair.
+                let eq = piece.find('=').unwrap_or(piece.len());
+                let value = (start + eq + 1).min(start + piece.len());
+                pairs.push((Part::Raw(start..start + eq), Part::Raw(value..start + piece.len())));
+            }
+        }
+        Query { raw: raw.to_string(), pairs }
+    }
+
+    fn text<'a>(&'a self, part: &'a Part) -> &'a str {
+        match part {
+            Part::Raw(span) => self.raw.get(span.clone()).unwrap_or_default(),
+            Part::Decoded(text) => text,
+        }
+    }
+
+    /// The decoded (key, value) pairs, in order.
+    fn pairs(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (self.text(k), self.text(v)))
     }
 
     /// All values of an array parameter under any of `names`, repeated keys and comma-joined
     /// values alike; empty strings are dropped. More than [`MAX_IDS`] values is a 413.
     pub fn list(&self, names: &[&str]) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for (k, v) in &self.pairs {
-            if names.contains(&k.as_str()) {
+        for (k, v) in self.pairs() {
+            if names.contains(&k) {
                 out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
             }
         }
@@ -266,12 +292,12 @@ impl Query {
 
     /// Whether the parameter appears at all.
     pub fn has(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(k, _)| k == name)
+        self.pairs().any(|(k, _)| k == name)
     }
 
     /// The last value of a scalar parameter, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs().rev().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// A non-negative integer parameter; absent or empty is `None`. Values too large for the
@@ -368,9 +394,11 @@ mod tests {
         ] {
             let expected: Vec<(String, String)> =
                 form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
-            assert_eq!(Query::parse(Some(raw)).pairs, expected, "{raw}");
+            let q = Query::parse(Some(raw));
+            let pairs: Vec<(String, String)> = q.pairs().map(|(k, v)| (k.into(), v.into())).collect();
+            assert_eq!(pairs, expected, "{raw}");
         }
-        assert!(Query::parse(None).pairs.is_empty());
+        assert!(Query::parse(None).pairs().next().is_none());
     }
 
     #[test]
