@@ -232,6 +232,22 @@ async fn looking_runs_up_by_id_lists_each_once_in_list_order() {
 }
 
 #[tokio::test]
+async fn a_lookup_or_read_larger_than_a_mebibyte_comes_back_whole() {
+    let s = Server::start();
+    let ids = seven_runs(&s).await;
+    // Larger than what a short read may buffer (1 MiB): read again as a stream.
+    let notes = "n".repeat(1200 * 1024);
+    finish_run(&s, &ids[0], json!({"summary": {"notes": notes}})).await;
+    let given: Vec<(&str, &str)> = ids.iter().rev().map(|id| ("evaluation_run_ids", id.as_str())).collect();
+    let rows = list_runs(&s, &qs(&given)).await;
+    assert_eq!(run_ids(&rows), ids, "every run, in list order");
+    assert_eq!(rows[0]["summary"]["notes"].as_str().map(str::len), Some(notes.len()));
+    let one = read_run(&s, &ids[0]).await;
+    assert_eq!(one["evaluation_run_id"], json!(ids[0]));
+    assert_eq!(one["summary"]["notes"].as_str().map(str::len), Some(notes.len()));
+}
+
+#[tokio::test]
 async fn limit_and_offset_windows_tile_the_list() {
     let s = Server::start();
     seven_runs(&s).await;

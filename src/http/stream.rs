@@ -27,6 +27,13 @@ fn chunk_buffer() -> Vec<u8> {
     Vec::with_capacity(CHUNK + CHUNK / 4)
 }
 
+/// A whole JSONL result as one plain body.
+pub fn jsonl_body(rows: Vec<u8>) -> Response {
+    let mut response = rows.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
+    response
+}
+
 /// What the producing task sends.
 enum Piece {
     /// Rows, with more to come.
@@ -69,8 +76,8 @@ where
 
     let mut response = match rx.recv().await {
         Some(Piece::Failed(e)) => return Err(e.into()),
-        Some(Piece::Last(all)) => all.into_response(),
-        None => Body::empty().into_response(),
+        Some(Piece::Last(all)) => return Ok(jsonl_body(all.into())),
+        None => return Ok(jsonl_body(Vec::new())),
         Some(Piece::More(first)) => {
             // The producer gone without its last piece means the stream was cut off.
             let rest = futures_util::stream::unfold(Some(rx), |rx| async move {

@@ -63,6 +63,18 @@ pub trait Store: Send + Sync + 'static {
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Result<()>;
 
+    /// [`Store::eval_runs`] run at once on the calling thread, for short reads: `None` (and
+    /// `sink` never called) unless the store can serve it without waiting for a connection
+    /// or the network. The default never can.
+    fn eval_runs_now(
+        &self,
+        _project: &str,
+        _query: &RunQuery,
+        _sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Option<Result<()>> {
+        None
+    }
+
     /// Streams the live calls of `kind` (belonging to run `run_id`, when given) in start order.
     fn view_calls(
         &self,

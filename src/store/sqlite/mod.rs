@@ -164,20 +164,9 @@ impl SqliteStore {
     fn reader(&self) -> Result<Reader<'_>> {
         let mut pool = lock(&self.readers);
         loop {
-            if let Some(conn) = pool.idle.pop() {
-                return Ok(Reader { store: self, conn: Some(conn) });
-            }
-            if pool.open < MAX_READERS {
-                pool.open += 1;
-                drop(pool);
-                return match self.open_reader() {
-                    Ok(conn) => Ok(Reader { store: self, conn: Some(conn) }),
-                    Err(e) => {
-                        lock(&self.readers).open -= 1;
-                        self.reader_freed.notify_one();
-                        Err(e)
-                    }
-                };
+            match self.free_reader(pool) {
+                Ok(reader) => return reader,
+                Err(busy) => pool = busy,
             }
             let (next, waited) =
                 self.reader_freed.wait_timeout(pool, READER_WAIT).unwrap_or_else(|p| p.into_inner());
@@ -186,6 +175,35 @@ impl SqliteStore {
                 return Err(Error::Storage("no read connection freed in time".into()));
             }
         }
+    }
+
+    /// A read connection without waiting: an idle one, or a new one while fewer than
+    /// [`MAX_READERS`] are open; `None` if all are in use.
+    fn reader_now(&self) -> Option<Result<Reader<'_>>> {
+        self.free_reader(lock(&self.readers)).ok()
+    }
+
+    /// An idle or new read connection, or the pool back if all are in use.
+    fn free_reader<'a>(
+        &'a self,
+        mut pool: MutexGuard<'a, ReaderPool>,
+    ) -> std::result::Result<Result<Reader<'a>>, MutexGuard<'a, ReaderPool>> {
+        if let Some(conn) = pool.idle.pop() {
+            return Ok(Ok(Reader { store: self, conn: Some(conn) }));
+        }
+        if pool.open >= MAX_READERS {
+            return Err(pool);
+        }
+        pool.open += 1;
+        drop(pool);
+        Ok(match self.open_reader() {
+            Ok(conn) => Ok(Reader { store: self, conn: Some(conn) }),
+            Err(e) => {
+                lock(&self.readers).open -= 1;
+                self.reader_freed.notify_one();
+                Err(e)
+            }
+        })
     }
 
     fn open_reader(&self) -> Result<Connection> {
@@ -511,6 +529,42 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>)
         sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
     }
     (sql, args)
+}
+
+/// Streams the runs of a run list through `conn`.
+fn eval_runs_on(
+    conn: &Connection,
+    project: &str,
+    q: &RunQuery,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    let (sql, args) = run_list_sql(project, q);
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+    while let Some(r) = rows.next().map_err(storage)? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let row = (|| -> rusqlite::Result<RunRow<'_>> {
+            Ok(RunRow {
+                id: text(0)?.unwrap_or(""),
+                evaluation: text(1)?.unwrap_or(""),
+                model: text(2)?.unwrap_or(""),
+                source_run_id: text(3)?,
+                display_name: text(4)?,
+                op_name: text(5)?.unwrap_or(""),
+                started_at: r.get(6)?,
+                ended_at: r.get(7)?,
+                failed: r.get(8)?,
+                descendant_failed: r.get(9)?,
+                summary: text(10)?,
+                output: text(11)?,
+            })
+        })()
+        .map_err(storage)?;
+        if !sink(&row) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Inserts a call's row, `conflict` saying what a taken id does; returns the rows inserted.
@@ -892,34 +946,16 @@ impl Store for SqliteStore {
         q: &RunQuery,
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Result<()> {
-        let (sql, args) = run_list_sql(project, q);
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-        let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
-        while let Some(r) = rows.next().map_err(storage)? {
-            let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
-            let row = (|| -> rusqlite::Result<RunRow<'_>> {
-                Ok(RunRow {
-                    id: text(0)?.unwrap_or(""),
-                    evaluation: text(1)?.unwrap_or(""),
-                    model: text(2)?.unwrap_or(""),
-                    source_run_id: text(3)?,
-                    display_name: text(4)?,
-                    op_name: text(5)?.unwrap_or(""),
-                    started_at: r.get(6)?,
-                    ended_at: r.get(7)?,
-                    failed: r.get(8)?,
-                    descendant_failed: r.get(9)?,
-                    summary: text(10)?,
-                    output: text(11)?,
-                })
-            })()
-            .map_err(storage)?;
-            if !sink(&row) {
-                break;
-            }
-        }
-        Ok(())
+        eval_runs_on(&*self.reader()?, project, q, sink)
+    }
+
+    fn eval_runs_now(
+        &self,
+        project: &str,
+        q: &RunQuery,
+        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Option<Result<()>> {
+        Some(self.reader_now()?.and_then(|conn| eval_runs_on(&conn, project, q, sink)))
     }
 
     fn view_calls(
@@ -1259,6 +1295,30 @@ mod tests {
             })
             .unwrap();
         assert_eq!(found, [run.id.clone()]);
+    }
+
+    #[test]
+    fn a_read_at_once_never_waits_for_a_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let run = Call::new("e/p", "Evaluation.evaluate", 5);
+        let r = run.clone();
+        crate::store::write(&store, move |w| w.insert_call(&r)).unwrap();
+        let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
+        let count = |store: &SqliteStore| {
+            let mut n = 0;
+            store
+                .eval_runs_now("e/p", &q, &mut |_| {
+                    n += 1;
+                    true
+                })
+                .map(|r| r.map(|()| n).unwrap())
+        };
+        assert_eq!(count(&store), Some(1));
+        let held: Vec<_> = (0..MAX_READERS).map(|_| store.reader().unwrap()).collect();
+        assert_eq!(count(&store), None, "every connection in use: no wait, no read");
+        drop(held);
+        assert_eq!(count(&store), Some(1));
     }
 
     #[test]
