@@ -28,7 +28,7 @@ fn chunk_buffer() -> Vec<u8> {
 }
 
 /// A whole JSONL result as one plain body.
-pub fn jsonl_body(rows: Vec<u8>) -> Response {
+pub fn jsonl_body(rows: impl IntoResponse) -> Response {
     let mut response = rows.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
     response
@@ -76,8 +76,8 @@ where
 
     let mut response = match rx.recv().await {
         Some(Piece::Failed(e)) => return Err(e.into()),
-        Some(Piece::Last(all)) => return Ok(jsonl_body(all.into())),
-        None => return Ok(jsonl_body(Vec::new())),
+        Some(Piece::Last(all)) => return Ok(jsonl_body(all)),
+        None => return Ok(jsonl_body(Body::empty())),
         Some(Piece::More(first)) => {
             // The producer gone without its last piece means the stream was cut off.
             let rest = futures_util::stream::unfold(Some(rx), |rx| async move {
