@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
 use super::{AppState, blocking, ids_from_body};
 use crate::domain::error::{Error, Issue};
-use crate::domain::eval_run::{self, CreateRun, FinishRun, RunQuery};
+use crate::domain::eval_run::{self, CreateRun, FinishRun, RunQuery, RunRow};
 use crate::domain::validate::MAX_IDS;
 use crate::domain::view::{self, Kind};
 use crate::store::{self, Page, Store};
@@ -38,14 +38,19 @@ const INLINE_MAX_IDS: usize = 100;
 /// Most bytes such a read may produce; a larger result is read again, as a stream.
 const INLINE_MAX_BYTES: usize = 1 << 20;
 
+/// Appends `row` as one JSONL line.
+fn push_line(out: &mut Vec<u8>, row: &RunRow<'_>) {
+    row.write_json(out);
+    out.push(b'\n');
+}
+
 /// The JSONL of `query`'s runs, read at once on this thread; `None` when the store cannot
 /// serve it without waiting, or the result is larger than [`INLINE_MAX_BYTES`].
 fn runs_now(store: &dyn Store, project: &str, query: &RunQuery) -> Option<Result<Vec<u8>, Error>> {
     let mut out = Vec::new();
     let mut whole = true;
     let read = store.eval_runs_now(project, query, &mut |row| {
-        row.write_json(&mut out);
-        out.push(b'\n');
+        push_line(&mut out, row);
         whole = out.len() <= INLINE_MAX_BYTES;
         whole
     })?;
@@ -89,8 +94,7 @@ pub async fn read(State(state): State<AppState>, path: ProjectPath) -> Result<Re
             blocking(&state, move |s| {
                 let mut out = Vec::new();
                 s.eval_runs(&path.project_id, &query, &mut |row| {
-                    row.write_json(&mut out);
-                    out.push(b'\n');
+                    push_line(&mut out, row);
                     true
                 })?;
                 Ok(out)
