@@ -41,6 +41,13 @@ pub enum Error {
     /// Too many requests at once, or too many failed attempts (429).
     #[error("{0}")]
     TooMany(String),
+    /// The request body is of a media type the endpoint does not take (415).
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The server is too busy to serve the request now, e.g. no read connection was freed
+    /// in time; the client may retry (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// The storage failed; details are logged, not sent (500).
     #[error("storage error: {0}")]
     Storage(String),

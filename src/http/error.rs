@@ -68,6 +68,14 @@ impl IntoResponse for ApiError {
                     r
                 }
                 Error::TooLarge(reason) => reply(StatusCode::PAYLOAD_TOO_LARGE, json!({ "reason": reason })),
+                Error::UnsupportedMedia(reason) => {
+                    reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "reason": reason }))
+                }
+                Error::Unavailable(reason) => {
+                    let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "reason": reason }));
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r
+                }
                 Error::Storage(detail) => {
                     tracing::error!(%detail, "storage error");
                     reply(StatusCode::INTERNAL_SERVER_ERROR, json!({ "reason": "Internal server error" }))
