@@ -81,6 +81,15 @@ enum Command {
         #[arg(long, env = "WEFT_CLIENT_TIMEOUT", default_value_t = http::CLIENT_TIMEOUT_SECS,
               value_parser = clap::value_parser!(u64).range(1..=86_400))]
         client_timeout: u64,
+        /// Streamed lists one API key may have open at once; more are refused with 429.
+        #[arg(long, env = "WEFT_MAX_STREAMS_PER_KEY", default_value_t = http::stream::MAX_STREAMS_PER_KEY,
+              value_parser = clap::value_parser!(usize))]
+        max_streams_per_key: usize,
+        /// Address of a reverse proxy in front of weft (repeatable): for requests from it, the
+        /// client's address (which failed authentications are counted by) is taken from
+        /// `X-Forwarded-For`. That header is ignored from any other peer.
+        #[arg(long = "trusted-proxy", env = "WEFT_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Writes a consistent copy of the store to FILE while the server may be running.
     /// To restore: put FILE as `weft.db` in an empty directory and serve with `--data-dir` there.
@@ -237,8 +246,16 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     let opened = cli.open(quota, read_mmap)?;
     let store = opened.store();
     match cli.command {
-        Command::Serve { bind, max_requests, client_timeout, .. } => {
+        Command::Serve {
+            bind, max_requests, client_timeout, max_streams_per_key, trusted_proxies, ..
+        } => {
             let deadlines = http::Deadlines::all(std::time::Duration::from_secs(client_timeout));
+            let configure = move |state: AppState| {
+                state
+                    .with_deadlines(deadlines)
+                    .with_streams_per_key(max_streams_per_key)
+                    .with_trusted_proxies(trusted_proxies)
+            };
             let sqlite = match &opened {
                 Opened::Sqlite(s) => Some(s.clone()),
                 Opened::ClickHouse(_) => None,
@@ -252,7 +269,7 @@ fn run(cli: Cli) -> Result<(), AnyError> {
                 ),
             };
             drop(opened);
-            serve(store, sqlite, bind, max_requests.max(1), deadlines, &place)
+            serve(store, sqlite, bind, max_requests.max(1), deadlines, configure, &place)
         }
         Command::Backup { file } => {
             let Opened::Sqlite(sqlite) = &opened else {
@@ -299,6 +316,7 @@ fn serve(
     bind: SocketAddr,
     max_requests: usize,
     deadlines: http::Deadlines,
+    configure: impl FnOnce(AppState) -> AppState + Send + 'static,
     place: &str,
 ) -> Result<(), AnyError> {
     if store.keys()?.is_empty() {
@@ -323,7 +341,7 @@ fn serve(
                 }
             });
         }
-        let app = http::router(AppState::new(store, max_requests).with_deadlines(deadlines));
+        let app = http::router(configure(AppState::new(store, max_requests)));
         http::serve(listener, app, deadlines, shutdown_signal()).await?;
         tracing::info!("shut down");
         Ok::<_, AnyError>(())

@@ -11,6 +11,7 @@ pub mod prediction;
 pub mod pyjson;
 pub mod query;
 pub mod refs;
+pub mod resolve;
 pub mod score;
 pub mod trace;
 pub mod validate;

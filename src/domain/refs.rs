@@ -3,7 +3,7 @@
 use super::error::{Error, Result};
 
 /// What a ref points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// An object version (`object/{name}:{digest}`).
     Object { name: String, digest: String },
@@ -16,7 +16,7 @@ pub enum Target {
 }
 
 /// One step into a referenced value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Edge {
     /// A dictionary key.
     Key(String),
@@ -29,7 +29,7 @@ pub enum Edge {
 }
 
 /// A parsed external ref.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ref {
     /// `"{entity}/{project}"`.
     pub project_id: String,

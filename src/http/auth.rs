@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
+use std::net::IpAddr;
 
 use super::AppState;
 use super::error::ApiError;
@@ -70,15 +71,8 @@ impl FailureLog {
         f(&mut self.recent.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Whether `ip` has failed too often lately.
-    pub fn blocked(&self, ip: std::net::IpAddr) -> bool {
-        self.with(|m| {
-            m.get(&ip).is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
-        })
-    }
-
-    /// Records a failure of `ip`.
-    pub fn failed(&self, ip: std::net::IpAddr) {
+    /// Records a failure of `ip`; `true` if it is past [`MAX_FAILURES`] in the window.
+    pub fn failed(&self, ip: std::net::IpAddr) -> bool {
         self.with(|m| {
             if m.len() >= MAX_TRACKED {
                 m.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
@@ -90,8 +84,9 @@ impl FailureLog {
             if entry.1.elapsed() >= FAILURE_WINDOW {
                 *entry = (0, std::time::Instant::now());
             }
-            entry.0 += 1;
-        });
+            entry.0 = entry.0.saturating_add(1);
+            entry.0 > MAX_FAILURES
+        })
     }
 }
 
@@ -112,29 +107,58 @@ pub fn secret_from_headers(headers: &HeaderMap) -> Option<String> {
     }
 }
 
+/// The address a request came from: the peer's, or, when the peer is one of the trusted
+/// proxies, the nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the
+/// entries to its right were added by proxies weft trusts; those to its left, by anyone).
+pub fn client_address(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.extensions().get::<super::Peer>().map(|p| p.0.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(peer)
+}
+
 /// Middleware: rejects requests without a valid, unrevoked key (401); otherwise passes the
 /// [`Principal`] on. Entity access is checked where the entity is known (path or body).
+///
+/// Failed attempts are counted per client address: past [`MAX_FAILURES`] in a minute, that
+/// address's failures get 429 instead of 401. A valid key is always served, so one client
+/// that keeps failing (or many behind one proxy) cannot lock out the others.
 pub async fn require_key(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let peer = req.extensions().get::<super::Peer>().map(|p| p.0.ip());
-    if peer.is_some_and(|ip| state.auth_failures.blocked(ip)) {
-        return Err(Error::TooMany("Too many failed authentication attempts; retry later".into()).into());
-    }
     let Some(secret) = secret_from_headers(req.headers()) else {
         return Err(ApiError::Unauthenticated("Not authenticated"));
     };
-    // A point lookup on an indexed column of a small table: microseconds, so it runs inline
-    // rather than paying for a hop to the blocking pool on every request.
     // The lookup is by the secret's hash (which reveals nothing about the secret); the match
     // is then confirmed with a constant-time comparison.
     let hash = hash_secret(&secret);
-    let key = state.store.key_by_hash(&hash)?.filter(|k| k.has_hash(&hash));
-    let Some(key) = key else {
-        if let Some(ip) = peer {
-            state.auth_failures.failed(ip);
+    let key = if state.store.keys_read_at_once() {
+        // A point lookup on a connection of its own: microseconds, so it runs inline rather
+        // than paying for a hop to the blocking pool on every request.
+        state.store.key_by_hash(&hash)?
+    } else {
+        let (store, hash) = (state.store.clone(), hash.clone());
+        let lookup = move || store.key_by_hash(&hash);
+        tokio::task::spawn_blocking(lookup)
+            .await
+            .map_err(|e| Error::Storage(format!("blocking task failed: {e}")))??
+    };
+    let Some(key) = key.filter(|k| k.has_hash(&hash)) else {
+        let client = client_address(&req, &state.trusted_proxies);
+        if client.is_some_and(|ip| state.auth_failures.failed(ip)) {
+            return Err(Error::TooMany("Too many failed authentication attempts; retry later".into()).into());
         }
         return Err(ApiError::Unauthenticated("Invalid API key"));
     };

@@ -93,6 +93,7 @@ pub async fn read_score(State(state): State<AppState>, path: ProjectPath) -> Res
 /// Streams the calls of a view as JSONL, filtered by `evaluation_run_id`.
 async fn list<T: Serialize + 'static>(
     state: &AppState,
+    who: &Principal,
     path: ProjectPath,
     q: crate::domain::validate::Query,
     kind: Kind,
@@ -100,7 +101,7 @@ async fn list<T: Serialize + 'static>(
 ) -> Result<Response, ApiError> {
     let page = super::page(&q)?;
     let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
-    super::stream::jsonl(state.store.clone(), state.deadlines.stall, move |s, emit| {
+    super::stream::jsonl(state, who, move |s, emit| {
         s.view_calls(&path.project_id, kind, run_id.as_deref(), page, &mut |call| {
             let item = view(call);
             emit(&|buf| {
@@ -114,19 +115,21 @@ async fn list<T: Serialize + 'static>(
 /// `GET /predictions`.
 pub async fn list_predictions(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     path: ProjectPath,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    list(&state, path, q, Kind::Prediction, PredictionRead::of).await
+    list(&state, &who, path, q, Kind::Prediction, PredictionRead::of).await
 }
 
 /// `GET /scores`.
 pub async fn list_scores(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     path: ProjectPath,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    list(&state, path, q, Kind::Score, ScoreRead::of).await
+    list(&state, &who, path, q, Kind::Score, ScoreRead::of).await
 }
 
 /// Deletes the calls of a view named in the query (`param`) or in a JSON array body.

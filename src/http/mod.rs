@@ -35,6 +35,10 @@ pub struct AppState {
     pub auth_failures: Arc<auth::FailureLog>,
     /// How long to wait on clients.
     pub deadlines: Deadlines,
+    /// Streams open per API key.
+    pub streams: Arc<stream::KeyStreams>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// Requests served at once by default; more are refused with 429.
@@ -48,7 +52,20 @@ impl AppState {
             permits: Arc::new(tokio::sync::Semaphore::new(max_requests)),
             auth_failures: Arc::new(auth::FailureLog::default()),
             deadlines: Deadlines::default(),
+            streams: Arc::new(stream::KeyStreams::new(stream::MAX_STREAMS_PER_KEY)),
+            trusted_proxies: Arc::from([]),
         }
+    }
+
+    /// The same state, taking the client's address from `X-Forwarded-For` on requests from
+    /// these proxies.
+    pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
+        AppState { trusted_proxies: proxies.into(), ..self }
+    }
+
+    /// The same state, each API key having at most `cap` streams open at once.
+    pub fn with_streams_per_key(self, cap: usize) -> Self {
+        AppState { streams: Arc::new(stream::KeyStreams::new(cap)), ..self }
     }
 
     /// The same state, waiting on clients as `deadlines` says.

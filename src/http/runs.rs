@@ -63,6 +63,7 @@ fn runs_now(store: &dyn Store, project: &str, query: &RunQuery) -> Option<Result
 /// `GET /evaluation_runs`: streams matching runs as JSONL.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     path: ProjectPath,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -77,7 +78,7 @@ pub async fn list(
     {
         return Ok(super::stream::jsonl_body(rows?));
     }
-    super::stream::jsonl(state.store.clone(), state.deadlines.stall, move |s, emit| {
+    super::stream::jsonl(&state, &who, move |s, emit| {
         s.eval_runs(&path.project_id, &query, &mut |row| emit(&|buf| row.write_json(buf)))
     })
     .await

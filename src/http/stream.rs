@@ -2,14 +2,17 @@
 //! chunks through a bounded channel, so memory stays flat however many rows match. A result
 //! that fits in one chunk goes out as one plain body.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::AppState;
+use super::auth::Principal;
 use super::error::ApiError;
 use crate::domain::error::{Error, Result};
 use crate::store::Store;
@@ -34,6 +37,42 @@ pub fn jsonl_body(rows: impl IntoResponse) -> Response {
     response
 }
 
+/// Streams one API key may have open at once by default.
+pub const MAX_STREAMS_PER_KEY: usize = 16;
+/// How long a stream over its key's cap waits for one of the key's streams to end before
+/// it is refused with 429.
+const STREAM_WAIT: Duration = Duration::from_secs(1);
+
+/// Streams open per API key. A stream holds a database read connection (and its snapshot)
+/// until its client has taken it all, so one key's unread streams could otherwise take every
+/// connection and stall every other key; past its cap, a key's new streams get 429.
+pub struct KeyStreams {
+    cap: usize,
+    per_key: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl KeyStreams {
+    /// At most `cap` (at least 1) streams per key.
+    pub fn new(cap: usize) -> Self {
+        KeyStreams { cap: cap.max(1), per_key: Mutex::default() }
+    }
+
+    /// A place for one more stream of `key_id`, held until the stream's reads end.
+    async fn enter(&self, key_id: &str) -> Result<OwnedSemaphorePermit> {
+        let slots = {
+            let mut map = self.per_key.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key_id.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.cap))).clone()
+        };
+        match tokio::time::timeout(STREAM_WAIT, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::TooMany(format!(
+                "Too many streams open with this API key (at most {}); finish reading one, then retry",
+                self.cap
+            ))),
+        }
+    }
+}
+
 /// What the producing task sends.
 enum Piece {
     /// Rows, with more to come.
@@ -49,13 +88,18 @@ enum Piece {
 /// or has not taken a chunk for `stall` (so a reader that stalls cannot hold a database
 /// snapshot open). An error before the first chunk becomes an error response; a later one,
 /// or a stall, aborts the body, so that a cut-off stream never looks complete.
-pub async fn jsonl<F>(store: Arc<dyn Store>, stall: Duration, produce: F) -> Result<Response, ApiError>
+///
+/// Each key may have [`KeyStreams`]' cap of streams producing at once (429 past it).
+pub async fn jsonl<F>(state: &AppState, who: &Principal, produce: F) -> Result<Response, ApiError>
 where
     F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
 {
+    let slot = state.streams.enter(who.user_id()).await?;
+    let (store, stall) = (state.store.clone(), state.deadlines.stall);
     let (tx, mut rx) = mpsc::channel::<Piece>(IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let send = |piece| runtime.block_on(tx.send_timeout(piece, stall)).is_ok();
         let mut buf = chunk_buffer();
         let mut open = true;

@@ -16,7 +16,8 @@ use crate::domain::error::{Error, Result};
 use crate::domain::feedback::{self, FeedbackCreate};
 use crate::domain::object::{self, ObjSchema, ObjectQuery, Version};
 use crate::domain::query::Expr;
-use crate::domain::refs::{Edge, Ref, Target};
+use crate::domain::refs::Ref;
+use crate::domain::resolve;
 use crate::domain::trace::{
     self, CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
 };
@@ -267,11 +268,11 @@ fn each_call(s: &dyn Store, body: &QueryBody, emit: &mut dyn FnMut(Value) -> boo
 /// `POST /calls/stream_query`: matching calls as JSONL.
 pub(crate) async fn calls_stream_query(
     State(state): State<AppState>,
-    ProjectBody(req, _): ProjectBody<QueryBody>,
+    ProjectBody(req, who): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
     req.req.query()?;
     Expr::from_query(req.query.as_ref())?;
-    super::stream::jsonl(state.store.clone(), state.deadlines.stall, move |s, emit| {
+    super::stream::jsonl(&state, &who, move |s, emit| {
         each_call(s, &req, &mut |row| {
             emit(&|buf| {
                 let _ = serde_json::to_writer(&mut *buf, &row);
@@ -547,7 +548,9 @@ pub(crate) struct RefsRead {
     refs: Vec<String>,
 }
 
-/// `POST /refs/read_batch`: the values refs point at, following their paths.
+/// `POST /refs/read_batch`: the values refs point at, following their paths. Each distinct
+/// value is serialized once; the answer is sent from those pieces, so that a batch naming one
+/// large value many times costs its size once in memory, not once per mention.
 pub(crate) async fn refs_read_batch(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -561,68 +564,20 @@ pub(crate) async fn refs_read_batch(
     for r in &refs {
         who.check_project(&r.project_id)?;
     }
-    let vals =
-        blocking(&state, move |s| refs.iter().map(|r| resolve(s, r)).collect::<Result<Vec<_>>>()).await?;
-    Ok(json_response(json!({ "vals": vals })))
-}
-
-/// How many refs one resolution may follow (values can hold refs to values holding refs).
-const MAX_REF_HOPS: usize = 32;
-
-/// The value a ref points at.
-fn resolve(s: &dyn Store, r: &Ref) -> Result<Value> {
-    let not_found = || {
-        Error::NotFound(match &r.target {
-            Target::Object { name, digest } | Target::Op { name, digest } => {
-                format!("Obj {name}:{digest} not found")
-            }
-            Target::Table { digest } => format!("Table {digest} not found"),
-            Target::Call { id } => format!("Call {id} not found"),
-        })
-    };
-    let mut cur = match &r.target {
-        Target::Object { name, digest } | Target::Op { name, digest } => {
-            s.object(&r.project_id, name, &Version::parse(digest))?.ok_or_else(not_found)?.0.val
+    let vals = blocking(&state, move |s| resolve::read_batch(s, &refs)).await?;
+    let mut pieces = Vec::with_capacity(2 * vals.len() + 1);
+    pieces.push(bytes::Bytes::from_static(b"{\"vals\":["));
+    for (i, v) in vals.into_iter().enumerate() {
+        if i > 0 {
+            pieces.push(bytes::Bytes::from_static(b","));
         }
-        Target::Table { digest } => {
-            let rows = s.table_rows(&r.project_id, digest, None, Page::default())?.ok_or_else(not_found)?;
-            Value::Array(rows.into_iter().map(|row| row.val).collect())
-        }
-        Target::Call { id } => call_json(&s.call(&r.project_id, id)?.ok_or_else(not_found)?),
-    };
-    let mut hops = 0;
-    for edge in &r.path {
-        // A value that is itself a ref is followed before stepping into it, except for a
-        // table ref, which an `id` edge reads a row of.
-        while let Some(text) = cur.as_str().filter(|t| t.starts_with("weave:///")) {
-            let inner = Ref::parse(text)?;
-            if matches!((&inner.target, edge), (Target::Table { .. }, Edge::Id(_))) || hops >= MAX_REF_HOPS {
-                break;
-            }
-            hops += 1;
-            if inner.project_id != r.project_id {
-                return Err(Error::BadRequest("Refs may not cross projects".into()));
-            }
-            cur = resolve(s, &inner)?;
-        }
-        cur = match edge {
-            Edge::Key(k) | Edge::Attr(k) => cur.get(k).cloned().ok_or_else(not_found)?,
-            Edge::Index(i) => cur.get(*i).cloned().ok_or_else(not_found)?,
-            Edge::Id(row) => {
-                let table = cur.as_str().map(Ref::parse).transpose()?;
-                let Some(Ref { target: Target::Table { digest }, project_id, .. }) = table else {
-                    return Err(not_found());
-                };
-                if project_id != r.project_id {
-                    return Err(Error::BadRequest("Refs may not cross projects".into()));
-                }
-                let rows =
-                    s.table_rows(&project_id, &digest, Some(std::slice::from_ref(row)), Page::default())?;
-                rows.and_then(|mut v| v.pop()).map(|row| row.val).ok_or_else(not_found)?
-            }
-        };
+        pieces.push(v);
     }
-    Ok(cur)
+    pieces.push(bytes::Bytes::from_static(b"]}"));
+    let body = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::convert::Infallible>));
+    let mut r = axum::body::Body::from_stream(body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
 }
 
 /// `POST /file/create` (multipart: `project_id`, `file`, optional `expected_digest`).

@@ -118,6 +118,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finds an unrevoked key by the hash of its secret.
     fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    /// Whether [`Store::key_by_hash`] answers at once, never waiting behind other reads or
+    /// the network, so that it may run on the request's own thread. The default is `false`.
+    fn keys_read_at_once(&self) -> bool {
+        false
+    }
     /// All keys, revoked ones included, oldest first.
     fn keys(&self) -> Result<Vec<ApiKey>>;
 }

@@ -34,8 +34,9 @@ const READER_CACHE_KIB: usize = 8 * 1024;
 /// Memory of all SQLite connections together past which their page caches recycle pages
 /// instead of growing, in MiB: many busy readers cannot add up to more.
 const SQLITE_HEAP_MIB: u64 = 48;
-/// Longest wait for a free read connection.
-const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest wait for a free read connection; past it the read is refused as a busy server's
+/// (503), so that a client retries instead of hanging on a pool held by long streams.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Prepared statements each connection keeps: room for every statement of a busy mix.
 const STATEMENT_CACHE: usize = 64;
@@ -51,6 +52,9 @@ pub struct SqliteStore {
     writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<ReaderPool>,
     reader_freed: Condvar,
+    /// The connection API keys are looked up on, apart from the pool: authentication never
+    /// waits behind data reads, however many of them hold the pool's connections.
+    keys_reader: Mutex<Option<Connection>>,
     /// Bytes of the file each read connection may memory-map (0: none).
     read_mmap: u64,
 }
@@ -148,6 +152,7 @@ impl SqliteStore {
             writer: Some(writer),
             readers: Mutex::new(ReaderPool::default()),
             reader_freed: Condvar::new(),
+            keys_reader: Mutex::new(None),
             read_mmap: 0,
         })
     }
@@ -160,20 +165,22 @@ impl SqliteStore {
     }
 
     /// A read connection: an idle one, a new one while fewer than [`MAX_READERS`] are open,
-    /// else the next one freed.
+    /// else the next one freed within [`READER_WAIT`] (503 past it).
     fn reader(&self) -> Result<Reader<'_>> {
+        let deadline = std::time::Instant::now() + READER_WAIT;
         let mut pool = lock(&self.readers);
         loop {
             match self.free_reader(pool) {
                 Ok(reader) => return reader,
                 Err(busy) => pool = busy,
             }
-            let (next, waited) =
-                self.reader_freed.wait_timeout(pool, READER_WAIT).unwrap_or_else(|p| p.into_inner());
-            pool = next;
-            if waited.timed_out() && pool.idle.is_empty() {
-                return Err(Error::Storage("no read connection freed in time".into()));
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::Unavailable(
+                    "The server is busy: no database connection was free in time; retry shortly".into(),
+                ));
             }
+            pool = self.reader_freed.wait_timeout(pool, left).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 
@@ -859,11 +866,13 @@ impl Writer for Tx<'_> {
     }
 
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {
+        // `UNION`, not `UNION ALL`: a call reached twice is walked once, so parent links that
+        // form a cycle (which a client can write) end the walk instead of looping forever.
         let n = self
             .prepare_cached(
                 "WITH RECURSIVE sub(id) AS ( \
                    SELECT id FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL \
-                   UNION ALL \
+                   UNION \
                    SELECT c.id FROM calls c JOIN sub ON c.project_id = ?1 AND c.parent_id = sub.id \
                    WHERE c.deleted_at IS NULL) \
                  UPDATE calls SET deleted_at = ?3 WHERE project_id = ?1 AND id IN (SELECT id FROM sub)",
@@ -1152,15 +1161,25 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn keys_read_at_once(&self) -> bool {
+        true
+    }
+
     fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        self.reader()?
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
-            ))
-            .map_err(storage)?
-            .query_row([hash], key_from_row)
-            .optional()
-            .map_err(storage)
+        let mut conn = lock(&self.keys_reader);
+        if conn.is_none() {
+            *conn = Some(self.open_reader()?);
+        }
+        let Some(conn) = conn.as_ref() else {
+            return Err(Error::Storage("the keys connection is not open".into()));
+        };
+        conn.prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
+        ))
+        .map_err(storage)?
+        .query_row([hash], key_from_row)
+        .optional()
+        .map_err(storage)
     }
 
     fn keys(&self) -> Result<Vec<ApiKey>> {
