@@ -125,13 +125,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Unknown paths: a path with a trailing slash is redirected (307) to the path without it,
-/// as FastAPI does; anything else is FastAPI's 404.
+/// as FastAPI does, when that is a path on this server; anything else is FastAPI's 404.
 async fn no_route(uri: axum::http::Uri) -> Response {
     let path = uri.path();
-    if path.len() > 1 && path.ends_with('/') && !path.trim_end_matches('/').is_empty() {
+    let trimmed = path.trim_end_matches('/');
+    if path.len() > 1 && path.ends_with('/') && is_local_path(trimmed) {
         let target = match uri.query() {
-            Some(q) => format!("{}?{q}", path.trim_end_matches('/')),
-            None => path.trim_end_matches('/').to_string(),
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
         };
         if let Ok(location) = HeaderValue::from_str(&target) {
             return (axum::http::StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)])
@@ -139,6 +140,38 @@ async fn no_route(uri: axum::http::Uri) -> Response {
         }
     }
     ApiError::NoRoute.into_response()
+}
+
+/// Whether `path` can only be read as a path on this origin when sent as a `Location`: one `/`
+/// then a character that is neither `/` nor `\` (which browsers read as the start of another
+/// host, `//evil.example` or `/\evil.example`), nor a control character or space, both as
+/// sent and with its percent escapes decoded (for any hop that decodes them).
+fn is_local_path(path: &str) -> bool {
+    let local = |p: &[u8]| {
+        p.first() == Some(&b'/')
+            && p.get(1).is_some_and(|&c| c != b'/' && c != b'\\' && c > b' ' && c != 0x7f)
+    };
+    local(path.as_bytes()) && local(&percent_decoded(path.as_bytes()))
+}
+
+/// `s` with its `%XX` escapes decoded; other bytes (and malformed escapes) kept as they are.
+fn percent_decoded(s: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) =
+                (s.get(i + 1).and_then(|&c| hex(c)), s.get(i + 2).and_then(|&c| hex(c)))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
 }
 
 async fn openapi() -> Response {
