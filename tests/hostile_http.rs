@@ -65,3 +65,87 @@ async fn trailing_slash_redirects_never_leave_the_server() {
     let (status, location, _) = get_raw(&s.base, "/a%2Fb/");
     assert_eq!((status, location.as_deref()), (307, Some("/a%2Fb")));
 }
+
+/// Requests with a JSON body, most of which write: (method, URL, body).
+fn write_requests(s: &Server, run: &str) -> Vec<(reqwest::Method, String, String)> {
+    let post = reqwest::Method::POST;
+    let v1 = |p: &str| format!("{}{p}", s.base);
+    vec![
+        (post.clone(), s.url("/evaluation_runs"), json!({"evaluation": "E", "model": "M"}).to_string()),
+        (post.clone(), s.url(&format!("/evaluation_runs/{run}/finish")), json!({"summary": {}}).to_string()),
+        (reqwest::Method::DELETE, s.url("/evaluation_runs"), json!([run]).to_string()),
+        (
+            post.clone(),
+            v1("/calls/delete"),
+            json!({"project_id": "acme/proj", "call_ids": [run]}).to_string(),
+        ),
+        (post.clone(), v1("/obj/delete"), json!({"project_id": "acme/proj", "object_id": "o"}).to_string()),
+        (post.clone(), v1("/calls/query"), json!({"project_id": "acme/proj"}).to_string()),
+        (post.clone(), v1("/graphql"), json!({"query": "{ viewer { username } }"}).to_string()),
+        (post, v1("/feedback/batch/create"), json!({"batch": []}).to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn json_bodies_are_read_only_with_a_json_content_type_or_none() {
+    let s = Server::start();
+    let run = s.create_run("weave:///acme/proj/object/E:1", "weave:///acme/proj/object/M:1").await;
+    for ctype in [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/json",
+        "application/jsonl",
+        "application/json-seq",
+        "application/+json",
+        "*/*",
+        "",
+    ] {
+        for (method, url, body) in write_requests(&s, &run) {
+            let req = s.client.request(method.clone(), &url).basic_auth("api", Some(&s.key));
+            let (status, answer) = status_json(req.header("content-type", ctype).body(body)).await;
+            assert_eq!(status, 415, "{method} {url} as {ctype:?}: {answer}");
+            let reason = answer["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains("application/json"), "{answer}");
+        }
+    }
+    // The run was neither finished nor deleted, and no other run was created.
+    let rows = jsonl(s.get("/evaluation_runs")).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "running");
+
+    // A JSON Content-Type, or none (what the official client sends), is read as JSON.
+    for ctype in [
+        None,
+        Some("application/json"),
+        Some("Application/JSON; charset=UTF-8"),
+        Some("application/json;charset=utf-8"),
+        Some("application/vnd.weft.run+json"),
+        Some("text/x.weft+json ; q=1"),
+    ] {
+        let mut req = s.client.post(s.url("/evaluation_runs")).basic_auth("api", Some(&s.key));
+        if let Some(ctype) = ctype {
+            req = req.header("content-type", ctype);
+        }
+        let v = json_ok(req.body(json!({"evaluation": "E", "model": "M"}).to_string())).await;
+        let run = v["evaluation_run_id"].as_str().unwrap();
+        let mut req = s.client.post(format!("{}/calls/query", s.base)).basic_auth("api", Some(&s.key));
+        if let Some(ctype) = ctype {
+            req = req.header("content-type", ctype);
+        }
+        let found =
+            json_ok(req.body(json!({"project_id": "acme/proj", "filter": {"call_ids": [run]}}).to_string()))
+                .await;
+        assert_eq!(found["calls"].as_array().map(Vec::len), Some(1), "{ctype:?}: {found}");
+    }
+    // File uploads are multipart by design.
+    let form = reqwest::multipart::Form::new()
+        .text("project_id", "acme/proj")
+        .part("file", reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("f.txt"));
+    let created = json_ok(
+        s.client.post(format!("{}/file/create", s.base)).basic_auth("api", Some(&s.key)).multipart(form),
+    )
+    .await;
+    assert!(created["digest"].is_string(), "{created}");
+}
