@@ -149,3 +149,59 @@ async fn json_bodies_are_read_only_with_a_json_content_type_or_none() {
     .await;
     assert!(created["digest"].is_string(), "{created}");
 }
+
+#[tokio::test]
+async fn writes_a_browser_marks_as_cross_site_get_403_and_change_nothing() {
+    let s = Server::start();
+    let run = s.create_run("weave:///acme/proj/object/E:1", "weave:///acme/proj/object/M:1").await;
+    let host = s.base.trim_start_matches("http://").to_string();
+    let other_port = format!("http://{}:1", host.split(':').next().unwrap());
+    let foreign: Vec<(&str, String)> = vec![
+        ("sec-fetch-site", "cross-site".into()),
+        ("sec-fetch-site", "Cross-Site".into()),
+        ("origin", "http://evil.example".into()),
+        ("origin", "null".into()),
+        ("origin", format!("https://{host}.evil.example")),
+        ("origin", other_port),
+        ("origin", format!("file://{host}")),
+    ];
+    for (name, value) in &foreign {
+        // No Content-Type at all: what a browser's fetch of a Blob may send.
+        for (method, url, body) in write_requests(&s, &run) {
+            let req = s.client.request(method.clone(), &url).basic_auth("api", Some(&s.key));
+            let (status, answer) = status_json(req.header(*name, value).body(body)).await;
+            assert_eq!(status, 403, "{method} {url} with {name}: {value}: {answer}");
+            assert!(answer["detail"].as_str().is_some_and(|d| d.contains("Cross-site")), "{answer}");
+        }
+        let put =
+            s.client.put(s.url("/evaluation_runs")).basic_auth("api", Some(&s.key)).header(*name, value);
+        assert_eq!(put.send().await.unwrap().status(), 403, "PUT with {name}: {value}");
+        let patch =
+            s.client.patch(s.url("/evaluation_runs")).basic_auth("api", Some(&s.key)).header(*name, value);
+        assert_eq!(patch.send().await.unwrap().status(), 403, "PATCH with {name}: {value}");
+        // Reads are not affected.
+        let read = s.get("/evaluation_runs").header(*name, value);
+        assert_eq!(read.send().await.unwrap().status(), 200, "GET with {name}: {value}");
+    }
+    let rows = jsonl(s.get("/evaluation_runs")).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "running");
+
+    // The server's own origin, same-site and same-origin fetches, and no such header pass.
+    let own = format!("http://{host}");
+    for (name, value) in [
+        ("origin", own.as_str()),
+        ("origin", &own.to_uppercase()),
+        ("sec-fetch-site", "same-origin"),
+        ("sec-fetch-site", "same-site"),
+        ("sec-fetch-site", "none"),
+        ("x-nothing", "1"),
+    ] {
+        let req = s.post("/evaluation_runs", &json!({"evaluation": "E", "model": "M"})).header(name, value);
+        json_ok(req).await;
+    }
+    let finish =
+        s.post(&format!("/evaluation_runs/{run}/finish"), &json!({"summary": {}})).header("origin", &own);
+    json_ok(finish).await;
+    assert_eq!(jsonl(s.get("/evaluation_runs")).await.len(), 7);
+}

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod children;
 pub mod error;
 pub mod extract;
+pub mod origin;
 pub mod runs;
 pub mod stream;
 pub mod trace;
@@ -119,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(middleware::from_fn(origin::refuse_cross_site))
         .layer(middleware::from_fn_with_state(state.clone(), limit_requests))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
