@@ -205,3 +205,37 @@ async fn writes_a_browser_marks_as_cross_site_get_403_and_change_nothing() {
     json_ok(finish).await;
     assert_eq!(jsonl(s.get("/evaluation_runs")).await.len(), 7);
 }
+
+/// A `GET /health` (closing the connection after it) whose head is exactly `size` bytes.
+fn head_of(size: usize) -> Vec<u8> {
+    let start = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ";
+    let end = "\r\n\r\n";
+    let fill = size - start.len() - end.len();
+    format!("{start}{}{end}", "a".repeat(fill)).into_bytes()
+}
+
+fn status_of(answer: &str) -> Option<u16> {
+    answer.strip_prefix("HTTP/1.1 ").and_then(|r| r.get(..3)).and_then(|c| c.parse().ok())
+}
+
+#[tokio::test]
+async fn request_heads_are_bounded_at_64_kib_and_the_server_keeps_serving() {
+    let s = Server::start();
+    for size in [63 * 1024, 64 * 1024] {
+        let answer = raw(&s.base, &head_of(size));
+        assert_eq!(status_of(&answer), Some(200), "{size}: {}", &answer[..answer.len().min(80)]);
+    }
+    for size in [64 * 1024 + 1, 70_000, 100_000] {
+        let answer = raw(&s.base, &head_of(size));
+        assert_eq!(status_of(&answer), Some(431), "{size}: {}", &answer[..answer.len().min(80)]);
+    }
+    // Far larger heads are refused before they are parsed (431, or the connection closed).
+    let answer = raw(&s.base, &head_of(200 * 1024));
+    assert!(answer.is_empty() || status_of(&answer) == Some(431), "{}", &answer[..answer.len().min(80)]);
+    // Many headers adding up past the bound count too.
+    let many: String = (0..90).map(|i| format!("X-H{i}: {}\r\n", "b".repeat(800))).collect();
+    let request = format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{many}\r\n");
+    let answer = raw(&s.base, request.as_bytes());
+    assert_eq!(status_of(&answer), Some(431), "{}", &answer[..answer.len().min(80)]);
+    assert_eq!(s.client.get(format!("{}/health", s.base)).send().await.unwrap().status(), 200);
+}

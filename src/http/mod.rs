@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(middleware::from_fn(origin::refuse_cross_site))
         .layer(middleware::from_fn_with_state(state.clone(), limit_requests))
+        .layer(middleware::from_fn(limit_head))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -192,6 +193,31 @@ async fn limit_requests(
         Ok(_permit) => next.run(req).await,
         Err(_) => Error::TooMany("Too many requests in progress; retry shortly".into()).into_response_api(),
     }
+}
+
+/// The size of `req`'s head as sent over HTTP/1.1: the request line, then one `Name: value`
+/// line per header, then the empty line.
+fn head_size(req: &Request) -> usize {
+    let uri = req.uri();
+    let target = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len(),
+        _ => 0,
+    } + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + 1 + "HTTP/1.1".len() + 2;
+    let headers: usize =
+        req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    line + headers + 2
+}
+
+/// Refuses (431) a request whose head is over [`MAX_HEAD`] bytes. hyper's read buffer (of
+/// `MAX_HEAD` bytes, see [`serve`]) is only a looser outer bound: a head is parsed whenever it
+/// is complete in the buffer, and one read may take it past its size, so heads of up to about
+/// twice that can reach here; much larger ones are refused (431, or closed) before parsing.
+async fn limit_head(req: Request, next: Next) -> Response {
+    if head_size(&req) > MAX_HEAD {
+        return ApiError::HeadTooLarge.into_response();
+    }
+    next.run(req).await
 }
 
 /// Logs one line per request: method, path, status and time to the response head.
@@ -309,7 +335,7 @@ impl Default for Deadlines {
         Deadlines::all(std::time::Duration::from_secs(CLIENT_TIMEOUT_SECS))
     }
 }
-/// Largest request head (request line and headers) accepted, in bytes.
+/// Largest request head (request line and headers) accepted, in bytes; larger ones get 431.
 pub const MAX_HEAD: usize = 64 * 1024;
 
 /// The peer address of a connection, in each request's extensions.
