@@ -19,6 +19,8 @@ pub enum ApiError {
     NoRoute,
     /// The route exists but not for this method (405, FastAPI's shape).
     NoMethod,
+    /// A request head (request line and headers) over [`super::MAX_HEAD`] bytes (431).
+    HeadTooLarge,
 }
 
 impl Error {
@@ -97,6 +99,12 @@ impl IntoResponse for ApiError {
             ApiError::NoRoute => reply(StatusCode::NOT_FOUND, json!({ "detail": "Not Found" })),
             ApiError::NoMethod => {
                 reply(StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": "Method Not Allowed" }))
+            }
+            ApiError::HeadTooLarge => {
+                let reason = format!("Request head larger than {} KiB", super::MAX_HEAD >> 10);
+                let mut r = reply(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, json!({ "reason": reason }));
+                r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
             }
         }
     }

@@ -20,7 +20,7 @@ pub const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Longest entity or project name accepted.
 const MAX_NAME: usize = 256;
 
-/// A JSON body, parsed whatever the Content-Type (the official client sends none);
+/// A JSON body, sent with a JSON Content-Type or none (see [`check_json_content_type`]);
 /// an empty body is a `missing` 422.
 pub struct JsonBody(pub Value);
 
@@ -37,7 +37,40 @@ pub fn body_deadline(req: &Request) -> std::time::Duration {
     req.extensions().get::<super::Deadlines>().copied().unwrap_or_default().body
 }
 
+/// Whether `value` names a JSON media type: `application/json` or any `type/subtype+json`,
+/// with or without parameters (`; charset=utf-8`), in any case.
+fn is_json_media_type(value: &[u8]) -> bool {
+    let Ok(value) = std::str::from_utf8(value) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some((kind, subtype)) = essence.split_once('/') else { return false };
+    let token = |t: &str| {
+        !t.is_empty() && t.bytes().all(|c| c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&c))
+    };
+    token(kind)
+        && token(subtype)
+        && ((kind == "application" && subtype == "json") || (subtype.len() > 5 && subtype.ends_with("+json")))
+}
+
+/// Refuses (415) a JSON body sent with a Content-Type that is not JSON. An HTML form on any web
+/// site can post `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data`
+/// without the browser asking first, so a body of those types is never read as JSON. No
+/// Content-Type at all is accepted: the official client sends JSON bodies without one.
+pub fn check_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    for value in headers.get_all(axum::http::header::CONTENT_TYPE) {
+        if !is_json_media_type(value.as_bytes()) {
+            let shown: String = String::from_utf8_lossy(value.as_bytes()).chars().take(100).collect();
+            return Err(Error::UnsupportedMedia(format!(
+                "Unsupported Content-Type {shown:?}: send JSON bodies as application/json \
+                 (or a type/subtype+json type), or without a Content-Type"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    check_json_content_type(req.headers())?;
     let read = tokio::time::timeout(body_deadline(&req), Bytes::from_request(req, state))
         .await
         .map_err(|_| body_timeout())?;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod children;
 pub mod error;
 pub mod extract;
+pub mod origin;
 pub mod runs;
 pub mod stream;
 pub mod trace;
@@ -136,19 +137,22 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(middleware::from_fn(origin::refuse_cross_site))
         .layer(middleware::from_fn_with_state(state.clone(), limit_requests))
+        .layer(middleware::from_fn(limit_head))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
 /// Unknown paths: a path with a trailing slash is redirected (307) to the path without it,
-/// as FastAPI does; anything else is FastAPI's 404.
+/// as FastAPI does, when that is a path on this server; anything else is FastAPI's 404.
 async fn no_route(uri: axum::http::Uri) -> Response {
     let path = uri.path();
-    if path.len() > 1 && path.ends_with('/') && !path.trim_end_matches('/').is_empty() {
+    let trimmed = path.trim_end_matches('/');
+    if path.len() > 1 && path.ends_with('/') && is_local_path(trimmed) {
         let target = match uri.query() {
-            Some(q) => format!("{}?{q}", path.trim_end_matches('/')),
-            None => path.trim_end_matches('/').to_string(),
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
         };
         if let Ok(location) = HeaderValue::from_str(&target) {
             return (axum::http::StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)])
@@ -156,6 +160,38 @@ async fn no_route(uri: axum::http::Uri) -> Response {
         }
     }
     ApiError::NoRoute.into_response()
+}
+
+/// Whether `path` can only be read as a path on this origin when sent as a `Location`: one `/`
+/// then a character that is neither `/` nor `\` (which browsers read as the start of another
+/// host, `//evil.example` or `/\evil.example`), nor a control character or space, both as
+/// sent and with its percent escapes decoded (for any hop that decodes them).
+fn is_local_path(path: &str) -> bool {
+    let local = |p: &[u8]| {
+        p.first() == Some(&b'/')
+            && p.get(1).is_some_and(|&c| c != b'/' && c != b'\\' && c > b' ' && c != 0x7f)
+    };
+    local(path.as_bytes()) && local(&percent_decoded(path.as_bytes()))
+}
+
+/// `s` with its `%XX` escapes decoded; other bytes (and malformed escapes) kept as they are.
+fn percent_decoded(s: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) =
+                (s.get(i + 1).and_then(|&c| hex(c)), s.get(i + 2).and_then(|&c| hex(c)))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
 }
 
 async fn openapi() -> Response {
@@ -174,6 +210,31 @@ async fn limit_requests(
         Ok(_permit) => next.run(req).await,
         Err(_) => Error::TooMany("Too many requests in progress; retry shortly".into()).into_response_api(),
     }
+}
+
+/// The size of `req`'s head as sent over HTTP/1.1: the request line, then one `Name: value`
+/// line per header, then the empty line.
+fn head_size(req: &Request) -> usize {
+    let uri = req.uri();
+    let target = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len(),
+        _ => 0,
+    } + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + 1 + "HTTP/1.1".len() + 2;
+    let headers: usize =
+        req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    line + headers + 2
+}
+
+/// Refuses (431) a request whose head is over [`MAX_HEAD`] bytes. hyper's read buffer (of
+/// `MAX_HEAD` bytes, see [`serve`]) is only a looser outer bound: a head is parsed whenever it
+/// is complete in the buffer, and one read may take it past its size, so heads of up to about
+/// twice that can reach here; much larger ones are refused (431, or closed) before parsing.
+async fn limit_head(req: Request, next: Next) -> Response {
+    if head_size(&req) > MAX_HEAD {
+        return ApiError::HeadTooLarge.into_response();
+    }
+    next.run(req).await
 }
 
 /// Logs one line per request: method, path, status and time to the response head.
@@ -291,7 +352,7 @@ impl Default for Deadlines {
         Deadlines::all(std::time::Duration::from_secs(CLIENT_TIMEOUT_SECS))
     }
 }
-/// Largest request head (request line and headers) accepted, in bytes.
+/// Largest request head (request line and headers) accepted, in bytes; larger ones get 431.
 pub const MAX_HEAD: usize = 64 * 1024;
 
 /// The peer address of a connection, in each request's extensions.
