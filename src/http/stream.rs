@@ -83,6 +83,19 @@ enum Piece {
     Failed(Error),
 }
 
+/// How rows are framed in a streamed body.
+struct Framing {
+    /// Written before the first row.
+    head: Vec<u8>,
+    /// Written between two rows.
+    between: &'static [u8],
+    /// Written after each row.
+    after: &'static [u8],
+    /// Written after the last row.
+    tail: &'static [u8],
+    content_type: &'static str,
+}
+
 /// Streams the rows that `produce` emits as `application/jsonl`. `produce` runs on a blocking
 /// thread and calls its sink once per row; the sink returns `false` once the client is gone,
 /// or has not taken a chunk for `stall` (so a reader that stalls cannot hold a database
@@ -94,18 +107,60 @@ pub async fn jsonl<F>(state: &AppState, who: &Principal, produce: F) -> Result<R
 where
     F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
 {
+    let framing = Framing {
+        head: Vec::new(),
+        between: b"",
+        after: b"\n",
+        tail: b"",
+        content_type: "application/jsonl",
+    };
+    stream_rows(state, who, framing, produce).await
+}
+
+/// Streams the rows that `produce` emits as one JSON object `{"<field>": [rows...]}`, as
+/// [`jsonl`] streams lines: however many rows there are, memory holds a few chunks of them.
+pub async fn json_list<F>(
+    state: &AppState,
+    who: &Principal,
+    field: &str,
+    produce: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
+{
+    let mut head = serde_json::to_vec(&serde_json::json!({ field: [] })).unwrap_or_default();
+    head.truncate(head.len().saturating_sub(2));
+    let framing = Framing { head, between: b",", after: b"", tail: b"]}", content_type: "application/json" };
+    stream_rows(state, who, framing, produce).await
+}
+
+async fn stream_rows<F>(
+    state: &AppState,
+    who: &Principal,
+    framing: Framing,
+    produce: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
+{
     let slot = state.streams.enter(who.user_id()).await?;
     let (store, stall) = (state.store.clone(), state.deadlines.stall);
     let (tx, mut rx) = mpsc::channel::<Piece>(IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
+    let Framing { head, between, after, tail, content_type } = framing;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let send = |piece| runtime.block_on(tx.send_timeout(piece, stall)).is_ok();
         let mut buf = chunk_buffer();
-        let mut open = true;
+        buf.extend_from_slice(&head);
+        let (mut open, mut first) = (true, true);
         let result = produce(store.as_ref(), &mut |write_row| {
+            if !first {
+                buf.extend_from_slice(between);
+            }
+            first = false;
             write_row(&mut buf);
-            buf.push(b'\n');
+            buf.extend_from_slice(after);
             if buf.len() >= CHUNK {
                 let chunk = Bytes::from(std::mem::replace(&mut buf, chunk_buffer()));
                 open = send(Piece::More(chunk));
@@ -113,15 +168,18 @@ where
             open
         });
         send(match result {
-            Ok(()) => Piece::Last(Bytes::from(buf)),
+            Ok(()) => {
+                buf.extend_from_slice(tail);
+                Piece::Last(Bytes::from(buf))
+            }
             Err(e) => Piece::Failed(e),
         });
     });
 
     let mut response = match rx.recv().await {
         Some(Piece::Failed(e)) => return Err(e.into()),
-        Some(Piece::Last(all)) => return Ok(jsonl_body(all)),
-        None => return Ok(jsonl_body(Body::empty())),
+        Some(Piece::Last(all)) => all.into_response(),
+        None => return Err(Error::Storage("the stream's producer ended without an answer".into()).into()),
         Some(Piece::More(first)) => {
             // The producer gone without its last piece means the stream was cut off.
             let rest = futures_util::stream::unfold(Some(rx), |rx| async move {
@@ -137,6 +195,6 @@ where
             Body::from_stream(futures_util::StreamExt::chain(head, rest)).into_response()
         }
     };
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
 }

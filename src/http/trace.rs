@@ -282,21 +282,21 @@ pub(crate) async fn calls_stream_query(
     .await
 }
 
-/// `POST /calls/query`: matching calls as `{"calls": [...]}`.
+/// `POST /calls/query`: matching calls as `{"calls": [...]}`, streamed as they are read.
 pub(crate) async fn calls_query(
     State(state): State<AppState>,
-    ProjectBody(req, _): ProjectBody<QueryBody>,
+    ProjectBody(req, who): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
-    let calls = blocking(&state, move |s| {
-        let mut calls = Vec::new();
+    req.req.query()?;
+    Expr::from_query(req.query.as_ref())?;
+    super::stream::json_list(&state, &who, "calls", move |s, emit| {
         each_call(s, &req, &mut |row| {
-            calls.push(row);
-            true
-        })?;
-        Ok(calls)
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &row);
+            })
+        })
     })
-    .await?;
-    Ok(json_response(json!({ "calls": calls })))
+    .await
 }
 
 /// `POST /calls/query_stats`: how many calls match.
@@ -686,29 +686,38 @@ pub(crate) struct FeedbackQuery {
 /// `POST /feedback/query`: feedback rows matching a query expression.
 pub(crate) async fn feedback_query(
     State(state): State<AppState>,
-    ProjectBody(req, _): ProjectBody<FeedbackQuery>,
+    ProjectBody(req, who): ProjectBody<FeedbackQuery>,
 ) -> Result<Response, ApiError> {
     let expr = Expr::from_query(req.query.as_ref())?;
     let window = page(req.limit, req.offset);
-    let rows = blocking(&state, move |s| {
-        let (mut out, mut skipped, mut failure) = (Vec::new(), 0u64, None);
+    super::stream::json_list(&state, &who, "result", move |s, emit| {
+        let (mut sent, mut skipped, mut failure) = (0u64, 0u64, None);
         s.feedback(&req.project_id, &mut |f| {
+            if window.limit.is_some_and(|l| sent >= l) {
+                return false;
+            }
             let row = f.to_json();
             match expr.as_ref().map_or(Ok(true), |e| e.matches(&row)) {
                 Err(e) => {
                     failure = Some(e);
-                    return false;
+                    false
                 }
-                Ok(false) => return true,
-                Ok(true) if skipped < window.offset => skipped += 1,
-                Ok(true) => out.push(row),
+                Ok(false) => true,
+                Ok(true) if skipped < window.offset => {
+                    skipped += 1;
+                    true
+                }
+                Ok(true) => {
+                    sent += 1;
+                    emit(&|buf| {
+                        let _ = serde_json::to_writer(&mut *buf, &row);
+                    }) && window.limit.is_none_or(|l| sent < l)
+                }
             }
-            window.limit.is_none_or(|l| (out.len() as u64) < l)
         })?;
-        failure.map_or(Ok(out), Err)
+        failure.map_or(Ok(()), Err)
     })
-    .await?;
-    Ok(json_response(json!({ "result": rows })))
+    .await
 }
 
 #[derive(Deserialize)]
