@@ -782,15 +782,7 @@ impl Store for ClickHouseStore {
         let Some(list) = self.table_digests(project, digest)? else {
             return Ok(None);
         };
-        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-        let wanted: Vec<(usize, &String)> = list
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| only.is_none_or(|o| o.contains(d)))
-            .skip(skip)
-            .take(take)
-            .collect();
+        let wanted = super::wanted_rows(&list, only, page);
         let mut vals: HashMap<String, String> = HashMap::new();
         let distinct: Vec<&String> = {
             let mut seen = HashSet::new();
