@@ -129,7 +129,8 @@ fn write_loop(client: Client, queue: mpsc::Receiver<WriteJob>) {
         }
         let flushed = tx.flush(next_version(&mut version));
         if let Err(e) = &flushed {
-            tracing::error!(error = %e, "ClickHouse insert of a write batch failed");
+            let error = crate::domain::error::bounded(&e.to_string()).into_owned();
+            tracing::error!(%error, "ClickHouse insert of a write batch failed");
         }
         for (done, outcome) in outcomes {
             done(match &flushed {
