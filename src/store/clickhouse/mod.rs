@@ -416,8 +416,11 @@ impl Writer for Tx<'_> {
         at: Micros,
     ) -> Result<u64> {
         let mut n = 0;
+        let digests: Option<HashSet<&str>> = digests.map(|d| d.iter().map(String::as_str).collect());
         for s in self.object_versions(project, object_id)? {
-            if s.deleted_at.is_some() || digests.is_some_and(|d| !d.contains(&s.object.digest)) {
+            if s.deleted_at.is_some()
+                || digests.as_ref().is_some_and(|d| !d.contains(s.object.digest.as_str()))
+            {
                 continue;
             }
             let key = (project.to_string(), object_id.to_string(), s.object.digest.clone());
