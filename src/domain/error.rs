@@ -63,5 +63,36 @@ impl Error {
     }
 }
 
+/// Most characters of an error's detail written to the log.
+pub const LOGGED_DETAIL_CHARS: usize = 500;
+
+/// An error's detail as logged: its first [`LOGGED_DETAIL_CHARS`] characters, then how long it
+/// was, so that a failed statement spelt out in the error (or a huge value in it) never makes
+/// a log line of its size.
+pub fn bounded(detail: &str) -> std::borrow::Cow<'_, str> {
+    match detail.char_indices().nth(LOGGED_DETAIL_CHARS) {
+        None => std::borrow::Cow::Borrowed(detail),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}… ({} bytes)", &detail[..cut], detail.len())),
+    }
+}
+
 /// Result type of the domain and the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_details_are_bounded() {
+        assert_eq!(bounded("short"), "short");
+        let exact = "é".repeat(LOGGED_DETAIL_CHARS);
+        assert_eq!(bounded(&exact), exact);
+        let long = format!("near \"{}\": syntax error", "?,".repeat(100_000));
+        let shown = bounded(&long);
+        assert!(shown.chars().count() < LOGGED_DETAIL_CHARS + 30, "{}", shown.len());
+        assert!(shown.starts_with("near \"?,?,") && shown.ends_with(&format!("… ({} bytes)", long.len())));
+        let wide = "€".repeat(1000);
+        assert!(bounded(&wide).starts_with(&"€".repeat(LOGGED_DETAIL_CHARS)));
+    }
+}

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, new_id, now};
 use super::error::{Error, Issue, Result};
+use super::validate::MAX_OP_NAMES;
 use crate::store::{CallEndFields, Writer};
 
 /// Reads a request body into `T`; a mismatch is a 422 naming the problem.
@@ -351,6 +352,11 @@ impl CallsQueryReq {
                 other => Ok(other.map(|n| n as u64)),
             }
         };
+        if let Some(ops) = &f.op_names
+            && ops.len() > MAX_OP_NAMES
+        {
+            return Err(Error::TooLarge(format!("Too many op_names: at most {MAX_OP_NAMES} allowed")));
+        }
         let descending = self
             .sort_by
             .as_ref()

@@ -7,6 +7,11 @@ use super::error::{Error, Issue, Result};
 /// Most ids accepted in one request, in one list or filter.
 pub const MAX_IDS: usize = 1000;
 
+/// Most `op_names` of a calls filter: each call is tested against every `:*` prefix, so the
+/// work of a query grows with calls × names. (The id lists of a calls or objects filter have
+/// no cap of their own: they are bound as one value and looked up by set or index.)
+pub const MAX_OP_NAMES: usize = 10_000;
+
 fn issue(kind: &'static str, loc: Vec<Value>, msg: &str, input: Value) -> Issue {
     Issue { kind, loc, msg: msg.to_string(), input, ctx: None }
 }

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::domain::error::{Error, Issue};
+use crate::domain::error::{Error, Issue, bounded};
 
 /// An error on its way to the client.
 #[derive(Debug)]
@@ -79,10 +79,12 @@ impl IntoResponse for ApiError {
                     r
                 }
                 Error::Storage(detail) => {
+                    let detail = bounded(&detail);
                     tracing::error!(%detail, "storage error");
                     reply(StatusCode::INTERNAL_SERVER_ERROR, json!({ "reason": "Internal server error" }))
                 }
                 Error::StorageFull(detail) => {
+                    let detail = bounded(&detail);
                     tracing::error!(%detail, "storage unavailable");
                     reply(
                         StatusCode::INSUFFICIENT_STORAGE,

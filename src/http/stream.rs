@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::AppState;
 use super::auth::Principal;
 use super::error::ApiError;
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, Result, bounded};
 use crate::store::Store;
 
 /// Bytes gathered before a chunk is sent.
@@ -187,7 +187,9 @@ where
                 match rx.recv().await {
                     Some(Piece::More(b)) => Some((Ok(b), Some(rx))),
                     Some(Piece::Last(b)) => Some((Ok(b), None)),
-                    Some(Piece::Failed(e)) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                    Some(Piece::Failed(e)) => {
+                        Some((Err(std::io::Error::other(bounded(&e.to_string()).into_owned())), None))
+                    }
                     None => Some((Err(std::io::Error::other("the stream was cut off")), None)),
                 }
             });

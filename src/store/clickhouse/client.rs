@@ -1,5 +1,6 @@
 //! A blocking client for ClickHouse's HTTP interface: statements, queries read line by line, and
-//! inserts of JSONEachRow bodies. Values always travel as server-side query parameters.
+//! inserts of JSONEachRow bodies. Values always travel as server-side query parameters, except
+//! long ones, which go in the query text base64-encoded (see [`INLINE_OVER`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -53,8 +54,12 @@ impl Query {
         self
     }
 
-    /// Binds a String parameter and returns its placeholder.
+    /// Binds a String parameter and returns its placeholder (or, for a long value, the
+    /// expression that decodes it: see [`INLINE_OVER`]).
     pub fn string(&mut self, value: &str) -> String {
+        if value.len() > INLINE_OVER {
+            return format!("base64Decode('{}')", base64_text(value.as_bytes()));
+        }
         self.bind("String", escape_param(value))
     }
 
@@ -91,6 +96,10 @@ impl Query {
         }
         text.push(']');
         // An array's text form is its literal: quoted elements, with no escaping around it.
+        if text.len() > INLINE_OVER {
+            // The same text, parsed by a cast, as the parameter's would be.
+            return format!("CAST(base64Decode('{}') AS Array(String))", base64_text(text.as_bytes()));
+        }
         self.bind("Array(String)", text)
     }
 
@@ -100,6 +109,22 @@ impl Query {
         self.params.push((name, text));
         placeholder
     }
+}
+
+/// Longest parameter value, in bytes of its text form, sent as a URL parameter. Parameters
+/// travel in the URL, which ClickHouse limits to 1 MiB (`http_max_uri_size`): a longer value
+/// (a list of tens of thousands of ids, say) goes in the query text instead, base64-encoded
+/// (an alphabet with no quote or backslash, so no value can change the statement), with
+/// `max_query_size` raised to fit the text. A query's few short parameters then fit the URL
+/// whatever the values.
+pub const INLINE_OVER: usize = 16 * 1024;
+
+/// ClickHouse's default `max_query_size`: a longer query text is sent with the setting raised.
+const DEFAULT_MAX_QUERY_SIZE: usize = 256 * 1024;
+
+fn base64_text(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A String parameter's value as ClickHouse reads it: TabSeparated escaping.
@@ -161,6 +186,9 @@ impl Client {
         }
         for (k, v) in SETTINGS {
             req = req.query(*k, *v);
+        }
+        if q.sql.len() > DEFAULT_MAX_QUERY_SIZE {
+            req = req.query("max_query_size", (q.sql.len() + 1024).to_string());
         }
         for (name, value) in &q.params {
             req = req.query(format!("param_{name}"), value);
@@ -281,6 +309,23 @@ mod tests {
         assert_eq!(q.params[2].1, "['a\\tb\\nc']");
         let n = q.uint(7);
         assert_eq!((n.as_str(), q.params[3].1.as_str()), ("{p3:UInt64}", "7"));
+    }
+
+    #[test]
+    fn long_values_go_in_the_text_base64_encoded() {
+        let mut q = Query::new("SELECT ");
+        let long = "x'\\".repeat(INLINE_OVER);
+        let s = q.string(&long);
+        assert!(s.starts_with("base64Decode('") && s.ends_with("')"), "{}", &s[..40]);
+        let list = vec![long.as_str(); 3];
+        let a = q.strings(&list);
+        assert!(a.starts_with("CAST(base64Decode('") && a.ends_with("') AS Array(String))"));
+        for text in [&s, &a] {
+            let inner = text.split('\'').nth(1).unwrap_or("");
+            assert!(inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
+        }
+        assert!(q.params.is_empty(), "nothing long in the URL");
+        assert_eq!(q.strings(&["a"]), "{p0:Array(String)}");
     }
 
     #[test]

@@ -129,7 +129,8 @@ fn write_loop(client: Client, queue: mpsc::Receiver<WriteJob>) {
         }
         let flushed = tx.flush(next_version(&mut version));
         if let Err(e) = &flushed {
-            tracing::error!(error = %e, "ClickHouse insert of a write batch failed");
+            let error = crate::domain::error::bounded(&e.to_string()).into_owned();
+            tracing::error!(%error, "ClickHouse insert of a write batch failed");
         }
         for (done, outcome) in outcomes {
             done(match &flushed {
@@ -415,8 +416,11 @@ impl Writer for Tx<'_> {
         at: Micros,
     ) -> Result<u64> {
         let mut n = 0;
+        let digests: Option<HashSet<&str>> = digests.map(|d| d.iter().map(String::as_str).collect());
         for s in self.object_versions(project, object_id)? {
-            if s.deleted_at.is_some() || digests.is_some_and(|d| !d.contains(&s.object.digest)) {
+            if s.deleted_at.is_some()
+                || digests.as_ref().is_some_and(|d| !d.contains(s.object.digest.as_str()))
+            {
                 continue;
             }
             let key = (project.to_string(), object_id.to_string(), s.object.digest.clone());
@@ -782,15 +786,7 @@ impl Store for ClickHouseStore {
         let Some(list) = self.table_digests(project, digest)? else {
             return Ok(None);
         };
-        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-        let wanted: Vec<(usize, &String)> = list
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| only.is_none_or(|o| o.contains(d)))
-            .skip(skip)
-            .take(take)
-            .collect();
+        let wanted = super::wanted_rows(&list, only, page);
         let mut vals: HashMap<String, String> = HashMap::new();
         let distinct: Vec<&String> = {
             let mut seen = HashSet::new();

@@ -103,6 +103,8 @@ impl SqliteStore {
         let writer = Connection::open(&path).map_err(at)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         stable_plans(&writer).map_err(at)?;
+        // `rarray`: a bound list of values as a table (object deletes by digest join from it).
+        rusqlite::vtab::array::load_module(&writer).map_err(at)?;
         // Statement journals (one savepoint per write job) stay in memory: a batch of jobs
         // would otherwise spill them to a temporary file.
         writer
@@ -453,10 +455,21 @@ const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, op_nam
 /// whole rows; deeper pages skip entries in the narrow `calls_runs` (about 4× fewer pages).
 const WIDE_INDEX_MAX_OFFSET: u64 = 1_000;
 
-/// An argument of a run list's SQL: a text value, or the list of ids a lookup joins from.
+/// Most arms of a run list's merge: SQLite takes at most 500 in one compound statement.
+const MAX_ARMS: usize = 100;
+
+/// An argument of a statement: a text value, or a list bound as one value (read with
+/// `rarray(?)`).
 enum Arg<'a> {
     Text(&'a str),
     Ids(Rc<Vec<rusqlite::types::Value>>),
+}
+
+impl Arg<'_> {
+    /// A list of texts, bound as one value for `rarray(?)`.
+    fn list<'v>(values: impl IntoIterator<Item = &'v str>) -> Self {
+        Arg::Ids(Rc::new(values.into_iter().map(|v| v.to_string().into()).collect()))
+    }
 }
 
 impl ToSql for Arg<'_> {
@@ -491,12 +504,13 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>)
     } else {
         ""
     };
-    // The dimension split into merged arms: the models, else the evaluations (not for ids).
+    // The dimension split into merged arms: the models, else the evaluations (not for ids,
+    // nor for more values than a statement may have arms: those are looked up in a set).
     let (arm_column, arms): (&str, Vec<&str>) = if !ids.is_empty() {
         ("", vec![""])
-    } else if !models.is_empty() {
+    } else if (1..=MAX_ARMS).contains(&models.len()) {
         ("model", models.clone())
-    } else if !evaluations.is_empty() {
+    } else if (1..=MAX_ARMS).contains(&evaluations.len()) {
         ("evaluation", evaluations.clone())
     } else {
         ("", vec![""])
@@ -523,8 +537,8 @@ fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>)
         }
         for (column, values) in [("evaluation", &evaluations), ("model", &models)] {
             if !values.is_empty() && column != arm_column {
-                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
-                args.extend(values.iter().map(|v| Arg::Text(v)));
+                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+                args.push(Arg::list(values.iter().copied()));
             }
         }
     }
@@ -785,12 +799,13 @@ impl Writer for Tx<'_> {
             "UPDATE objects SET deleted_at = ? WHERE project_id = ? AND object_id = ? AND deleted_at IS NULL",
         );
         let at = at.to_string();
-        let mut args: Vec<&str> = vec![&at, project, object_id];
+        let mut args: Vec<Arg<'_>> = vec![Arg::Text(&at), Arg::Text(project), Arg::Text(object_id)];
         if let Some(d) = digests {
-            sql.push_str(&format!(" AND digest IN ({})", vec!["?"; d.len()].join(",")));
-            args.extend(d.iter().map(String::as_str));
+            sql.push_str(" AND digest IN rarray(?)");
+            args.push(Arg::list(d.iter().map(String::as_str)));
         }
-        let n = self.execute(&sql, params_from_iter(args)).map_err(storage)?;
+        let n =
+            self.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(args))).map_err(storage)?;
         Ok(n as u64)
     }
 
@@ -1000,7 +1015,9 @@ impl Store for SqliteStore {
 
     fn calls(&self, project: &str, q: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
         let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND deleted_at IS NULL");
-        let mut args: Vec<&str> = vec![project];
+        let mut args: Vec<Arg<'_>> = vec![Arg::Text(project)];
+        // Each list is bound as one value (`rarray`): the statement's text does not grow with
+        // the list, so no list is too long for SQLite's limits on a statement.
         for (column, values) in [
             ("id", &q.call_ids),
             ("trace_id", &q.trace_ids),
@@ -1008,26 +1025,24 @@ impl Store for SqliteStore {
             ("wb_user_id", &q.wb_user_ids),
         ] {
             if !values.is_empty() {
-                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
-                args.extend(values.iter().map(String::as_str));
+                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+                args.push(Arg::list(values.iter().map(String::as_str)));
             }
         }
         if !q.op_names.is_empty() {
-            let mut alternatives = Vec::new();
+            let (mut exact, mut prefixes) = (Vec::new(), Vec::new());
             for op in &q.op_names {
                 match op.strip_suffix(":*") {
-                    Some(prefix) => {
-                        alternatives.push("substr(op_name, 1, length(?) + 1) = ? || ':'");
-                        args.push(prefix);
-                        args.push(prefix);
-                    }
-                    None => {
-                        alternatives.push("op_name = ?");
-                        args.push(op);
-                    }
+                    Some(prefix) => prefixes.push(format!("{prefix}:")),
+                    None => exact.push(op.as_str()),
                 }
             }
-            sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+            sql.push_str(
+                " AND (op_name IN rarray(?) OR EXISTS (SELECT 1 FROM rarray(?) p \
+                 WHERE substr(op_name, 1, length(p.value)) = p.value))",
+            );
+            args.push(Arg::list(exact));
+            args.push(Arg::list(prefixes.iter().map(String::as_str)));
         }
         if q.trace_roots_only {
             sql.push_str(" AND parent_id IS NULL");
@@ -1075,12 +1090,12 @@ impl Store for SqliteStore {
         let mut sql = format!(
             "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ? AND deleted_at IS NULL"
         );
-        let mut args: Vec<String> = vec![project.to_string()];
+        let mut args: Vec<Arg<'_>> = vec![Arg::Text(project)];
         for (column, values) in [("object_id", &q.object_ids), ("base_object_class", &q.base_object_classes)]
         {
             if !values.is_empty() {
-                sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(",")));
-                args.extend(values.iter().cloned());
+                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+                args.push(Arg::list(values.iter().map(String::as_str)));
             }
         }
         match q.is_op {
@@ -1110,14 +1125,11 @@ impl Store for SqliteStore {
         let Some(list) = table_digests(&conn, project, digest)? else {
             return Ok(None);
         };
-        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let mut stmt = conn
             .prepare_cached("SELECT val FROM table_rows WHERE project_id = ?1 AND digest = ?2")
             .map_err(storage)?;
         let mut rows = Vec::new();
-        let wanted =
-            list.iter().enumerate().filter(|(_, d)| only.is_none_or(|o| o.contains(d))).skip(skip).take(take);
+        let wanted = super::wanted_rows(&list, only, page);
         for (i, d) in wanted {
             let val: Option<String> =
                 stmt.query_row(params![project, d], |r| r.get(0)).optional().map_err(storage)?;
