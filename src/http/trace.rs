@@ -434,7 +434,7 @@ pub(crate) struct ObjQuery {
 /// `POST /objs/query`: object versions by id, class, op-ness, latest.
 pub(crate) async fn objs_query(
     State(state): State<AppState>,
-    ProjectBody(req, _): ProjectBody<ObjQuery>,
+    ProjectBody(req, who): ProjectBody<ObjQuery>,
 ) -> Result<Response, ApiError> {
     let f = req.filter.unwrap_or_default();
     let q = ObjectQuery {
@@ -445,9 +445,15 @@ pub(crate) async fn objs_query(
         page: page(req.limit, req.offset),
     };
     let project = req.project_id;
-    let objs = blocking(&state, move |s| s.objects(&project, &q)).await?;
-    let objs: Vec<ObjSchema> = objs.into_iter().map(|(o, l)| ObjSchema::of(o, l)).collect();
-    Ok(json_response(json!({ "objs": objs })))
+    super::stream::json_list(&state, &who, "objs", move |s, emit| {
+        s.objects(&project, &q, &mut |o, latest| {
+            let obj = ObjSchema::of(o, latest);
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &obj);
+            })
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]

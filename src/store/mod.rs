@@ -98,8 +98,14 @@ pub trait Store: Send + Sync + 'static {
         object_id: &str,
         version: &Version,
     ) -> Result<Option<(ObjectVersion, bool)>>;
-    /// Live object versions matching `query`, by object id then version; flags mark the latest.
-    fn objects(&self, project: &str, query: &ObjectQuery) -> Result<Vec<(ObjectVersion, bool)>>;
+    /// Streams the live object versions matching `query`, by object id then version, to `sink`
+    /// until it returns `false`; flags mark the latest.
+    fn objects(
+        &self,
+        project: &str,
+        query: &ObjectQuery,
+        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+    ) -> Result<()>;
     /// Rows of a table in order (only those named, if `only` is given); `None` if no such table.
     fn table_rows(
         &self,

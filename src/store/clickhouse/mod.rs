@@ -753,7 +753,12 @@ impl Store for ClickHouseStore {
         Ok(self.client.query_all::<LatestObjectTuple>(&q)?.pop().map(latest_object))
     }
 
-    fn objects(&self, project: &str, oq: &ObjectQuery) -> Result<Vec<(ObjectVersion, bool)>> {
+    fn objects(
+        &self,
+        project: &str,
+        oq: &ObjectQuery,
+        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+    ) -> Result<()> {
         let mut q = Query::default();
         let source = live_objects_with_latest(&mut q, project, &oq.object_ids);
         let mut filters = String::from("1");
@@ -773,7 +778,10 @@ impl Store for ClickHouseStore {
             "SELECT {OBJECT_COLUMNS}, is_latest FROM {source} WHERE {filters} \
              ORDER BY object_id, version_index{window} FORMAT JSONCompactEachRow"
         ));
-        Ok(self.client.query_all::<LatestObjectTuple>(&q)?.into_iter().map(latest_object).collect())
+        self.client.query_rows::<LatestObjectTuple>(&q, &mut |row| {
+            let (o, latest) = latest_object(row);
+            Ok(sink(o, latest))
+        })
     }
 
     fn table_rows(

@@ -1086,7 +1086,12 @@ impl Store for SqliteStore {
         stmt.query_row(params![project, object_id, arg], object_with_latest).optional().map_err(storage)
     }
 
-    fn objects(&self, project: &str, q: &ObjectQuery) -> Result<Vec<(ObjectVersion, bool)>> {
+    fn objects(
+        &self,
+        project: &str,
+        q: &ObjectQuery,
+        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+    ) -> Result<()> {
         let mut sql = format!(
             "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ? AND deleted_at IS NULL"
         );
@@ -1110,8 +1115,14 @@ impl Store for SqliteStore {
         sql.push_str(&format!(" ORDER BY object_id, version_index LIMIT {limit} OFFSET {offset}"));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-        let rows = stmt.query_map(params_from_iter(args), object_with_latest).map_err(storage)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            let (o, latest) = object_with_latest(r).map_err(storage)?;
+            if !sink(o, latest) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn table_rows(
