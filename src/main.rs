@@ -75,6 +75,10 @@ enum Command {
         #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
               value_parser = clap::value_parser!(usize))]
         max_requests: usize,
+        /// Requests one client address may have in progress at once; more are refused with
+        /// 429. Default: a quarter of `--max-requests`.
+        #[arg(long, env = "WEFT_MAX_REQUESTS_PER_ADDRESS", value_parser = clap::value_parser!(usize))]
+        max_requests_per_address: Option<usize>,
         /// Seconds the server waits on a client: for a request's head (and for the next
         /// request on an idle connection), for its body (then 408), and for it to take the
         /// next part of a streamed response (then the response is cut off).
@@ -247,14 +251,24 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     let store = opened.store();
     match cli.command {
         Command::Serve {
-            bind, max_requests, client_timeout, max_streams_per_key, trusted_proxies, ..
+            bind,
+            max_requests,
+            max_requests_per_address,
+            client_timeout,
+            max_streams_per_key,
+            trusted_proxies,
+            ..
         } => {
             let deadlines = http::Deadlines::all(std::time::Duration::from_secs(client_timeout));
             let configure = move |state: AppState| {
-                state
+                let state = state
                     .with_deadlines(deadlines)
                     .with_streams_per_key(max_streams_per_key)
-                    .with_trusted_proxies(trusted_proxies)
+                    .with_trusted_proxies(trusted_proxies);
+                match max_requests_per_address {
+                    Some(cap) => state.with_requests_per_address(cap),
+                    None => state,
+                }
             };
             let sqlite = match &opened {
                 Opened::Sqlite(s) => Some(s.clone()),

@@ -220,3 +220,36 @@ async fn forwarded_addresses_are_ignored_from_untrusted_peers() {
     }
     assert_eq!(get("10.9.9.9").await.unwrap().status(), 429);
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_request_slot() {
+    use std::io::Write;
+    let s = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--max-requests", "8", "--max-requests-per-address", "2", "--trusted-proxy", "127.0.0.1"],
+    );
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Client 10.0.0.1 (behind the proxy) starts two requests whose bodies never come.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST /v2/acme/proj/evaluation_runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             X-Forwarded-For: 10.0.0.1\r\nContent-Length: 100\r\n\r\n",
+            s.key
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        held.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let get = |client: &str| s.get("/evaluation_runs").header("x-forwarded-for", client).send();
+    let refused = get("10.0.0.1").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Every other client is served.
+    assert_eq!(get("10.0.0.2").await.unwrap().status(), 200);
+    assert_eq!(get("10.0.0.3").await.unwrap().status(), 200);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get("10.0.0.1").await.unwrap().status(), 200);
+}

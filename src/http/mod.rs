@@ -4,6 +4,7 @@ pub mod auth;
 pub mod children;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod origin;
 pub mod runs;
 pub mod stream;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub streams: Arc<stream::KeyStreams>,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Requests in progress per client address.
+    pub per_address: Arc<limits::AddressSlots>,
 }
 
 /// Requests served at once by default; more are refused with 429.
@@ -55,6 +58,7 @@ impl AppState {
             deadlines: Deadlines::default(),
             streams: Arc::new(stream::KeyStreams::new(stream::MAX_STREAMS_PER_KEY)),
             trusted_proxies: Arc::from([]),
+            per_address: Arc::new(limits::AddressSlots::new(limits::per_address_default(max_requests))),
         }
     }
 
@@ -62,6 +66,11 @@ impl AppState {
     /// these proxies.
     pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
         AppState { trusted_proxies: proxies.into(), ..self }
+    }
+
+    /// The same state, each client address having at most `cap` requests in progress.
+    pub fn with_requests_per_address(self, cap: usize) -> Self {
+        AppState { per_address: Arc::new(limits::AddressSlots::new(cap)), ..self }
     }
 
     /// The same state, each API key having at most `cap` streams open at once.
@@ -138,8 +147,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(middleware::from_fn(origin::refuse_cross_site))
-        .layer(middleware::from_fn_with_state(state.clone(), limit_requests))
-        .layer(middleware::from_fn(limit_head))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::limit_requests))
+        .layer(middleware::from_fn(limits::limit_head))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -198,43 +207,6 @@ async fn openapi() -> Response {
     let mut r = OPENAPI.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
-}
-
-/// Refuses a request with 429 while [`AppState::permits`] are all taken.
-async fn limit_requests(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match state.permits.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => Error::TooMany("Too many requests in progress; retry shortly".into()).into_response_api(),
-    }
-}
-
-/// The size of `req`'s head as sent over HTTP/1.1: the request line, then one `Name: value`
-/// line per header, then the empty line.
-fn head_size(req: &Request) -> usize {
-    let uri = req.uri();
-    let target = match (uri.scheme_str(), uri.authority()) {
-        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len(),
-        _ => 0,
-    } + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
-    let line = req.method().as_str().len() + 1 + target + 1 + "HTTP/1.1".len() + 2;
-    let headers: usize =
-        req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
-    line + headers + 2
-}
-
-/// Refuses (431) a request whose head is over [`MAX_HEAD`] bytes. hyper's read buffer (of
-/// `MAX_HEAD` bytes, see [`serve`]) is only a looser outer bound: a head is parsed whenever it
-/// is complete in the buffer, and one read may take it past its size, so heads of up to about
-/// twice that can reach here; much larger ones are refused (431, or closed) before parsing.
-async fn limit_head(req: Request, next: Next) -> Response {
-    if head_size(&req) > MAX_HEAD {
-        return ApiError::HeadTooLarge.into_response();
-    }
-    next.run(req).await
 }
 
 /// Logs one line per request: method, path, status and time to the response head.
