@@ -62,7 +62,7 @@ use serde_json::{Value, json};
 use weft::domain::call::{Call, Micros, format_time};
 use weft::domain::eval_run::aggregate;
 use weft::domain::refs::method_op;
-use weft::store::Store;
+use weft::domain::store::Store;
 use weft::store::clickhouse::ClickHouseStore;
 use weft::store::clickhouse::client::{Client, Config, Query};
 use weft::store::sqlite::SqliteStore;
@@ -477,7 +477,7 @@ fn fill_weft(store: &dyn Store, label: &str, n: usize) -> Result<(Data, f64), St
         if failed.is_some() || calls.is_empty() {
             return;
         }
-        let written = weft::store::write(store, move |w| {
+        let written = weft::domain::store::write(store, move |w| {
             // One look-up of the batch's ids per project instead of one per call on a store
             // that pays a round trip per look-up (ClickHouse); nothing on SQLite.
             let mut ids: HashMap<&str, Vec<String>> = HashMap::new();

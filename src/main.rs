@@ -9,10 +9,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use weft::domain::call::{format_time, now};
 use weft::domain::keys::ApiKey;
+use weft::domain::store::{self, Store};
 use weft::http::{self, AppState};
 use weft::store::clickhouse::{self, ClickHouseStore, client, schema};
 use weft::store::sqlite::SqliteStore;
-use weft::store::{self, Store};
 
 /// weft: a self-hostable server for the W&B Weave trace server API.
 #[derive(Parser)]

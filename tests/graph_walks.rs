@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use weft::domain::call::Call;
 use weft::domain::error::Error;
 use weft::domain::refs::Ref;
-use weft::store::{self, Store};
+use weft::domain::store::{self, Store};
 
 fn cases() -> u64 {
     let default = if on_clickhouse() { 15 } else { 60 };

@@ -85,7 +85,7 @@ fn filled(n: i64) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = weft::store::sqlite::SqliteStore::open(dir.path()).expect("open");
     let base = weft::domain::call::now();
-    let ids = weft::store::write(&store, move |w| {
+    let ids = weft::domain::store::write(&store, move |w| {
         let mut ids = Vec::new();
         for i in 0..n {
             let mut c = weft::domain::call::Call::new("acme/proj", "Evaluation.evaluate", base + i);

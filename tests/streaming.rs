@@ -17,7 +17,7 @@ fn fill(dir: &std::path::Path, n: usize) {
         "accuracy": {"mean": 0.8125}, "f1": {"mean": 0.77}, "latency": {"mean": 1.25},
         "notes": "x".repeat(200),
     });
-    weft::store::write(store.as_ref(), move |w| {
+    weft::domain::store::write(store.as_ref(), move |w| {
         for i in 0..n {
             let mut c = Call::new("acme/proj", "Evaluation.evaluate", base + i as i64);
             let (e, m) = (

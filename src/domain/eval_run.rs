@@ -5,9 +5,9 @@ use serde_json::{Map, Value, json};
 use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, now, write_json_str, write_time};
 use super::error::{Error, Result};
 use super::refs::check_ref;
+use super::store::{CallEndFields, Page, Writer};
 use super::validate::Fields;
 use super::view::EVALUATE_OP;
-use crate::store::{CallEndFields, Page, Writer};
 
 /// Op name of the call that holds one prediction and its scores.
 pub const PREDICT_AND_SCORE_OP: &str = "Evaluation.predict_and_score";

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::call::{Micros, format_time, new_id, now};
 use super::error::Result;
-use crate::store::Writer;
+use super::store::Writer;
 
 /// A stored feedback row.
 #[derive(Debug, Clone, PartialEq)]

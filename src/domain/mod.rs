@@ -13,6 +13,7 @@ pub mod query;
 pub mod refs;
 pub mod resolve;
 pub mod score;
+pub mod store;
 pub mod trace;
 pub mod validate;
 pub mod view;

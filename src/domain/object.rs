@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::call::{Micros, format_time, now};
 use super::digest::{bytes_digest, table_digest, value_digest};
 use super::error::{Error, Result};
-use crate::store::Writer;
+use super::store::Writer;
 
 /// Longest object id accepted.
 pub const MAX_OBJECT_ID: usize = 128;
@@ -212,7 +212,7 @@ pub struct ObjectQuery {
     /// Only the latest version of each object.
     pub latest_only: bool,
     /// Window over the result (ordered by object id, then version).
-    pub page: crate::store::Page,
+    pub page: super::store::Page,
 }
 
 /// The map of an object, or a 400 naming the field.

@@ -7,9 +7,9 @@ use super::call::{Call, now};
 use super::error::{Error, Result};
 use super::eval_run::{PREDICT_AND_SCORE_OP, get_run};
 use super::refs::{check_ref, method_op, ref_name};
+use super::store::Writer;
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns};
-use crate::store::Writer;
 
 /// Body of `POST /predictions`.
 #[derive(Debug, Clone, PartialEq)]

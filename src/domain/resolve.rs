@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::error::{Error, Result};
 use super::object::Version;
 use super::refs::{Edge, Ref, Target};
+use super::store::{Page, Store};
 use super::trace::call_json;
-use crate::store::{Page, Store};
 
 /// Most refs one top-level ref may lead to following, nested refs included.
 pub const MAX_REF_HOPS: usize = 32;

@@ -8,9 +8,9 @@ use super::error::{Error, Result};
 use super::eval_run::get_run;
 use super::prediction;
 use super::refs::{check_ref, method_op};
+use super::store::Writer;
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns};
-use crate::store::Writer;
 
 /// Body of `POST /scores`.
 #[derive(Debug, Clone, PartialEq)]

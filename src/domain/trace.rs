@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, new_id, now};
 use super::error::{Error, Issue, Result};
+use super::store::{CallEndFields, Writer};
 use super::validate::MAX_OP_NAMES;
-use crate::store::{CallEndFields, Writer};
 
 /// Reads a request body into `T`; a mismatch is a 422 naming the problem.
 pub fn from_body<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T> {
@@ -305,7 +305,7 @@ pub struct CallQuery {
     /// Newest first instead of oldest first.
     pub descending: bool,
     /// Window over the ordered result.
-    pub page: crate::store::Page,
+    pub page: super::store::Page,
 }
 
 /// `CallsFilter` of the wire.
@@ -370,7 +370,7 @@ impl CallsQueryReq {
             wb_user_ids: f.wb_user_ids.unwrap_or_default(),
             trace_roots_only: f.trace_roots_only.unwrap_or(false),
             descending,
-            page: crate::store::Page {
+            page: super::store::Page {
                 limit: count("limit", self.limit)?,
                 offset: count("offset", self.offset)?.unwrap_or(0),
             },

@@ -3,7 +3,7 @@
 
 use super::call::{Call, now};
 use super::error::Result;
-use crate::store::Writer;
+use super::store::Writer;
 
 /// What a call is, for the views over calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

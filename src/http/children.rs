@@ -14,9 +14,9 @@ use crate::domain::call::Call;
 use crate::domain::error::Error;
 use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
 use crate::domain::score::{self, CreateScore, ScoreRead};
+use crate::domain::store;
 use crate::domain::validate::MAX_IDS;
 use crate::domain::view::{self, Kind, ViewColumns};
-use crate::store;
 
 /// `POST /predictions`.
 pub async fn create_prediction(

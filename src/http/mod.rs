@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::domain::error::{Error, Issue, Result};
+use crate::domain::store::{Page, Store};
 use crate::domain::validate::Query;
-use crate::store::{Page, Store};
 use error::ApiError;
 
 /// What every handler shares.

@@ -12,9 +12,9 @@ use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
 use super::{AppState, blocking, ids_from_body};
 use crate::domain::error::{Error, Issue};
 use crate::domain::eval_run::{self, CreateRun, FinishRun, RunQuery, RunRow};
+use crate::domain::store::{self, Page, Store};
 use crate::domain::validate::MAX_IDS;
 use crate::domain::view::{self, Kind};
-use crate::store::{self, Page, Store};
 
 /// `POST /evaluation_runs`: starts a run.
 pub async fn create(

@@ -15,7 +15,7 @@ use super::AppState;
 use super::auth::Principal;
 use super::error::ApiError;
 use crate::domain::error::{Error, Result, bounded};
-use crate::store::Store;
+use crate::domain::store::Store;
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 64 * 1024;

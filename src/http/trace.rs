@@ -18,11 +18,11 @@ use crate::domain::object::{self, ObjSchema, ObjectQuery, Version};
 use crate::domain::query::Expr;
 use crate::domain::refs::Ref;
 use crate::domain::resolve;
+use crate::domain::store::{self, Page, Store};
 use crate::domain::trace::{
     self, CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
 };
 use crate::domain::validate::MAX_IDS;
-use crate::store::{self, Page, Store};
 
 /// The Weave trace API version whose wire format weft speaks.
 pub const TRACE_API_VERSION: &str = "0.54.0";

@@ -1,269 +1,13 @@
-//! The storage interface: calls and API keys. One module per backend; no backend type leaks out.
+//! The storage backends, one module each, implementing the domain's storage interface
+//! ([`crate::domain::store`]): the embedded SQLite store and ClickHouse. Also what the two share.
 
 pub mod clickhouse;
 pub mod sqlite;
 
 use serde_json::Value;
 
-use crate::domain::call::{Call, Micros};
-use crate::domain::error::{Error, Result};
-use crate::domain::eval_run::{RunHead, RunQuery, RunRow};
-use crate::domain::feedback::Feedback;
-use crate::domain::keys::ApiKey;
-use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
-use crate::domain::trace::CallQuery;
-use crate::domain::view::Kind;
-
-/// A window over an ordered result: skip `offset` rows, then return at most `limit` (all if `None`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Page {
-    /// Most rows to return; `None` for all.
-    pub limit: Option<u64>,
-    /// Rows to skip.
-    pub offset: u64,
-}
-
-/// The writes of a job.
-pub type WriteFn = Box<dyn FnOnce(&mut dyn Writer) -> Result<()> + Send>;
-
-/// A unit of writes, run by the store's writer inside a transaction.
-pub struct WriteJob {
-    /// The writes. An error undoes this job's writes only.
-    pub run: WriteFn,
-    /// Told the outcome once the transaction holding the job has committed (or failed):
-    /// `Ok` means the writes are durable.
-    pub done: Box<dyn FnOnce(Result<()>) + Send>,
-}
-
-/// What ending a call writes.
-#[derive(Debug, Clone, Copy)]
-pub struct CallEndFields<'a> {
-    /// End time.
-    pub ended_at: Micros,
-    /// Exception text, if the call failed.
-    pub exception: Option<&'a str>,
-    /// Output.
-    pub output: &'a Value,
-    /// Summary.
-    pub summary: &'a Value,
-}
-
-/// A storage backend. Reads block; callers run them off the async threads. Writes are
-/// submitted as jobs and reported when durable.
-pub trait Store: Send + Sync + 'static {
-    /// Queues a write job; it never blocks the caller.
-    fn submit(&self, job: WriteJob);
-
-    /// Streams the evaluation runs of `project` matching `query`, in list order
-    /// (`started_at`, `id`), to `sink` until it returns `false`.
-    fn eval_runs(
-        &self,
-        project: &str,
-        query: &RunQuery,
-        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
-    ) -> Result<()>;
-
-    /// [`Store::eval_runs`] run at once on the calling thread, for short reads: `None` (and
-    /// `sink` never called) unless the store can serve it without waiting for a connection
-    /// or the network. The default never can.
-    fn eval_runs_now(
-        &self,
-        _project: &str,
-        _query: &RunQuery,
-        _sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
-    ) -> Option<Result<()>> {
-        None
-    }
-
-    /// Streams the live calls of `kind` (belonging to run `run_id`, when given) in start order.
-    fn view_calls(
-        &self,
-        project: &str,
-        kind: Kind,
-        run_id: Option<&str>,
-        page: Page,
-        sink: &mut dyn FnMut(Call) -> bool,
-    ) -> Result<()>;
-
-    /// Streams the live calls matching `query` in start order to `sink` until it returns `false`.
-    fn calls(&self, project: &str, query: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()>;
-
-    /// Reads a live (not deleted) call.
-    fn call(&self, project: &str, id: &str) -> Result<Option<Call>>;
-
-    /// Reads a live object version; the flag tells whether it is the latest.
-    fn object(
-        &self,
-        project: &str,
-        object_id: &str,
-        version: &Version,
-    ) -> Result<Option<(ObjectVersion, bool)>>;
-    /// Streams the live object versions matching `query`, by object id then version, to `sink`
-    /// until it returns `false`; flags mark the latest.
-    fn objects(
-        &self,
-        project: &str,
-        query: &ObjectQuery,
-        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
-    ) -> Result<()>;
-    /// Rows of a table in order (only those named, if `only` is given); `None` if no such table.
-    fn table_rows(
-        &self,
-        project: &str,
-        digest: &str,
-        only: Option<&[String]>,
-        page: Page,
-    ) -> Result<Option<Vec<TableRow>>>;
-    /// Number of rows of a table; `None` if no such table.
-    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>>;
-    /// A file's bytes.
-    fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>>;
-
-    /// The live feedback rows of a project, oldest first.
-    fn feedback(&self, project: &str, sink: &mut dyn FnMut(Feedback) -> bool) -> Result<()>;
-
-    /// Finds an unrevoked key by the hash of its secret.
-    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
-    /// Whether [`Store::key_by_hash`] answers at once, never waiting behind other reads or
-    /// the network, so that it may run on the request's own thread. The default is `false`.
-    fn keys_read_at_once(&self) -> bool {
-        false
-    }
-    /// All keys, revoked ones included, oldest first.
-    fn keys(&self) -> Result<Vec<ApiKey>>;
-}
-
-/// Operations inside one write transaction.
-pub trait Writer {
-    /// Inserts a new call; its view columns are derived from it.
-    fn insert_call(&mut self, call: &Call) -> Result<()>;
-    /// Rewrites a live call's mutable fields (end, output, summary, exception, attributes...).
-    fn update_call(&mut self, call: &Call) -> Result<()>;
-    /// Reads a live call.
-    fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>>;
-    /// The head of a live evaluation run; `None` if there is no such run.
-    fn run_head(&mut self, project: &str, id: &str) -> Result<Option<RunHead>> {
-        Ok(self.call(project, id)?.as_ref().and_then(RunHead::of))
-    }
-    /// Hints that the job is about to look up these calls, so a backend that pays a round trip
-    /// per lookup can read them all at once. Does nothing by default.
-    fn prefetch_calls(&mut self, _project: &str, _ids: &[String]) -> Result<()> {
-        Ok(())
-    }
-    /// Whether a call with this id exists (deleted or not), without reading it.
-    fn call_exists(&mut self, project: &str, id: &str) -> Result<bool>;
-    /// Inserts `call` unless a call with its id exists (deleted or not): `false` then.
-    fn insert_new_call(&mut self, call: &Call) -> Result<bool> {
-        if self.call_exists(&call.project_id, &call.id)? {
-            return Ok(false);
-        }
-        self.insert_call(call).map(|()| true)
-    }
-    /// Writes a live call's end (leaving its start as it is); `false` if there is no such call.
-    fn end_call(&mut self, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool>;
-    /// The live children of a call, in start order.
-    fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>>;
-    /// Stores an object version, or finds the identical one; returns it with its version index.
-    fn put_object(&mut self, object: &ObjectVersion) -> Result<ObjectVersion>;
-    /// Soft-deletes object versions (all of `object_id`, or those with the given digests).
-    fn delete_objects(
-        &mut self,
-        project: &str,
-        object_id: &str,
-        digests: Option<&[String]>,
-        at: Micros,
-    ) -> Result<u64>;
-    /// Stores a table: its rows as (digest, JSON text) and its ordered row digests.
-    fn put_table(
-        &mut self,
-        project: &str,
-        digest: &str,
-        rows: &[(String, String)],
-        row_digests: &[String],
-    ) -> Result<()>;
-    /// Stores a file's bytes under their digest.
-    fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()>;
-    /// Stores a feedback row; a row with the same id is kept as it is.
-    fn insert_feedback(&mut self, feedback: &Feedback) -> Result<()>;
-    /// Stores a new API key.
-    fn put_key(&mut self, key: &ApiKey) -> Result<()>;
-    /// Revokes a key by id; `false` if no such unrevoked key exists.
-    fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool>;
-    /// Soft-deletes a live call and all its live descendants; returns how many were deleted.
-    fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
-}
-
-/// Queues `job` on a writer's channel; a job the writer can no longer take is told so at once.
-pub fn queue_job(jobs: Option<&std::sync::mpsc::Sender<WriteJob>>, job: WriteJob) {
-    let refused = match jobs {
-        Some(jobs) => jobs.send(job).err().map(|e| e.0),
-        None => Some(job),
-    };
-    if let Some(job) = refused {
-        (job.done)(Err(Error::Storage("the writer stopped".into())));
-    }
-}
-
-/// A job running `f`, whose value (or error) goes to `done` once the job is durable.
-fn job<T, F, D>(f: F, done: D) -> WriteJob
-where
-    T: Send + 'static,
-    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
-    D: FnOnce(Result<T>) + Send + 'static,
-{
-    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let filled = slot.clone();
-    WriteJob {
-        run: Box::new(move |w| {
-            let value = f(w)?;
-            *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
-            Ok(())
-        }),
-        done: Box::new(move |outcome| {
-            let value = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            done(outcome.and_then(|()| {
-                value.ok_or_else(|| Error::Storage("write job committed without a value".into()))
-            }))
-        }),
-    }
-}
-
-/// Runs `f` as one write job and waits, blocking the thread, until it is durable.
-pub fn write<T, F>(store: &dyn Store, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    store.submit(job(f, move |r| {
-        let _ = tx.send(r);
-    }));
-    rx.recv().unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
-}
-
-/// Runs `f` as one write job and waits, without blocking the thread, until it is durable.
-pub async fn write_async<T, F>(store: &dyn Store, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit(job(f, move |r| {
-        let _ = tx.send(r);
-    }));
-    rx.await.unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
-}
-
-/// Stores a new API key.
-pub fn insert_key(store: &dyn Store, key: ApiKey) -> Result<()> {
-    write(store, move |w| w.put_key(&key))
-}
-
-/// Revokes a key by id; `false` if no such unrevoked key exists.
-pub fn revoke_key(store: &dyn Store, id: &str, at: Micros) -> Result<bool> {
-    let id = id.to_string();
-    write(store, move |w| w.revoke_key(&id, at))
-}
+use crate::domain::error::Error;
+use crate::domain::store::{Page, WriteJob};
 
 /// The rows of a table a read asks for, as (position, row digest): those of `list` (the
 /// table's row digests, in order) that `only` names, if given, then the window of `page`.
@@ -283,4 +27,15 @@ pub fn wanted_rows<'a>(list: &'a [String], only: Option<&[String]>, page: Page) 
 /// Parses stored JSON text, treating text that is not JSON as a string value.
 pub fn json_from_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// Queues `job` on a writer's channel; a job the writer can no longer take is told so at once.
+pub fn queue_job(jobs: Option<&std::sync::mpsc::Sender<WriteJob>>, job: WriteJob) {
+    let refused = match jobs {
+        Some(jobs) => jobs.send(job).err().map(|e| e.0),
+        None => Some(job),
+    };
+    if let Some(job) = refused {
+        (job.done)(Err(Error::Storage("the writer stopped".into())));
+    }
 }

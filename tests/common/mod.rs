@@ -85,7 +85,7 @@ pub fn store_args(dir: &Path) -> Vec<String> {
 }
 
 /// Opens the store of data directory `dir` in this process (to fill it before a server starts).
-pub fn open_store(dir: &Path) -> std::sync::Arc<dyn weft::store::Store> {
+pub fn open_store(dir: &Path) -> std::sync::Arc<dyn weft::domain::store::Store> {
     match clickhouse_url() {
         Some(url) => std::sync::Arc::new(
             weft::store::clickhouse::ClickHouseStore::open(weft::store::clickhouse::client::Config {

@@ -9,13 +9,14 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params, params_from_iter};
 use serde_json::Value;
 
-use super::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer, json_from_text};
+use super::json_from_text;
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::{RunHead, RunQuery, RunRow};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use crate::domain::store::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::{Kind, ViewColumns};
 
@@ -1259,7 +1260,7 @@ mod tests {
         let other = Call::new("e/p", "Model.predict", 6);
         let gone = Call::new("e/p", "Evaluation.evaluate", 7);
         let (r, o, g) = (run.clone(), other.clone(), gone.clone());
-        let heads = crate::store::write(&store, move |w| {
+        let heads = crate::domain::store::write(&store, move |w| {
             for c in [&r, &o, &g] {
                 w.insert_call(c)?;
             }
@@ -1274,7 +1275,8 @@ mod tests {
         assert_eq!(heads[0].as_ref().unwrap(), &expected);
         assert_eq!(heads[1].as_ref().unwrap(), &None);
         assert_eq!(heads[2].as_ref().unwrap(), &None);
-        let in_other_project = crate::store::write(&store, move |w| w.run_head("e/q", &run.id)).unwrap();
+        let in_other_project =
+            crate::domain::store::write(&store, move |w| w.run_head("e/q", &run.id)).unwrap();
         assert_eq!(in_other_project, None);
         assert_eq!(RunHead::of(&other), None);
         assert!(RunHead::of(&gone).is_some());
@@ -1305,7 +1307,7 @@ mod tests {
         {
             let store = SqliteStore::open(dir.path()).unwrap();
             let r = run.clone();
-            crate::store::write(&store, move |w| w.insert_call(&r)).unwrap();
+            crate::domain::store::write(&store, move |w| w.insert_call(&r)).unwrap();
         }
         {
             // The version 1 schema: `calls_views` over every kind, no `calls_runs_ids`.
@@ -1345,7 +1347,7 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let run = Call::new("e/p", "Evaluation.evaluate", 5);
         let r = run.clone();
-        crate::store::write(&store, move |w| w.insert_call(&r)).unwrap();
+        crate::domain::store::write(&store, move |w| w.insert_call(&r)).unwrap();
         let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
         let count = |store: &SqliteStore| {
             let mut n = 0;
