@@ -131,7 +131,7 @@ fn ref_reads_end_on_any_web_of_refs() {
         let p = project.clone();
         store::write(store.as_ref(), move |w| {
             for (i, val) in vals.into_iter().enumerate() {
-                weft::domain::object::create(w, &p, &format!("O{i}"), val, None, None, None)?;
+                weft::domain::writes::objects::create(w, &p, &format!("O{i}"), val, None, None, None)?;
             }
             Ok(())
         })

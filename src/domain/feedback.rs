@@ -3,9 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::call::{Micros, format_time, new_id, now};
-use super::error::Result;
-use super::store::Writer;
+use super::call::{Micros, format_time};
 
 /// A stored feedback row.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,30 +65,4 @@ impl Feedback {
             "trigger_ref": self.trigger_ref,
         })
     }
-}
-
-/// Stores one feedback row (idempotent on a client-given id).
-pub fn create(w: &mut dyn Writer, req: FeedbackCreate, user: Option<&str>) -> Result<FeedbackCreated> {
-    let payload = if req.payload.is_null() { Value::Object(Default::default()) } else { req.payload };
-    let f = Feedback {
-        id: req.id.filter(|i| !i.is_empty()).unwrap_or_else(new_id),
-        project_id: req.project_id,
-        weave_ref: req.weave_ref,
-        feedback_type: req.feedback_type,
-        payload,
-        creator: req.creator,
-        created_at: now(),
-        wb_user_id: user.map(String::from),
-        annotation_ref: req.annotation_ref,
-        runnable_ref: req.runnable_ref,
-        call_ref: req.call_ref,
-        trigger_ref: req.trigger_ref,
-    };
-    w.insert_feedback(&f)?;
-    Ok(FeedbackCreated {
-        id: f.id,
-        created_at: format_time(f.created_at),
-        wb_user_id: f.wb_user_id,
-        payload: f.payload,
-    })
 }

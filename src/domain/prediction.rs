@@ -5,11 +5,12 @@ use serde_json::{Map, Value, json};
 
 use super::call::{Call, now};
 use super::error::{Error, Result};
-use super::eval_run::{PREDICT_AND_SCORE_OP, get_run};
+use super::eval_run::PREDICT_AND_SCORE_OP;
 use super::refs::{check_ref, method_op, ref_name};
 use super::store::Writer;
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns};
+use super::writes::runs::get_run;
 
 /// Body of `POST /predictions`.
 #[derive(Debug, Clone, PartialEq)]

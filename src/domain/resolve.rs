@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::error::{Error, Result};
 use super::object::Version;
+use super::page::Page;
 use super::refs::{Edge, Ref, Target};
-use super::store::{Page, Store};
+use super::store::Store;
 use super::trace::call_json;
 
 /// Most refs one top-level ref may lead to following, nested refs included.

@@ -5,12 +5,12 @@ use serde_json::{Value, json};
 
 use super::call::{Call, now};
 use super::error::{Error, Result};
-use super::eval_run::get_run;
 use super::prediction;
 use super::refs::{check_ref, method_op};
 use super::store::Writer;
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns};
+use super::writes::runs::get_run;
 
 /// Body of `POST /scores`.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,21 +7,13 @@ use serde_json::Value;
 
 use super::call::{Call, Micros};
 use super::error::{Error, Result};
-use super::eval_run::{RunHead, RunQuery, RunRow};
 use super::feedback::Feedback;
 use super::keys::ApiKey;
 use super::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use super::page::Page;
+use super::run_rows::{RunHead, RunQuery, RunRow};
 use super::trace::CallQuery;
 use super::view::Kind;
-
-/// A window over an ordered result: skip `offset` rows, then return at most `limit` (all if `None`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Page {
-    /// Most rows to return; `None` for all.
-    pub limit: Option<u64>,
-    /// Rows to skip.
-    pub offset: u64,
-}
 
 /// The writes of a job.
 pub type WriteFn = Box<dyn FnOnce(&mut dyn Writer) -> Result<()> + Send>;

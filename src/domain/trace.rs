@@ -4,9 +4,8 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave, new_id, now};
+use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave};
 use super::error::{Error, Issue, Result};
-use super::store::{CallEndFields, Writer};
 use super::validate::MAX_OP_NAMES;
 
 /// Reads a request body into `T`; a mismatch is a 422 naming the problem.
@@ -41,7 +40,7 @@ pub fn parse_time(s: &str) -> Result<Micros> {
     }))
 }
 
-fn object(v: Option<Map<String, Value>>) -> Value {
+pub(crate) fn object(v: Option<Map<String, Value>>) -> Value {
     Value::Object(v.unwrap_or_default())
 }
 
@@ -110,160 +109,6 @@ pub struct EndReq {
     pub end: CallEnd,
 }
 
-/// An op name that names nothing yet: a call whose end arrived before its start.
-const PENDING_OP: &str = "";
-
-/// The call `s` starts, over `base` (an end that arrived first) if there is one.
-fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call> {
-    let id = s.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(new_id);
-    let trace_id = s.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_id);
-    let started_at = parse_time(&s.started_at)?;
-    let mut call = match base {
-        Some(mut call) => {
-            call.id = id;
-            call.trace_id = trace_id;
-            call
-        }
-        None => Call::with_ids(&s.project_id, &s.op_name, started_at, id, trace_id),
-    };
-    call.parent_id = s.parent_id.clone();
-    call.op_name = s.op_name.clone();
-    call.display_name = s.display_name.clone();
-    call.started_at = started_at;
-    call.attributes = object(s.attributes.clone());
-    call.inputs = object(s.inputs.clone());
-    call.wb_user_id = user.map(String::from).or_else(|| s.wb_user_id.clone());
-    Ok(call)
-}
-
-/// Tells the writer which calls an upsert batch is about to look up (see
-/// [`Writer::prefetch_calls`]).
-pub fn prefetch_upserted(w: &mut dyn Writer, batch: &[UpsertItem]) -> Result<()> {
-    let mut ids: Vec<(&str, String)> = Vec::with_capacity(batch.len());
-    for item in batch {
-        match item {
-            UpsertItem::Start(s) => {
-                if let Some(id) = s.start.id.as_ref().filter(|i| !i.is_empty()) {
-                    ids.push((&s.start.project_id, id.clone()));
-                }
-            }
-            UpsertItem::End(e) => ids.push((&e.end.project_id, e.end.id.clone())),
-        }
-    }
-    ids.sort();
-    for group in ids.chunk_by(|a, b| a.0 == b.0) {
-        if let Some((project, _)) = group.first() {
-            let wanted: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
-            w.prefetch_calls(project, &wanted)?;
-        }
-    }
-    Ok(())
-}
-
-/// Records a call's start (merging into an end that arrived first); returns (id, trace id).
-pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
-    let Some(id) = s.id.as_deref().filter(|i| !i.is_empty()) else {
-        let call = started(s, None, user)?;
-        w.insert_call(&call)?;
-        return Ok((call.id, call.trace_id));
-    };
-    // A new call is inserted without reading anything; an existing one (an end that arrived
-    // first, or a retried start) is merged.
-    let call = started(s, None, user)?;
-    if w.insert_new_call(&call)? {
-        return Ok((call.id, call.trace_id));
-    }
-    let existing = w.call(&s.project_id, id)?;
-    let merge = existing.is_some();
-    let call = started(s, existing, user)?;
-    if merge {
-        w.update_call(&call)?;
-    } else {
-        // A deleted call keeps its id: the insert reports it as taken.
-        w.insert_call(&call)?;
-    }
-    Ok((call.id, call.trace_id))
-}
-
-/// Records a call's end; an end that arrives before its start is kept until the start comes.
-pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
-    let mut call = Call::with_ids(&e.project_id, PENDING_OP, 0, e.id.clone(), e.id.clone());
-    ended(&mut call, &e.ending)?;
-    let fields = CallEndFields {
-        ended_at: call.ended_at.unwrap_or_default(),
-        exception: call.exception.as_deref(),
-        output: call.output.as_ref().unwrap_or(&Value::Null),
-        summary: call.summary.as_ref().unwrap_or(&Value::Null),
-    };
-    if w.end_call(&e.project_id, &e.id, &fields)? {
-        return Ok(());
-    }
-    call.started_at = call.ended_at.unwrap_or_default();
-    call.wb_user_id = user.map(String::from);
-    w.insert_call(&call)
-}
-
-/// Sets the end fields of `call` from an end.
-fn ended(call: &mut Call, e: &Ending) -> Result<()> {
-    call.ended_at = Some(parse_time(&e.ended_at)?);
-    call.exception = e.exception.clone();
-    call.output = Some(e.output.clone());
-    call.summary = Some(object(e.summary.clone()));
-    Ok(())
-}
-
-/// Records a call that has already ended (start and end at once): one insert when new.
-pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
-    start_ended(w, &c.start, &c.ending, user).map(|_| ())
-}
-
-/// Records a start and then its call's end, as [`start`] and [`end`] one after the other
-/// would, with one insert when the call is new; returns (id, trace id).
-pub fn start_ended(
-    w: &mut dyn Writer,
-    s: &CallStart,
-    ending: &Ending,
-    user: Option<&str>,
-) -> Result<(String, String)> {
-    let mut call = started(s, None, user)?;
-    ended(&mut call, ending)?;
-    let Some(id) = s.id.as_deref().filter(|i| !i.is_empty()) else {
-        w.insert_call(&call)?;
-        return Ok((call.id, call.trace_id));
-    };
-    if w.insert_new_call(&call)? {
-        return Ok((call.id, call.trace_id));
-    }
-    let ids = start(w, s, user)?;
-    let end_of = CallEnd { project_id: s.project_id.clone(), id: id.to_string(), ending: ending.clone() };
-    end(w, &end_of, user)?;
-    Ok(ids)
-}
-
-/// Whether an upsert batch's end is the end of the start just before it (same project and
-/// id), so that the two can be written as one completed call.
-pub fn ends_start(s: &CallStart, e: &CallEnd) -> bool {
-    s.id.as_deref().is_some_and(|id| !id.is_empty() && id == e.id) && s.project_id == e.project_id
-}
-
-/// Soft-deletes calls with their descendants; returns how many calls were deleted.
-pub fn delete(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> {
-    let at = now();
-    let mut n = 0;
-    w.prefetch_calls(project, ids)?;
-    for id in ids {
-        n += w.delete_subtree(project, id, at)?;
-    }
-    Ok(n)
-}
-
-/// Renames a call (`display_name`); a 404 if it does not exist.
-pub fn rename(w: &mut dyn Writer, project: &str, id: &str, display_name: Option<String>) -> Result<()> {
-    let mut call = w.call(project, id)?.ok_or_else(|| Error::NotFound(format!("Call {id} not found")))?;
-    call.display_name = display_name;
-    w.update_call(&call)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,7 +150,7 @@ pub struct CallQuery {
     /// Newest first instead of oldest first.
     pub descending: bool,
     /// Window over the ordered result.
-    pub page: super::store::Page,
+    pub page: super::page::Page,
 }
 
 /// `CallsFilter` of the wire.
@@ -370,7 +215,7 @@ impl CallsQueryReq {
             wb_user_ids: f.wb_user_ids.unwrap_or_default(),
             trace_roots_only: f.trace_roots_only.unwrap_or(false),
             descending,
-            page: super::store::Page {
+            page: super::page::Page {
                 limit: count("limit", self.limit)?,
                 offset: count("offset", self.offset)?.unwrap_or(0),
             },

@@ -1,9 +1,7 @@
 //! Which views a call belongs to: the columns a store materialises so that evaluation runs,
 //! predictions and scores can be listed without reading every call.
 
-use super::call::{Call, now};
-use super::error::Result;
-use super::store::Writer;
+use super::call::Call;
 
 /// What a call is, for the views over calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,30 +87,6 @@ impl ViewColumns {
             }
         }
     }
-}
-
-/// Soft-deletes the live calls of `kind` named by `ids` with their subtrees (for a prediction,
-/// the `predict_and_score` call holding it and its scores); returns the number of calls deleted.
-/// Ids that name nothing of that kind count 0.
-pub fn delete(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) -> Result<u64> {
-    let at = now();
-    let mut n = 0;
-    w.prefetch_calls(project, ids)?;
-    for id in ids {
-        let Some(call) = w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == kind) else {
-            continue;
-        };
-        let mut root = call.id.clone();
-        if kind == Kind::Prediction
-            && let Some(parent_id) = &call.parent_id
-            && let Some(parent) = w.call(project, parent_id)?
-            && parent.op_short_name() == super::eval_run::PREDICT_AND_SCORE_OP
-        {
-            root = parent.id;
-        }
-        n += w.delete_subtree(project, &root, at)?;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

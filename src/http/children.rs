@@ -16,7 +16,8 @@ use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
 use crate::domain::score::{self, CreateScore, ScoreRead};
 use crate::domain::store;
 use crate::domain::validate::MAX_IDS;
-use crate::domain::view::{self, Kind, ViewColumns};
+use crate::domain::view::{Kind, ViewColumns};
+use crate::domain::writes::deletes;
 
 /// `POST /predictions`.
 pub async fn create_prediction(
@@ -148,8 +149,9 @@ async fn delete(
     if ids.len() > MAX_IDS {
         return Err(Error::TooLarge(format!("Too many {param}: at most {MAX_IDS} allowed")).into());
     }
-    let n = store::write_async(state.store.as_ref(), move |w| view::delete(w, &path.project_id, kind, &ids))
-        .await?;
+    let n =
+        store::write_async(state.store.as_ref(), move |w| deletes::of_kind(w, &path.project_id, kind, &ids))
+            .await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())
 }
 

@@ -22,7 +22,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::domain::error::{Error, Issue, Result};
-use crate::domain::store::{Page, Store};
+use crate::domain::page::Page;
+use crate::domain::store::Store;
 use crate::domain::validate::Query;
 use error::ApiError;
 

@@ -11,10 +11,13 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
 use super::{AppState, blocking, ids_from_body};
 use crate::domain::error::{Error, Issue};
-use crate::domain::eval_run::{self, CreateRun, FinishRun, RunQuery, RunRow};
-use crate::domain::store::{self, Page, Store};
+use crate::domain::eval_run::{self, CreateRun, FinishRun};
+use crate::domain::page::Page;
+use crate::domain::run_rows::{RunQuery, RunRow};
+use crate::domain::store::{self, Store};
 use crate::domain::validate::MAX_IDS;
-use crate::domain::view::{self, Kind};
+use crate::domain::view::Kind;
+use crate::domain::writes::{deletes, runs};
 
 /// `POST /evaluation_runs`: starts a run.
 pub async fn create(
@@ -25,7 +28,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let req = CreateRun::from_json(&body)?;
     let id = store::write_async(state.store.as_ref(), move |w| {
-        eval_run::create(w, &path.project_id, &req, Some(who.user_id()))
+        runs::create(w, &path.project_id, &req, Some(who.user_id()))
     })
     .await?;
     Ok(axum::Json(json!({ "evaluation_run_id": id })).into_response())
@@ -119,7 +122,7 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
     store::write_async(state.store.as_ref(), move |w| {
-        eval_run::finish(w, &path.project_id, path.param("evaluation_run_id"), req)
+        runs::finish(w, &path.project_id, path.param("evaluation_run_id"), req)
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
@@ -150,7 +153,7 @@ pub async fn delete(
         return Err(Error::TooLarge(format!("Too many evaluation_run_ids: at most {MAX_IDS} allowed")).into());
     }
     let n = store::write_async(state.store.as_ref(), move |w| {
-        view::delete(w, &path.project_id, Kind::EvaluationRun, &ids)
+        deletes::of_kind(w, &path.project_id, Kind::EvaluationRun, &ids)
     })
     .await?;
     Ok(axum::Json(json!({ "num_deleted": n })).into_response())

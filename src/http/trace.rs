@@ -13,16 +13,18 @@ use super::error::ApiError;
 use super::extract::{InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
 use super::{AppState, blocking};
 use crate::domain::error::{Error, Result};
-use crate::domain::feedback::{self, FeedbackCreate};
-use crate::domain::object::{self, ObjSchema, ObjectQuery, Version};
+use crate::domain::feedback::FeedbackCreate;
+use crate::domain::object::{ObjSchema, ObjectQuery, Version};
+use crate::domain::page::Page;
 use crate::domain::query::Expr;
 use crate::domain::refs::Ref;
 use crate::domain::resolve;
-use crate::domain::store::{self, Page, Store};
+use crate::domain::store::{self, Store};
 use crate::domain::trace::{
-    self, CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
+    CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
 };
 use crate::domain::validate::MAX_IDS;
+use crate::domain::writes::{self, calls, deletes, objects};
 
 /// The Weave trace API version whose wire format weft speaks.
 pub const TRACE_API_VERSION: &str = "0.54.0";
@@ -74,7 +76,7 @@ pub(crate) async fn call_start(
     let req: StartBody = from_body(body)?;
     who.check_project(&req.start.project_id)?;
     let (id, trace_id) =
-        store::write_async(state.store.as_ref(), move |w| trace::start(w, &req.start, Some(who.user_id())))
+        store::write_async(state.store.as_ref(), move |w| calls::start(w, &req.start, Some(who.user_id())))
             .await?;
     Ok(json_response(json!({ "id": id, "trace_id": trace_id })))
 }
@@ -87,7 +89,7 @@ pub(crate) async fn call_end(
 ) -> Result<Response, ApiError> {
     let req: EndBody = from_body(body)?;
     who.check_project(&req.end.project_id)?;
-    store::write_async(state.store.as_ref(), move |w| trace::end(w, &req.end, Some(who.user_id()))).await?;
+    store::write_async(state.store.as_ref(), move |w| calls::end(w, &req.end, Some(who.user_id()))).await?;
     Ok(json_response(json!({})))
 }
 
@@ -151,7 +153,7 @@ pub(crate) async fn calls_complete(
     }
     store::write_async(state.store.as_ref(), move |w| {
         for c in &req.batch {
-            trace::complete(w, c, Some(who.user_id()))?;
+            calls::complete(w, c, Some(who.user_id()))?;
         }
         Ok(())
     })
@@ -172,37 +174,7 @@ pub(crate) async fn call_upsert_batch(
         }
     }
     let res = store::write_async(state.store.as_ref(), move |w| {
-        trace::prefetch_upserted(w, &req.batch)?;
-        let mut res = Vec::with_capacity(req.batch.len());
-        let mut items = req.batch.iter().peekable();
-        while let Some(item) = items.next() {
-            match item {
-                UpsertItem::Start(s) => {
-                    // A start followed by its own end (what the SDK sends for a short call) is
-                    // written once, as a completed call.
-                    let own_end = match items.peek().copied() {
-                        Some(UpsertItem::End(e)) if trace::ends_start(&s.start, &e.end) => Some(e),
-                        _ => None,
-                    };
-                    let (id, trace_id) = match own_end {
-                        Some(e) => {
-                            items.next();
-                            trace::start_ended(w, &s.start, &e.end.ending, Some(who.user_id()))?
-                        }
-                        None => trace::start(w, &s.start, Some(who.user_id()))?,
-                    };
-                    res.push(json!({ "id": id, "trace_id": trace_id }));
-                    if own_end.is_some() {
-                        res.push(json!({}));
-                    }
-                }
-                UpsertItem::End(e) => {
-                    trace::end(w, &e.end, Some(who.user_id()))?;
-                    res.push(json!({}));
-                }
-            }
-        }
-        Ok(res)
+        calls::upsert_batch(w, &req.batch, Some(who.user_id()))
     })
     .await?;
     Ok(json_response(json!({ "res": res })))
@@ -331,7 +303,7 @@ pub(crate) async fn calls_delete(
         return Err(Error::TooLarge(format!("Too many call_ids: at most {MAX_IDS} allowed")).into());
     }
     let n =
-        store::write_async(state.store.as_ref(), move |w| trace::delete(w, &req.project_id, &req.call_ids))
+        store::write_async(state.store.as_ref(), move |w| deletes::calls(w, &req.project_id, &req.call_ids))
             .await?;
     Ok(json_response(json!({ "num_deleted": n })))
 }
@@ -349,7 +321,7 @@ pub(crate) async fn call_update(
     ProjectBody(req, _): ProjectBody<CallUpdate>,
 ) -> Result<Response, ApiError> {
     store::write_async(state.store.as_ref(), move |w| {
-        trace::rename(w, &req.project_id, &req.call_id, req.display_name.clone())
+        calls::rename(w, &req.project_id, &req.call_id, req.display_name.clone())
     })
     .await?;
     Ok(json_response(json!({})))
@@ -376,7 +348,7 @@ pub(crate) async fn obj_create(
 ) -> Result<Response, ApiError> {
     let o = req.obj;
     let stored = store::write_async(state.store.as_ref(), move |w| {
-        object::create(
+        objects::create(
             w,
             &o.project_id,
             &o.object_id,
@@ -496,7 +468,7 @@ pub(crate) async fn table_create(
 ) -> Result<Response, ApiError> {
     let t = req.table;
     let (digest, row_digests) =
-        store::write_async(state.store.as_ref(), move |w| object::create_table(w, &t.project_id, &t.rows))
+        store::write_async(state.store.as_ref(), move |w| objects::create_table(w, &t.project_id, &t.rows))
             .await?;
     Ok(json_response(json!({ "digest": digest, "row_digests": row_digests })))
 }
@@ -615,7 +587,7 @@ pub(crate) async fn file_create(
     let content = content.ok_or_else(|| missing("file"))?;
     who.check_project(&project_id)?;
     let digest =
-        store::write_async(state.store.as_ref(), move |w| object::create_file(w, &project_id, &content))
+        store::write_async(state.store.as_ref(), move |w| objects::create_file(w, &project_id, &content))
             .await?;
     if let Some(e) = expected.filter(|e| !e.is_empty() && *e != digest) {
         return Err(Error::Conflict(format!("Digest mismatch: expected {e}, computed {digest}")).into());
@@ -650,7 +622,7 @@ pub(crate) async fn feedback_create(
     ProjectBody(req, who): ProjectBody<FeedbackCreate>,
 ) -> Result<Response, ApiError> {
     let res = store::write_async(state.store.as_ref(), move |w| {
-        feedback::create(w, req.clone(), Some(who.user_id()))
+        writes::feedback::create(w, req.clone(), Some(who.user_id()))
     })
     .await?;
     Ok(axum::Json(res).into_response())
@@ -674,7 +646,7 @@ pub(crate) async fn feedback_batch_create(
     let res = store::write_async(state.store.as_ref(), move |w| {
         req.batch
             .iter()
-            .map(|f| feedback::create(w, f.clone(), Some(who.user_id())))
+            .map(|f| writes::feedback::create(w, f.clone(), Some(who.user_id())))
             .collect::<Result<Vec<_>>>()
     })
     .await?;

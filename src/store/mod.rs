@@ -7,7 +7,8 @@ pub mod sqlite;
 use serde_json::Value;
 
 use crate::domain::error::Error;
-use crate::domain::store::{Page, WriteJob};
+use crate::domain::page::Page;
+use crate::domain::store::WriteJob;
 
 /// The rows of a table a read asks for, as (position, row digest): those of `list` (the
 /// table's row digests, in order) that `only` names, if given, then the window of `page`.

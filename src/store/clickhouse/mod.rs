@@ -21,11 +21,12 @@ use self::rows::*;
 use self::schema::{Layout, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::domain::call::{Call, Micros, now};
 use crate::domain::error::{Error, Result};
-use crate::domain::eval_run::{RunQuery, RunRow};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
-use crate::domain::store::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer};
+use crate::domain::page::Page;
+use crate::domain::run_rows::{RunQuery, RunRow};
+use crate::domain::store::{CallEndFields, Store, WriteFn, WriteJob, Writer};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 

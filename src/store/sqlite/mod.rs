@@ -12,11 +12,12 @@ use serde_json::Value;
 use super::json_from_text;
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
-use crate::domain::eval_run::{RunHead, RunQuery, RunRow};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
-use crate::domain::store::{CallEndFields, Page, Store, WriteFn, WriteJob, Writer};
+use crate::domain::page::Page;
+use crate::domain::run_rows::{RunHead, RunQuery, RunRow};
+use crate::domain::store::{CallEndFields, Store, WriteFn, WriteJob, Writer};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::{Kind, ViewColumns};
 

@@ -1,0 +1,43 @@
+//! Deletes: calls with everything under them, and the runs, predictions and scores of the
+//! views. A delete walks each call's subtree once, however its parent links loop.
+
+use crate::domain::call::now;
+use crate::domain::error::Result;
+use crate::domain::eval_run::PREDICT_AND_SCORE_OP;
+use crate::domain::store::Writer;
+use crate::domain::view::{Kind, ViewColumns};
+
+/// Soft-deletes calls with their descendants; returns how many calls were deleted.
+pub fn calls(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> {
+    let at = now();
+    let mut n = 0;
+    w.prefetch_calls(project, ids)?;
+    for id in ids {
+        n += w.delete_subtree(project, id, at)?;
+    }
+    Ok(n)
+}
+
+/// Soft-deletes the live calls of `kind` named by `ids` with their subtrees (for a prediction,
+/// the `predict_and_score` call holding it and its scores); returns the number of calls deleted.
+/// Ids that name nothing of that kind count 0.
+pub fn of_kind(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) -> Result<u64> {
+    let at = now();
+    let mut n = 0;
+    w.prefetch_calls(project, ids)?;
+    for id in ids {
+        let Some(call) = w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == kind) else {
+            continue;
+        };
+        let mut root = call.id.clone();
+        if kind == Kind::Prediction
+            && let Some(parent_id) = &call.parent_id
+            && let Some(parent) = w.call(project, parent_id)?
+            && parent.op_short_name() == PREDICT_AND_SCORE_OP
+        {
+            root = parent.id;
+        }
+        n += w.delete_subtree(project, &root, at)?;
+    }
+    Ok(n)
+}
