@@ -588,7 +588,7 @@ fn fill_ref(env: &RefEnv, db: &Path, n: usize, work: &Path) -> Result<Option<f64
     let mut secs = None;
     if !cached.exists() {
         let script = work.join("seed_reference.py");
-        std::fs::write(&script, include_str!("seed_reference.py")).map_err(|e| e.to_string())?;
+        std::fs::write(&script, include_str!("../seed_reference.py")).map_err(|e| e.to_string())?;
         let partial = cache.join(format!("reference-v{GEN_VERSION}-{n}.db.partial"));
         let _ = std::fs::remove_file(&partial);
         let log = work.join("seed_reference.log");
