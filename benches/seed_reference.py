@@ -1,8 +1,8 @@
 """Load calls into a reference-server SQLite file through weave's own bulk path.
 
-Used by benches/compare.rs: the bench generates the data once and writes it into both
-stores, weft's through its library and the reference's through this script, so both hold
-the same calls (same ids, timestamps and payloads).
+Used by the compare bench (benches/compare/reference.rs): the bench generates the data once
+and writes it into both stores, weft's through its library and the reference's through this
+script, so both hold the same calls (same ids, timestamps and payloads).
 
     python seed_reference.py --db FILE --refserver-dir DIR < calls.jsonl
 

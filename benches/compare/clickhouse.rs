@@ -1,0 +1,166 @@
+//! weft on ClickHouse: the chdb test front, and one round of the bench on it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weft::store::clickhouse::ClickHouseStore;
+use weft::store::clickhouse::client::{Client, Config, Query};
+
+use crate::data::fill_weft;
+use crate::options::Plan;
+use crate::reference::tail;
+use crate::server::{Impl, Launch, basic_auth};
+use crate::workloads::{Measured, bench_server};
+
+/// The ClickHouse test front: ClickHouse run in-process by chdb behind a Python HTTP server
+/// (`scripts/clickhouse-front`), started by the bench and stopped when dropped.
+pub(crate) struct Front {
+    child: Child,
+    pub(crate) url: String,
+    /// ClickHouse's version, as the engine reports it.
+    pub(crate) version: String,
+}
+
+impl Front {
+    /// Starts the front on the data directory `data` and waits for its listening line (its
+    /// first start ever makes its virtualenv, which takes minutes).
+    pub(crate) fn start(root: &Path, data: &Path, log: &Path) -> Result<Front, String> {
+        let script = root.join("scripts/clickhouse-front");
+        let mut child = Command::new(&script)
+            .args(["--port", "0", "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let mut front = Front { child, url: String::new(), version: String::new() };
+        front.url = rx
+            .recv_timeout(Duration::from_secs(900))
+            .map_err(|_| format!("the front did not start: {}", tail(log, 5)))?;
+        let client = Client::new(front.config("default"));
+        let q = Query::new("SELECT version() FORMAT JSONCompactEachRow");
+        let rows: Vec<(String,)> = client.query_all(&q).map_err(|e| format!("the front: {e}"))?;
+        front.version = rows.into_iter().next().map(|(v,)| v).unwrap_or_default();
+        Ok(front)
+    }
+
+    fn config(&self, database: &str) -> Config {
+        Config {
+            url: self.url.clone(),
+            database: database.into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
+
+    /// weft's global options for this front and `database`.
+    fn weft_args(&self, database: &str) -> Vec<String> {
+        ["--store", "clickhouse", "--clickhouse-url", &self.url, "--clickhouse-database", database]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Bytes on disk of a database's active parts.
+    fn database_bytes(&self, database: &str) -> Result<u64, String> {
+        let client = Client::new(self.config(database));
+        let mut q = Query::default();
+        let db = q.string(database);
+        q.push(&format!(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db} AND active \
+             FORMAT JSONCompactEachRow"
+        ));
+        let rows: Vec<(u64,)> = client.query_all(&q).map_err(|e| e.to_string())?;
+        Ok(rows.first().map_or(0, |(b,)| *b))
+    }
+
+    fn drop_database(&self, database: &str) {
+        let client = Client::new(self.config(database));
+        let q = Query::new(format!("DROP DATABASE IF EXISTS {database}"));
+        if let Err(e) = client.execute_in(&q, None) {
+            eprintln!("  clickhouse: dropping {database}: {e}");
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        // SIGTERM lets the front close its engine cleanly; SIGKILL if it lingers.
+        let _ =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Results of weft on ClickHouse at one N.
+pub(crate) struct ChRound {
+    pub(crate) m: Measured,
+    pub(crate) gen_secs: f64,
+}
+
+/// Fills a fresh database on the front with the data for `n` runs (the library's bulk path),
+/// then benchmarks `weft --store clickhouse` on it.
+pub(crate) async fn clickhouse_round(
+    front: &Front,
+    weft_bin: &Path,
+    n: usize,
+    plan: &Plan,
+    work: &Path,
+) -> Result<ChRound, String> {
+    let database = format!("weft_bench_{n}");
+    front.drop_database(&database);
+    let store = ClickHouseStore::open(front.config(&database)).map_err(|e| format!("open: {e}"))?;
+    let filled = fill_weft(&store, "weft store on ClickHouse", n);
+    drop(store);
+    let (data, gen_secs) = filled?;
+    let size = front.database_bytes(&database);
+    if let Err(e) = &size {
+        eprintln!("  clickhouse: size of {database}: {e}");
+    }
+    let key = Command::new(weft_bin)
+        .args(front.weft_args(&database))
+        .args(["keys", "create", "--admin"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("weft keys create: {e}"))?;
+    let secret = String::from_utf8_lossy(&key.stdout).trim().to_string();
+    if !key.status.success() || secret.is_empty() {
+        return Err("weft keys create failed".into());
+    }
+    let mut args = front.weft_args(&database);
+    args.extend(["serve".into(), "--bind".into(), "127.0.0.1:{port}".into()]);
+    let launch = Launch {
+        which: Impl::WeftClickHouse,
+        program: weft_bin.to_path_buf(),
+        args,
+        auth: basic_auth("api", &secret),
+        log: work.join(format!("weft-clickhouse-{n}.log")),
+        backend_pid: Some(front.child.id()),
+    };
+    let store_mb = size.ok().map(|b| b as f64 / 1e6);
+    let m = bench_server(&launch, &data, plan, plan.cold_weft, store_mb).await;
+    front.drop_database(&database);
+    Ok(ChRound { m, gen_secs })
+}

@@ -1,0 +1,437 @@
+//! The report: the table of every workload's figures, the samples and the checks, written
+//! as Markdown.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::analysis::analysis;
+use crate::workloads::{Measured, UPSERT_CALLS};
+
+#[derive(Clone, Copy)]
+pub(crate) enum Unit {
+    Ms,
+    Rate,
+    MBps,
+    MB,
+}
+
+struct Spec {
+    workload: &'static str,
+    metric: &'static str,
+    key: &'static str,
+    unit: Unit,
+    higher_is_better: bool,
+    target: &'static str,
+}
+
+const fn spec(
+    workload: &'static str,
+    metric: &'static str,
+    key: &'static str,
+    unit: Unit,
+    higher_is_better: bool,
+    target: &'static str,
+) -> Spec {
+    Spec { workload, metric, key, unit, higher_is_better, target }
+}
+
+const SPECS: &[Spec] = &[
+    spec("1. full list stream", "rows/s", "list.rows_s", Unit::Rate, true, "≥ 500,000"),
+    spec("1. full list stream", "MB/s", "list.mb_s", Unit::MBps, true, ""),
+    spec("1. full list stream", "time to first byte, p50", "list.ttfb_p50", Unit::Ms, false, "< 5 ms"),
+    spec("1. full list stream", "time to first byte, p99", "list.ttfb_p99", Unit::Ms, false, ""),
+    spec("1. full list stream", "whole stream, p50", "list.total_p50", Unit::Ms, false, ""),
+    spec("1. full list stream", "peak server RSS", "rss.peak", Unit::MB, false, "< 100 MB"),
+    spec("2. filtered page, c=1", "latency p50", "filt1.p50", Unit::Ms, false, "< 2 ms"),
+    spec("2. filtered page, c=1", "latency p99", "filt1.p99", Unit::Ms, false, ""),
+    spec("2. filtered page, c=1", "requests/s", "filt1.rate", Unit::Rate, true, ""),
+    spec("2. filtered page, c=16", "latency p50", "filt16.p50", Unit::Ms, false, ""),
+    spec("2. filtered page, c=16", "latency p99", "filt16.p99", Unit::Ms, false, ""),
+    spec("2. filtered page, c=16", "requests/s", "filt16.rate", Unit::Rate, true, "≥ 5,000"),
+    spec("3. deep page", "latency p50", "deep.p50", Unit::Ms, false, "< 50 ms"),
+    spec("3. deep page", "latency p99", "deep.p99", Unit::Ms, false, ""),
+    spec("3. deep page", "requests/s", "deep.rate", Unit::Rate, true, ""),
+    spec("4. lookup, 100 ids", "latency p50", "lookup.p50", Unit::Ms, false, ""),
+    spec("4. lookup, 100 ids", "latency p99", "lookup.p99", Unit::Ms, false, ""),
+    spec("4. lookup, 100 ids", "requests/s", "lookup.rate", Unit::Rate, true, ""),
+    spec("5. create + finish, c=16", "runs/s", "create.rate", Unit::Rate, true, "≥ 5,000"),
+    spec("5. create + finish, c=16", "pair latency p50", "create.p50", Unit::Ms, false, ""),
+    spec("5. create + finish, c=16", "pair latency p99", "create.p99", Unit::Ms, false, ""),
+    spec("5. upsert_batch, c=4", "calls/s", "upsert.rate", Unit::Rate, true, "≥ 50,000"),
+    spec("5. upsert_batch, c=4", "batch latency p50", "upsert.p50", Unit::Ms, false, ""),
+    spec("5. call/start + call/end, c=4", "calls/s", "single.rate", Unit::Rate, true, ""),
+    spec("5. call/start + call/end, c=4", "call latency p50", "single.p50", Unit::Ms, false, ""),
+    spec("6. cold start", "first start after load", "cold.first", Unit::Ms, false, ""),
+    spec("6. cold start", "restart, p50", "cold.restart", Unit::Ms, false, ""),
+    spec("6. cold start", "idle RSS after start", "idle_rss", Unit::MB, false, ""),
+    spec("store", "size on disk", "db.mb", Unit::MB, false, ""),
+];
+
+pub(crate) fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v.round());
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    format!("{sign}{out}")
+}
+
+pub(crate) fn fmt(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Ms if v >= 10_000.0 => format!("{:.1} s", v / 1e3),
+        Unit::Ms if v >= 100.0 => format!("{v:.0} ms"),
+        Unit::Ms if v >= 10.0 => format!("{v:.1} ms"),
+        Unit::Ms if v >= 1.0 => format!("{v:.2} ms"),
+        Unit::Ms => format!("{v:.3} ms"),
+        Unit::Rate if v >= 100.0 => thousands(v),
+        Unit::Rate if v >= 1.0 => format!("{v:.1}"),
+        Unit::Rate => format!("{v:.2}"),
+        Unit::MBps => format!("{v:.1} MB/s"),
+        Unit::MB => format!("{v:.1} MB"),
+    }
+}
+
+fn ratio(weft: f64, reference: f64, higher_is_better: bool) -> String {
+    let r = if higher_is_better { weft / reference } else { reference / weft };
+    if !r.is_finite() {
+        return "—".into();
+    }
+    if r >= 10.0 { format!("{r:.0}×") } else { format!("{r:.1}×") }
+}
+
+/// Results of one N.
+pub(crate) struct Round {
+    pub(crate) n: usize,
+    pub(crate) data_calls: usize,
+    pub(crate) summary_bytes: usize,
+    pub(crate) weft_gen_secs: f64,
+    pub(crate) ref_gen_secs: Option<f64>,
+    pub(crate) weft: Measured,
+    pub(crate) reference: Option<Measured>,
+    pub(crate) ref_skipped: Option<String>,
+    /// weft on ClickHouse, when asked for and run at this N.
+    pub(crate) clickhouse: Option<Measured>,
+    pub(crate) ch_gen_secs: Option<f64>,
+    pub(crate) ch_skipped: Option<String>,
+}
+
+pub(crate) struct Context {
+    pub(crate) command: String,
+    /// `/proc/loadavg`'s 1, 5 and 15-minute averages when the bench started.
+    pub(crate) load: String,
+    pub(crate) ref_status: Result<String, String>,
+    pub(crate) weft_bin_mb: f64,
+    pub(crate) ref_venv_mb: Option<f64>,
+    pub(crate) smoke: bool,
+    /// With `--clickhouse`: the front's ClickHouse version, or why it did not run.
+    pub(crate) clickhouse: Option<Result<String, String>>,
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".to_string(), |(_, m)| m.trim().to_string());
+    format!(
+        "{cores} cores ({model}), {:.1} GiB RAM, {} {}",
+        mem_kb / 1024.0 / 1024.0,
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// How the report names weft on the ClickHouse test front.
+pub(crate) const CH_LABEL: &str = "weft on ClickHouse (chdb behind the Python test front)";
+/// Its column in the table.
+const CH_COLUMN: &str = "weft on ClickHouse (test front)";
+
+pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String {
+    let mut s = String::new();
+    let ch = ctx.clickhouse.is_some();
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let _ = writeln!(s, "# Benchmarks: weft vs the reference implementation\n");
+    let _ = writeln!(s, "- Date: {date}");
+    let _ = writeln!(s, "- Machine: {} (load average at start: {})", machine(), ctx.load);
+    let _ = writeln!(s, "- Command: `{}`", ctx.command);
+    let _ = writeln!(
+        s,
+        "- weft: {} (release build, binary {:.1} MB)",
+        env!("CARGO_PKG_VERSION"),
+        ctx.weft_bin_mb
+    );
+    match &ctx.ref_status {
+        Ok(v) => {
+            let venv = ctx.ref_venv_mb.map_or(String::new(), |mb| format!(", virtualenv {mb:.0} MB"));
+            let _ = writeln!(
+                s,
+                "- Reference: Weave's own SQLite trace server (weave {v}) behind FastAPI/uvicorn{venv}"
+            );
+        }
+        Err(why) => {
+            let _ = writeln!(s, "- Reference: **not run**: {why}. The reference columns are empty.");
+        }
+    }
+    match &ctx.clickhouse {
+        None => {}
+        Some(Ok(v)) => {
+            let _ = writeln!(
+                s,
+                "- {CH_LABEL}: the same weft binary with `--store clickhouse`, on ClickHouse {v} run \
+                 in-process by chdb behind the Python HTTP front of the test tree \
+                 (`scripts/clickhouse-front`), on the same machine. **The front is a test harness, \
+                 not a production ClickHouse server**: every query also pays its Python HTTP layer. \
+                 In this column, server CPU is weft's and the front's processes together; server \
+                 RSS is weft's process alone; cold start is weft's start against the running front; \
+                 store size is the bytes on disk of the database's active parts (`system.parts`)."
+            );
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(s, "- {CH_LABEL}: **not run**: {why}. Its columns are empty.");
+        }
+    }
+    if ctx.smoke {
+        let _ =
+            writeln!(s, "- **Smoke mode**: tiny store and a handful of requests; the numbers mean nothing.");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Data per N: N evaluation runs in one project (20 evaluations, 50 models), a third of them \
+         finished with 3 predictions of 2 scores each and a summary; plus N/10 runs over four other \
+         projects. {} the same calls (one deterministic generator).",
+        if ch { "Every server holds" } else { "Both servers hold" }
+    );
+    for r in rounds {
+        let ref_gen = match r.ref_gen_secs {
+            Some(secs) => format!(", reference seeding {:.0} calls/s", r.data_calls as f64 / secs),
+            None if r.reference.is_some() => ", reference store from the cache".into(),
+            None => String::new(),
+        };
+        let ch_gen = match r.ch_gen_secs {
+            Some(secs) => format!(
+                ", weft on ClickHouse bulk load {secs:.1} s ({} calls/s)",
+                thousands(r.data_calls as f64 / secs)
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "- N={}: {} calls in all, finished runs' summaries {} bytes on average; \
+             weft bulk load {:.1} s ({} calls/s){ref_gen}{ch_gen}.",
+            thousands(r.n as f64),
+            thousands(r.data_calls as f64),
+            r.summary_bytes,
+            r.weft_gen_secs,
+            thousands(r.data_calls as f64 / r.weft_gen_secs),
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Ratio: how many times better weft is (reference ÷ weft for times and sizes, weft ÷ \
+         reference for rates). Latencies are per request, from an in-process client over loopback \
+         on the same machine; RSS from `/proc/<pid>/status` (VmHWM, VmRSS).{}\n",
+        if ch {
+            " \"ratio (ClickHouse)\" is the same for weft on ClickHouse: reference ÷ weft on \
+             ClickHouse (test front)."
+        } else {
+            ""
+        }
+    );
+    if ch {
+        let _ = writeln!(
+            s,
+            "| Workload | N | Metric | weft | reference | ratio | {CH_COLUMN} | ratio (ClickHouse) | \
+             target (weft) |"
+        );
+        let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|---:|---|");
+    } else {
+        let _ = writeln!(s, "| Workload | N | Metric | weft | reference | ratio | target (weft) |");
+        let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---|");
+    }
+    let mut last = "";
+    for sp in SPECS {
+        for r in rounds {
+            let w = r.weft.get(sp.key);
+            let rf = r.reference.as_ref().and_then(|m| m.get(sp.key));
+            let wl = if sp.workload != last { sp.workload } else { "" };
+            last = sp.workload;
+            let cell = |v: Option<f64>, ran: bool| match v {
+                Some(v) => fmt(v, sp.unit),
+                None if ran => "failed".into(),
+                None => "—".into(),
+            };
+            let rat = |w: Option<f64>| match (w, rf) {
+                (Some(w), Some(rf)) => ratio(w, rf, sp.higher_is_better),
+                _ => "—".into(),
+            };
+            let chs = if ch {
+                let c = r.clickhouse.as_ref().and_then(|m| m.get(sp.key));
+                format!(" {} | {} |", cell(c, r.clickhouse.is_some()), rat(c))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "| {wl} | {} | {} | {} | {} | {} |{chs} {} |",
+                thousands(r.n as f64),
+                sp.metric,
+                cell(w, true),
+                cell(rf, r.reference.is_some()),
+                rat(w),
+                sp.target
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "| 6. binary size | — | on disk | {:.1} MB | {} | — |{} |",
+        ctx.weft_bin_mb,
+        ctx.ref_venv_mb.map_or("—".into(), |mb| format!("{mb:.0} MB (virtualenv)")),
+        if ch { " same binary | — |" } else { "" }
+    );
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "Samples (weft / reference{}):\n", if ch { " / weft on ClickHouse" } else { "" });
+    for r in rounds {
+        let mut servers = vec![Some(&r.weft), r.reference.as_ref()];
+        if ch {
+            servers.push(r.clickhouse.as_ref());
+        }
+        let n = |k: &str| {
+            let each: Vec<String> =
+                servers.iter().map(|m| m.and_then(|m| m.get(k)).map_or("—".into(), thousands)).collect();
+            each.join(" / ")
+        };
+        let _ = writeln!(
+            s,
+            "- N={}: full list {} streams; filtered page c=1 {}, c=16 {}; deep page {}; \
+             lookup {}; create+finish {} pairs; upsert_batch {} batches of {UPSERT_CALLS} calls; \
+             call/start + call/end {} calls.",
+            thousands(r.n as f64),
+            n("list.reps"),
+            n("filt1.n"),
+            n("filt16.n"),
+            n("deep.n"),
+            n("lookup.n"),
+            n("create.n"),
+            n("upsert.n"),
+            n("single.n"),
+        );
+        if let Some(why) = &r.ref_skipped {
+            let _ = writeln!(s, "  Reference not run at this N: {why}.");
+        }
+        if let Some(why) = &r.ch_skipped {
+            let _ = writeln!(s, "  weft on ClickHouse not run at this N: {why}.");
+        }
+    }
+    let _ = writeln!(s);
+
+    // Checks: both servers should answer the same requests with the same rows.
+    let mut check_lines = Vec::new();
+    for r in rounds {
+        for note in &r.weft.notes {
+            check_lines.push(format!("weft, N={}: {note}", thousands(r.n as f64)));
+        }
+        if let Some(m) = &r.reference {
+            for note in &m.notes {
+                check_lines.push(format!("reference, N={}: {note}", thousands(r.n as f64)));
+            }
+            for (label, w) in &r.weft.checks {
+                if let Some((_, rf)) = m.checks.iter().find(|(l, _)| l == label)
+                    && rf != w
+                {
+                    check_lines.push(format!(
+                        "N={}: {label} differs: weft {w}, reference {rf}",
+                        thousands(r.n as f64)
+                    ));
+                }
+            }
+        }
+        // weft on ClickHouse against weft on SQLite, on the same requests.
+        if let Some(m) = &r.clickhouse {
+            for note in &m.notes {
+                check_lines.push(format!("weft on ClickHouse, N={}: {note}", thousands(r.n as f64)));
+            }
+            for (label, w) in &r.weft.checks {
+                match m.checks.iter().find(|(l, _)| l == label) {
+                    Some((_, c)) if c != w => check_lines.push(format!(
+                        "N={}: {label} differs: weft {w}, weft on ClickHouse {c}",
+                        thousands(r.n as f64)
+                    )),
+                    Some(_) => {}
+                    None => check_lines.push(format!(
+                        "N={}: {label}: weft on ClickHouse has no answer to compare",
+                        thousands(r.n as f64)
+                    )),
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "## Checks\n");
+    let compared: Vec<String> = rounds
+        .iter()
+        .filter(|r| r.clickhouse.is_some())
+        .map(|r| {
+            let labels: Vec<&str> = r.weft.checks.iter().map(|(l, _)| *l).collect();
+            format!(
+                "- N={}: weft on ClickHouse is compared with weft (SQLite) on the same requests: {}.",
+                thousands(r.n as f64),
+                labels.join(", ")
+            )
+        })
+        .collect();
+    if !compared.is_empty() {
+        let _ = writeln!(s, "{}\n", compared.join("\n"));
+    }
+    if check_lines.is_empty() && ch {
+        let _ = writeln!(
+            s,
+            "Every workload answered without errors; where they ran, weft, the reference and weft \
+             on ClickHouse returned the same row counts and the same first rows.\n"
+        );
+    } else if check_lines.is_empty() {
+        let _ = writeln!(
+            s,
+            "Every workload answered without errors; where both ran, both servers returned the same \
+             row counts and the same first rows.\n"
+        );
+    } else {
+        for l in check_lines {
+            let _ = writeln!(s, "- {l}");
+        }
+        let _ = writeln!(s);
+    }
+
+    let _ = writeln!(s, "## Where the time goes\n");
+    let _ = writeln!(s, "{}", analysis(rounds));
+    if let Some(block) = notes_block {
+        let _ = writeln!(s, "{block}");
+    }
+    s
+}
+
+const NOTES_BEGIN: &str = "<!-- notes:begin (kept when the bench rewrites this file) -->";
+const NOTES_END: &str = "<!-- notes:end -->";
+
+/// The hand-written notes block of an existing report, kept across runs.
+pub(crate) fn notes_block(path: &Path) -> Option<String> {
+    let old = std::fs::read_to_string(path).ok()?;
+    let start = old.find(NOTES_BEGIN)?;
+    let end = old[start..].find(NOTES_END)? + start + NOTES_END.len();
+    Some(old[start..end].to_string())
+}
