@@ -1,0 +1,309 @@
+//! Calls: starts, ends, upsert batches, completed calls, reads, queries, renames and deletes.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::json_response;
+use crate::domain::error::{Error, Result};
+use crate::domain::page::Page;
+use crate::domain::query::Expr;
+use crate::domain::store::{self, Store};
+use crate::domain::trace::{
+    CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
+};
+use crate::domain::validate::MAX_IDS;
+use crate::domain::writes::{calls, deletes};
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
+use crate::http::extract::{InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
+use crate::http::{AppState, blocking};
+
+#[derive(Deserialize)]
+pub(crate) struct StartBody {
+    start: CallStart,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EndBody {
+    end: CallEnd,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CompleteBody {
+    batch: Vec<CallComplete>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UpsertBody {
+    batch: Vec<UpsertItem>,
+}
+
+/// `POST /call/start` (and `/v2/{entity}/{project}/call/start`).
+pub(crate) async fn call_start(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req: StartBody = from_body(body)?;
+    who.check_project(&req.start.project_id)?;
+    let (id, trace_id) =
+        store::write_async(state.store.as_ref(), move |w| calls::start(w, &req.start, Some(who.user_id())))
+            .await?;
+    Ok(json_response(json!({ "id": id, "trace_id": trace_id })))
+}
+
+/// `POST /call/end` (and `/v2/{entity}/{project}/call/end`).
+pub(crate) async fn call_end(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req: EndBody = from_body(body)?;
+    who.check_project(&req.end.project_id)?;
+    store::write_async(state.store.as_ref(), move |w| calls::end(w, &req.end, Some(who.user_id()))).await?;
+    Ok(json_response(json!({})))
+}
+
+/// `POST /v2/{entity}/{project}/call/start`: the path names the project too.
+pub(crate) async fn call_start_v2(
+    state: State<AppState>,
+    path: ProjectPath,
+    who: Extension<Principal>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    check_same_project(&path, &who, &body.0, "start")?;
+    call_start(state, who, body).await
+}
+
+/// `POST /v2/{entity}/{project}/call/end`.
+pub(crate) async fn call_end_v2(
+    state: State<AppState>,
+    path: ProjectPath,
+    who: Extension<Principal>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    check_same_project(&path, &who, &body.0, "end")?;
+    call_end(state, who, body).await
+}
+
+/// A body's project must be the path's; one the key may not act on is a 403 first, so a
+/// request learns nothing about a project it has no access to.
+fn check_same_project(
+    path: &ProjectPath,
+    who: &Principal,
+    body: &Value,
+    field: &str,
+) -> Result<(), ApiError> {
+    let in_body = body.get(field).and_then(|v| v.get("project_id")).and_then(Value::as_str);
+    match in_body {
+        Some(p) if p != path.project_id => {
+            who.check_project(p)?;
+            Err(Error::BadRequest(format!("project_id {p} does not match the path's {}", path.project_id))
+                .into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `POST /v2/{entity}/{project}/calls/complete`: ended calls, in one transaction.
+pub(crate) async fn calls_complete(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    Extension(who): Extension<Principal>,
+    TypedBody(req): TypedBody<CompleteBody>,
+) -> Result<Response, ApiError> {
+    for c in &req.batch {
+        who.check_project(&c.start.project_id)?;
+        if c.start.project_id != path.project_id {
+            return Err(Error::BadRequest(format!(
+                "project_id {} does not match the path",
+                c.start.project_id
+            ))
+            .into());
+        }
+    }
+    store::write_async(state.store.as_ref(), move |w| {
+        for c in &req.batch {
+            calls::complete(w, c, Some(who.user_id()))?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json_response(json!({})))
+}
+
+/// `POST /call/upsert_batch`: starts and ends, in order, in one transaction.
+pub(crate) async fn call_upsert_batch(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    TypedBody(req): TypedBody<UpsertBody>,
+) -> Result<Response, ApiError> {
+    for item in &req.batch {
+        match item {
+            UpsertItem::Start(s) => who.check_project(&s.start.project_id)?,
+            UpsertItem::End(e) => who.check_project(&e.end.project_id)?,
+        }
+    }
+    let res = store::write_async(state.store.as_ref(), move |w| {
+        calls::upsert_batch(w, &req.batch, Some(who.user_id()))
+    })
+    .await?;
+    Ok(json_response(json!({ "res": res })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CallRead {
+    project_id: String,
+    id: String,
+}
+
+/// `POST /call/read`.
+pub(crate) async fn call_read(
+    State(state): State<AppState>,
+    ProjectBody(req, _): ProjectBody<CallRead>,
+) -> Result<Response, ApiError> {
+    let call = blocking(&state, move |s| s.call(&req.project_id, &req.id)).await?;
+    Ok(json_response(json!({ "call": call.as_ref().map(call_json) })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct QueryBody {
+    #[serde(flatten)]
+    req: CallsQueryReq,
+    query: Option<Value>,
+}
+
+/// Streams the calls a query matches to `emit`, applying a `query` expression in order.
+fn each_call(s: &dyn Store, body: &QueryBody, emit: &mut dyn FnMut(Value) -> bool) -> Result<()> {
+    let mut q = body.req.query()?;
+    let expr = Expr::from_query(body.query.as_ref())?;
+    let Some(expr) = expr else {
+        return s.calls(&body.req.project_id, &q, &mut |c| emit(call_json(&c)));
+    };
+    // The expression is evaluated here, so the window applies after it.
+    let window = q.page;
+    q.page = Page::default();
+    let (mut skipped, mut sent, mut failure) = (0u64, 0u64, None);
+    s.calls(&body.req.project_id, &q, &mut |c| {
+        let row = call_json(&c);
+        match expr.matches(&row) {
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+            Ok(false) => true,
+            Ok(true) if skipped < window.offset => {
+                skipped += 1;
+                true
+            }
+            Ok(true) => {
+                if window.limit.is_some_and(|l| sent >= l) {
+                    return false;
+                }
+                sent += 1;
+                emit(row) && window.limit.is_none_or(|l| sent < l)
+            }
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
+/// `POST /calls/stream_query`: matching calls as JSONL.
+pub(crate) async fn calls_stream_query(
+    State(state): State<AppState>,
+    ProjectBody(req, who): ProjectBody<QueryBody>,
+) -> Result<Response, ApiError> {
+    req.req.query()?;
+    Expr::from_query(req.query.as_ref())?;
+    crate::http::stream::jsonl(&state, &who, move |s, emit| {
+        each_call(s, &req, &mut |row| {
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &row);
+            })
+        })
+    })
+    .await
+}
+
+/// `POST /calls/query`: matching calls as `{"calls": [...]}`, streamed as they are read.
+pub(crate) async fn calls_query(
+    State(state): State<AppState>,
+    ProjectBody(req, who): ProjectBody<QueryBody>,
+) -> Result<Response, ApiError> {
+    req.req.query()?;
+    Expr::from_query(req.query.as_ref())?;
+    crate::http::stream::json_list(&state, &who, "calls", move |s, emit| {
+        each_call(s, &req, &mut |row| {
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &row);
+            })
+        })
+    })
+    .await
+}
+
+/// `POST /calls/query_stats`: how many calls match.
+pub(crate) async fn calls_query_stats(
+    State(state): State<AppState>,
+    ProjectBody(req, _): ProjectBody<QueryBody>,
+) -> Result<Response, ApiError> {
+    let count = blocking(&state, move |s| {
+        let mut n = 0u64;
+        each_call(s, &req, &mut |_| {
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    })
+    .await?;
+    Ok(json_response(json!({ "count": count, "total_storage_size_bytes": null })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CallsDelete {
+    project_id: String,
+    call_ids: Vec<String>,
+}
+
+/// `POST /calls/delete`: soft-deletes calls with their descendants.
+pub(crate) async fn calls_delete(
+    State(state): State<AppState>,
+    ProjectBody(req, _): ProjectBody<CallsDelete>,
+) -> Result<Response, ApiError> {
+    if req.call_ids.len() > MAX_IDS {
+        return Err(Error::TooLarge(format!("Too many call_ids: at most {MAX_IDS} allowed")).into());
+    }
+    let n =
+        store::write_async(state.store.as_ref(), move |w| deletes::calls(w, &req.project_id, &req.call_ids))
+            .await?;
+    Ok(json_response(json!({ "num_deleted": n })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CallUpdate {
+    project_id: String,
+    call_id: String,
+    display_name: Option<String>,
+}
+
+/// `POST /call/update`: renames a call.
+pub(crate) async fn call_update(
+    State(state): State<AppState>,
+    ProjectBody(req, _): ProjectBody<CallUpdate>,
+) -> Result<Response, ApiError> {
+    store::write_async(state.store.as_ref(), move |w| {
+        calls::rename(w, &req.project_id, &req.call_id, req.display_name.clone())
+    })
+    .await?;
+    Ok(json_response(json!({})))
+}
+
+in_project! {
+    CallRead => project_id;
+    QueryBody => req.project_id;
+    CallsDelete => project_id;
+    CallUpdate => project_id;
+}

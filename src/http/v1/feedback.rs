@@ -1,0 +1,106 @@
+//! Feedback: create and query feedback rows.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{json_response, page};
+use crate::domain::error::Result;
+use crate::domain::feedback::FeedbackCreate;
+use crate::domain::query::Expr;
+use crate::domain::store;
+use crate::domain::trace::from_body;
+use crate::domain::writes::{self};
+use crate::http::AppState;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
+use crate::http::extract::{InProject, JsonBody, ProjectBody};
+
+/// `POST /feedback/create`.
+pub(crate) async fn feedback_create(
+    State(state): State<AppState>,
+    ProjectBody(req, who): ProjectBody<FeedbackCreate>,
+) -> Result<Response, ApiError> {
+    let res = store::write_async(state.store.as_ref(), move |w| {
+        writes::feedback::create(w, req.clone(), Some(who.user_id()))
+    })
+    .await?;
+    Ok(axum::Json(res).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FeedbackBatch {
+    batch: Vec<FeedbackCreate>,
+}
+
+/// `POST /feedback/batch/create`: several feedback rows in one transaction.
+pub(crate) async fn feedback_batch_create(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req: FeedbackBatch = from_body(body)?;
+    for f in &req.batch {
+        who.check_project(&f.project_id)?;
+    }
+    let res = store::write_async(state.store.as_ref(), move |w| {
+        req.batch
+            .iter()
+            .map(|f| writes::feedback::create(w, f.clone(), Some(who.user_id())))
+            .collect::<Result<Vec<_>>>()
+    })
+    .await?;
+    Ok(json_response(json!({ "res": res })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FeedbackQuery {
+    project_id: String,
+    query: Option<Value>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `POST /feedback/query`: feedback rows matching a query expression.
+pub(crate) async fn feedback_query(
+    State(state): State<AppState>,
+    ProjectBody(req, who): ProjectBody<FeedbackQuery>,
+) -> Result<Response, ApiError> {
+    let expr = Expr::from_query(req.query.as_ref())?;
+    let window = page(req.limit, req.offset);
+    crate::http::stream::json_list(&state, &who, "result", move |s, emit| {
+        let (mut sent, mut skipped, mut failure) = (0u64, 0u64, None);
+        s.feedback(&req.project_id, &mut |f| {
+            if window.limit.is_some_and(|l| sent >= l) {
+                return false;
+            }
+            let row = f.to_json();
+            match expr.as_ref().map_or(Ok(true), |e| e.matches(&row)) {
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+                Ok(false) => true,
+                Ok(true) if skipped < window.offset => {
+                    skipped += 1;
+                    true
+                }
+                Ok(true) => {
+                    sent += 1;
+                    emit(&|buf| {
+                        let _ = serde_json::to_writer(&mut *buf, &row);
+                    }) && window.limit.is_none_or(|l| sent < l)
+                }
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    })
+    .await
+}
+
+in_project! {
+    FeedbackCreate => project_id;
+    FeedbackQuery => project_id;
+}
