@@ -10,9 +10,8 @@ Every remaining difference is deliberate and written down here as a `Differs` ex
 asserts both what the reference answers and what weft answers, with the reason; each one has a
 row (same id) in docs/differences.md. A difference that is not written down fails the test.
 
-The reference is started from the folder named by `WEFT_REFSERVER_DIR` with the Python of the
-virtual environment named by `REFSERVER_VENV` (the test script sets both up); without them the
-module is skipped.
+The reference is started with `scripts/refserver`, which first creates or updates its virtual
+environment (target/refserver-venv, or `REFSERVER_VENV`) with the pinned weave from PyPI.
 """
 
 from __future__ import annotations
@@ -20,12 +19,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import pathlib
 import re
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,15 +31,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Weft
+from conftest import ROOT, Weft
 
-REF_DIR = os.environ.get("WEFT_REFSERVER_DIR")
-REF_VENV = os.environ.get("REFSERVER_VENV")
-
-pytestmark = pytest.mark.skipif(
-    not REF_DIR,
-    reason="WEFT_REFSERVER_DIR is not set: the reference trace server is needed for the differential test",
-)
+LAUNCHER = ROOT / "scripts" / "refserver"
 
 SIDES = ("ref", "weft")
 
@@ -62,18 +52,14 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ref_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Starts the reference server on a fresh database; yields its base URL."""
-    assert REF_DIR is not None
-    script = pathlib.Path(REF_DIR) / "refserver.py"
-    if not script.is_file():
-        pytest.skip(f"no refserver.py in WEFT_REFSERVER_DIR ({REF_DIR})")
-    python = pathlib.Path(REF_VENV) / "bin" / "python" if REF_VENV else pathlib.Path(sys.executable)
-    if not python.exists():
-        pytest.skip(f"REFSERVER_VENV has no python ({python})")
+    setup = subprocess.run([str(LAUNCHER), "--setup"], capture_output=True, text=True)
+    if setup.returncode != 0:
+        pytest.fail(f"scripts/refserver --setup failed:\n{(setup.stdout + setup.stderr)[-3000:]}", pytrace=False)
     tmp = tmp_path_factory.mktemp("ref")
     port = _free_port()
     log = open(tmp / "ref.log", "wb")
     proc = subprocess.Popen(
-        [str(python), str(script), "--db", str(tmp / "ref.db"), "--port", str(port)],
+        [str(LAUNCHER), "--db", str(tmp / "ref.db"), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
