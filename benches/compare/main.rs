@@ -12,9 +12,9 @@
 //! Options: `--runs N[,N...]`, `--ref-max N` (largest N the reference is run on),
 //! `--out FILE` (default `docs/benchmarks.md`; smoke mode writes only when given),
 //! `--refserver DIR` (or `REFSERVER_DIR`: the reference server's directory, holding
-//! `refserver.py` and `setup.sh`), `--no-ref`. The reference runs in the Python virtualenv
-//! `REFSERVER_VENV` (default `target/refserver-venv`, as the test script uses), made by its
-//! `setup.sh` when missing. `--keep DIR` makes weft's stores in `DIR/weft-<N>` and keeps them
+//! `refserver.py`; default the project's own, `tests/refserver`), `--no-ref`. The reference
+//! runs in the Python virtualenv `REFSERVER_VENV` (default `target/refserver-venv`, as the test
+//! script uses), made by `scripts/refserver --setup` when missing. `--keep DIR` makes weft's stores in `DIR/weft-<N>` and keeps them
 //! (with an admin key in `DIR/weft-<N>.key`), e.g. to profile a workload by hand afterwards.
 //! Without a usable reference, weft runs alone and the table says so.
 //!
@@ -124,7 +124,10 @@ async fn run(args: Args) -> Result<(), String> {
         command.push_str(" -- ");
         command.push_str(&args.given.join(" "));
     }
-    if ref_env.is_ok() && !args.given.iter().any(|a| a == "--refserver") {
+    if ref_env.is_ok()
+        && !args.given.iter().any(|a| a == "--refserver")
+        && std::env::var_os("REFSERVER_DIR").is_some()
+    {
         command = format!("REFSERVER_DIR=<reference server dir> {command}");
     }
     eprintln!("compare: N = {:?}, reference up to N = {}", args.runs, args.ref_max);

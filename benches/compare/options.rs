@@ -28,7 +28,10 @@ pub(crate) fn parse_args() -> Result<Args, String> {
         ref_max: 100_000,
         smoke: false,
         out: None,
-        refserver: std::env::var_os("REFSERVER_DIR").map(PathBuf::from),
+        refserver: Some(std::env::var_os("REFSERVER_DIR").map_or_else(
+            || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/refserver")),
+            PathBuf::from,
+        )),
         no_ref: false,
         keep: None,
         clickhouse: false,

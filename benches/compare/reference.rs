@@ -35,15 +35,15 @@ pub(crate) fn reference_env(args: &Args) -> Result<RefEnv, String> {
         if args.smoke {
             return Err("its virtualenv is missing (smoke mode does not set it up)".into());
         }
-        eprintln!("reference: setting up its virtualenv (setup.sh)...");
-        let ok = Command::new("bash")
-            .arg(dir.join("setup.sh"))
+        eprintln!("reference: setting up its virtualenv (scripts/refserver --setup)...");
+        let ok = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/refserver"))
+            .arg("--setup")
             .env("REFSERVER_VENV", &venv)
             .status()
-            .map_err(|e| format!("setup.sh: {e}"))?
+            .map_err(|e| format!("scripts/refserver: {e}"))?
             .success();
         if !ok || !python.exists() {
-            return Err("setup.sh failed".into());
+            return Err("scripts/refserver --setup failed".into());
         }
     }
     let out = Command::new(&python)

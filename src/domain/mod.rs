@@ -1,4 +1,7 @@
-//! The domain: calls, refs, evaluation runs and their children, validation. No HTTP, no SQL.
+//! The domain: calls, refs, evaluation runs and their children, validation, and the storage
+//! interface they need ([`store`]). No axum, no SQL, no backend: the wire format of Weave's API
+//! (request bodies, FastAPI-shaped validation issues, the JSON of calls and runs) is the
+//! domain's own, because every backend and every route must agree on it. See ARCHITECTURE.md.
 
 pub mod call;
 pub mod digest;
