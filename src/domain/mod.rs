@@ -14,6 +14,7 @@ pub mod page;
 pub mod prediction;
 pub mod pyjson;
 pub mod query;
+pub mod reads;
 pub mod refs;
 pub mod resolve;
 pub mod run_rows;

@@ -185,18 +185,6 @@ impl CallsQueryReq {
     /// The store query this request asks for; negative windows are 422s.
     pub fn query(&self) -> Result<CallQuery> {
         let f = self.filter.clone().unwrap_or_default();
-        let count = |name: &str, v: Option<i64>| -> Result<Option<u64>> {
-            match v {
-                Some(n) if n < 0 => Err(Error::invalid(Issue {
-                    kind: "greater_than_equal",
-                    loc: vec![json!("body"), json!(name)],
-                    msg: "Input should be greater than or equal to 0".into(),
-                    input: json!(n),
-                    ctx: Some(json!({"ge": 0})),
-                })),
-                other => Ok(other.map(|n| n as u64)),
-            }
-        };
         if let Some(ops) = &f.op_names
             && ops.len() > MAX_OP_NAMES
         {
@@ -215,10 +203,7 @@ impl CallsQueryReq {
             wb_user_ids: f.wb_user_ids.unwrap_or_default(),
             trace_roots_only: f.trace_roots_only.unwrap_or(false),
             descending,
-            page: super::page::Page {
-                limit: count("limit", self.limit)?,
-                offset: count("offset", self.offset)?.unwrap_or(0),
-            },
+            page: super::page::Page::from_body(self.limit, self.offset)?,
         })
     }
 }

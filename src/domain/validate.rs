@@ -7,6 +7,15 @@ use super::error::{Error, Issue, Result};
 /// Most ids accepted in one request, in one list or filter.
 pub const MAX_IDS: usize = 1000;
 
+/// The one cap on the ids a request names for one-by-one work (deletes, ref reads): past
+/// [`MAX_IDS`], a 413 naming the parameter.
+pub fn check_ids<T>(name: &str, ids: &[T]) -> Result<()> {
+    if ids.len() > MAX_IDS {
+        return Err(Error::TooLarge(format!("Too many {name}: at most {MAX_IDS} allowed")));
+    }
+    Ok(())
+}
+
 /// Most `op_names` of a calls filter: each call is tested against every `:*` prefix, so the
 /// work of a query grows with calls × names. (The id lists of a calls or objects filter have
 /// no cap of their own: they are bound as one value and looked up by set or index.)

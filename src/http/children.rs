@@ -12,10 +12,11 @@ use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
 use super::{AppState, blocking, ids_from_body};
 use crate::domain::call::Call;
 use crate::domain::error::Error;
+use crate::domain::page::Page;
 use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
 use crate::domain::score::{self, CreateScore, ScoreRead};
 use crate::domain::store;
-use crate::domain::validate::MAX_IDS;
+use crate::domain::validate::check_ids;
 use crate::domain::view::{Kind, ViewColumns};
 use crate::domain::writes::deletes;
 
@@ -100,7 +101,7 @@ async fn list<T: Serialize + 'static>(
     kind: Kind,
     view: fn(Call) -> T,
 ) -> Result<Response, ApiError> {
-    let page = super::page(&q)?;
+    let page = Page::from_query(&q)?;
     let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
     super::stream::jsonl(state, who, move |s, emit| {
         s.view_calls(&path.project_id, kind, run_id.as_deref(), page, &mut |call| {
@@ -146,9 +147,7 @@ async fn delete(
     if let Some(body) = &body {
         ids.extend(ids_from_body(body, param)?);
     }
-    if ids.len() > MAX_IDS {
-        return Err(Error::TooLarge(format!("Too many {param}: at most {MAX_IDS} allowed")).into());
-    }
+    check_ids(param, &ids)?;
     let n =
         store::write_async(state.store.as_ref(), move |w| deletes::of_kind(w, &path.project_id, kind, &ids))
             .await?;

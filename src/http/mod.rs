@@ -22,9 +22,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::domain::error::{Error, Issue, Result};
-use crate::domain::page::Page;
 use crate::domain::store::Store;
-use crate::domain::validate::Query;
 use error::ApiError;
 
 /// What every handler shares.
@@ -237,20 +235,6 @@ where
         .await
         .map_err(|e| Error::Storage(format!("blocking task failed: {e}")))?
         .map_err(ApiError::from)
-}
-
-/// The `limit` / `offset` window of a list request.
-pub fn page(q: &Query) -> Result<Page> {
-    let limit = q.opt_count("limit");
-    let offset = q.opt_count("offset");
-    match (limit, offset) {
-        (Ok(limit), Ok(offset)) => Ok(Page { limit, offset: offset.unwrap_or(0) }),
-        (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
-            a.extend(b);
-            Err(Error::Validation(a))
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    }
 }
 
 /// Ids sent in a JSON body: an array of strings, or an object holding one under `field`.

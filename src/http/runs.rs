@@ -15,7 +15,7 @@ use crate::domain::eval_run::{self, CreateRun, FinishRun};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunQuery, RunRow};
 use crate::domain::store::{self, Store};
-use crate::domain::validate::MAX_IDS;
+use crate::domain::validate::check_ids;
 use crate::domain::view::Kind;
 use crate::domain::writes::{deletes, runs};
 
@@ -74,7 +74,7 @@ pub async fn list(
         evaluations: q.list(&["evaluations", "evaluation_refs"])?,
         models: q.list(&["models", "model_refs"])?,
         ids: q.list(&["evaluation_run_ids"])?,
-        page: super::page(&q)?,
+        page: Page::from_query(&q)?,
     };
     if (1..=INLINE_MAX_IDS).contains(&query.ids.len())
         && let Some(rows) = runs_now(state.store.as_ref(), &path.project_id, &query)
@@ -149,9 +149,7 @@ pub async fn delete(
         })
         .into());
     }
-    if ids.len() > MAX_IDS {
-        return Err(Error::TooLarge(format!("Too many evaluation_run_ids: at most {MAX_IDS} allowed")).into());
-    }
+    check_ids("evaluation_run_ids", &ids)?;
     let n = store::write_async(state.store.as_ref(), move |w| {
         deletes::of_kind(w, &path.project_id, Kind::EvaluationRun, &ids)
     })

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use super::json_response;
 use crate::domain::error::{Error, Result};
-use crate::domain::page::Page;
 use crate::domain::query::Expr;
+use crate::domain::reads;
 use crate::domain::store::{self, Store};
 use crate::domain::trace::{
     CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
 };
-use crate::domain::validate::MAX_IDS;
+use crate::domain::validate::check_ids;
 use crate::domain::writes::{calls, deletes};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
@@ -176,39 +176,10 @@ pub(crate) struct QueryBody {
     query: Option<Value>,
 }
 
-/// Streams the calls a query matches to `emit`, applying a `query` expression in order.
+/// The calls a query body matches, as `CallSchema` JSON, to `emit`.
 fn each_call(s: &dyn Store, body: &QueryBody, emit: &mut dyn FnMut(Value) -> bool) -> Result<()> {
-    let mut q = body.req.query()?;
     let expr = Expr::from_query(body.query.as_ref())?;
-    let Some(expr) = expr else {
-        return s.calls(&body.req.project_id, &q, &mut |c| emit(call_json(&c)));
-    };
-    // The expression is evaluated here, so the window applies after it.
-    let window = q.page;
-    q.page = Page::default();
-    let (mut skipped, mut sent, mut failure) = (0u64, 0u64, None);
-    s.calls(&body.req.project_id, &q, &mut |c| {
-        let row = call_json(&c);
-        match expr.matches(&row) {
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
-            Ok(false) => true,
-            Ok(true) if skipped < window.offset => {
-                skipped += 1;
-                true
-            }
-            Ok(true) => {
-                if window.limit.is_some_and(|l| sent >= l) {
-                    return false;
-                }
-                sent += 1;
-                emit(row) && window.limit.is_none_or(|l| sent < l)
-            }
-        }
-    })?;
-    failure.map_or(Ok(()), Err)
+    reads::calls(s, &body.req, expr.as_ref(), emit)
 }
 
 /// `POST /calls/stream_query`: matching calls as JSONL.
@@ -273,9 +244,7 @@ pub(crate) async fn calls_delete(
     State(state): State<AppState>,
     ProjectBody(req, _): ProjectBody<CallsDelete>,
 ) -> Result<Response, ApiError> {
-    if req.call_ids.len() > MAX_IDS {
-        return Err(Error::TooLarge(format!("Too many call_ids: at most {MAX_IDS} allowed")).into());
-    }
+    check_ids("call_ids", &req.call_ids)?;
     let n =
         store::write_async(state.store.as_ref(), move |w| deletes::calls(w, &req.project_id, &req.call_ids))
             .await?;

@@ -6,10 +6,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{json_response, page};
+use super::json_response;
 use crate::domain::error::Result;
 use crate::domain::feedback::FeedbackCreate;
+use crate::domain::page::Page;
 use crate::domain::query::Expr;
+use crate::domain::reads;
 use crate::domain::store;
 use crate::domain::trace::from_body;
 use crate::domain::writes::{self};
@@ -69,33 +71,13 @@ pub(crate) async fn feedback_query(
     ProjectBody(req, who): ProjectBody<FeedbackQuery>,
 ) -> Result<Response, ApiError> {
     let expr = Expr::from_query(req.query.as_ref())?;
-    let window = page(req.limit, req.offset);
+    let window = Page::from_body(req.limit, req.offset)?;
     crate::http::stream::json_list(&state, &who, "result", move |s, emit| {
-        let (mut sent, mut skipped, mut failure) = (0u64, 0u64, None);
-        s.feedback(&req.project_id, &mut |f| {
-            if window.limit.is_some_and(|l| sent >= l) {
-                return false;
-            }
-            let row = f.to_json();
-            match expr.as_ref().map_or(Ok(true), |e| e.matches(&row)) {
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-                Ok(false) => true,
-                Ok(true) if skipped < window.offset => {
-                    skipped += 1;
-                    true
-                }
-                Ok(true) => {
-                    sent += 1;
-                    emit(&|buf| {
-                        let _ = serde_json::to_writer(&mut *buf, &row);
-                    }) && window.limit.is_none_or(|l| sent < l)
-                }
-            }
-        })?;
-        failure.map_or(Ok(()), Err)
+        reads::feedback(s, &req.project_id, expr.as_ref(), window, &mut |row| {
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &row);
+            })
+        })
     })
     .await
 }

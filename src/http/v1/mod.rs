@@ -23,17 +23,11 @@ pub mod tables;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::domain::page::Page;
-
 /// The Weave trace API version whose wire format weft speaks.
 pub const TRACE_API_VERSION: &str = "0.54.0";
 
 fn json_response(v: Value) -> Response {
     axum::Json(v).into_response()
-}
-
-fn page(limit: Option<i64>, offset: Option<i64>) -> Page {
-    Page { limit: limit.map(|l| l.max(0) as u64), offset: offset.unwrap_or(0).max(0) as u64 }
 }
 
 /// `GET /server_info`.

@@ -5,9 +5,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{json_response, page};
+use super::json_response;
 use crate::domain::error::{Error, Result};
 use crate::domain::object::{ObjSchema, ObjectQuery, Version};
+use crate::domain::page::Page;
 use crate::domain::store;
 use crate::domain::writes::objects;
 use crate::http::error::ApiError;
@@ -101,7 +102,7 @@ pub(crate) async fn objs_query(
         base_object_classes: f.base_object_classes.unwrap_or_default(),
         is_op: f.is_op,
         latest_only: f.latest_only.unwrap_or(false),
-        page: page(req.limit, req.offset),
+        page: Page::from_body(req.limit, req.offset)?,
     };
     let project = req.project_id;
     crate::http::stream::json_list(&state, &who, "objs", move |s, emit| {

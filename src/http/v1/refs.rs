@@ -6,11 +6,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::domain::error::{Error, Result};
+use crate::domain::error::Result;
 use crate::domain::refs::Ref;
 use crate::domain::resolve;
 use crate::domain::trace::from_body;
-use crate::domain::validate::MAX_IDS;
+use crate::domain::validate::check_ids;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
@@ -30,9 +30,7 @@ pub(crate) async fn refs_read_batch(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: RefsRead = from_body(body)?;
-    if req.refs.len() > MAX_IDS {
-        return Err(Error::TooLarge(format!("Too many refs: at most {MAX_IDS} allowed")).into());
-    }
+    check_ids("refs", &req.refs)?;
     let refs = req.refs.iter().map(|r| Ref::parse(r)).collect::<Result<Vec<_>>>()?;
     for r in &refs {
         who.check_project(&r.project_id)?;

@@ -5,8 +5,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{json_response, page};
+use super::json_response;
 use crate::domain::error::{Error, Result};
+use crate::domain::page::Page;
 use crate::domain::store;
 use crate::domain::writes::objects;
 use crate::http::error::ApiError;
@@ -56,7 +57,7 @@ pub(crate) async fn table_query(
     ProjectBody(req, _): ProjectBody<TableQuery>,
 ) -> Result<Response, ApiError> {
     let only = req.filter.unwrap_or_default().row_digests;
-    let window = page(req.limit, req.offset);
+    let window = Page::from_body(req.limit, req.offset)?;
     let rows = blocking(&state, move |s| {
         s.table_rows(&req.project_id, &req.digest, only.as_deref(), window)?
             .ok_or_else(|| Error::NotFound(format!("Table {} not found", req.digest)))
