@@ -56,45 +56,49 @@ enum Backend {
     Clickhouse,
 }
 
+/// Options of `weft serve`.
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WEFT_BIND", default_value = "127.0.0.1:6345")]
+    bind: SocketAddr,
+    /// Largest size of the database file, in MiB; writes that would grow it further are
+    /// refused with 507 (as on a full disk) while reads go on.
+    #[arg(long, env = "WEFT_MAX_DB_MIB")]
+    max_db_mib: Option<u64>,
+    /// MiB of the database file that reads may memory-map (SQLite store; default none):
+    /// faster lookups and deep pages, but every page read counts in the server's RSS.
+    #[arg(long, env = "WEFT_READ_MMAP_MIB")]
+    read_mmap_mib: Option<u64>,
+    /// Requests served at once; more are refused with 429.
+    #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
+          value_parser = clap::value_parser!(usize))]
+    max_requests: usize,
+    /// Requests one client address may have in progress at once; more are refused with
+    /// 429. Default: a quarter of `--max-requests`.
+    #[arg(long, env = "WEFT_MAX_REQUESTS_PER_ADDRESS", value_parser = clap::value_parser!(usize))]
+    max_requests_per_address: Option<usize>,
+    /// Seconds the server waits on a client: for a request's head (and for the next
+    /// request on an idle connection), for its body (then 408), and for it to take the
+    /// next part of a streamed response (then the response is cut off).
+    #[arg(long, env = "WEFT_CLIENT_TIMEOUT", default_value_t = http::CLIENT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    client_timeout: u64,
+    /// Streamed lists one API key may have open at once; more are refused with 429.
+    #[arg(long, env = "WEFT_MAX_STREAMS_PER_KEY", default_value_t = http::stream::MAX_STREAMS_PER_KEY,
+          value_parser = clap::value_parser!(usize))]
+    max_streams_per_key: usize,
+    /// Address of a reverse proxy in front of weft (repeatable): for requests from it, the
+    /// client's address (which failed authentications are counted by) is taken from
+    /// `X-Forwarded-For`. That header is ignored from any other peer.
+    #[arg(long = "trusted-proxy", env = "WEFT_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs the server.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "WEFT_BIND", default_value = "127.0.0.1:6345")]
-        bind: SocketAddr,
-        /// Largest size of the database file, in MiB; writes that would grow it further are
-        /// refused with 507 (as on a full disk) while reads go on.
-        #[arg(long, env = "WEFT_MAX_DB_MIB")]
-        max_db_mib: Option<u64>,
-        /// MiB of the database file that reads may memory-map (SQLite store; default none):
-        /// faster lookups and deep pages, but every page read counts in the server's RSS.
-        #[arg(long, env = "WEFT_READ_MMAP_MIB")]
-        read_mmap_mib: Option<u64>,
-        /// Requests served at once; more are refused with 429.
-        #[arg(long, env = "WEFT_MAX_REQUESTS", default_value_t = http::MAX_REQUESTS,
-              value_parser = clap::value_parser!(usize))]
-        max_requests: usize,
-        /// Requests one client address may have in progress at once; more are refused with
-        /// 429. Default: a quarter of `--max-requests`.
-        #[arg(long, env = "WEFT_MAX_REQUESTS_PER_ADDRESS", value_parser = clap::value_parser!(usize))]
-        max_requests_per_address: Option<usize>,
-        /// Seconds the server waits on a client: for a request's head (and for the next
-        /// request on an idle connection), for its body (then 408), and for it to take the
-        /// next part of a streamed response (then the response is cut off).
-        #[arg(long, env = "WEFT_CLIENT_TIMEOUT", default_value_t = http::CLIENT_TIMEOUT_SECS,
-              value_parser = clap::value_parser!(u64).range(1..=86_400))]
-        client_timeout: u64,
-        /// Streamed lists one API key may have open at once; more are refused with 429.
-        #[arg(long, env = "WEFT_MAX_STREAMS_PER_KEY", default_value_t = http::stream::MAX_STREAMS_PER_KEY,
-              value_parser = clap::value_parser!(usize))]
-        max_streams_per_key: usize,
-        /// Address of a reverse proxy in front of weft (repeatable): for requests from it, the
-        /// client's address (which failed authentications are counted by) is taken from
-        /// `X-Forwarded-For`. That header is ignored from any other peer.
-        #[arg(long = "trusted-proxy", env = "WEFT_TRUSTED_PROXIES", value_delimiter = ',')]
-        trusted_proxies: Vec<std::net::IpAddr>,
-    },
+    Serve(ServeArgs),
     /// Writes a consistent copy of the store to FILE while the server may be running.
     /// To restore: put FILE as `weft.db` in an empty directory and serve with `--data-dir` there.
     Backup {
@@ -117,7 +121,7 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum KeysCommand {
     /// Creates a key and prints its secret (shown only once).
     Create {
@@ -208,11 +212,98 @@ impl Cli {
 }
 
 fn run(cli: Cli) -> Result<(), AnyError> {
-    if let Command::Migrate { print: true, cluster } = &cli.command {
+    match &cli.command {
+        Command::Serve(args) => serve_command(&cli, args.clone()),
+        Command::Backup { file } => backup_command(&cli, file),
+        Command::Keys(keys) => keys_command(&cli, keys.clone()),
+        Command::Migrate { print, cluster } => migrate_command(&cli, *print, cluster.clone()),
+    }
+}
+
+/// `weft serve`: opens the store and serves until a shutdown signal.
+fn serve_command(cli: &Cli, args: ServeArgs) -> Result<(), AnyError> {
+    let opened = cli.open(args.max_db_mib, args.read_mmap_mib)?;
+    let store = opened.store();
+    let deadlines = http::Deadlines::all(std::time::Duration::from_secs(args.client_timeout));
+    let ServeArgs { max_requests_per_address, max_streams_per_key, trusted_proxies, .. } = args;
+    let configure = move |state: AppState| {
+        let state = state
+            .with_deadlines(deadlines)
+            .with_streams_per_key(max_streams_per_key)
+            .with_trusted_proxies(trusted_proxies);
+        match max_requests_per_address {
+            Some(cap) => state.with_requests_per_address(cap),
+            None => state,
+        }
+    };
+    let sqlite = match &opened {
+        Opened::Sqlite(s) => Some(s.clone()),
+        Opened::ClickHouse(_) => None,
+    };
+    let place = match cli.store {
+        Backend::Sqlite => cli.data_dir.display().to_string(),
+        Backend::Clickhouse => format!(
+            "{} database {}",
+            cli.clickhouse_url.as_deref().unwrap_or_default(),
+            cli.clickhouse_database
+        ),
+    };
+    drop(opened);
+    serve(store, sqlite, args.bind, args.max_requests.max(1), deadlines, configure, &place)
+}
+
+/// `weft backup FILE`: a consistent copy of the SQLite store, taken while it may be serving.
+fn backup_command(cli: &Cli, file: &std::path::Path) -> Result<(), AnyError> {
+    let not_sqlite = "backup copies the SQLite store only; back a ClickHouse store up with \
+                      ClickHouse's BACKUP statement or clickhouse-backup";
+    if cli.store != Backend::Sqlite {
+        return Err(not_sqlite.into());
+    }
+    let Opened::Sqlite(sqlite) = cli.open(None, None)? else {
+        return Err(not_sqlite.into());
+    };
+    sqlite.backup(file)?;
+    eprintln!("backed up {} to {}", cli.data_dir.display(), file.display());
+    Ok(())
+}
+
+/// `weft keys ...`: create, list and revoke API keys.
+fn keys_command(cli: &Cli, keys: KeysCommand) -> Result<(), AnyError> {
+    let store = cli.open(None, None)?.store();
+    match keys {
+        KeysCommand::Create { entities, admin } => {
+            let (key, secret) = ApiKey::generate(entities, admin, now())?;
+            store::insert_key(store.as_ref(), key.clone())?;
+            eprintln!("created key {} ({})", key.id, scope(&key));
+            println!("{secret}");
+            Ok(())
+        }
+        KeysCommand::List => {
+            for k in store.keys()? {
+                let state =
+                    k.revoked_at.map_or("active".to_string(), |t| format!("revoked {}", format_time(t)));
+                println!("{}\t{}\t{}\t{}", k.id, scope(&k), format_time(k.created_at), state);
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id } => {
+            if store::revoke_key(store.as_ref(), &id, now())? {
+                eprintln!("revoked key {id}");
+                Ok(())
+            } else {
+                Err(format!("no active key with id {id}").into())
+            }
+        }
+    }
+}
+
+/// `weft migrate`: applies the ClickHouse schema's pending migrations, or prints its DDL.
+fn migrate_command(cli: &Cli, print: bool, cluster: Option<String>) -> Result<(), AnyError> {
+    if print {
         let layout = match cluster {
             Some(name) => {
-                schema::identifier(name, "--cluster")?;
-                schema::Layout::Cluster(name.clone())
+                schema::identifier(&name, "--cluster")?;
+                schema::Layout::Cluster(name)
             }
             None => schema::Layout::Single,
         };
@@ -222,102 +313,20 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         }
         return Ok(());
     }
-    if let Command::Migrate { .. } = &cli.command {
-        if cli.store != Backend::Clickhouse {
-            return Err("migrate applies to the ClickHouse store (--store clickhouse); \
-                        the SQLite store updates its schema when it opens"
-                .into());
-        }
-        let client = client::Client::new(cli.clickhouse_config()?);
-        let applied = clickhouse::migrate(&client)?;
-        if applied.is_empty() {
-            eprintln!("the schema of database {} is up to date", cli.clickhouse_database);
-        }
-        for (version, name) in applied {
-            eprintln!("applied migration {version}: {name}");
-        }
-        return Ok(());
-    }
-    if matches!(cli.command, Command::Backup { .. }) && cli.store != Backend::Sqlite {
-        return Err("backup copies the SQLite store only; back a ClickHouse store up with \
-                    ClickHouse's BACKUP statement or clickhouse-backup"
+    if cli.store != Backend::Clickhouse {
+        return Err("migrate applies to the ClickHouse store (--store clickhouse); \
+                    the SQLite store updates its schema when it opens"
             .into());
     }
-    let (quota, read_mmap) = match &cli.command {
-        Command::Serve { max_db_mib, read_mmap_mib, .. } => (*max_db_mib, *read_mmap_mib),
-        _ => (None, None),
-    };
-    let opened = cli.open(quota, read_mmap)?;
-    let store = opened.store();
-    match cli.command {
-        Command::Serve {
-            bind,
-            max_requests,
-            max_requests_per_address,
-            client_timeout,
-            max_streams_per_key,
-            trusted_proxies,
-            ..
-        } => {
-            let deadlines = http::Deadlines::all(std::time::Duration::from_secs(client_timeout));
-            let configure = move |state: AppState| {
-                let state = state
-                    .with_deadlines(deadlines)
-                    .with_streams_per_key(max_streams_per_key)
-                    .with_trusted_proxies(trusted_proxies);
-                match max_requests_per_address {
-                    Some(cap) => state.with_requests_per_address(cap),
-                    None => state,
-                }
-            };
-            let sqlite = match &opened {
-                Opened::Sqlite(s) => Some(s.clone()),
-                Opened::ClickHouse(_) => None,
-            };
-            let place = match cli.store {
-                Backend::Sqlite => cli.data_dir.display().to_string(),
-                Backend::Clickhouse => format!(
-                    "{} database {}",
-                    cli.clickhouse_url.as_deref().unwrap_or_default(),
-                    cli.clickhouse_database
-                ),
-            };
-            drop(opened);
-            serve(store, sqlite, bind, max_requests.max(1), deadlines, configure, &place)
-        }
-        Command::Backup { file } => {
-            let Opened::Sqlite(sqlite) = &opened else {
-                return Err("backup copies the SQLite store only".into());
-            };
-            sqlite.backup(&file)?;
-            eprintln!("backed up {} to {}", cli.data_dir.display(), file.display());
-            Ok(())
-        }
-        Command::Keys(KeysCommand::Create { entities, admin }) => {
-            let (key, secret) = ApiKey::generate(entities, admin, now())?;
-            store::insert_key(store.as_ref(), key.clone())?;
-            eprintln!("created key {} ({})", key.id, scope(&key));
-            println!("{secret}");
-            Ok(())
-        }
-        Command::Keys(KeysCommand::List) => {
-            for k in store.keys()? {
-                let state =
-                    k.revoked_at.map_or("active".to_string(), |t| format!("revoked {}", format_time(t)));
-                println!("{}\t{}\t{}\t{}", k.id, scope(&k), format_time(k.created_at), state);
-            }
-            Ok(())
-        }
-        Command::Keys(KeysCommand::Revoke { id }) => {
-            if store::revoke_key(store.as_ref(), &id, now())? {
-                eprintln!("revoked key {id}");
-                Ok(())
-            } else {
-                Err(format!("no active key with id {id}").into())
-            }
-        }
-        Command::Migrate { .. } => Ok(()),
+    let client = client::Client::new(cli.clickhouse_config()?);
+    let applied = clickhouse::migrate(&client)?;
+    if applied.is_empty() {
+        eprintln!("the schema of database {} is up to date", cli.clickhouse_database);
     }
+    for (version, name) in applied {
+        eprintln!("applied migration {version}: {name}");
+    }
+    Ok(())
 }
 
 fn scope(k: &ApiKey) -> String {
