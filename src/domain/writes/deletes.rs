@@ -2,7 +2,7 @@
 //! views. A delete walks each call's subtree once, however its parent links loop.
 
 use crate::domain::call::now;
-use crate::domain::error::Result;
+use crate::domain::error::{Error, Result};
 use crate::domain::eval_run::PREDICT_AND_SCORE_OP;
 use crate::domain::store::Writer;
 use crate::domain::view::{Kind, ViewColumns};
@@ -40,4 +40,18 @@ pub fn of_kind(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) ->
         n += w.delete_subtree(project, &root, at)?;
     }
     Ok(n)
+}
+
+/// Soft-deletes versions of an object (all of them, or those with the given digests); returns
+/// how many were deleted, or a 404 if none was.
+pub fn object_versions(
+    w: &mut dyn Writer,
+    project: &str,
+    object_id: &str,
+    digests: Option<&[String]>,
+) -> Result<u64> {
+    match w.delete_objects(project, object_id, digests, now())? {
+        0 => Err(Error::NotFound("Object not found".into())),
+        n => Ok(n),
+    }
 }

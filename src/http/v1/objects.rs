@@ -10,7 +10,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::object::{ObjSchema, ObjectQuery, Version};
 use crate::domain::page::Page;
 use crate::domain::store;
-use crate::domain::writes::objects;
+use crate::domain::writes::{deletes, objects};
 use crate::http::error::ApiError;
 use crate::http::extract::{InProject, ProjectBody};
 use crate::http::{AppState, blocking};
@@ -129,12 +129,9 @@ pub(crate) async fn obj_delete(
     ProjectBody(req, _): ProjectBody<ObjDelete>,
 ) -> Result<Response, ApiError> {
     let n = store::write_async(state.store.as_ref(), move |w| {
-        w.delete_objects(&req.project_id, &req.object_id, req.digests.as_deref(), crate::domain::call::now())
+        deletes::object_versions(w, &req.project_id, &req.object_id, req.digests.as_deref())
     })
     .await?;
-    if n == 0 {
-        return Err(Error::NotFound("Object not found".into()).into());
-    }
     Ok(json_response(json!({ "num_deleted": n })))
 }
 
