@@ -13,12 +13,12 @@ mod rows;
 pub mod schema;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
 
 use self::client::{Client, Config, Query};
 use self::overlay::{Appends, Overlay};
 use self::rows::*;
 use self::schema::{Layout, MIGRATIONS, MIGRATIONS_TABLE};
+use super::writer::{Backend, Batch, WriterThread};
 use crate::domain::call::{Call, Micros, now};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
@@ -26,20 +26,18 @@ use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunQuery, RunRow};
-use crate::domain::store::{CallEndFields, Store, WriteFn, WriteJob, Writer};
+use crate::domain::store::{CallEndFields, Store, WriteJob, Writer};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 
-/// Most write jobs run in one batch.
-const MAX_BATCH: usize = 512;
 /// Most ids sent in one `IN` list (parameters travel in the URL).
 const IN_CHUNK: usize = 1000;
 
 /// ClickHouse-backed [`Store`].
 pub struct ClickHouseStore {
+    /// The writer thread; first, so that dropping the store stops it before anything else.
+    writer: WriterThread,
     client: Client,
-    jobs: Option<mpsc::Sender<WriteJob>>,
-    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Applies the migrations `client`'s database lacks (creating the database first); returns
@@ -82,22 +80,8 @@ impl ClickHouseStore {
         for (version, name) in applied {
             tracing::info!(version, name, "applied ClickHouse migration");
         }
-        let (jobs, queue) = mpsc::channel();
-        let writer_client = client.clone();
-        let writer = std::thread::Builder::new()
-            .name("weft-writer".into())
-            .spawn(move || write_loop(writer_client, queue))
-            .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
-        Ok(ClickHouseStore { client, jobs: Some(jobs), writer: Some(writer) })
-    }
-}
-
-impl Drop for ClickHouseStore {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        let writer = WriterThread::start(WriteClient { client: client.clone(), version: 0 })?;
+        Ok(ClickHouseStore { writer, client })
     }
 }
 
@@ -109,43 +93,46 @@ fn next_version(last: &mut u64) -> u64 {
     *last
 }
 
-/// The writer thread: runs every queued job (up to [`MAX_BATCH`]) over one in-memory batch,
-/// inserts the batch's rows (one insert per table), then tells each job the outcome.
-fn write_loop(client: Client, queue: mpsc::Receiver<WriteJob>) {
-    let mut version = 0;
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut tx = Tx::new(&client);
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for job in batch {
-            let outcome = run_job(&mut tx, job.run).and_then(|()| tx.check_inserts());
-            tx.end_job(outcome.is_ok());
-            outcomes.push((job.done, outcome));
-        }
-        let flushed = tx.flush(next_version(&mut version));
+/// The writer thread's client, and the row version it wrote last.
+struct WriteClient {
+    client: Client,
+    version: u64,
+}
+
+impl Backend for WriteClient {
+    type Batch<'a> = InMemory<'a>;
+
+    fn begin(&mut self) -> Result<InMemory<'_>> {
+        Ok(InMemory { tx: Tx::new(&self.client), version: &mut self.version })
+    }
+}
+
+/// A batch of jobs over one in-memory batch of rows, inserted when it commits (one insert per
+/// table).
+struct InMemory<'a> {
+    tx: Tx<'a>,
+    version: &'a mut u64,
+}
+
+impl Batch for InMemory<'_> {
+    fn writer(&mut self) -> &mut dyn Writer {
+        &mut self.tx
+    }
+
+    fn end_job(&mut self, outcome: Result<()>) -> Result<()> {
+        let outcome = outcome.and_then(|()| self.tx.check_inserts());
+        self.tx.end_job(outcome.is_ok());
+        outcome
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let flushed = self.tx.flush(next_version(self.version));
         if let Err(e) = &flushed {
             let error = crate::domain::error::bounded(&e.to_string()).into_owned();
             tracing::error!(%error, "ClickHouse insert of a write batch failed");
         }
-        for (done, outcome) in outcomes {
-            done(match &flushed {
-                Err(e) => Err(e.clone()),
-                Ok(()) => outcome,
-            });
-        }
+        flushed
     }
-}
-
-/// Runs one job, turning a panic into an error.
-fn run_job(tx: &mut Tx<'_>, run: WriteFn) -> Result<()> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(tx)))
-        .unwrap_or_else(|_| Err(Error::Storage("a write job panicked".into())))
 }
 
 type CallKey = (String, String);
@@ -608,7 +595,7 @@ impl ClickHouseStore {
 
 impl Store for ClickHouseStore {
     fn submit(&self, job: WriteJob) {
-        super::queue_job(self.jobs.as_ref(), job);
+        self.writer.submit(job);
     }
 
     fn eval_runs(

@@ -3,13 +3,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params, params_from_iter};
 use serde_json::Value;
 
 use super::json_from_text;
+use super::writer::{Backend, Batch, WriterThread};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
@@ -17,7 +18,7 @@ use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunHead, RunQuery, RunRow};
-use crate::domain::store::{CallEndFields, Store, WriteFn, WriteJob, Writer};
+use crate::domain::store::{CallEndFields, Store, WriteJob, Writer};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::{Kind, ViewColumns};
 
@@ -43,15 +44,12 @@ const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Prepared statements each connection keeps: room for every statement of a busy mix.
 const STATEMENT_CACHE: usize = 64;
 
-/// Most write jobs committed in one transaction.
-const MAX_BATCH: usize = 512;
-
 /// SQLite-backed [`Store`]. One thread owns the write connection and commits queued write
 /// jobs in batches (group commit); reads use a pool of read-only connections.
 pub struct SqliteStore {
+    /// The writer thread; first, so that dropping the store stops it before anything else.
+    writer: WriterThread,
     path: PathBuf,
-    jobs: Option<mpsc::Sender<WriteJob>>,
-    writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<ReaderPool>,
     reader_freed: Condvar,
     /// The connection API keys are looked up on, apart from the pool: authentication never
@@ -145,15 +143,9 @@ impl SqliteStore {
                 SQLITE_HEAP_MIB << 20
             ))
             .map_err(at)?;
-        let (jobs, queue) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("weft-writer".into())
-            .spawn(move || write_loop(writer, queue))
-            .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
+            writer: WriterThread::start(WriteConnection(writer))?,
             path,
-            jobs: Some(jobs),
-            writer: Some(writer),
             readers: Mutex::new(ReaderPool::default()),
             reader_freed: Condvar::new(),
             keys_reader: Mutex::new(None),
@@ -285,80 +277,73 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the queue lets the writer finish what is queued, then stop.
-        drop(self.jobs.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+/// The write connection, owned by the writer thread.
+struct WriteConnection(Connection);
+
+impl Backend for WriteConnection {
+    type Batch<'a> = Transaction<'a>;
+
+    fn begin(&mut self) -> Result<Transaction<'_>> {
+        exec(&self.0, "BEGIN IMMEDIATE")?;
+        Ok(Transaction { tx: Tx(&self.0), last_error: None })
     }
 }
 
-/// The writer thread: takes every queued job (up to [`MAX_BATCH`]) into one transaction,
-/// each in its own savepoint so one job's error undoes only its own writes, commits once,
-/// then tells each job the outcome.
-fn write_loop(conn: Connection, queue: mpsc::Receiver<WriteJob>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+/// A batch of jobs in one transaction, each job in its own savepoint so that one job's error
+/// undoes only its own writes.
+struct Transaction<'a> {
+    tx: Tx<'a>,
+    /// The error of the batch's last failed job.
+    last_error: Option<Error>,
+}
+
+impl Batch for Transaction<'_> {
+    fn begin_job(&mut self) -> Result<()> {
+        let begun = exec(&self.tx, "SAVEPOINT job");
+        if let Err(e) = &begun {
+            self.last_error = Some(e.clone());
         }
-        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
-            for job in batch {
-                (job.done)(Err(e.clone()));
-            }
-            continue;
+        begun
+    }
+
+    fn writer(&mut self) -> &mut dyn Writer {
+        &mut self.tx
+    }
+
+    fn end_job(&mut self, outcome: Result<()>) -> Result<()> {
+        let conn = self.tx.0;
+        let ended = if outcome.is_ok() {
+            exec(conn, "RELEASE job")
+        } else {
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+        };
+        // The job's own error says more than a failure to undo it.
+        let outcome = outcome.and(ended);
+        if let Err(e) = &outcome {
+            self.last_error = Some(e.clone());
         }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut last_error = None;
-        for job in batch {
-            let outcome = run_job(&conn, job.run);
-            if let Err(e) = &outcome {
-                last_error = Some(e.clone());
-            }
-            outcomes.push((job.done, outcome));
-        }
+        outcome
+    }
+
+    fn commit(self) -> Result<()> {
+        let conn = self.tx.0;
         // Some errors (a full disk, say) make SQLite roll the whole transaction back: then
         // every job of the batch is lost, and each is told so.
         let committed = if conn.is_autocommit() {
-            Err(last_error.unwrap_or_else(|| Error::Storage("the transaction was rolled back".into())))
+            Err(self.last_error.unwrap_or_else(|| Error::Storage("the transaction was rolled back".into())))
         } else {
-            exec(&conn, "COMMIT")
+            exec(conn, "COMMIT")
         };
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        for (done, outcome) in outcomes {
-            done(match &committed {
-                Err(e) => Err(e.clone()),
-                Ok(()) => outcome,
-            });
-        }
+        committed
     }
 }
 
 /// Runs a statement of the writer's transaction control, prepared once per connection.
 fn exec(conn: &Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql).and_then(|mut s| s.raw_execute()).map(drop).map_err(storage)
-}
-
-/// Runs one job inside a savepoint, undoing its writes if it fails or panics.
-fn run_job(conn: &Connection, run: WriteFn) -> Result<()> {
-    exec(conn, "SAVEPOINT job")?;
-    let mut tx = Tx(conn);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))
-        .unwrap_or_else(|_| Err(Error::Storage("a write job panicked".into())));
-    let ended = if outcome.is_ok() {
-        exec(conn, "RELEASE job")
-    } else {
-        exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
-    };
-    // The job's own error says more than a failure to undo it.
-    outcome.and(ended)
 }
 
 /// The write connection inside a transaction, as the domain's [`Writer`].
@@ -963,7 +948,7 @@ const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
 
 impl Store for SqliteStore {
     fn submit(&self, job: WriteJob) {
-        super::queue_job(self.jobs.as_ref(), job);
+        self.writer.submit(job);
     }
 
     fn eval_runs(
