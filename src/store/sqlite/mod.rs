@@ -39,7 +39,7 @@ const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Prepared statements each connection keeps: room for every statement of a busy mix.
 const STATEMENT_CACHE: usize = 64;
 
-/// SQLite-backed [`Store`]. One thread owns the write connection and commits queued write
+/// SQLite-backed [`Store`](crate::domain::store::Store). One thread owns the write connection and commits queued write
 /// jobs in batches (group commit); reads use a pool of read-only connections.
 pub struct SqliteStore {
     /// The writer thread; first, so that dropping the store stops it before anything else.
