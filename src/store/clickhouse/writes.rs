@@ -18,7 +18,7 @@ use crate::store::writer::{Backend, Batch};
 
 /// A row version newer than every one this process wrote before: the time in µs, or one more
 /// than the last when the clock has not moved on.
-pub(super) fn next_version(last: &mut u64) -> u64 {
+fn next_version(last: &mut u64) -> u64 {
     let t = u64::try_from(now()).unwrap_or(0);
     *last = t.max(*last + 1);
     *last
@@ -66,27 +66,27 @@ impl Batch for InMemory<'_> {
     }
 }
 
-pub(super) type CallKey = (String, String);
+type CallKey = (String, String);
 
-pub(super) type ObjectKey = (String, String, String);
+type ObjectKey = (String, String, String);
 
 /// A batch of writes in progress, as the domain's [`Writer`].
 pub(super) struct Tx<'a> {
     pub(super) client: &'a Client,
-    pub(super) calls: Overlay<CallKey, StoredCall>,
-    pub(super) objects: Overlay<ObjectKey, StoredObject>,
-    pub(super) feedback: Overlay<CallKey, Feedback>,
+    calls: Overlay<CallKey, StoredCall>,
+    objects: Overlay<ObjectKey, StoredObject>,
+    feedback: Overlay<CallKey, Feedback>,
     pub(super) keys: Overlay<String, ApiKey>,
     /// Calls the running job inserted without knowing whether they existed: checked at once
     /// when the job ends.
-    pub(super) unchecked: Vec<CallKey>,
-    pub(super) table_rows: Appends,
-    pub(super) tables: Appends,
-    pub(super) files: Appends,
+    unchecked: Vec<CallKey>,
+    table_rows: Appends,
+    tables: Appends,
+    files: Appends,
 }
 
 impl<'a> Tx<'a> {
-    pub(super) fn new(client: &'a Client) -> Self {
+    fn new(client: &'a Client) -> Self {
         Tx {
             client,
             calls: Overlay::default(),
@@ -100,7 +100,7 @@ impl<'a> Tx<'a> {
         }
     }
 
-    pub(super) fn end_job(&mut self, keep: bool) {
+    fn end_job(&mut self, keep: bool) {
         self.unchecked.clear();
         self.calls.end_job(keep);
         self.objects.end_job(keep);
@@ -112,7 +112,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Inserts every row the batch wrote, one insert per table, with `version`.
-    pub(super) fn flush(&mut self, version: u64) -> Result<()> {
+    fn flush(&mut self, version: u64) -> Result<()> {
         fn insert(client: &Client, table: &str, lines: Vec<String>) -> Result<()> {
             if lines.is_empty() {
                 return Ok(());
@@ -142,7 +142,7 @@ impl<'a> Tx<'a> {
 
     /// Fails the running job if a call it inserted existed already in ClickHouse (one query
     /// per project and [`IN_CHUNK`] ids, instead of one per insert).
-    pub(super) fn check_inserts(&mut self) -> Result<()> {
+    fn check_inserts(&mut self) -> Result<()> {
         let mut keys = std::mem::take(&mut self.unchecked);
         keys.sort();
         keys.dedup();
@@ -167,7 +167,7 @@ impl<'a> Tx<'a> {
     }
 
     /// A call as the batch sees it, deleted or not.
-    pub(super) fn stored_call(&mut self, project: &str, id: &str) -> Result<Option<StoredCall>> {
+    fn stored_call(&mut self, project: &str, id: &str) -> Result<Option<StoredCall>> {
         let key = (project.to_string(), id.to_string());
         if let Some(known) = self.calls.get(&key) {
             return Ok(known.cloned());
@@ -184,7 +184,7 @@ impl<'a> Tx<'a> {
     }
 
     /// The live children of any of `parents`, as the batch sees them (unordered).
-    pub(super) fn children_of(&mut self, project: &str, parents: &[String]) -> Result<Vec<StoredCall>> {
+    fn children_of(&mut self, project: &str, parents: &[String]) -> Result<Vec<StoredCall>> {
         let mut out = Vec::new();
         for chunk in parents.chunks(IN_CHUNK) {
             let mut q = Query::default();
@@ -214,7 +214,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Every version (deleted or not) of an object as the batch sees them.
-    pub(super) fn object_versions(&mut self, project: &str, object_id: &str) -> Result<Vec<StoredObject>> {
+    fn object_versions(&mut self, project: &str, object_id: &str) -> Result<Vec<StoredObject>> {
         let mut q = Query::default();
         let (p, o) = (q.string(project), q.string(object_id));
         q.push(&format!(
