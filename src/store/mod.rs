@@ -1,14 +1,14 @@
 //! The storage backends, one module each, implementing the domain's storage interface
-//! ([`crate::domain::store`]): the embedded SQLite store and ClickHouse. Also what the two share.
+//! ([`crate::domain::store`]): the embedded SQLite store and ClickHouse. Also what the two
+//! share: the writer thread ([`writer`]) and a few helpers.
 
 pub mod clickhouse;
 pub mod sqlite;
+pub mod writer;
 
 use serde_json::Value;
 
-use crate::domain::error::Error;
 use crate::domain::page::Page;
-use crate::domain::store::WriteJob;
 
 /// The rows of a table a read asks for, as (position, row digest): those of `list` (the
 /// table's row digests, in order) that `only` names, if given, then the window of `page`.
@@ -28,15 +28,4 @@ pub fn wanted_rows<'a>(list: &'a [String], only: Option<&[String]>, page: Page) 
 /// Parses stored JSON text, treating text that is not JSON as a string value.
 pub fn json_from_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-/// Queues `job` on a writer's channel; a job the writer can no longer take is told so at once.
-pub fn queue_job(jobs: Option<&std::sync::mpsc::Sender<WriteJob>>, job: WriteJob) {
-    let refused = match jobs {
-        Some(jobs) => jobs.send(job).err().map(|e| e.0),
-        None => Some(job),
-    };
-    if let Some(job) = refused {
-        (job.done)(Err(Error::Storage("the writer stopped".into())));
-    }
 }

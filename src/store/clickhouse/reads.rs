@@ -1,0 +1,351 @@
+//! Reads of ClickHouse, as the domain's [`Store`]: the newest version of each row (`FINAL`),
+//! live rows only.
+
+use std::collections::{HashMap, HashSet};
+
+use super::client::Query;
+use super::rows::*;
+use super::{ClickHouseStore, IN_CHUNK};
+use crate::domain::call::{Call, Micros};
+use crate::domain::error::Result;
+use crate::domain::feedback::Feedback;
+use crate::domain::keys::ApiKey;
+use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use crate::domain::page::Page;
+use crate::domain::run_rows::{RunQuery, RunRow};
+use crate::domain::store::{Store, WriteJob};
+use crate::domain::trace::CallQuery;
+use crate::domain::view::Kind;
+use crate::store::{json_from_text, wanted_rows};
+
+/// `LIMIT .. OFFSET ..` of a page, as parameters.
+fn limit_offset(q: &mut Query, page: Page) -> String {
+    let (l, o) = (q.uint(page.limit.unwrap_or(u64::MAX)), q.uint(page.offset));
+    format!(" LIMIT {l} OFFSET {o}")
+}
+
+/// A row of a run list.
+type RunTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Micros,
+    Option<Micros>,
+    bool,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
+/// An object version with whether it is its object's latest live version.
+type LatestObjectTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Micros,
+    Option<String>,
+    Option<Micros>,
+    bool,
+);
+
+fn latest_object(t: LatestObjectTuple) -> (ObjectVersion, bool) {
+    let s = object_from_tuple((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8, t.9, t.10));
+    (s.object, t.11)
+}
+
+/// The live versions of a project's objects (of `object_ids`, if any) with an `is_latest`
+/// column: whether each is the newest live version of its object.
+fn live_objects_with_latest(q: &mut Query, project: &str, object_ids: &[String]) -> String {
+    let p = q.string(project);
+    let only = if object_ids.is_empty() {
+        String::new()
+    } else {
+        format!(" AND object_id IN {}", q.strings(object_ids))
+    };
+    format!(
+        "(SELECT project_id, object_id, digest, version_index, kind, base_object_class, leaf_object_class, \
+         val, created_at, wb_user_id, deleted_at, \
+         toBool(version_index = max(version_index) OVER (PARTITION BY object_id)) AS is_latest \
+         FROM objects FINAL \
+         WHERE project_id = {p} AND deleted_at IS NULL{only})"
+    )
+}
+
+impl ClickHouseStore {
+    fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+        let mut q = Query::default();
+        let (p, d) = (q.string(project), q.string(digest));
+        q.push(&format!(
+            "SELECT row_digests FROM tables WHERE project_id = {p} AND digest = {d} LIMIT 1 \
+             FORMAT JSONCompactEachRow"
+        ));
+        Ok(self.client.query_all::<(Vec<String>,)>(&q)?.pop().map(|(l,)| l))
+    }
+
+    /// Streams the calls of a query built by `build` to `sink`.
+    fn stream_calls(&self, q: &Query, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
+        self.client.query_rows::<CallTuple>(q, &mut |t| Ok(sink(call_from_tuple(t).call)))
+    }
+}
+
+impl Store for ClickHouseStore {
+    fn submit(&self, job: WriteJob) {
+        self.writer.submit(job);
+    }
+
+    fn eval_runs(
+        &self,
+        project: &str,
+        query: &RunQuery,
+        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Result<()> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        let mut filters = String::new();
+        for (column, values) in
+            [("evaluation", &query.evaluations), ("model", &query.models), ("id", &query.ids)]
+        {
+            if !values.is_empty() {
+                filters.push_str(&format!(" AND {column} IN {}", q.strings(values)));
+            }
+        }
+        let window = limit_offset(&mut q, query.page);
+        q.push(&format!(
+            "SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
+               toUnixTimestamp64Micro(r.started_at), toUnixTimestamp64Micro(r.ended_at), \
+               toBool(r.exception IS NOT NULL), toBool(f.n > toUInt64(r.exception IS NOT NULL)), \
+               r.summary, if(r.logged_run, r.output, NULL) \
+             FROM (SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
+                     ended_at, exception, summary, output, logged_run \
+                   FROM calls FINAL WHERE project_id = {p} AND kind = 'run' AND deleted_at IS NULL{filters}) AS r \
+             LEFT JOIN (SELECT trace_id, count() AS n FROM calls FINAL \
+                   WHERE project_id = {p} AND exception IS NOT NULL AND deleted_at IS NULL \
+                   GROUP BY trace_id) AS f ON f.trace_id = r.trace_id \
+             ORDER BY r.started_at, r.id{window} FORMAT JSONCompactEachRow"
+        ));
+        self.client.query_rows::<RunTuple>(&q, &mut |t| {
+            let row = RunRow {
+                id: &t.0,
+                evaluation: t.1.as_deref().unwrap_or(""),
+                model: t.2.as_deref().unwrap_or(""),
+                source_run_id: t.3.as_deref(),
+                display_name: t.4.as_deref(),
+                op_name: &t.5,
+                started_at: t.6,
+                ended_at: t.7,
+                failed: t.8,
+                descendant_failed: t.9,
+                summary: t.10.as_deref(),
+                output: t.11.as_deref(),
+            };
+            Ok(sink(&row))
+        })
+    }
+
+    fn view_calls(
+        &self,
+        project: &str,
+        kind: Kind,
+        run_id: Option<&str>,
+        page: Page,
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()> {
+        let Some(tag) = kind.tag() else {
+            return Ok(());
+        };
+        let mut q = Query::default();
+        let (p, k) = (q.string(project), q.string(tag));
+        let run = match run_id {
+            Some(r) => format!(" AND run_id = {}", q.string(r)),
+            None => String::new(),
+        };
+        let window = limit_offset(&mut q, page);
+        q.push(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND kind = {k} \
+             AND deleted_at IS NULL{run} ORDER BY started_at, id{window} FORMAT JSONCompactEachRow"
+        ));
+        self.stream_calls(&q, sink)
+    }
+
+    fn calls(&self, project: &str, cq: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        let mut filters = String::new();
+        for (column, values) in [
+            ("id", &cq.call_ids),
+            ("trace_id", &cq.trace_ids),
+            ("parent_id", &cq.parent_ids),
+            ("wb_user_id", &cq.wb_user_ids),
+        ] {
+            if !values.is_empty() {
+                filters.push_str(&format!(" AND {column} IN {}", q.strings(values)));
+            }
+        }
+        if !cq.op_names.is_empty() {
+            let mut exact = Vec::new();
+            let mut prefixes = Vec::new();
+            for op in &cq.op_names {
+                match op.strip_suffix(":*") {
+                    Some(prefix) => prefixes.push(format!("{prefix}:")),
+                    None => exact.push(op.clone()),
+                }
+            }
+            let (e, pre) = (q.strings(&exact), q.strings(&prefixes));
+            filters.push_str(&format!(
+                " AND (op_name IN {e} OR arrayExists(x -> startsWith(op_name, x), {pre}))"
+            ));
+        }
+        if cq.trace_roots_only {
+            filters.push_str(" AND parent_id IS NULL");
+        }
+        let dir = if cq.descending { "DESC" } else { "ASC" };
+        let window = limit_offset(&mut q, cq.page);
+        q.push(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND deleted_at IS NULL{filters} \
+             ORDER BY started_at {dir}, id {dir}{window} FORMAT JSONCompactEachRow"
+        ));
+        self.stream_calls(&q, sink)
+    }
+
+    fn call(&self, project: &str, id: &str) -> Result<Option<Call>> {
+        let mut q = Query::default();
+        let (p, i) = (q.string(project), q.string(id));
+        q.push(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND id = {i} \
+             AND deleted_at IS NULL LIMIT 1 FORMAT JSONCompactEachRow"
+        ));
+        Ok(self.client.query_all::<CallTuple>(&q)?.pop().map(|t| call_from_tuple(t).call))
+    }
+
+    fn object(
+        &self,
+        project: &str,
+        object_id: &str,
+        version: &Version,
+    ) -> Result<Option<(ObjectVersion, bool)>> {
+        let mut q = Query::default();
+        let source = live_objects_with_latest(&mut q, project, &[object_id.to_string()]);
+        let pick = match version {
+            Version::Latest => "is_latest".to_string(),
+            Version::Index(i) => format!("version_index = {}", q.int(*i)),
+            Version::Digest(d) => format!("digest = {}", q.string(d)),
+        };
+        q.push(&format!(
+            "SELECT {OBJECT_COLUMNS}, is_latest FROM {source} WHERE {pick} LIMIT 1 FORMAT JSONCompactEachRow"
+        ));
+        Ok(self.client.query_all::<LatestObjectTuple>(&q)?.pop().map(latest_object))
+    }
+
+    fn objects(
+        &self,
+        project: &str,
+        oq: &ObjectQuery,
+        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+    ) -> Result<()> {
+        let mut q = Query::default();
+        let source = live_objects_with_latest(&mut q, project, &oq.object_ids);
+        let mut filters = String::from("1");
+        if !oq.base_object_classes.is_empty() {
+            filters.push_str(&format!(" AND base_object_class IN {}", q.strings(&oq.base_object_classes)));
+        }
+        match oq.is_op {
+            Some(true) => filters.push_str(" AND kind = 'op'"),
+            Some(false) => filters.push_str(" AND kind != 'op'"),
+            None => {}
+        }
+        if oq.latest_only {
+            filters.push_str(" AND is_latest");
+        }
+        let window = limit_offset(&mut q, oq.page);
+        q.push(&format!(
+            "SELECT {OBJECT_COLUMNS}, is_latest FROM {source} WHERE {filters} \
+             ORDER BY object_id, version_index{window} FORMAT JSONCompactEachRow"
+        ));
+        self.client.query_rows::<LatestObjectTuple>(&q, &mut |row| {
+            let (o, latest) = latest_object(row);
+            Ok(sink(o, latest))
+        })
+    }
+
+    fn table_rows(
+        &self,
+        project: &str,
+        digest: &str,
+        only: Option<&[String]>,
+        page: Page,
+    ) -> Result<Option<Vec<TableRow>>> {
+        let Some(list) = self.table_digests(project, digest)? else {
+            return Ok(None);
+        };
+        let wanted = wanted_rows(&list, only, page);
+        let mut vals: HashMap<String, String> = HashMap::new();
+        let distinct: Vec<&String> = {
+            let mut seen = HashSet::new();
+            wanted.iter().map(|(_, d)| *d).filter(|d| seen.insert(*d)).collect()
+        };
+        for chunk in distinct.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, ds) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT digest, val FROM table_rows WHERE project_id = {p} AND digest IN {ds} \
+                 LIMIT 1 BY digest FORMAT JSONCompactEachRow"
+            ));
+            self.client.query_rows::<(String, String)>(&q, &mut |(d, v)| {
+                vals.insert(d, v);
+                Ok(true)
+            })?;
+        }
+        Ok(Some(
+            wanted
+                .into_iter()
+                .filter_map(|(i, d)| {
+                    vals.get(d).map(|v| TableRow {
+                        digest: d.clone(),
+                        val: json_from_text(v),
+                        original_index: i as i64,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>> {
+        Ok(self.table_digests(project, digest)?.map(|l| l.len() as u64))
+    }
+
+    fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>> {
+        let mut q = Query::default();
+        let (p, d) = (q.string(project), q.string(digest));
+        q.push(&format!(
+            "SELECT content_base64 FROM files WHERE project_id = {p} AND digest = {d} LIMIT 1 \
+             FORMAT JSONCompactEachRow"
+        ));
+        self.client.query_all::<(String,)>(&q)?.pop().map(|(b,)| file_content(&b)).transpose()
+    }
+
+    fn feedback(&self, project: &str, sink: &mut dyn FnMut(Feedback) -> bool) -> Result<()> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        q.push(&format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM feedback FINAL WHERE project_id = {p} \
+             ORDER BY created_at, id FORMAT JSONCompactEachRow"
+        ));
+        self.client.query_rows::<FeedbackTuple>(&q, &mut |t| Ok(sink(feedback_from_tuple(t))))
+    }
+
+    fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        self.find_key(hash)
+    }
+
+    fn keys(&self) -> Result<Vec<ApiKey>> {
+        self.list_keys()
+    }
+}

@@ -1,0 +1,72 @@
+//! API keys in the SQLite store: their rows, the lookup by hash on a connection of its own,
+//! the list, and the writes.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{SqliteStore, lock, storage};
+use crate::domain::call::Micros;
+use crate::domain::error::{Error, Result};
+use crate::domain::keys::ApiKey;
+
+pub(super) fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let entities: String = r.get(2)?;
+    Ok(ApiKey {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        entities: serde_json::from_str(&entities).unwrap_or_default(),
+        admin: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+pub(super) const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
+
+impl SqliteStore {
+    /// Finds an unrevoked key by the hash of its secret, on the keys' own connection: it
+    /// never waits behind the pool's reads.
+    pub(super) fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let mut conn = lock(&self.keys_reader);
+        if conn.is_none() {
+            *conn = Some(self.open_reader()?);
+        }
+        let Some(conn) = conn.as_ref() else {
+            return Err(Error::Storage("the keys connection is not open".into()));
+        };
+        conn.prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
+        ))
+        .map_err(storage)?
+        .query_row([hash], key_from_row)
+        .optional()
+        .map_err(storage)
+    }
+
+    /// All keys, revoked ones included, oldest first.
+    pub(super) fn list_keys(&self) -> Result<Vec<ApiKey>> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))
+            .map_err(storage)?;
+        let rows = stmt.query_map([], key_from_row).map_err(storage)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+}
+
+/// Stores a new API key.
+pub(super) fn insert_key(conn: &Connection, k: &ApiKey) -> Result<()> {
+    let entities = serde_json::to_string(&k.entities).map_err(|e| Error::Storage(e.to_string()))?;
+    conn.execute(
+        &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![k.id, k.hash, entities, k.admin, k.created_at, k.revoked_at],
+    )
+    .map(drop)
+    .map_err(storage)
+}
+
+/// Revokes a key by id; `false` if no such unrevoked key exists.
+pub(super) fn revoke_key(conn: &Connection, id: &str, at: Micros) -> Result<bool> {
+    conn.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at])
+        .map(|n| n > 0)
+        .map_err(storage)
+}

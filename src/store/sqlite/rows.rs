@@ -1,0 +1,142 @@
+//! The rows of the SQLite store as the domain's values: column lists, row readers, and the
+//! arguments statements bind; what both reads and writes use.
+
+use std::rc::Rc;
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use serde_json::Value;
+
+use super::storage;
+use crate::domain::call::Call;
+use crate::domain::error::Result;
+use crate::domain::feedback::Feedback;
+use crate::domain::object::ObjectVersion;
+use crate::domain::page::Page;
+use crate::store::json_from_text;
+
+/// A value's JSON text, written straight into a byte buffer (`Display` goes through a
+/// formatter, a call per token).
+pub(super) fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
+}
+
+pub(super) const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, \
+     ended_at, exception, attributes, inputs, output, summary, wb_user_id";
+
+pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
+    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(r.get_ref(i)?.as_str_or_null()?.map(json_from_text))
+    };
+    Ok(Call {
+        project_id: r.get(0)?,
+        id: r.get(1)?,
+        trace_id: r.get(2)?,
+        parent_id: r.get(3)?,
+        op_name: r.get(4)?,
+        display_name: r.get(5)?,
+        started_at: r.get(6)?,
+        ended_at: r.get(7)?,
+        exception: r.get(8)?,
+        attributes: json(9)?.unwrap_or(Value::Null),
+        inputs: json(10)?.unwrap_or(Value::Null),
+        output: json(11)?,
+        summary: json(12)?,
+        wb_user_id: r.get(13)?,
+    })
+}
+
+pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL"
+    ))
+    .map_err(storage)?
+    .query_row(params![project, id], call_from_row)
+    .optional()
+    .map_err(storage)
+}
+
+pub(super) fn limit_offset(page: Page) -> (i64, i64) {
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    (page.limit.map_or(-1, clamp), clamp(page.offset))
+}
+
+/// An argument of a statement: a text value, or a list bound as one value (read with
+/// `rarray(?)`).
+pub(super) enum Arg<'a> {
+    Text(&'a str),
+    Ids(Rc<Vec<rusqlite::types::Value>>),
+}
+
+impl Arg<'_> {
+    /// A list of texts, bound as one value for `rarray(?)`.
+    pub(super) fn list<'v>(values: impl IntoIterator<Item = &'v str>) -> Self {
+        Arg::Ids(Rc::new(values.into_iter().map(|v| v.to_string().into()).collect()))
+    }
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Arg::Text(s) => s.to_sql(),
+            Arg::Ids(ids) => ids.to_sql(),
+        }
+    }
+}
+
+/// The ordered row digests of a table, if it exists.
+pub(super) fn table_digests(conn: &Connection, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT row_digests FROM tables WHERE project_id = ?1 AND digest = ?2")
+        .map_err(storage)?
+        .query_row(params![project, digest], |r| r.get(0))
+        .optional()
+        .map_err(storage)?;
+    Ok(text.map(|t| serde_json::from_str(&t).unwrap_or_default()))
+}
+
+pub(super) const FEEDBACK_COLUMNS: &str = "project_id, id, weave_ref, feedback_type, payload, creator, created_at, \
+     wb_user_id, annotation_ref, runnable_ref, call_ref, trigger_ref";
+
+pub(super) fn feedback_from_row(r: &Row<'_>) -> rusqlite::Result<Feedback> {
+    Ok(Feedback {
+        project_id: r.get(0)?,
+        id: r.get(1)?,
+        weave_ref: r.get(2)?,
+        feedback_type: r.get(3)?,
+        payload: json_from_text(r.get_ref(4)?.as_str()?),
+        creator: r.get(5)?,
+        created_at: r.get(6)?,
+        wb_user_id: r.get(7)?,
+        annotation_ref: r.get(8)?,
+        runnable_ref: r.get(9)?,
+        call_ref: r.get(10)?,
+        trigger_ref: r.get(11)?,
+    })
+}
+
+pub(super) const OBJECT_COLUMNS: &str = "project_id, object_id, digest, version_index, kind, base_object_class, \
+     leaf_object_class, val, created_at, wb_user_id";
+
+pub(super) fn object_from_row(r: &Row<'_>) -> rusqlite::Result<ObjectVersion> {
+    Ok(ObjectVersion {
+        project_id: r.get(0)?,
+        object_id: r.get(1)?,
+        digest: r.get(2)?,
+        version_index: r.get(3)?,
+        kind: r.get(4)?,
+        base_object_class: r.get(5)?,
+        leaf_object_class: r.get(6)?,
+        val: json_from_text(r.get_ref(7)?.as_str()?),
+        created_at: r.get(8)?,
+        wb_user_id: r.get(9)?,
+    })
+}
+
+/// An object version and whether it is its object's latest live version.
+pub(super) fn object_with_latest(r: &Row<'_>) -> rusqlite::Result<(ObjectVersion, bool)> {
+    Ok((object_from_row(r)?, r.get(10)?))
+}
+
+pub(super) const IS_LATEST: &str = "version_index = (SELECT MAX(l.version_index) FROM objects l \
+     WHERE l.project_id = o.project_id AND l.object_id = o.object_id AND l.deleted_at IS NULL)";

@@ -1,0 +1,192 @@
+//! Run lists on SQLite: the statement of a list of evaluation runs (which index it reads,
+//! and how filtered lists merge ordered index ranges), and streaming its rows.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use rusqlite::{Connection, params_from_iter};
+
+use super::rows::{Arg, limit_offset};
+use super::storage;
+use crate::domain::error::Result;
+use crate::domain::page::Page;
+use crate::domain::run_rows::{RunQuery, RunRow};
+
+/// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
+pub(super) const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
+     exception IS NOT NULL, \
+     EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
+       AND f.trace_id = c.trace_id AND f.id != c.id \
+       AND f.exception IS NOT NULL AND f.deleted_at IS NULL), \
+     summary, \
+     CASE WHEN logged_run THEN output END";
+
+/// The largest offset an unfiltered list reads through `calls_runs_rows`, whose entries hold
+/// whole rows; deeper pages skip entries in the narrow `calls_runs` (about 4× fewer pages).
+pub(super) const WIDE_INDEX_MAX_OFFSET: u64 = 1_000;
+
+/// Most arms of a run list's merge: SQLite takes at most 500 in one compound statement.
+pub(super) const MAX_ARMS: usize = 100;
+
+/// The SQL and arguments of a run list. A filter on several evaluations or models is a
+/// merge of one ordered index range per value (SQLite merges `UNION ALL` arms that each
+/// come sorted), so a page reads about as many rows as it returns, however the filtered
+/// runs are spread over time.
+pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>) {
+    let dedup = |v: &'a [String]| {
+        let mut seen = HashSet::with_capacity(v.len());
+        v.iter().map(String::as_str).filter(|s| seen.insert(*s)).collect::<Vec<&str>>()
+    };
+    let (evaluations, models, ids) = (dedup(&q.evaluations), dedup(&q.models), dedup(&q.ids));
+    let unfiltered = ids.is_empty() && models.is_empty() && evaluations.is_empty();
+    let index = if !ids.is_empty() {
+        // Looking runs up by id is one point lookup per id, joined from the list of ids as
+        // given (no index of the ids is built first), whatever the statistics say.
+        "INDEXED BY calls_runs_ids"
+    } else if unfiltered && q.page.offset <= WIDE_INDEX_MAX_OFFSET {
+        "INDEXED BY calls_runs_rows"
+    } else if unfiltered {
+        // The planner would rather read the covering index; skipping is cheaper in this one.
+        "INDEXED BY calls_runs"
+    } else {
+        ""
+    };
+    // The dimension split into merged arms: the models, else the evaluations (not for ids,
+    // nor for more values than a statement may have arms: those are looked up in a set).
+    let (arm_column, arms): (&str, Vec<&str>) = if !ids.is_empty() {
+        ("", vec![""])
+    } else if (1..=MAX_ARMS).contains(&models.len()) {
+        ("model", models.clone())
+    } else if (1..=MAX_ARMS).contains(&evaluations.len()) {
+        ("evaluation", evaluations.clone())
+    } else {
+        ("", vec![""])
+    };
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    for (n, arm) in arms.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        if ids.is_empty() {
+            sql.push_str(&format!("SELECT {RUN_COLUMNS} FROM calls c {index} WHERE"));
+        } else {
+            sql.push_str(&format!(
+                "SELECT {RUN_COLUMNS} FROM rarray(?) ids CROSS JOIN calls c {index} WHERE c.id = ids.value AND"
+            ));
+            args.push(Arg::Ids(Rc::new(ids.iter().map(|id| id.to_string().into()).collect())));
+        }
+        sql.push_str(" c.project_id = ? AND kind = 'run' AND deleted_at IS NULL");
+        args.push(Arg::Text(project));
+        if !arm_column.is_empty() {
+            sql.push_str(&format!(" AND {arm_column} = ?"));
+            args.push(Arg::Text(arm));
+        }
+        for (column, values) in [("evaluation", &evaluations), ("model", &models)] {
+            if !values.is_empty() && column != arm_column {
+                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+                args.push(Arg::list(values.iter().copied()));
+            }
+        }
+    }
+    sql.push_str(" ORDER BY 7, 1");
+    // Without a LIMIT clause, rows that need sorting (a lookup by ids) go through SQLite's
+    // sorter; with one, through a temporary b-tree, an insert per row.
+    if q.page != Page::default() {
+        let (limit, offset) = limit_offset(q.page);
+        sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+    }
+    (sql, args)
+}
+
+/// Streams the runs of a run list through `conn`.
+pub(super) fn eval_runs_on(
+    conn: &Connection,
+    project: &str,
+    q: &RunQuery,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    let (sql, args) = run_list_sql(project, q);
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+    while let Some(r) = rows.next().map_err(storage)? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let row = (|| -> rusqlite::Result<RunRow<'_>> {
+            Ok(RunRow {
+                id: text(0)?.unwrap_or(""),
+                evaluation: text(1)?.unwrap_or(""),
+                model: text(2)?.unwrap_or(""),
+                source_run_id: text(3)?,
+                display_name: text(4)?,
+                op_name: text(5)?.unwrap_or(""),
+                started_at: r.get(6)?,
+                ended_at: r.get(7)?,
+                failed: r.get(8)?,
+                descendant_failed: r.get(9)?,
+                summary: text(10)?,
+                output: text(11)?,
+            })
+        })()
+        .map_err(storage)?;
+        if !sink(&row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    fn plan(conn: &Connection, q: &RunQuery) -> String {
+        let (sql, args) = run_list_sql("e/p", q);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    fn opcodes(conn: &Connection, q: &RunQuery) -> Vec<String> {
+        let (sql, args) = run_list_sql("e/p", q);
+        let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(1)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_lookup_by_ids_sorts_in_the_sorter_unless_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        let mut q = RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() };
+        let ops = opcodes(&conn, &q);
+        assert!(
+            ops.iter().any(|o| o == "SorterOpen") && !ops.iter().any(|o| o == "OpenEphemeral"),
+            "{ops:?}"
+        );
+        q.page = Page { limit: Some(1), offset: 1 };
+        assert!(opcodes(&conn, &q).iter().any(|o| o == "OpenEphemeral"));
+    }
+
+    #[test]
+    fn run_lists_read_the_index_that_suits_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        let page = |limit, offset| Page { limit, offset };
+        let first = plan(&conn, &RunQuery { page: page(Some(100), 0), ..Default::default() });
+        assert!(first.contains("calls_runs_rows"), "{first}");
+        let all = plan(&conn, &RunQuery { page: page(None, 0), ..Default::default() });
+        assert!(all.contains("calls_runs_rows"), "{all}");
+        let deep = plan(&conn, &RunQuery { page: page(Some(100), 50_000), ..Default::default() });
+        assert!(deep.contains("calls_runs ") && !deep.contains("calls_runs_rows"), "{deep}");
+        let models = RunQuery { models: vec!["m1".into(), "m2".into()], ..Default::default() };
+        let filtered = plan(&conn, &models);
+        assert!(filtered.contains("calls_runs_model") && !filtered.contains("TEMP B-TREE"), "{filtered}");
+        let ids = plan(&conn, &RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() });
+        let (scan, search) =
+            (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_runs_ids (id=? AND project_id=?)"));
+        assert!(matches!((scan, search), (Some(a), Some(b)) if a < b), "{ids}");
+    }
+}
