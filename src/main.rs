@@ -11,7 +11,7 @@ use weft::domain::call::{format_time, now};
 use weft::domain::keys::ApiKey;
 use weft::domain::store::{self, Store};
 use weft::http::{self, AppState};
-use weft::store::clickhouse::{self, ClickHouseStore, client, schema};
+use weft::store::clickhouse::{self, ClickHouseStore};
 use weft::store::sqlite::SqliteStore;
 
 /// weft: a self-hostable server for the W&B Weave trace server API.
@@ -177,12 +177,12 @@ impl Opened {
 }
 
 impl Cli {
-    fn clickhouse_config(&self) -> Result<client::Config, AnyError> {
+    fn clickhouse_config(&self) -> Result<clickhouse::Config, AnyError> {
         let url = self.clickhouse_url.clone().ok_or(
             "--store clickhouse needs --clickhouse-url (or WEFT_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123",
         )?;
-        schema::identifier(&self.clickhouse_database, "--clickhouse-database")?;
-        Ok(client::Config {
+        clickhouse::check_identifier(&self.clickhouse_database, "--clickhouse-database")?;
+        Ok(clickhouse::Config {
             url,
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
@@ -300,15 +300,7 @@ fn keys_command(cli: &Cli, keys: KeysCommand) -> Result<(), AnyError> {
 /// `weft migrate`: applies the ClickHouse schema's pending migrations, or prints its DDL.
 fn migrate_command(cli: &Cli, print: bool, cluster: Option<String>) -> Result<(), AnyError> {
     if print {
-        let layout = match cluster {
-            Some(name) => {
-                schema::identifier(&name, "--cluster")?;
-                schema::Layout::Cluster(name)
-            }
-            None => schema::Layout::Single,
-        };
-        schema::identifier(&cli.clickhouse_database, "--clickhouse-database")?;
-        for ddl in schema::full_ddl(&cli.clickhouse_database, &layout) {
+        for ddl in clickhouse::schema_ddl(&cli.clickhouse_database, cluster.as_deref())? {
             println!("{ddl};\n");
         }
         return Ok(());
@@ -318,8 +310,7 @@ fn migrate_command(cli: &Cli, print: bool, cluster: Option<String>) -> Result<()
                     the SQLite store updates its schema when it opens"
             .into());
     }
-    let client = client::Client::new(cli.clickhouse_config()?);
-    let applied = clickhouse::migrate(&client)?;
+    let applied = clickhouse::migrate_database(cli.clickhouse_config()?)?;
     if applied.is_empty() {
         eprintln!("the schema of database {} is up to date", cli.clickhouse_database);
     }

@@ -21,8 +21,10 @@ mod rows;
 pub mod schema;
 mod writes;
 
-use self::client::{Client, Config};
+use self::client::Client;
+pub use self::client::Config;
 pub use self::migrations::migrate;
+pub use self::schema::identifier as check_identifier;
 use self::writes::WriteClient;
 use super::writer::WriterThread;
 use crate::domain::error::Result;
@@ -48,4 +50,24 @@ impl ClickHouseStore {
         let writer = WriterThread::start(WriteClient { client: client.clone(), version: 0 })?;
         Ok(ClickHouseStore { writer, client })
     }
+}
+
+/// Brings the configured database to this weft's schema without starting a store (what
+/// `weft migrate` does); returns the migrations applied now.
+pub fn migrate_database(config: Config) -> Result<Vec<(u32, &'static str)>> {
+    migrate(&Client::new(config))
+}
+
+/// The schema's DDL for `database`: for one server, or with `cluster` for a cluster of that
+/// name (`ON CLUSTER`, replicated tables, `Distributed` tables sharded by project).
+pub fn schema_ddl(database: &str, cluster: Option<&str>) -> Result<Vec<String>> {
+    let layout = match cluster {
+        Some(name) => {
+            schema::identifier(name, "--cluster")?;
+            schema::Layout::Cluster(name.to_string())
+        }
+        None => schema::Layout::Single,
+    };
+    schema::identifier(database, "--clickhouse-database")?;
+    Ok(schema::full_ddl(database, &layout))
 }
