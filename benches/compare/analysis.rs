@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{CH_LABEL, Round, Unit, fmt, thousands};
-use crate::workloads::{Measured, keys};
+use crate::format::{CH_LABEL, Unit, fmt, thousands};
+use crate::workloads::{Measured, Round, keys};
 /// Measured CPU accounting, in words.
 pub(crate) fn analysis(rounds: &[Round]) -> String {
     let mut s = String::new();

@@ -10,7 +10,7 @@ use weft::domain::eval_run::aggregate;
 use weft::domain::refs::method_op;
 use weft::domain::store::Store;
 
-use crate::report::thousands;
+use crate::format::thousands;
 
 /// Start of the generated timeline: 2025-01-01T00:00:00Z.
 const BASE: Micros = 1_735_689_600_000_000;

@@ -67,6 +67,7 @@
 mod analysis;
 mod clickhouse;
 mod data;
+mod format;
 mod http;
 mod load;
 mod options;
@@ -83,11 +84,12 @@ use weft::store::sqlite::SqliteStore;
 
 use crate::clickhouse::{Front, clickhouse_round};
 use crate::data::fill_weft;
+use crate::format::thousands;
 use crate::options::{Args, Plan, parse_args};
 use crate::reference::{fill_ref, reference_env};
-use crate::report::{Context, Round, notes_block, render, thousands};
+use crate::report::{Context, notes_block, render};
 use crate::server::{Impl, Launch, basic_auth, dir_bytes};
-use crate::workloads::bench_server;
+use crate::workloads::{Round, bench_server};
 
 fn main() {
     let args = match parse_args() {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::data::{GEN_VERSION, Progress, call_json, generate, total_runs};
+use crate::format::thousands;
 use crate::options::Args;
-use crate::report::thousands;
 
 pub(crate) struct RefEnv {
     pub(crate) dir: PathBuf,

@@ -5,15 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::analysis::analysis;
-use crate::workloads::{Measured, UPSERT_CALLS};
-
-#[derive(Clone, Copy)]
-pub(crate) enum Unit {
-    Ms,
-    Rate,
-    MBps,
-    MB,
-}
+use crate::format::{CH_LABEL, Unit, fmt, thousands};
+use crate::workloads::{Round, UPSERT_CALLS};
 
 struct Spec {
     workload: &'static str,
@@ -67,56 +60,12 @@ const SPECS: &[Spec] = &[
     spec("store", "size on disk", "db.mb", Unit::MB, false, ""),
 ];
 
-pub(crate) fn thousands(v: f64) -> String {
-    let s = format!("{:.0}", v.round());
-    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    format!("{sign}{out}")
-}
-
-pub(crate) fn fmt(v: f64, unit: Unit) -> String {
-    match unit {
-        Unit::Ms if v >= 10_000.0 => format!("{:.1} s", v / 1e3),
-        Unit::Ms if v >= 100.0 => format!("{v:.0} ms"),
-        Unit::Ms if v >= 10.0 => format!("{v:.1} ms"),
-        Unit::Ms if v >= 1.0 => format!("{v:.2} ms"),
-        Unit::Ms => format!("{v:.3} ms"),
-        Unit::Rate if v >= 100.0 => thousands(v),
-        Unit::Rate if v >= 1.0 => format!("{v:.1}"),
-        Unit::Rate => format!("{v:.2}"),
-        Unit::MBps => format!("{v:.1} MB/s"),
-        Unit::MB => format!("{v:.1} MB"),
-    }
-}
-
 fn ratio(weft: f64, reference: f64, higher_is_better: bool) -> String {
     let r = if higher_is_better { weft / reference } else { reference / weft };
     if !r.is_finite() {
         return "—".into();
     }
     if r >= 10.0 { format!("{r:.0}×") } else { format!("{r:.1}×") }
-}
-
-/// Results of one N.
-pub(crate) struct Round {
-    pub(crate) n: usize,
-    pub(crate) data_calls: usize,
-    pub(crate) summary_bytes: usize,
-    pub(crate) weft_gen_secs: f64,
-    pub(crate) ref_gen_secs: Option<f64>,
-    pub(crate) weft: Measured,
-    pub(crate) reference: Option<Measured>,
-    pub(crate) ref_skipped: Option<String>,
-    /// weft on ClickHouse, when asked for and run at this N.
-    pub(crate) clickhouse: Option<Measured>,
-    pub(crate) ch_gen_secs: Option<f64>,
-    pub(crate) ch_skipped: Option<String>,
 }
 
 pub(crate) struct Context {
@@ -155,7 +104,6 @@ fn machine() -> String {
 }
 
 /// How the report names weft on the ClickHouse test front.
-pub(crate) const CH_LABEL: &str = "weft on ClickHouse (chdb behind the Python test front)";
 /// Its column in the table.
 const CH_COLUMN: &str = "weft on ClickHouse (test front)";
 

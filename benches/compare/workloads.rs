@@ -8,11 +8,27 @@ use serde_json::{Value, json};
 use weft::domain::call::format_time;
 
 use crate::data::{Data, EVALS, MAIN, MODELS, Rng, SEED, WRITES, object_ref, run_summary};
+use crate::format::thousands;
 use crate::http::{enc, first_id, lines};
 use crate::load::{Load, drive, pct};
 use crate::options::{Budget, Plan};
-use crate::report::thousands;
 use crate::server::{Impl, Launch, Server, cpu_of, cpu_secs, proc_mb};
+
+/// Results of one N.
+pub(crate) struct Round {
+    pub(crate) n: usize,
+    pub(crate) data_calls: usize,
+    pub(crate) summary_bytes: usize,
+    pub(crate) weft_gen_secs: f64,
+    pub(crate) ref_gen_secs: Option<f64>,
+    pub(crate) weft: Measured,
+    pub(crate) reference: Option<Measured>,
+    pub(crate) ref_skipped: Option<String>,
+    /// weft on ClickHouse, when asked for and run at this N.
+    pub(crate) clickhouse: Option<Measured>,
+    pub(crate) ch_gen_secs: Option<f64>,
+    pub(crate) ch_skipped: Option<String>,
+}
 
 /// Measurements of one server on one store, by key.
 #[derive(Default)]
