@@ -1,8 +1,11 @@
 //! A full store (here: the database file at its size quota) refuses writes with a clear 507,
 //! keeps serving reads, loses nothing acknowledged, and takes writes again once there is room.
 
-mod common;
-use common::*;
+// The harness of the API tests. Public, so that this binary may use only a part of it: the API
+// test binary uses all of it, and that is where a helper nothing uses is caught.
+#[path = "api/helpers.rs"]
+pub mod helpers;
+use helpers::*;
 
 use serde_json::json;
 

@@ -1,8 +1,11 @@
 //! One key holding many unread streams must not starve another key, nor the health check.
 //! Alone in its test binary, so that no other test's load is measured with it.
 
-mod common;
-use common::*;
+// The harness of the API tests. Public, so that this binary may use only a part of it: the API
+// test binary uses all of it, and that is where a helper nothing uses is caught.
+#[path = "api/helpers.rs"]
+pub mod helpers;
+use helpers::*;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

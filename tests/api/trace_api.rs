@@ -1,7 +1,6 @@
 //! The v1 trace API the official SDK calls, tested over HTTP against the real binary.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 

@@ -1,8 +1,7 @@
 //! Values with quotes, backslashes, control characters and non-ASCII text are stored and
 //! matched exactly, whatever the store (they travel as query parameters to ClickHouse).
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 

@@ -2,8 +2,7 @@
 //! its length (bound as one value, not spelt out in a statement) or refused past a documented
 //! cap with a 413 naming it. Never a 500.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 

@@ -3,8 +3,7 @@
 //! keeps failing to authenticate. Each must get a clear answer while the server keeps serving
 //! every other client.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 use std::time::Duration;
