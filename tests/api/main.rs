@@ -1,8 +1,9 @@
 //! The API tests: one test binary, so the harness in `helpers` is compiled once and every
 //! helper in it is used by some test. Each module holds the tests of one area.
 //!
-//! The slow tests and those that must run alone are binaries of their own: `tests/crash.rs`,
-//! `tests/soak.rs`, `tests/starvation.rs` and `tests/disk_full.rs`.
+//! Binaries of their own, as they must not share their process or their time with other tests:
+//! `tests/crash.rs` and `tests/soak.rs` (long loads), `tests/starvation.rs` (a latency
+//! measurement) and `tests/disk_full.rs` (runs a copy of the binary it has just written).
 
 mod helpers;
 
