@@ -10,11 +10,6 @@ use helpers::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-async fn health_ok(s: &Server) {
-    let r = s.client.get(format!("{}/health", s.base)).send().await.expect("the server is still up");
-    assert_eq!(r.status(), 200);
-}
-
 /// Calls big enough that a stream of them cannot fit in the buffers between the store and
 /// a client that does not read: about 24 MB.
 async fn seed_big_project(s: &Server, key: &str, project: &str) {

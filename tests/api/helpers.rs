@@ -246,6 +246,17 @@ fn spawn(dir: &Path, args: &[&str]) -> (Child, String, Option<String>) {
     (child, format!("http://{addr}"), key)
 }
 
+/// A v1 request: `POST` of `body` as JSON to `path` at the server's root, with the admin key.
+pub fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
+    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
+}
+
+/// Asserts that the server still answers its health check.
+pub async fn health_ok(s: &Server) {
+    let r = s.client.get(format!("{}/health", s.base)).send().await.expect("the server is still up");
+    assert_eq!(r.status(), 200);
+}
+
 /// Sends a request, asserts a 200, and returns the JSON body.
 pub async fn json_ok(req: reqwest::RequestBuilder) -> Value {
     let resp = req.send().await.expect("request");

@@ -9,10 +9,6 @@ use serde_json::{Value, json};
 /// More values than SQLite takes as separate statement parameters (32,766).
 const LONG: usize = 40_000;
 
-fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
-    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
-}
-
 /// `n` id-like values that name nothing stored.
 fn noise(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("0195f0a0-0000-7000-8000-{i:012}")).collect()
