@@ -9,8 +9,11 @@
 //! `WEFT_CRASH_CYCLES` (cycles), `WEFT_CRASH_MAX_MS` (longest load before a kill),
 //! `WEFT_CRASH_SEED` (the random choices; the kill timing is the OS's).
 
-mod common;
-use common::*;
+// The harness of the API tests. Public, so that this binary may use only a part of it: the API
+// test binary uses all of it, and that is where a helper nothing uses is caught.
+#[path = "api/helpers.rs"]
+pub mod helpers;
+use helpers::*;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -28,6 +31,17 @@ const MAX_WRITES_PER_CYCLE: u64 = 20_000;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A printable payload, mostly short, sometimes tens of KiB (pages overflow, the WAL grows and
+/// is checkpointed while the load runs).
+fn blob(rng: &mut Rng) -> String {
+    let len = match rng.below(20) {
+        0 => 16_384 + rng.below(49_152),
+        1..=3 => 1024 + rng.below(4096),
+        _ => rng.below(64),
+    };
+    (0..len).map(|_| (b'a' + rng.below(26) as u8) as char).collect()
 }
 
 // ------------------------------------------------------------------------------ the ledger
@@ -239,7 +253,7 @@ async fn finish_run(ctx: &Ctx, rng: &mut Rng, tag: &str) -> bool {
         })
     };
     let Some((i, id)) = picked else { return create_run(ctx, rng, tag).await };
-    let summary = json!({"tag": tag, "n": rng.below(1000), "note": rng.blob(), "nested": {"ok": true}});
+    let summary = json!({"tag": tag, "n": rng.below(1000), "note": blob(rng), "nested": {"ok": true}});
     let out = send(ctx.v2(&format!("/evaluation_runs/{id}/finish"), &json!({"summary": summary}))).await;
     let mut l = ctx.ledger.lock().unwrap();
     let go = ctx.book(&mut l, "finish run", &out, |t| &mut t.finish);
@@ -258,7 +272,7 @@ async fn predict(ctx: &Ctx, rng: &mut Rng, tag: &str) -> bool {
         })
     };
     let Some((run_id, model)) = run else { return create_run(ctx, rng, tag).await };
-    let inputs = json!({"tag": tag, "x": rng.below(1_000_000), "text": rng.blob()});
+    let inputs = json!({"tag": tag, "x": rng.below(1_000_000), "text": blob(rng)});
     let output = json!({"y": rng.below(1_000_000), "tag": tag});
     let body = json!({"model": model, "inputs": inputs, "output": output, "evaluation_run_id": run_id});
     let out = send(ctx.v2("/predictions", &body)).await;
@@ -321,7 +335,7 @@ async fn upsert(ctx: &Ctx, rng: &mut Rng, tag: &str) -> bool {
         let id = format!("{tag}-{i}");
         let parent = (i > 0).then_some(root.as_str());
         let op = format!("weave:///acme/proj/op/crash_step{}:v1", rng.below(3));
-        let inputs = json!({"i": i, "text": rng.blob()});
+        let inputs = json!({"i": i, "text": blob(rng)});
         items.push(start_item(&id, tag, parent, &op, &inputs));
         let end = (rng.below(4) != 0).then(|| json!({"out": rng.below(1000), "tag": tag}));
         if let Some(output) = &end {
@@ -639,7 +653,7 @@ async fn acknowledged_writes_survive_sigkill() {
             budget: std::sync::atomic::AtomicU64::new(MAX_WRITES_PER_CYCLE),
         });
         let tasks: Vec<_> = (0..TASKS)
-            .map(|t| tokio::spawn(client_task(ctx.clone(), rng.next(), format!("c{cycle}t{t}"))))
+            .map(|t| tokio::spawn(client_task(ctx.clone(), rng.next_u64(), format!("c{cycle}t{t}"))))
             .collect();
         // A random moment: anywhere from the first requests to well into the load.
         let delay = Duration::from_millis(rng.below(max_ms) + 1);

@@ -1,8 +1,16 @@
 //! A full store (here: the database file at its size quota) refuses writes with a clear 507,
 //! keeps serving reads, loses nothing acknowledged, and takes writes again once there is room.
+//!
+//! A test binary of its own: it writes a copy of the `weft` binary and runs it, and that fails
+//! with "Text file busy" if another thread of the process has just started a child, which
+//! holds the copy open for writing until its own exec. Here one other test starts processes,
+//! not a hundred.
 
-mod common;
-use common::*;
+// The harness of the API tests. Public, so that this binary may use only a part of it: the API
+// test binary uses all of it, and that is where a helper nothing uses is caught.
+#[path = "api/helpers.rs"]
+pub mod helpers;
+use helpers::*;
 
 use serde_json::json;
 

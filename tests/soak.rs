@@ -7,8 +7,11 @@
 //! Smoke mode by default (about 5 s). The full mode and its knobs are in docs/reliability.md:
 //! `WEFT_SOAK_SECS` (load time), `WEFT_SOAK_WRITERS`, `WEFT_SOAK_READERS`.
 
-mod common;
-use common::*;
+// The harness of the API tests. Public, so that this binary may use only a part of it: the API
+// test binary uses all of it, and that is where a helper nothing uses is caught.
+#[path = "api/helpers.rs"]
+pub mod helpers;
+use helpers::*;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,16 +1,14 @@
 //! One key holding many unread streams must not starve another key, nor the health check.
 //! Alone in its test binary, so that no other test's load is measured with it.
 
-mod common;
-use common::*;
+// The harness of the API tests. Public, so that this binary may use only a part of it: the API
+// test binary uses all of it, and that is where a helper nothing uses is caught.
+#[path = "api/helpers.rs"]
+pub mod helpers;
+use helpers::*;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-async fn health_ok(s: &Server) {
-    let r = s.client.get(format!("{}/health", s.base)).send().await.expect("the server is still up");
-    assert_eq!(r.status(), 200);
-}
 
 /// Calls big enough that a stream of them cannot fit in the buffers between the store and
 /// a client that does not read: about 24 MB.

@@ -1,7 +1,6 @@
 //! Authentication, key management through the CLI, restarts and graceful shutdown.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 

@@ -1,16 +1,11 @@
 //! Values with quotes, backslashes, control characters and non-ASCII text are stored and
 //! matched exactly, whatever the store (they travel as query parameters to ClickHouse).
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 
 const ODD: [&str; 6] = ["a'b", "c\\d", "e\tf\ng\rh", "i',j", "k\u{1}\u{8}\u{7f}l", "m\u{e9}\u{1f600}'\\'n"];
-
-fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
-    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
-}
 
 #[tokio::test]
 async fn odd_ids_and_names_round_trip_and_filter_exactly() {

@@ -1,7 +1,6 @@
 //! The list endpoint streams from the store: memory stays flat however many runs match.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use futures_util::StreamExt;
 use serde_json::json;

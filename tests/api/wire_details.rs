@@ -1,7 +1,6 @@
 //! Small points of the wire format where weft answers as Weave's server does.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::json;
 

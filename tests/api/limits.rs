@@ -1,7 +1,6 @@
 //! Limits a user would expect: each answers with a documented 4xx and the server keeps serving.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

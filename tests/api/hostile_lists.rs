@@ -2,17 +2,12 @@
 //! its length (bound as one value, not spelt out in a statement) or refused past a documented
 //! cap with a 413 naming it. Never a 500.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 
 /// More values than SQLite takes as separate statement parameters (32,766).
 const LONG: usize = 40_000;
-
-fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
-    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
-}
 
 /// `n` id-like values that name nothing stored.
 fn noise(n: usize) -> Vec<String> {

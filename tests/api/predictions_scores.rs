@@ -1,7 +1,6 @@
 //! Predictions and scores: create, read, list, finish and delete through the HTTP API.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 

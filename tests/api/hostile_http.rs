@@ -2,8 +2,7 @@
 //! cross-site form posts, oversized request heads. Each is refused with a documented status,
 //! and what the official client sends still works.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,20 +3,10 @@
 //! keeps failing to authenticate. Each must get a clear answer while the server keeps serving
 //! every other client.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
-    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
-}
-
-async fn health_ok(s: &Server) {
-    let r = s.client.get(format!("{}/health", s.base)).send().await.expect("the server is still up");
-    assert_eq!(r.status(), 200);
-}
 
 async fn create_obj(s: &Server, id: &str, val: Value) -> String {
     let r = json_ok(post_v1(

@@ -1,8 +1,7 @@
 //! Evaluation runs over HTTP: create, read, list, finish and delete, with their filters,
 //! paging, children (predictions and scores), limits and error bodies.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use std::collections::BTreeSet;
 

@@ -1,15 +1,10 @@
 //! The v1 trace API the official SDK calls, tested over HTTP against the real binary.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 
 const ROWS_TABLE: &str = "df60df8796b210077f29f741e4cd5c03816fd705d2da6bc52a03e7d326e88c76";
-
-fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
-    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
-}
 
 async fn make_dataset(s: &Server) -> String {
     let t = json_ok(post_v1(

@@ -2,8 +2,7 @@
 //! entity `other`, through any endpoint, and learns nothing about what `other` holds: every
 //! attempt is the same 403 whether the target exists or not.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::{Value, json};
 

@@ -5,8 +5,7 @@
 //!
 //! `WEFT_WALK_CASES` sets the number of random cases (default 60; 15 on ClickHouse).
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! The store options of the command line: `migrate`, and the SQLite-only commands refused on
 //! ClickHouse.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use std::process::Command;
 

@@ -1,7 +1,6 @@
 //! `/openapi.json` describes exactly the routes the server answers.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 use serde_json::Value;
 

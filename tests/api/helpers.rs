@@ -3,7 +3,6 @@
 //! With `WEFT_TEST_STORE=clickhouse` and `WEFT_TEST_CLICKHOUSE_URL=http://HOST:PORT`, every
 //! server (and every `weft` command) runs on ClickHouse instead, each data directory with its
 //! own fresh database; otherwise on SQLite in the data directory.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -247,6 +246,17 @@ fn spawn(dir: &Path, args: &[&str]) -> (Child, String, Option<String>) {
     (child, format!("http://{addr}"), key)
 }
 
+/// A v1 request: `POST` of `body` as JSON to `path` at the server's root, with the admin key.
+pub fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
+    s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
+}
+
+/// Asserts that the server still answers its health check.
+pub async fn health_ok(s: &Server) {
+    let r = s.client.get(format!("{}/health", s.base)).send().await.expect("the server is still up");
+    assert_eq!(r.status(), 200);
+}
+
 /// Sends a request, asserts a 200, and returns the JSON body.
 pub async fn json_ok(req: reqwest::RequestBuilder) -> Value {
     let resp = req.send().await.expect("request");
@@ -283,27 +293,13 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// A printable string of `len` bytes.
-    pub fn text(&mut self, len: usize) -> String {
-        (0..len).map(|_| (b'a' + self.below(26) as u8) as char).collect()
-    }
-    /// Mostly short payloads, sometimes tens of KiB (pages overflow, the WAL grows and is
-    /// checkpointed while the load runs).
-    pub fn blob(&mut self) -> String {
-        let len = match self.below(20) {
-            0 => 16_384 + self.below(49_152) as usize,
-            1..=3 => 1024 + self.below(4096) as usize,
-            _ => self.below(64) as usize,
-        };
-        self.text(len)
+        self.next_u64() % n.max(1)
     }
 }

@@ -1,7 +1,6 @@
 //! `weft backup` makes a consistent online copy that a new server starts from.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_every_run() {

@@ -1,0 +1,25 @@
+//! The API tests: one test binary, so the harness in `helpers` is compiled once and every
+//! helper in it is used by some test. Each module holds the tests of one area.
+//!
+//! Binaries of their own, as they must not share their process or their time with other tests:
+//! `tests/crash.rs` and `tests/soak.rs` (long loads), `tests/starvation.rs` (a latency
+//! measurement) and `tests/disk_full.rs` (runs a copy of the binary it has just written).
+
+mod helpers;
+
+mod auth;
+mod backup;
+mod denial_of_service;
+mod eval_runs;
+mod graph_walks;
+mod hostile_http;
+mod hostile_lists;
+mod isolation;
+mod limits;
+mod odd_values;
+mod openapi;
+mod predictions_scores;
+mod store_cli;
+mod streaming;
+mod trace_api;
+mod wire_details;
