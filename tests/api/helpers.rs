@@ -42,12 +42,27 @@ pub fn on_clickhouse() -> bool {
 }
 
 /// `true` (after saying why) when a test of the SQLite store itself should not run here.
+/// The reason is also appended to the file `WEFT_SKIP_LOG` names, if set, so that the test
+/// command can list every skip and count it as skipped rather than passed.
 pub fn skip_on_clickhouse(reason: &str) -> bool {
     if on_clickhouse() {
         println!("skipped on ClickHouse: {reason}");
+        if let Some(path) = std::env::var_os("WEFT_SKIP_LOG") {
+            use std::io::Write;
+            let line = format!("{}: skipped on ClickHouse: {reason}\n", current_test());
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+            if let Ok(mut file) = file {
+                let _ = file.write_all(line.as_bytes());
+            }
+        }
         return true;
     }
     false
+}
+
+/// The name of the running test (the harness names each test's thread after it).
+fn current_test() -> String {
+    std::thread::current().name().unwrap_or("a test").to_string()
 }
 
 /// The ClickHouse database of data directory `dir`: a new unique name on first use, kept in
