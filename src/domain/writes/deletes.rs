@@ -2,9 +2,8 @@
 //! views. A delete walks each call's subtree once, however its parent links loop.
 //!
 //! The one rule: a delete soft-deletes what it names and answers how many rows it deleted;
-//! ids that name nothing count 0. Object versions are the exception, as in Weave's server:
-//! deleting none of them is a 404, which the official client relies on to tell a missing
-//! object from a deleted one.
+//! ids that name nothing count 0. Object versions are the exception, kept for wire
+//! compatibility with Weave's server: an `obj/delete` that finds no live version is a 404.
 
 use crate::domain::call::now;
 use crate::domain::error::{Error, Result};
