@@ -61,8 +61,18 @@ impl KeyStreams {
     async fn enter(&self, key_id: &str) -> Result<OwnedSemaphorePermit> {
         let slots = {
             let mut map = self.per_key.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key_id.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.cap))).clone()
+            match map.get(key_id) {
+                Some(slots) => slots.clone(),
+                None => map
+                    .entry(key_id.to_string())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
+                    .clone(),
+            }
         };
+        // Most streams find a place at once, without arming a timer.
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
         match tokio::time::timeout(STREAM_WAIT, slots.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(Error::TooMany(format!(
