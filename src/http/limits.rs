@@ -19,6 +19,10 @@ pub fn per_address_default(max_requests: usize) -> usize {
     (max_requests / 4).max(1)
 }
 
+/// Client addresses remembered at most by [`AddressSlots`] (those with requests in progress
+/// are never forgotten).
+const MAX_ADDRESSES: usize = 10_000;
+
 /// Requests in progress per client address.
 pub struct AddressSlots {
     cap: usize,
@@ -42,8 +46,13 @@ impl AddressSlots {
     }
 
     /// A place for one more request from `ip`, or `None` if it has its cap in progress.
+    /// Addresses with none in progress are kept (so that the next request of a client finds
+    /// its entry) until the map holds [`MAX_ADDRESSES`], then forgotten.
     pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
         self.with(|m| {
+            if m.len() >= MAX_ADDRESSES && !m.contains_key(&ip) {
+                m.retain(|_, n| *n > 0);
+            }
             let n = m.entry(ip).or_insert(0);
             if *n >= self.cap {
                 return None;
@@ -58,10 +67,7 @@ impl Drop for AddressSlot {
     fn drop(&mut self) {
         self.slots.with(|m| {
             if let Some(n) = m.get_mut(&self.ip) {
-                *n -= 1;
-                if *n == 0 {
-                    m.remove(&self.ip);
-                }
+                *n = n.saturating_sub(1);
             }
         });
     }

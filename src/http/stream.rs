@@ -97,10 +97,10 @@ enum Piece {
 struct Framing {
     /// Written before the first row.
     head: Vec<u8>,
-    /// Written between two rows.
-    between: &'static [u8],
+    /// Written between two rows (one byte: pushed, not copied, on every row).
+    between: Option<u8>,
     /// Written after each row.
-    after: &'static [u8],
+    after: Option<u8>,
     /// Written after the last row.
     tail: &'static [u8],
     content_type: &'static str,
@@ -119,8 +119,8 @@ where
 {
     let framing = Framing {
         head: Vec::new(),
-        between: b"",
-        after: b"\n",
+        between: None,
+        after: Some(b'\n'),
         tail: b"",
         content_type: "application/jsonl",
     };
@@ -140,7 +140,8 @@ where
 {
     let mut head = serde_json::to_vec(&serde_json::json!({ field: [] })).unwrap_or_default();
     head.truncate(head.len().saturating_sub(2));
-    let framing = Framing { head, between: b",", after: b"", tail: b"]}", content_type: "application/json" };
+    let framing =
+        Framing { head, between: Some(b','), after: None, tail: b"]}", content_type: "application/json" };
     stream_rows(state, who, framing, produce).await
 }
 
@@ -165,12 +166,14 @@ where
         buf.extend_from_slice(&head);
         let (mut open, mut first) = (true, true);
         let result = produce(store.as_ref(), &mut |write_row| {
-            if !first {
-                buf.extend_from_slice(between);
+            if let Some(b) = between.filter(|_| !first) {
+                buf.push(b);
             }
             first = false;
             write_row(&mut buf);
-            buf.extend_from_slice(after);
+            if let Some(b) = after {
+                buf.push(b);
+            }
             if buf.len() >= CHUNK {
                 let chunk = Bytes::from(std::mem::replace(&mut buf, chunk_buffer()));
                 open = send(Piece::More(chunk));
