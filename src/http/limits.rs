@@ -73,9 +73,17 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Refuses a request with 429 while [`AppState::permits`] are all taken, or while its client
-/// address has its share of them ([`AppState::per_address`]) in progress.
-pub async fn limit_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Middleware: every check a request meets before routing, in one layer (each layer costs its
+/// own boxed future per request): the head bound (431), the request slots in all and per client
+/// address (429), and refusing cross-site writes (403).
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // hyper's read buffer (of `MAX_HEAD` bytes, see [`super::serve`]) is only a looser outer
+    // bound: a head is parsed whenever it is complete in the buffer, and one read may take it
+    // past its size, so heads of up to about twice that reach here; much larger ones are
+    // refused (431, or closed) before parsing.
+    if head_size(&req) > MAX_HEAD {
+        return ApiError::HeadTooLarge.into_response();
+    }
     let client = super::auth::client_address(&req, &state.trusted_proxies);
     let _slot = match client.map(|ip| state.per_address.enter(ip)) {
         Some(None) => {
@@ -85,7 +93,10 @@ pub async fn limit_requests(State(state): State<AppState>, req: Request, next: N
         other => other.flatten(),
     };
     match state.permits.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
+        Ok(_permit) => match super::origin::refuse_cross_site(&req) {
+            Some(refused) => refused,
+            None => next.run(req).await,
+        },
         Err(_) => Error::TooMany("Too many requests in progress; retry shortly".into()).into_response_api(),
     }
 }
@@ -102,15 +113,4 @@ fn head_size(req: &Request) -> usize {
     let headers: usize =
         req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
     line + headers + 2
-}
-
-/// Refuses (431) a request whose head is over [`MAX_HEAD`] bytes. hyper's read buffer (of
-/// `MAX_HEAD` bytes, see [`super::serve`]) is only a looser outer bound: a head is parsed whenever it
-/// is complete in the buffer, and one read may take it past its size, so heads of up to about
-/// twice that can reach here; much larger ones are refused (431, or closed) before parsing.
-pub async fn limit_head(req: Request, next: Next) -> Response {
-    if head_size(&req) > MAX_HEAD {
-        return ApiError::HeadTooLarge.into_response();
-    }
-    next.run(req).await
 }

@@ -25,9 +25,21 @@ use crate::domain::error::{Error, Issue, Result};
 use crate::domain::store::Store;
 use error::ApiError;
 
-/// What every handler shares.
+/// What every handler shares: one allocation, so that the clone each layer and handler takes
+/// costs one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     /// The storage backend.
     pub store: Arc<dyn Store>,
     /// Requests that may be in progress at once.
@@ -50,7 +62,7 @@ pub const MAX_REQUESTS: usize = 512;
 impl AppState {
     /// State over `store`, serving at most `max_requests` requests at once.
     pub fn new(store: Arc<dyn Store>, max_requests: usize) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             store,
             permits: Arc::new(tokio::sync::Semaphore::new(max_requests)),
             auth_failures: Arc::new(auth::FailureLog::default()),
@@ -58,28 +70,35 @@ impl AppState {
             streams: Arc::new(stream::KeyStreams::new(stream::MAX_STREAMS_PER_KEY)),
             trusted_proxies: Arc::from([]),
             per_address: Arc::new(limits::AddressSlots::new(limits::per_address_default(max_requests))),
-        }
+        }))
+    }
+
+    /// The same state with `change` applied to its fields.
+    fn changed(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone());
+        change(&mut shared);
+        AppState(Arc::new(shared))
     }
 
     /// The same state, taking the client's address from `X-Forwarded-For` on requests from
     /// these proxies.
     pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
-        AppState { trusted_proxies: proxies.into(), ..self }
+        self.changed(|s| s.trusted_proxies = proxies.into())
     }
 
     /// The same state, each client address having at most `cap` requests in progress.
     pub fn with_requests_per_address(self, cap: usize) -> Self {
-        AppState { per_address: Arc::new(limits::AddressSlots::new(cap)), ..self }
+        self.changed(|s| s.per_address = Arc::new(limits::AddressSlots::new(cap)))
     }
 
     /// The same state, each API key having at most `cap` streams open at once.
     pub fn with_streams_per_key(self, cap: usize) -> Self {
-        AppState { streams: Arc::new(stream::KeyStreams::new(cap)), ..self }
+        self.changed(|s| s.streams = Arc::new(stream::KeyStreams::new(cap)))
     }
 
     /// The same state, waiting on clients as `deadlines` says.
     pub fn with_deadlines(self, deadlines: Deadlines) -> Self {
-        AppState { deadlines, ..self }
+        self.changed(|s| s.deadlines = deadlines)
     }
 }
 
@@ -145,9 +164,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(middleware::from_fn(origin::refuse_cross_site))
-        .layer(middleware::from_fn_with_state(state.clone(), limits::limit_requests))
-        .layer(middleware::from_fn(limits::limit_head))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

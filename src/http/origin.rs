@@ -8,7 +8,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
@@ -55,9 +54,9 @@ fn same_origin(origin: &str, host: &str) -> bool {
     bare(authority) == bare(&host)
 }
 
-/// Middleware: refuses (403) a state-changing request that a browser marks as sent from
-/// another site.
-pub async fn refuse_cross_site(req: Request, next: Next) -> Response {
+/// The 403 for a state-changing request that a browser marks as sent from another site, if
+/// `req` is one.
+pub fn refuse_cross_site(req: &Request) -> Option<Response> {
     if changes_state(req.method()) {
         let host = req
             .headers()
@@ -65,10 +64,10 @@ pub async fn refuse_cross_site(req: Request, next: Next) -> Response {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
         if let Some(why) = cross_site(req.headers(), host) {
-            return ApiError::Forbidden(why.into()).into_response();
+            return Some(ApiError::Forbidden(why.into()).into_response());
         }
     }
-    next.run(req).await
+    None
 }
 
 #[cfg(test)]
