@@ -19,6 +19,7 @@ pub mod refs;
 pub mod resolve;
 pub mod run_rows;
 pub mod score;
+pub mod stats;
 pub mod store;
 pub mod trace;
 pub mod validate;
