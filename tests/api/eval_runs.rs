@@ -12,18 +12,6 @@ const MODEL: &str = "weave:///acme/proj/object/M:def";
 const ACC: &str = "weave:///acme/proj/object/Acc:1";
 const F1: &str = "weave:///acme/proj/object/F1:1";
 
-/// The fields of `EvaluationRunReadRes`, all of which must be present.
-const RUN_FIELDS: [&str; 8] = [
-    "evaluation_run_id",
-    "evaluation",
-    "model",
-    "status",
-    "started_at",
-    "finished_at",
-    "summary",
-    "source_evaluation_run_id",
-];
-
 /// A percent-encoded query string.
 fn qs(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
@@ -36,13 +24,6 @@ fn qs(pairs: &[(&str, &str)]) -> String {
 /// A request builder for a path under another project of the same entity.
 fn other_project(s: &Server, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
     s.client.request(method, format!("{}/v2/acme/other{path}", s.base)).basic_auth("api", Some(&s.key))
-}
-
-/// Sends a request and returns (status, raw body text).
-async fn status_text(req: reqwest::RequestBuilder) -> (u16, String) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.expect("body"))
 }
 
 async fn list_runs(s: &Server, query: &str) -> Vec<Value> {

@@ -318,3 +318,22 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 }
+
+/// The fields of `EvaluationRunReadRes`, all of which must be present.
+pub const RUN_FIELDS: [&str; 8] = [
+    "evaluation_run_id",
+    "evaluation",
+    "model",
+    "status",
+    "started_at",
+    "finished_at",
+    "summary",
+    "source_evaluation_run_id",
+];
+
+/// Sends a request and returns (status, raw body text).
+pub async fn status_text(req: reqwest::RequestBuilder) -> (u16, String) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("body"))
+}

@@ -21,16 +21,7 @@ async fn openapi_keeps_the_seed_names() {
         .keys()
         .map(String::as_str)
         .collect();
-    for f in [
-        "evaluation_run_id",
-        "evaluation",
-        "model",
-        "status",
-        "started_at",
-        "finished_at",
-        "summary",
-        "source_evaluation_run_id",
-    ] {
+    for f in RUN_FIELDS {
         assert!(fields.contains(&f), "field {f}");
     }
 }

@@ -8,13 +8,6 @@ const EVAL: &str = "weave:///acme/proj/object/Ev:abc";
 const MODEL: &str = "weave:///acme/proj/object/M:def";
 const SCORER: &str = "weave:///acme/proj/object/S:ghi";
 
-/// Sends a request and returns (status, raw body text).
-async fn status_text(req: reqwest::RequestBuilder) -> (u16, String) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.expect("body"))
-}
-
 /// Creates a prediction (under `run` when given) and returns its id.
 async fn predict(s: &Server, run: Option<&str>, inputs: Value, output: Value) -> String {
     let mut body = json!({"model": MODEL, "inputs": inputs, "output": output});
