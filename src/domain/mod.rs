@@ -7,6 +7,7 @@ pub mod call;
 pub mod digest;
 pub mod error;
 pub mod eval_run;
+pub mod examples;
 pub mod feedback;
 pub mod keys;
 pub mod object;
