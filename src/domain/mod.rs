@@ -20,6 +20,7 @@ pub mod refs;
 pub mod resolve;
 pub mod run_rows;
 pub mod score;
+pub mod sessions;
 pub mod stats;
 pub mod store;
 pub mod trace;

@@ -11,6 +11,7 @@ use super::feedback::Feedback;
 use super::keys::ApiKey;
 use super::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use super::page::Page;
+use super::sessions::Session;
 use super::run_rows::{RunHead, RunQuery, RunRow};
 use super::trace::CallQuery;
 use super::view::Kind;
@@ -123,6 +124,23 @@ pub trait Store: Send + Sync + 'static {
     }
     /// All keys, revoked ones included, oldest first.
     fn keys(&self) -> Result<Vec<ApiKey>>;
+    /// A web UI session by the hash of its token (expired and ended ones included). Like
+    /// [`Store::key_by_hash`], it never waits behind data reads when the store can help it.
+    fn session(&self, hash: &str) -> Result<Option<Session>>;
+
+    /// Every project that has calls, with its run count and latest activity, by project id.
+    fn projects(&self, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()>;
+}
+
+/// A project as the web UI's project list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectSummary {
+    /// `entity/project`.
+    pub project_id: String,
+    /// Live evaluation runs.
+    pub runs: u64,
+    /// Start of its latest live call.
+    pub last_activity: Micros,
 }
 
 /// Operations inside one write transaction.
@@ -181,6 +199,10 @@ pub trait Writer {
     fn put_key(&mut self, key: &ApiKey) -> Result<()>;
     /// Revokes a key by id; `false` if no such unrevoked key exists.
     fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool>;
+    /// Stores a new web UI session; sessions that expired before `now` may be dropped.
+    fn put_session(&mut self, session: &Session, now: Micros) -> Result<()>;
+    /// Ends a session by the hash of its token; `false` if there is no such live session.
+    fn end_session(&mut self, hash: &str, at: Micros) -> Result<bool>;
     /// Soft-deletes a live call and all its live descendants; returns how many were deleted.
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64>;
 }

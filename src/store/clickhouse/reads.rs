@@ -13,7 +13,8 @@ use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunQuery, RunRow};
-use crate::domain::store::{Store, WriteJob};
+use crate::domain::sessions::Session;
+use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 use crate::store::{json_from_text, wanted_rows};
@@ -347,5 +348,22 @@ impl Store for ClickHouseStore {
 
     fn keys(&self) -> Result<Vec<ApiKey>> {
         self.list_keys()
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<Session>> {
+        self.find_session(hash)
+    }
+
+    fn projects(&self, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {
+        let q = Query::new(
+            "SELECT project_id, countIf(kind = 'run'), \
+               toUnixTimestamp64Micro(if(countIf(kind = 'run') > 0, maxIf(started_at, kind = 'run'), max(started_at))) \
+             FROM calls FINAL WHERE deleted_at IS NULL GROUP BY project_id ORDER BY project_id \
+             FORMAT JSONCompactEachRow"
+                .to_string(),
+        );
+        self.client.query_rows::<(String, u64, Micros)>(&q, &mut |(project_id, runs, last_activity)| {
+            Ok(sink(ProjectSummary { project_id, runs, last_activity }))
+        })
     }
 }

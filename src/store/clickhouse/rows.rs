@@ -8,6 +8,7 @@ use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
+use crate::domain::sessions::Session;
 use crate::domain::object::ObjectVersion;
 use crate::domain::view::ViewColumns;
 use crate::store::json_from_text;
@@ -274,6 +275,32 @@ pub type KeyTuple = (String, String, Vec<String>, bool, Micros, Option<Micros>);
 /// Decodes a row of [`KEY_COLUMNS`].
 pub fn key_from_tuple(t: KeyTuple) -> ApiKey {
     ApiKey { id: t.0, hash: t.1, entities: t.2, admin: t.3, created_at: t.4, revoked_at: t.5 }
+}
+
+/// The columns of a session as [`SessionTuple`] reads them.
+pub const SESSION_COLUMNS: &str = "hash, key_hash, csrf, toUnixTimestamp64Micro(created_at), \
+    toUnixTimestamp64Micro(expires_at), toUnixTimestamp64Micro(ended_at)";
+
+/// A row of [`SESSION_COLUMNS`].
+pub type SessionTuple = (String, String, String, Micros, Micros, Option<Micros>);
+
+/// Decodes a row of [`SESSION_COLUMNS`].
+pub fn session_from_tuple(t: SessionTuple) -> Session {
+    Session { hash: t.0, key_hash: t.1, csrf: t.2, created_at: t.3, expires_at: t.4, ended_at: t.5 }
+}
+
+/// Encodes a session.
+pub fn session_line(s: &Session, version: u64) -> Result<String> {
+    Ok(json!({
+        "hash": s.hash,
+        "key_hash": s.key_hash,
+        "csrf": s.csrf,
+        "created_at": time(s.created_at)?,
+        "expires_at": time(s.expires_at)?,
+        "ended_at": opt_time(s.ended_at)?,
+        "version": version,
+    })
+    .to_string())
 }
 
 /// Encodes an API key.

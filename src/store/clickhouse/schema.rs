@@ -104,6 +104,17 @@ pub const API_KEYS: Table = Table {
     shard_by: "cityHash64(id)",
 };
 
+/// Web UI sessions: hashes of tokens, never tokens; ending one is a new version of its row.
+pub const UI_SESSIONS: Table = Table {
+    name: "ui_sessions",
+    columns: "hash String, key_hash String, csrf String, created_at DateTime64(6, 'UTC'), \
+        expires_at DateTime64(6, 'UTC'), ended_at Nullable(DateTime64(6, 'UTC')), version UInt64, \
+        INDEX ui_sessions_expiry expires_at TYPE minmax GRANULARITY 1",
+    order_by: "hash",
+    version: Some("version"),
+    shard_by: "cityHash64(hash)",
+};
+
 /// The record of applied migrations.
 pub const MIGRATIONS_TABLE: Table = Table {
     name: "weft_migrations",
@@ -144,6 +155,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         Step::Create(&FEEDBACK),
         Step::Create(&API_KEYS),
     ],
+}, Migration {
+    version: 2,
+    name: "web UI sessions",
+    steps: &[Step::Create(&UI_SESSIONS)],
 }];
 
 /// Where the schema goes: one server, or every node of a named cluster.
@@ -271,7 +286,17 @@ mod tests {
         let ddl = full_ddl("weft", &Layout::Single);
         assert_eq!(ddl[0], "CREATE DATABASE IF NOT EXISTS weft");
         for t in
-            ["weft_migrations", "calls", "objects", "table_rows", "tables", "files", "feedback", "api_keys"]
+            [
+            "weft_migrations",
+            "calls",
+            "objects",
+            "table_rows",
+            "tables",
+            "files",
+            "feedback",
+            "api_keys",
+            "ui_sessions",
+        ]
         {
             assert!(ddl.iter().any(|s| s.contains(&format!("weft.{t} ("))), "{t}");
         }

@@ -12,6 +12,7 @@ use crate::domain::call::{Call, Micros, now};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
+use crate::domain::sessions::Session;
 use crate::domain::object::ObjectVersion;
 use crate::domain::store::{CallEndFields, Writer};
 use crate::store::writer::{Backend, Batch};
@@ -77,6 +78,7 @@ pub(super) struct Tx<'a> {
     objects: Overlay<ObjectKey, StoredObject>,
     feedback: Overlay<CallKey, Feedback>,
     pub(super) keys: Overlay<String, ApiKey>,
+    pub(super) sessions: Overlay<String, Session>,
     /// Calls the running job inserted without knowing whether they existed: checked at once
     /// when the job ends.
     unchecked: Vec<CallKey>,
@@ -93,6 +95,7 @@ impl<'a> Tx<'a> {
             objects: Overlay::default(),
             feedback: Overlay::default(),
             keys: Overlay::default(),
+            sessions: Overlay::default(),
             unchecked: Vec::new(),
             table_rows: Appends::default(),
             tables: Appends::default(),
@@ -106,6 +109,7 @@ impl<'a> Tx<'a> {
         self.objects.end_job(keep);
         self.feedback.end_job(keep);
         self.keys.end_job(keep);
+        self.sessions.end_job(keep);
         self.table_rows.end_job(keep);
         self.tables.end_job(keep);
         self.files.end_job(keep);
@@ -130,6 +134,8 @@ impl<'a> Tx<'a> {
         let feedback =
             encode(self.feedback.take_written().iter().map(|f| feedback_line(f, version)).collect())?;
         let keys = encode(self.keys.take_written().iter().map(|k| key_line(k, version)).collect())?;
+        let sessions =
+            encode(self.sessions.take_written().iter().map(|s| session_line(s, version)).collect())?;
         // Contents first, then what refers to them.
         insert(self.client, "files", self.files.take())?;
         insert(self.client, "table_rows", self.table_rows.take())?;
@@ -137,7 +143,8 @@ impl<'a> Tx<'a> {
         insert(self.client, "objects", objects)?;
         insert(self.client, "calls", calls)?;
         insert(self.client, "feedback", feedback)?;
-        insert(self.client, "api_keys", keys)
+        insert(self.client, "api_keys", keys)?;
+        insert(self.client, "ui_sessions", sessions)
     }
 
     /// Fails the running job if a call it inserted existed already in ClickHouse (one query
@@ -399,6 +406,17 @@ impl Writer for Tx<'_> {
 
     fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool> {
         self.revoke(id, at)
+    }
+
+    fn put_session(&mut self, session: &Session, _now: Micros) -> Result<()> {
+        // Expired sessions are left to be filtered out on lookup (ClickHouse deletes are
+        // mutations, not worth one per sign-in).
+        self.sessions.put(session.hash.clone(), session.clone());
+        Ok(())
+    }
+
+    fn end_session(&mut self, hash: &str, at: Micros) -> Result<bool> {
+        self.end(hash, at)
     }
 
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {

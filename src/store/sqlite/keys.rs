@@ -1,5 +1,5 @@
-//! API keys in the SQLite store: their rows, the lookup by hash on a connection of its own,
-//! the list, and the writes.
+//! API keys and web UI sessions in the SQLite store: their rows, the lookups by hash on a
+//! connection of their own, the list, and the writes.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -7,6 +7,7 @@ use super::{SqliteStore, lock, storage};
 use crate::domain::call::Micros;
 use crate::domain::error::{Error, Result};
 use crate::domain::keys::ApiKey;
+use crate::domain::sessions::Session;
 
 pub(super) fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     let entities: String = r.get(2)?;
@@ -23,9 +24,9 @@ pub(super) fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
 pub(super) const KEY_COLUMNS: &str = "id, hash, entities, admin, created_at, revoked_at";
 
 impl SqliteStore {
-    /// Finds an unrevoked key by the hash of its secret, on the keys' own connection: it
-    /// never waits behind the pool's reads.
-    pub(super) fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+    /// Runs `f` on the keys' own connection, opened on first use: key and session lookups
+    /// never wait behind the pool's reads.
+    fn on_keys_connection<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut conn = lock(&self.keys_reader);
         if conn.is_none() {
             *conn = Some(self.open_reader()?);
@@ -33,13 +34,39 @@ impl SqliteStore {
         let Some(conn) = conn.as_ref() else {
             return Err(Error::Storage("the keys connection is not open".into()));
         };
-        conn.prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
-        ))
-        .map_err(storage)?
-        .query_row([hash], key_from_row)
-        .optional()
-        .map_err(storage)
+        f(conn).map_err(storage)
+    }
+
+    /// Finds an unrevoked key by the hash of its secret.
+    pub(super) fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
+        self.on_keys_connection(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
+            ))?
+            .query_row([hash], key_from_row)
+            .optional()
+        })
+    }
+
+    /// Finds a session by the hash of its token.
+    pub(super) fn find_session(&self, hash: &str) -> Result<Option<Session>> {
+        self.on_keys_connection(|conn| {
+            conn.prepare_cached(
+                "SELECT hash, key_hash, csrf, created_at, expires_at, ended_at FROM ui_sessions \
+                 WHERE hash = ?1",
+            )?
+            .query_row([hash], |r| {
+                Ok(Session {
+                    hash: r.get(0)?,
+                    key_hash: r.get(1)?,
+                    csrf: r.get(2)?,
+                    created_at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    ended_at: r.get(5)?,
+                })
+            })
+            .optional()
+        })
     }
 
     /// All keys, revoked ones included, oldest first.
@@ -67,6 +94,25 @@ pub(super) fn insert_key(conn: &Connection, k: &ApiKey) -> Result<()> {
 /// Revokes a key by id; `false` if no such unrevoked key exists.
 pub(super) fn revoke_key(conn: &Connection, id: &str, at: Micros) -> Result<bool> {
     conn.execute("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, at])
+        .map(|n| n > 0)
+        .map_err(storage)
+}
+
+/// Stores a new session, dropping those that expired before `now`.
+pub(super) fn insert_session(conn: &Connection, s: &Session, now: Micros) -> Result<()> {
+    conn.execute("DELETE FROM ui_sessions WHERE expires_at < ?1", [now]).map_err(storage)?;
+    conn.execute(
+        "INSERT INTO ui_sessions (hash, key_hash, csrf, created_at, expires_at, ended_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.hash, s.key_hash, s.csrf, s.created_at, s.expires_at, s.ended_at],
+    )
+    .map(drop)
+    .map_err(storage)
+}
+
+/// Ends a live session; `false` if there is none with that hash.
+pub(super) fn end_session(conn: &Connection, hash: &str, at: Micros) -> Result<bool> {
+    conn.execute("UPDATE ui_sessions SET ended_at = ?2 WHERE hash = ?1 AND ended_at IS NULL", params![hash, at])
         .map(|n| n > 0)
         .map_err(storage)
 }

@@ -12,7 +12,8 @@ use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunQuery, RunRow};
-use crate::domain::store::{Store, WriteJob};
+use crate::domain::sessions::Session;
+use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 use crate::store::{json_from_text, wanted_rows};
@@ -252,6 +253,44 @@ impl Store for SqliteStore {
 
     fn keys(&self) -> Result<Vec<ApiKey>> {
         self.list_keys()
+    }
+
+    fn session(&self, hash: &str) -> Result<Option<Session>> {
+        self.find_session(hash)
+    }
+
+    fn projects(&self, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {
+        let conn = self.reader()?;
+        // The distinct projects by skipping through the `calls_id` index (one seek per
+        // project, not a scan of every call), then each one's runs over the partial index of
+        // runs. Last activity is the latest run's start, or the latest call's without runs.
+        let mut stmt = conn
+            .prepare_cached(
+                "WITH RECURSIVE p(id) AS ( \
+                   SELECT min(project_id) FROM calls \
+                   UNION ALL SELECT (SELECT min(project_id) FROM calls WHERE project_id > p.id) \
+                   FROM p WHERE p.id IS NOT NULL) \
+                 SELECT p.id, \
+                   (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 'run' \
+                      AND r.deleted_at IS NULL), \
+                   coalesce((SELECT max(started_at) FROM calls r WHERE r.project_id = p.id \
+                      AND r.kind = 'run' AND r.deleted_at IS NULL), \
+                     (SELECT max(started_at) FROM calls a WHERE a.project_id = p.id)) \
+                 FROM p WHERE p.id IS NOT NULL",
+            )
+            .map_err(storage)?;
+        let mut rows = stmt.query([]).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            let summary = ProjectSummary {
+                project_id: r.get(0).map_err(storage)?,
+                runs: r.get::<_, i64>(1).map_err(storage)?.max(0) as u64,
+                last_activity: r.get::<_, Option<i64>>(2).map_err(storage)?.unwrap_or(0),
+            };
+            if !sink(summary) {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

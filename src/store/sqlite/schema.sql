@@ -115,3 +115,14 @@ CREATE TABLE IF NOT EXISTS feedback (
     PRIMARY KEY (project_id, id)
 );
 CREATE INDEX IF NOT EXISTS feedback_refs ON feedback (project_id, weave_ref);
+
+-- Web UI sessions: the hash of each token, the hash of the key it acts with, its CSRF token.
+CREATE TABLE IF NOT EXISTS ui_sessions (
+    hash       TEXT PRIMARY KEY,
+    key_hash   TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ended_at   INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ui_sessions_expiry ON ui_sessions (expires_at);

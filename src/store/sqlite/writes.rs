@@ -10,6 +10,7 @@ use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
+use crate::domain::sessions::Session;
 use crate::domain::object::ObjectVersion;
 use crate::domain::run_rows::RunHead;
 use crate::domain::store::{CallEndFields, Writer};
@@ -363,6 +364,14 @@ impl Writer for Tx<'_> {
 
     fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool> {
         keys::revoke_key(self, id, at)
+    }
+
+    fn put_session(&mut self, session: &Session, now: Micros) -> Result<()> {
+        keys::insert_session(self, session, now)
+    }
+
+    fn end_session(&mut self, hash: &str, at: Micros) -> Result<bool> {
+        keys::end_session(self, hash, at)
     }
 
     fn delete_subtree(&mut self, project: &str, id: &str, at: Micros) -> Result<u64> {
