@@ -19,6 +19,7 @@ pub mod reads;
 pub mod refs;
 pub mod resolve;
 pub mod run_rows;
+pub mod run_table;
 pub mod score;
 pub mod sessions;
 pub mod stats;

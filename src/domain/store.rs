@@ -11,8 +11,8 @@ use super::feedback::Feedback;
 use super::keys::ApiKey;
 use super::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use super::page::Page;
-use super::sessions::Session;
 use super::run_rows::{RunHead, RunQuery, RunRow};
+use super::sessions::Session;
 use super::trace::CallQuery;
 use super::view::Kind;
 

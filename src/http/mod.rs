@@ -8,6 +8,7 @@ pub mod limits;
 pub mod origin;
 pub mod runs;
 pub mod stream;
+pub mod ui;
 pub mod v1;
 
 use std::sync::Arc;
@@ -161,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/server_info", get(v1::server_info))
         .merge(v1)
         .nest("/v2/{entity}/{project}", v2)
+        .merge(ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
@@ -191,7 +193,7 @@ async fn no_route(uri: axum::http::Uri) -> Response {
 /// then a character that is neither `/` nor `\` (which browsers read as the start of another
 /// host, `//evil.example` or `/\evil.example`), nor a control character or space, both as
 /// sent and with its percent escapes decoded (for any hop that decodes them).
-fn is_local_path(path: &str) -> bool {
+pub(crate) fn is_local_path(path: &str) -> bool {
     let local = |p: &[u8]| {
         p.first() == Some(&b'/')
             && p.get(1).is_some_and(|&c| c != b'/' && c != b'\\' && c > b' ' && c != 0x7f)

@@ -232,6 +232,12 @@ mod tests {
         fn revoke_key(&mut self, _: &str, _: Micros) -> Result<bool> {
             unused()
         }
+        fn put_session(&mut self, _: &crate::domain::sessions::Session, _: Micros) -> Result<()> {
+            unused()
+        }
+        fn end_session(&mut self, _: &str, _: Micros) -> Result<bool> {
+            unused()
+        }
         fn delete_subtree(&mut self, _: &str, _: &str, _: Micros) -> Result<u64> {
             unused()
         }

@@ -8,8 +8,8 @@ use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
-use crate::domain::sessions::Session;
 use crate::domain::object::ObjectVersion;
+use crate::domain::sessions::Session;
 use crate::domain::view::ViewColumns;
 use crate::store::json_from_text;
 

@@ -143,23 +143,22 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    steps: &[
-        Step::Create(&CALLS),
-        Step::Create(&OBJECTS),
-        Step::Create(&TABLE_ROWS),
-        Step::Create(&TABLES),
-        Step::Create(&FILES),
-        Step::Create(&FEEDBACK),
-        Step::Create(&API_KEYS),
-    ],
-}, Migration {
-    version: 2,
-    name: "web UI sessions",
-    steps: &[Step::Create(&UI_SESSIONS)],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        steps: &[
+            Step::Create(&CALLS),
+            Step::Create(&OBJECTS),
+            Step::Create(&TABLE_ROWS),
+            Step::Create(&TABLES),
+            Step::Create(&FILES),
+            Step::Create(&FEEDBACK),
+            Step::Create(&API_KEYS),
+        ],
+    },
+    Migration { version: 2, name: "web UI sessions", steps: &[Step::Create(&UI_SESSIONS)] },
+];
 
 /// Where the schema goes: one server, or every node of a named cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,8 +284,7 @@ mod tests {
     fn full_ddl_starts_with_the_database_and_covers_every_table() {
         let ddl = full_ddl("weft", &Layout::Single);
         assert_eq!(ddl[0], "CREATE DATABASE IF NOT EXISTS weft");
-        for t in
-            [
+        for t in [
             "weft_migrations",
             "calls",
             "objects",
@@ -296,8 +294,7 @@ mod tests {
             "feedback",
             "api_keys",
             "ui_sessions",
-        ]
-        {
+        ] {
             assert!(ddl.iter().any(|s| s.contains(&format!("weft.{t} ("))), "{t}");
         }
         let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();

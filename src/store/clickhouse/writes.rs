@@ -12,8 +12,8 @@ use crate::domain::call::{Call, Micros, now};
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
-use crate::domain::sessions::Session;
 use crate::domain::object::ObjectVersion;
+use crate::domain::sessions::Session;
 use crate::domain::store::{CallEndFields, Writer};
 use crate::store::writer::{Backend, Batch};
 

@@ -112,7 +112,10 @@ pub(super) fn insert_session(conn: &Connection, s: &Session, now: Micros) -> Res
 
 /// Ends a live session; `false` if there is none with that hash.
 pub(super) fn end_session(conn: &Connection, hash: &str, at: Micros) -> Result<bool> {
-    conn.execute("UPDATE ui_sessions SET ended_at = ?2 WHERE hash = ?1 AND ended_at IS NULL", params![hash, at])
-        .map(|n| n > 0)
-        .map_err(storage)
+    conn.execute(
+        "UPDATE ui_sessions SET ended_at = ?2 WHERE hash = ?1 AND ended_at IS NULL",
+        params![hash, at],
+    )
+    .map(|n| n > 0)
+    .map_err(storage)
 }

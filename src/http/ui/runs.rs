@@ -1,0 +1,195 @@
+//! The runs page (`/{entity}/{project}/weave`, the link the SDK prints, and `.../weave/runs`):
+//! every evaluation run of a project with its evaluation, model, status, start, duration and
+//! scorer aggregates; filters, sorting by any column, paging; runs picked to compare.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+
+use super::layout::{self, Crumb};
+use super::table::{Cell, Column, Format, Row, Sorting, Table};
+use super::{ProjectOf, UiError, Viewer, blocking};
+use crate::domain::error::Error;
+use crate::domain::page::Page;
+use crate::domain::run_table::{self, RunSort, RunSummary, RunTableQuery};
+use crate::domain::validate::Query;
+use crate::http::AppState;
+
+/// Rows per page by default, and at most.
+const PAGE_ROWS: u64 = 50;
+const MAX_PAGE_ROWS: u64 = 500;
+
+/// The page's query string, parsed.
+struct Params {
+    table: RunTableQuery,
+    format: Format,
+    evaluation: String,
+    model: String,
+    status: String,
+    text: String,
+}
+
+fn params(raw: Option<&str>) -> Result<Params, Error> {
+    let q = Query::parse(raw);
+    let one = |k: &str| q.get(k).unwrap_or("").trim().to_string();
+    let (evaluation, model, status, text) = (one("evaluation"), one("model"), one("status"), one("q"));
+    if !["", "running", "completed", "failed"].contains(&status.as_str()) {
+        return Err(Error::BadRequest(format!(
+            "Unknown status {status:?}: expected running, completed or failed"
+        )));
+    }
+    let page = Page::from_query(&q)?;
+    let limit = page.limit.unwrap_or(PAGE_ROWS).clamp(1, MAX_PAGE_ROWS);
+    let table = RunTableQuery {
+        evaluations: if evaluation.is_empty() { vec![] } else { vec![evaluation.clone()] },
+        models: if model.is_empty() { vec![] } else { vec![model.clone()] },
+        status: (!status.is_empty()).then(|| status.clone()),
+        text: (!text.is_empty()).then(|| text.clone()),
+        sort: RunSort::parse(q.get("sort"), q.get("dir"))?,
+        page: Page { limit: Some(limit), offset: page.offset },
+    };
+    Ok(Params { table, format: Format::parse(q.get("format"))?, evaluation, model, status, text })
+}
+
+impl Params {
+    /// This page's query string with some parameters changed.
+    fn link(&self, base: &str, changes: &[(&str, String)]) -> String {
+        let sort = &self.table.sort;
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("evaluation", self.evaluation.clone()),
+            ("model", self.model.clone()),
+            ("status", self.status.clone()),
+            ("q", self.text.clone()),
+            ("sort", sort.key.clone()),
+            ("dir", if sort.descending { "desc" } else { "asc" }.to_string()),
+            ("offset", self.table.page.offset.to_string()),
+            ("limit", self.table.page.limit.unwrap_or(PAGE_ROWS).to_string()),
+        ];
+        for (k, v) in changes {
+            match pairs.iter_mut().find(|(pk, _)| pk == k) {
+                Some(p) => p.1 = v.clone(),
+                None => pairs.push((k, v.clone())),
+            }
+        }
+        let kept = pairs.iter().filter(|(k, v)| !(v.is_empty() || *k == "offset" && v == "0"));
+        format!("{base}/runs?{}", layout::query_string(kept.map(|(k, v)| (*k, v.as_str()))))
+    }
+}
+
+/// The table of a page of runs.
+pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
+    let columns = vec![
+        Column::sortable("run", "Run"),
+        Column::sortable("evaluation", "Evaluation"),
+        Column::sortable("model", "Model"),
+        Column::sortable("status", "Status"),
+        Column::sortable("started", "Started"),
+        Column::sortable("duration", "Duration"),
+    ];
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let name = r.display_name.clone().unwrap_or_else(|| r.id().to_string());
+            let href = format!("{base}/runs/{}", layout::path_segment(r.id()));
+            let pick = html! {
+                input type="checkbox" name="run" value=(r.id()) aria-label={ "Compare " (name) };
+                " "
+                a href=(href) { (name) }
+            };
+            Row {
+                cells: vec![
+                    Cell::Markup(pick, r.id().to_string()),
+                    Cell::Text(layout::ref_label(r.evaluation()).to_string()),
+                    Cell::Text(layout::ref_label(r.model()).to_string()),
+                    Cell::Text(r.status().to_string()),
+                    Cell::Time(r.started_at),
+                    r.duration().map_or(Cell::Empty, Cell::Seconds),
+                ],
+                class: (r.status() == "failed").then_some("failed"),
+            }
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// `GET /{entity}/{project}/weave` and `/{entity}/{project}/weave/runs`.
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    path: ProjectOf,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, UiError> {
+    viewer.check_entity(&path.entity)?;
+    let p = params(raw.as_deref())?;
+    let (project, query) = (path.id(), p.table.clone());
+    let (runs, more) = blocking(&state, move |s| run_table::list(s, &project, &query)).await?;
+    let base = path.base();
+    let table = runs_table(&runs, &base);
+    if p.format != Format::Html {
+        return Ok(table.export(p.format, &format!("{}-runs", path.project)));
+    }
+    let link = |key: &str, desc: bool| {
+        let key = if key == "run" { "name" } else { key };
+        p.link(
+            &base,
+            &[
+                ("sort", key.to_string()),
+                ("dir", if desc { "desc" } else { "asc" }.to_string()),
+                ("offset", String::new()),
+            ],
+        )
+    };
+    let sort_key = if p.table.sort.key == "name" { "run" } else { p.table.sort.key.as_str() };
+    let sorting = Sorting { key: sort_key, descending: p.table.sort.descending, link: &link };
+    let offset = p.table.page.offset;
+    let limit = p.table.page.limit.unwrap_or(PAGE_ROWS);
+    let body = html! {
+        h1 { "Evaluation runs" }
+        nav.tabs {
+            a.current href=(format!("{base}/runs")) { "Runs" }
+            a href=(format!("{base}/leaderboard")) { "Leaderboard" }
+        }
+        form.filters method="get" action=(format!("{base}/runs")) {
+            label { "Evaluation " input type="text" name="evaluation" value=(p.evaluation) placeholder="ref"; }
+            label { "Model " input type="text" name="model" value=(p.model) placeholder="ref"; }
+            label { "Status "
+                select name="status" {
+                    @for s in ["", "running", "completed", "failed"] {
+                        option value=(s) selected[p.status == s] { @if s.is_empty() { "any" } @else { (s) } }
+                    }
+                }
+            }
+            label { "Search " input type="search" name="q" value=(p.text); }
+            input type="hidden" name="sort" value=(p.table.sort.key);
+            input type="hidden" name="dir" value=(if p.table.sort.descending { "desc" } else { "asc" });
+            button type="submit" { "Filter" }
+        }
+        @if table.rows.is_empty() {
+            p.empty { "No evaluation runs match." }
+        } @else {
+            form method="get" action=(format!("{base}/compare")) {
+                (table.html(Some(&sorting)))
+                p.actions {
+                    button type="submit" { "Compare selected" }
+                    " (2 to 8 runs)"
+                }
+            }
+        }
+        nav.pager {
+            @if offset > 0 {
+                a rel="prev" href=(p.link(&base, &[("offset", offset.saturating_sub(limit).to_string())])) { "← Newer" }
+            }
+            span { "Rows " (offset + 1) "–" (offset + table.rows.len() as u64) }
+            @if more {
+                a rel="next" href=(p.link(&base, &[("offset", (offset + limit).to_string())])) { "Older →" }
+            }
+        }
+        p.exports { "Export this page: "
+            a href=(p.link(&base, &[("format", "csv".into())])) { "CSV" } " · "
+            a href=(p.link(&base, &[("format", "jsonl".into())])) { "JSONL" }
+        }
+    };
+    let crumbs = [Crumb::link(path.id(), format!("{base}/runs")), Crumb::here("Runs")];
+    Ok(layout::page(StatusCode::OK, &format!("Runs · {}", path.id()), Some(&viewer), &crumbs, body))
+}
