@@ -6,6 +6,7 @@
 //! from the session cookie ([`Viewer`]), calls the domain, and renders the result, as HTML or,
 //! for table views, as CSV or JSONL ([`table`]).
 
+pub mod charts;
 pub mod layout;
 pub mod projects;
 pub mod runs;
