@@ -189,6 +189,38 @@ impl Server {
         out.trim().to_string()
     }
 
+    /// The base URL of the server (no path).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A client that does not follow redirects, for the web UI's pages.
+    pub fn ui_client() -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    }
+
+    /// Signs in to the web UI with the key `secret` through its form; returns the session's
+    /// cookie pair (`weft_session=...`) to send with page requests.
+    pub async fn ui_sign_in(&self, secret: &str) -> String {
+        let ui = Self::ui_client();
+        let page = ui.get(format!("{}/", self.base)).send().await.expect("sign-in page");
+        let csrf = set_cookie(&page, "weft_signin").expect("sign-in cookie");
+        let r = ui
+            .post(format!("{}/ui/sign-in", self.base))
+            .header("cookie", format!("weft_signin={csrf}"))
+            .form(&[("api_key", secret), ("next", "/"), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(r.status(), 303, "sign-in answered {}", r.status());
+        format!("weft_session={}", set_cookie(&r, "weft_session").expect("session cookie"))
+    }
+
+    /// GET a web UI page (or export) with a session cookie, not following redirects.
+    pub fn ui_get(&self, path: &str, cookie: &str) -> reqwest::RequestBuilder {
+        Self::ui_client().get(format!("{}{path}", self.base)).header("cookie", cookie)
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(&mut self) -> bool {
         let pid = self.child.id().to_string();
@@ -336,4 +368,15 @@ pub async fn status_text(req: reqwest::RequestBuilder) -> (u16, String) {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
     (status, resp.text().await.expect("body"))
+}
+
+/// The value a response sets for cookie `name`, if it sets one.
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }

@@ -83,7 +83,8 @@ pub fn histogram(title: &str, series: &[(String, Vec<f64>)], bins: usize) -> Mar
     let values = || series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
     let lo = values().fold(f64::INFINITY, f64::min);
     let hi = values().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if lo.is_finite() { (lo, if hi - lo < 1e-12 { lo + 1.0 } else { hi }) } else { (0.0, 1.0) };
+    let (lo, hi) =
+        if lo.is_finite() { (lo, if hi - lo < 1e-12 { lo + 1.0 } else { hi }) } else { (0.0, 1.0) };
     let counts: Vec<Vec<usize>> = series
         .iter()
         .map(|(_, v)| {
@@ -174,10 +175,13 @@ mod tests {
 
     #[test]
     fn charts_escape_labels_and_draw_every_series() {
-        let b = bars("accuracy", &[
-            Bar { label: "<script>x</script>".into(), value: 0.5, interval: Some((0.4, 0.6)) },
-            Bar { label: "b".into(), value: -0.2, interval: None },
-        ])
+        let b = bars(
+            "accuracy",
+            &[
+                Bar { label: "<script>x</script>".into(), value: 0.5, interval: Some((0.4, 0.6)) },
+                Bar { label: "b".into(), value: -0.2, interval: None },
+            ],
+        )
         .into_string();
         assert!(!b.contains("<script>") && b.contains("&lt;script&gt;"));
         assert_eq!(b.matches("<rect").count(), 2);
