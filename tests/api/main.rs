@@ -22,5 +22,6 @@ mod predictions_scores;
 mod store_cli;
 mod streaming;
 mod trace_api;
+mod ui_calls;
 mod ui_session;
 mod wire_details;

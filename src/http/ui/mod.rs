@@ -6,6 +6,7 @@
 //! from the session cookie ([`Viewer`]), calls the domain, and renders the result, as HTML or,
 //! for table views, as CSV or JSONL ([`table`]).
 
+pub mod calls;
 pub mod charts;
 pub mod layout;
 pub mod projects;
@@ -33,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/{name}", get(layout::asset))
         .route("/{entity}/{project}/weave", get(runs::page))
         .route("/{entity}/{project}/weave/runs", get(runs::page))
+        .route("/{entity}/{project}/weave/calls/{call_id}", get(calls::page))
+        .route("/{entity}/{project}/r/call/{call_id}", get(calls::redirect))
 }
 
 /// The session cookie's name.
