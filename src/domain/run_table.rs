@@ -258,3 +258,30 @@ pub fn list(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<(Vec<
     let rows = ranked.into_iter().skip(q.page.offset as usize).take(limit as usize).map(|r| r.run).collect();
     Ok((rows, more))
 }
+
+/// One run as the API lists it; `None` if there is no such live run.
+pub fn one(store: &dyn Store, project: &str, id: &str) -> Result<Option<RunSummary>> {
+    let query = RunQuery { ids: vec![id.to_string()], page: Page { limit: Some(1), offset: 0 }, ..RunQuery::default() };
+    let mut found = None;
+    let mut failed = None;
+    let mut buf = Vec::new();
+    store.eval_runs(project, &query, &mut |row| {
+        row.write_json(&mut buf);
+        match serde_json::from_slice(&buf) {
+            Ok(json) => {
+                found = Some(RunSummary {
+                    json,
+                    started_at: row.started_at,
+                    ended_at: row.ended_at,
+                    display_name: row.display_name.map(String::from),
+                })
+            }
+            Err(e) => failed = Some(Error::Storage(format!("a run's JSON did not parse: {e}"))),
+        }
+        false
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
