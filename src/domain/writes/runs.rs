@@ -6,11 +6,10 @@ use serde_json::{Value, json};
 use crate::domain::call::{Call, now};
 use crate::domain::error::Result;
 use crate::domain::eval_run::{
-    CreateRun, FinishRun, PREDICT_AND_SCORE_OP, SUMMARIZE_OP, aggregate, not_found,
-};
+CreateRun, FinishRun, SUMMARIZE_OP, aggregate, not_found};
 use crate::domain::run_rows::RunHead;
 use crate::domain::store::{CallEndFields, Writer};
-use crate::domain::view::EVALUATE_OP;
+use crate::domain::view::{EVALUATE_OP, is_predict_and_score};
 
 /// Creates a run: a root `Evaluation.evaluate` call flagged as an evaluation run.
 pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&str>) -> Result<String> {
@@ -42,7 +41,7 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun) -> Re
     let outputs: Vec<Value> = w
         .children(project, id)?
         .into_iter()
-        .filter(|c| c.op_short_name() == PREDICT_AND_SCORE_OP)
+        .filter(is_predict_and_score)
         .filter_map(|c| c.output)
         .collect();
     let means = aggregate(&outputs);
