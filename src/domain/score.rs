@@ -6,14 +6,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::call::{Call, now};
-use super::page::{Page, Window};
-use super::store::Store;
 use super::error::{Error, Result};
+use super::page::{Page, Window};
 use super::prediction;
 use super::refs::{check_ref, method_op};
+use super::store::Store;
 use super::store::Writer;
-use super::view::is_logged_prediction;
 use super::validate::Fields;
+use super::view::is_logged_prediction;
 use super::view::{Kind, ViewColumns};
 use super::writes::runs::get_run;
 

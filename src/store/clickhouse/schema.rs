@@ -118,6 +118,9 @@ pub const MIGRATIONS_TABLE: Table = Table {
 pub enum Step {
     /// Creates a table (if it does not exist).
     Create(&'static Table),
+    /// Derives the view columns of the `predict_and_score` calls again: a call of a run logged
+    /// through the trace API became a prediction (data, not DDL: `migrate` runs it).
+    DeriveLoggedPredictions,
 }
 
 /// A numbered change to the schema, applied once, in order.
@@ -132,19 +135,22 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    steps: &[
-        Step::Create(&CALLS),
-        Step::Create(&OBJECTS),
-        Step::Create(&TABLE_ROWS),
-        Step::Create(&TABLES),
-        Step::Create(&FILES),
-        Step::Create(&FEEDBACK),
-        Step::Create(&API_KEYS),
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        steps: &[
+            Step::Create(&CALLS),
+            Step::Create(&OBJECTS),
+            Step::Create(&TABLE_ROWS),
+            Step::Create(&TABLES),
+            Step::Create(&FILES),
+            Step::Create(&FEEDBACK),
+            Step::Create(&API_KEYS),
+        ],
+    },
+    Migration { version: 2, name: "predictions of logged runs", steps: &[Step::DeriveLoggedPredictions] },
+];
 
 /// Where the schema goes: one server, or every node of a named cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +225,7 @@ pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<Strin
 pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
     match step {
         Step::Create(table) => create_table(table, database, layout),
+        Step::DeriveLoggedPredictions => Vec::new(),
     }
 }
 

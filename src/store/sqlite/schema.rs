@@ -36,9 +36,9 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
     upgrade.push_str(SCHEMA);
     upgrade.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};"));
     writer.execute_batch("BEGIN IMMEDIATE;").map_err(&at)?;
-    let applied = writer.execute_batch(&upgrade).and_then(|()| {
-        if version < 3 { derive_logged_predictions(writer) } else { Ok(()) }
-    });
+    let applied = writer
+        .execute_batch(&upgrade)
+        .and_then(|()| if version < 3 { derive_logged_predictions(writer) } else { Ok(()) });
     match applied.and_then(|()| writer.execute_batch("COMMIT;")) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -174,10 +174,16 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let mut found = Vec::new();
         store
-            .view_calls("e/p", crate::domain::view::Kind::Prediction, Some(&run.id), Default::default(), &mut |c| {
-                found.push(c.id);
-                true
-            })
+            .view_calls(
+                "e/p",
+                crate::domain::view::Kind::Prediction,
+                Some(&run.id),
+                Default::default(),
+                &mut |c| {
+                    found.push(c.id);
+                    true
+                },
+            )
             .unwrap();
         assert_eq!(found, [logged.id.clone(), flagged.id.clone()]);
         let parent = store.call("e/p", &v2_parent.id).unwrap().unwrap();
