@@ -23,7 +23,14 @@ fn done(id: &str, parent: &str, op: &str, second: u32, inputs: Value, output: Va
 }
 
 /// One example: its `predict_and_score` call, the model's call and a scorer's call.
-fn example(id: &str, second: u32, example: Value, output: Value, scores: Value, latency: Value) -> Vec<Value> {
+fn example(
+    id: &str,
+    second: u32,
+    example: Value,
+    output: Value,
+    scores: Value,
+    latency: Value,
+) -> Vec<Value> {
     vec![
         done(
             id,
@@ -33,8 +40,22 @@ fn example(id: &str, second: u32, example: Value, output: Value, scores: Value, 
             json!({"self": EVAL, "model": MODEL, "example": example}),
             json!({"output": output, "scores": scores, "model_latency": latency}),
         ),
-        done(&format!("{id}-m"), id, "weave:///acme/proj/op/M.predict:m1", second, json!({"self": MODEL}), output),
-        done(&format!("{id}-s"), id, "weave:///acme/proj/op/exact:s1", second, json!({}), scores["exact"].clone()),
+        done(
+            &format!("{id}-m"),
+            id,
+            "weave:///acme/proj/op/M.predict:m1",
+            second,
+            json!({"self": MODEL}),
+            output,
+        ),
+        done(
+            &format!("{id}-s"),
+            id,
+            "weave:///acme/proj/op/exact:s1",
+            second,
+            json!({}),
+            scores["exact"].clone(),
+        ),
     ]
 }
 
@@ -53,7 +74,14 @@ async fn log_sdk_run(s: &Server) {
         json!({"exact": true, "f1": {"precision": 0.5, "recall": 1, "note": "x"}}),
         json!(0.25),
     );
-    batch.extend(example("ex2", 2, json!({"q": 2}), json!({"a": 1}), json!({"exact": false}), json!({"mean": 2})));
+    batch.extend(example(
+        "ex2",
+        2,
+        json!({"q": 2}),
+        json!({"a": 1}),
+        json!({"exact": false}),
+        json!({"mean": 2}),
+    ));
     batch.push(done("sum", "run", "weave:///acme/proj/op/Evaluation.summarize:u1", 3, json!({}), json!({})));
     json_ok(s.post("/calls/complete", &json!({"batch": batch}))).await;
     let end = json!({"end": {"project_id": "acme/proj", "id": "run", "ended_at": at(4),
@@ -132,7 +160,8 @@ async fn scorer_names_are_escaped_in_score_ids() {
     let start = json!({"start": {"project_id": "acme/proj", "id": "run", "trace_id": "t",
         "op_name": "Evaluation.evaluate", "started_at": at(0), "attributes": {}, "inputs": {}}});
     json_ok(s.post("/call/start", &start)).await;
-    let batch = example("ex", 1, json!({"q": 1}), json!(1), json!({"a.b": {"c:d/e": 3}, "exact": 1}), json!(0));
+    let batch =
+        example("ex", 1, json!({"q": 1}), json!(1), json!({"a.b": {"c:d/e": 3}, "exact": 1}), json!(0));
     json_ok(s.post("/calls/complete", &json!({"batch": batch}))).await;
     let rows = jsonl(s.get("/scores?evaluation_run_id=run")).await;
     assert_eq!(field(&rows, "score_id"), [json!("ex:a%2Eb.c%3Ad%2Fe"), json!("ex:exact")]);
@@ -209,7 +238,10 @@ async fn a_logged_prediction_is_finished_scored_and_deleted_through_the_v2_route
     // Deleting the prediction deletes its call tree: its model's and scorers' calls, its scores.
     let n = json_ok(s.delete("/predictions?prediction_ids=ex1")).await;
     assert_eq!(n, json!({"num_deleted": 3}));
-    assert_eq!(field(&jsonl(s.get("/predictions?evaluation_run_id=run")).await, "prediction_id"), [json!("ex2")]);
+    assert_eq!(
+        field(&jsonl(s.get("/predictions?evaluation_run_id=run")).await, "prediction_id"),
+        [json!("ex2")]
+    );
     let left = field(&jsonl(s.get("/scores?evaluation_run_id=run")).await, "score_id");
     assert_eq!(left, [json!(sc), json!("ex2:exact")]);
 }
