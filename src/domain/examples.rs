@@ -3,9 +3,16 @@
 //! prediction and score routes). The web UI's run and compare views and their exports read
 //! runs through this view; `GET /predictions?evaluation_run_id=` agrees with it.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
-use super::call::Micros;
+use super::call::{Call, Micros};
+use super::digest::value_digest;
+use super::error::Result;
+use super::refs::ref_name;
+use super::store::Store;
+use super::view::{HOLDS_PREDICTION, is_predict_and_score};
 
 /// One example of a run: the model's prediction on it and every score it got.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,4 +37,191 @@ pub struct Example {
     pub error: Option<String>,
     /// When the example started.
     pub started_at: Micros,
+}
+
+/// Streams the examples of run `run_id` in start order to `sink` until it returns `false`.
+///
+/// Two reads, whatever the run's size: the run's `predict_and_score` children, then the
+/// children of those that need them (a prediction `POST /predictions` wrote, whose parts are
+/// its children; a logged one without a model latency or without an output). The children are
+/// held while the second read runs; an example is then sent as soon as it is made.
+pub fn of_run(
+    store: &dyn Store,
+    project: &str,
+    run_id: &str,
+    sink: &mut dyn FnMut(Example) -> bool,
+) -> Result<()> {
+    let mut calls = Vec::new();
+    store.children_of(project, &[run_id.to_string()], &mut |c| {
+        if is_predict_and_score(&c) {
+            calls.push(c);
+        }
+        true
+    })?;
+    let wanted: Vec<String> = calls.iter().filter(|c| needs_children(c)).map(|c| c.id.clone()).collect();
+    let mut under: HashMap<String, Vec<Call>> = HashMap::new();
+    if !wanted.is_empty() {
+        store.children_of(project, &wanted, &mut |c| {
+            under.entry(c.parent_id.clone().unwrap_or_default()).or_default().push(c);
+            true
+        })?;
+    }
+    for call in calls {
+        let children = under.remove(&call.id).unwrap_or_default();
+        if !sink(Example::of(call, &children)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The number of examples of run `run_id` (one read).
+pub fn count_of_run(store: &dyn Store, project: &str, run_id: &str) -> Result<u64> {
+    let mut n = 0;
+    store.children_of(project, &[run_id.to_string()], &mut |c| {
+        n += u64::from(is_predict_and_score(&c));
+        true
+    })?;
+    Ok(n)
+}
+
+/// Whether the example of `call` needs its children to be made.
+fn needs_children(call: &Call) -> bool {
+    holds_prediction(call) || call.output.is_none() || latency_of(call.output.as_ref()).is_none()
+}
+
+fn holds_prediction(call: &Call) -> bool {
+    call.weave_attr(HOLDS_PREDICTION) == Some("true")
+}
+
+/// `model_latency` of a `predict_and_score` output: a number, or an object with a numeric `mean`.
+fn latency_of(output: Option<&Value>) -> Option<f64> {
+    let latency = output?.get("model_latency")?;
+    latency.as_f64().or_else(|| latency.get("mean")?.as_f64())
+}
+
+/// What aligns an example across runs: the row digest of a table-row ref
+/// (`weave:///e/p/object/Dataset:d/attr/rows/id/<row digest>`), else the Weave digest of the
+/// example's JSON.
+pub fn row_key(example: &Value) -> String {
+    if let Some(r) = example.as_str()
+        && r.starts_with("weave:///")
+        && let Some((_, digest)) = r.rsplit_once("/attr/rows/id/")
+        && !digest.is_empty()
+        && !digest.contains('/')
+    {
+        return digest.to_string();
+    }
+    value_digest(example)
+}
+
+impl Example {
+    /// The example of a run's `predict_and_score` call, given its children when
+    /// [`needs_children`] says it needs them (else none).
+    ///
+    /// A prediction `POST /predictions` wrote is read from its parts: the flagged prediction
+    /// (its id, output and error) and the flagged scores beside it, by scorer name (the later
+    /// of two with one name). A logged prediction is read from its call's output (`output`,
+    /// `scores`, `model_latency`), its error from its exception; its model's call (the first
+    /// child) gives what the output lacks: the output while running, the latency, the error.
+    pub fn of(call: Call, children: &[Call]) -> Example {
+        let flagged = |key: &str, c: &&Call| c.weave_attr(key) == Some("true");
+        let holds = holds_prediction(&call);
+        let predict = match children.iter().find(|c| flagged("prediction", c)) {
+            Some(p) => Some(p),
+            None if holds => None,
+            None => children.iter().find(|c| !flagged("score", c)),
+        };
+        let out = call.output.as_ref().filter(|o| o.is_object());
+        let output = match (holds, out.and_then(|o| o.get("output"))) {
+            (false, Some(o)) => o.clone(),
+            _ => predict.and_then(|p| p.output.clone()).unwrap_or(Value::Null),
+        };
+        let mut scores = Map::new();
+        match out.and_then(|o| o.get("scores")) {
+            Some(Value::Object(s)) if !holds => scores = s.clone(),
+            _ => {
+                for s in children.iter().filter(|c| flagged("score", c)) {
+                    let scorer = s.weave_attr("scorer").unwrap_or_default();
+                    let name = ref_name(scorer).unwrap_or(scorer).to_string();
+                    scores.insert(name, s.output.clone().unwrap_or(Value::Null));
+                }
+            }
+        }
+        let latency = latency_of(call.output.as_ref()).or_else(|| {
+            let p = predict?;
+            Some((p.ended_at? - p.started_at) as f64 / 1e6)
+        });
+        let error = call.exception.clone().or_else(|| predict.and_then(|p| p.exception.clone()));
+        let inputs = call.inputs.get("example").cloned().unwrap_or(Value::Null);
+        let id = match predict {
+            Some(p) if holds => p.id.clone(),
+            _ => call.id.clone(),
+        };
+        Example {
+            id,
+            row_key: row_key(&inputs),
+            inputs,
+            output,
+            scores,
+            latency,
+            error,
+            started_at: call.started_at,
+            call_id: call.id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn row_keys_are_row_digests_of_row_refs_else_digests_of_the_example() {
+        let r = "weave:///e/p/object/Dataset:abc/attr/rows/id/Rowdigest123";
+        assert_eq!(row_key(&json!(r)), "Rowdigest123");
+        // Weave's digest of `{"q": 1}`: SHA-256 of `{"q": 1}` as Python's json.dumps writes it.
+        assert_eq!(row_key(&json!({"q": 1})), value_digest(&json!({"q": 1})));
+        assert_eq!(row_key(&json!({"q": 1})), crate::domain::digest::bytes_digest(b"{\"q\": 1}"));
+        // Key order does not matter; a string that is not a row ref is digested as JSON.
+        assert_eq!(row_key(&json!({"b": 2, "a": 1})), row_key(&json!({"a": 1, "b": 2})));
+        assert_eq!(row_key(&json!("hello")), value_digest(&json!("hello")));
+        assert_eq!(
+            row_key(&json!("weave:///e/p/object/D:abc")),
+            value_digest(&json!("weave:///e/p/object/D:abc"))
+        );
+    }
+
+    fn pas(output: Option<Value>) -> Call {
+        let run = Call::new("e/p", "Evaluation.evaluate", 0);
+        let mut c = Call::new("e/p", "weave:///e/p/op/Evaluation.predict_and_score:d", 10).under(&run);
+        c.inputs = json!({"self": "E", "model": "M", "example": "weave:///e/p/object/D:x/attr/rows/id/R1"});
+        c.output = output;
+        c
+    }
+
+    #[test]
+    fn a_logged_example_is_read_from_its_output() {
+        let call = pas(Some(json!({"output": 3, "scores": {"acc": true}, "model_latency": {"mean": 0.25}})));
+        assert!(!needs_children(&call));
+        let e = Example::of(call.clone(), &[]);
+        assert_eq!((e.id.as_str(), e.row_key.as_str()), (call.id.as_str(), "R1"));
+        assert_eq!((e.output, e.latency, e.error), (json!(3), Some(0.25), None));
+        assert_eq!(Value::Object(e.scores), json!({"acc": true}));
+    }
+
+    #[test]
+    fn a_logged_example_without_latency_or_output_reads_its_model_call() {
+        let mut call = pas(Some(json!({"output": 3, "scores": {}, "model_latency": null})));
+        let mut predict = Call::new("e/p", "M.predict", 11).under(&call);
+        predict.ended_at = Some(1_511);
+        predict.output = Some(json!(4));
+        assert!(needs_children(&call));
+        assert_eq!(Example::of(call.clone(), std::slice::from_ref(&predict)).latency, Some(0.0015));
+        call.output = None;
+        predict.exception = Some("boom".into());
+        let e = Example::of(call, &[predict]);
+        assert_eq!((e.output, e.error.as_deref()), (json!(4), Some("boom")));
+    }
 }

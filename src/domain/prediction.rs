@@ -1,4 +1,6 @@
-//! Predictions: a `<Model>.predict` call under an `Evaluation.predict_and_score` call of a run.
+//! Predictions: a flagged `<Model>.predict` call under an `Evaluation.predict_and_score` call
+//! of a run (what `POST /predictions` writes), or a `predict_and_score` call of a run logged
+//! through the trace API (the SDKs' `Evaluation.evaluate`, `EvaluationLogger`), read as one.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -9,7 +11,7 @@ use super::eval_run::PREDICT_AND_SCORE_OP;
 use super::refs::{check_ref, method_op, ref_name};
 use super::store::Writer;
 use super::validate::Fields;
-use super::view::{Kind, ViewColumns};
+use super::view::{Kind, ViewColumns, is_logged_prediction, mark_holds_prediction};
 use super::writes::runs::get_run;
 
 /// Body of `POST /predictions`.
@@ -59,9 +61,24 @@ pub struct PredictionRead {
 }
 
 impl PredictionRead {
-    /// The view of a prediction call.
-    pub fn of(call: Call) -> Self {
+    /// The view of a prediction call. A logged `predict_and_score` call reads as its example
+    /// (`inputs.example`) and its model's output (`output.output`).
+    pub fn of(mut call: Call) -> Self {
         let v = ViewColumns::of(&call);
+        if is_logged_prediction(&call) {
+            let take = |v: Option<&mut Value>, key: &str| match v {
+                Some(Value::Object(m)) => m.remove(key).unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            return PredictionRead {
+                inputs: take(Some(&mut call.inputs), "example"),
+                output: take(call.output.as_mut(), "output"),
+                prediction_id: call.id,
+                model: v.model.unwrap_or_default(),
+                evaluation_run_id: v.run_id,
+                wb_user_id: call.wb_user_id,
+            };
+        }
         PredictionRead {
             prediction_id: call.id,
             model: v.model.unwrap_or_default(),
@@ -99,6 +116,7 @@ pub fn create(
         let mut parent = Call::new(project, PREDICT_AND_SCORE_OP, at).child_of(&run.trace_id, &run.id);
         let evaluation = run.evaluation.unwrap_or_default();
         parent.inputs = json!({ "self": evaluation, "model": req.model, "example": req.inputs });
+        mark_holds_prediction(&mut parent);
         parent.wb_user_id = user.map(String::from);
         w.insert_call(&parent)?;
         predict = predict.under(&parent);
@@ -115,9 +133,13 @@ pub fn create(
 }
 
 /// Finishes a prediction: ends its `predict_and_score` parent with the output, the scores
-/// recorded beside it (by scorer name) and the model's latency in seconds.
+/// recorded beside it (by scorer name) and the model's latency in seconds. A prediction logged
+/// through the trace API is its own `predict_and_score` call, ended by its logger: nothing to do.
 pub fn finish(w: &mut dyn Writer, project: &str, id: &str) -> Result<()> {
     let predict = get(w, project, id)?;
+    if is_logged_prediction(&predict) {
+        return Ok(());
+    }
     let Some(parent_id) = predict.parent_id.as_deref() else {
         return Ok(());
     };
@@ -141,5 +163,8 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str) -> Result<()> {
     }));
     parent.ended_at = Some(at.max(parent.started_at));
     parent.summary = Some(json!({}));
+    // A parent written before the mark existed gets it now: `update_call` derives the view
+    // columns again, and the mark keeps the parent from reading as a prediction of its own.
+    mark_holds_prediction(&mut parent);
     w.update_call(&parent)
 }

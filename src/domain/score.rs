@@ -1,14 +1,19 @@
-//! Scores: a `<Scorer>.score` call beside the prediction it scores.
+//! Scores: a flagged `<Scorer>.score` call beside the prediction it scores (what `POST /scores`
+//! writes), or a number in the scorers' results (`output.scores`) of a prediction logged through
+//! the trace API (see [`logged`]).
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::call::{Call, now};
 use super::error::{Error, Result};
+use super::page::{Page, Window};
 use super::prediction;
 use super::refs::{check_ref, method_op};
+use super::store::Store;
 use super::store::Writer;
 use super::validate::Fields;
+use super::view::is_logged_prediction;
 use super::view::{Kind, ViewColumns};
 use super::writes::runs::get_run;
 
@@ -69,6 +74,113 @@ impl ScoreRead {
     }
 }
 
+/// The scores of a prediction logged through the trace API (a `predict_and_score` call): one
+/// per number or boolean (read as 1 or 0) in its `output.scores`, where a scorer's result that
+/// is an object counts for each number or boolean inside it, at any depth; strings, nulls and
+/// lists count for none. A score's `scorer` is the scorer's name, then the keys down to the
+/// value, joined by `.` (`f1.precision`); its id is the call's id, `:`, and those names
+/// percent-encoded (`.` too) and joined by `.`. No score is stored: they are read from the
+/// call, which is what a score's id names.
+pub fn logged(call: &Call) -> Vec<ScoreRead> {
+    let mut out = Vec::new();
+    if !is_logged_prediction(call) {
+        return out;
+    }
+    let Some(Value::Object(scores)) = call.output.as_ref().and_then(|o| o.get("scores")) else {
+        return out;
+    };
+    let run_id = call.parent_id.clone();
+    let mut leaf = |names: &[&str], value: f64| {
+        let id_path: Vec<String> = names.iter().map(|n| encode(n)).collect();
+        out.push(ScoreRead {
+            score_id: format!("{}:{}", call.id, id_path.join(".")),
+            scorer: names.join("."),
+            value,
+            evaluation_run_id: run_id.clone(),
+            wb_user_id: call.wb_user_id.clone(),
+        });
+    };
+    fn walk<'a>(names: &mut Vec<&'a str>, v: &'a Value, leaf: &mut dyn FnMut(&[&str], f64)) {
+        match v {
+            Value::Number(n) => leaf(names, n.as_f64().unwrap_or(0.0)),
+            Value::Bool(b) => leaf(names, if *b { 1.0 } else { 0.0 }),
+            Value::Object(m) => {
+                for (k, v) in m {
+                    names.push(k);
+                    walk(names, v, leaf);
+                    names.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, v) in scores {
+        walk(&mut vec![name.as_str()], v, &mut leaf);
+    }
+    out
+}
+
+/// Percent-encodes all but ASCII letters, digits, `-`, `_` and `~`.
+fn encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads a live score: a flagged score call, or a score of a logged prediction by its id.
+pub fn read(store: &dyn Store, project: &str, id: &str) -> Result<Option<ScoreRead>> {
+    if let Some(call) = store.call(project, id)? {
+        return Ok((ViewColumns::of(&call).kind == Kind::Score).then(|| ScoreRead::of(call)));
+    }
+    let Some((call_id, _)) = id.rsplit_once(':') else {
+        return Ok(None);
+    };
+    let Some(call) = store.call(project, call_id)? else {
+        return Ok(None);
+    };
+    Ok(logged(&call).into_iter().find(|s| s.score_id == id))
+}
+
+/// Streams the live scores (of run `run_id`, when given) to `sink` until it returns `false`,
+/// windowed by `page`: the flagged score calls in start order, then the scores of the logged
+/// predictions, in the predictions' start order.
+pub fn list(
+    store: &dyn Store,
+    project: &str,
+    run_id: Option<&str>,
+    page: Page,
+    sink: &mut dyn FnMut(ScoreRead) -> bool,
+) -> Result<()> {
+    let mut window = Window::new(page);
+    let mut open = true;
+    store.view_calls(project, Kind::Score, run_id, Page::default(), &mut |call| {
+        if window.admit() {
+            open = sink(ScoreRead::of(call));
+        }
+        open && !window.full()
+    })?;
+    if !open || window.full() {
+        return Ok(());
+    }
+    store.view_calls(project, Kind::Prediction, run_id, Page::default(), &mut |call| {
+        for score in logged(&call) {
+            if window.admit() {
+                open = sink(score);
+            }
+            if !open || window.full() {
+                return false;
+            }
+        }
+        true
+    })
+}
+
 /// The 404 for a score id.
 pub fn not_found(id: &str) -> Error {
     Error::NotFound(format!("Score {id} not found"))
@@ -88,7 +200,10 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateScore, user: Option
     };
     let at = now();
     let mut score = Call::new(project, &method_op(&req.scorer, "Scorer", "score"), at);
-    if let Some(parent_id) = pred.parent_id.as_deref()
+    if is_logged_prediction(&pred) {
+        // A logged prediction is the `predict_and_score` call: its scores go under it.
+        score = score.under(&pred);
+    } else if let Some(parent_id) = pred.parent_id.as_deref()
         && let Some(parent) = w.call(project, parent_id)?
     {
         score = score.under(&parent);

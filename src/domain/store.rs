@@ -84,6 +84,17 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a live (not deleted) call.
     fn call(&self, project: &str, id: &str) -> Result<Option<Call>>;
 
+    /// Streams the live children of the calls `parent_ids` to `sink` until it returns `false`:
+    /// each call's children in start order (`started_at`, `id`), those of different calls in
+    /// any order. However many ids there are, a backend reads them in a few queries, never one
+    /// per id: this is how a run's examples are read (its children, then their children).
+    fn children_of(
+        &self,
+        project: &str,
+        parent_ids: &[String],
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()>;
+
     /// Reads a live object version; the flag tells whether it is the latest.
     fn object(
         &self,

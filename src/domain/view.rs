@@ -8,7 +8,8 @@ use super::call::Call;
 pub enum Kind {
     /// An evaluation run (the root `Evaluation.evaluate` call).
     EvaluationRun,
-    /// A prediction (`<Model>.predict` under a run).
+    /// A prediction: a flagged `<Model>.predict` call (written by `POST /predictions`), or a
+    /// `predict_and_score` child of a run logged through the trace API (see [`ViewColumns::of`]).
     Prediction,
     /// A score (`<Scorer>.score` beside a prediction).
     Score,
@@ -47,9 +48,45 @@ pub struct ViewColumns {
 /// Op name of an evaluation run's root call.
 pub const EVALUATE_OP: &str = "Evaluation.evaluate";
 
+/// Op names of the call holding one example's prediction and scores: the Python SDK's and
+/// the TypeScript SDK's.
+pub const PREDICT_AND_SCORE_OPS: [&str; 2] = ["Evaluation.predict_and_score", "Evaluation.predictAndScore"];
+
+/// The attribute (`weave.holds_prediction = "true"`) marking a `predict_and_score` call that
+/// `POST /predictions` wrote around a flagged prediction: that prediction is listed, not it.
+pub const HOLDS_PREDICTION: &str = "holds_prediction";
+
+/// Marks `call` [`HOLDS_PREDICTION`] (when its attributes are an object, as every writer's are).
+pub fn mark_holds_prediction(call: &mut Call) {
+    if let Some(attrs) = call.attributes.as_object_mut() {
+        let weave = attrs.entry("weave").or_insert_with(|| serde_json::json!({}));
+        if let Some(weave) = weave.as_object_mut() {
+            weave.insert(HOLDS_PREDICTION.into(), serde_json::json!("true"));
+        }
+    }
+}
+
+/// Whether `call` is a `predict_and_score` call (of either SDK).
+pub fn is_predict_and_score(call: &Call) -> bool {
+    PREDICT_AND_SCORE_OPS.contains(&call.op_short_name())
+}
+
+/// Whether `call` is a prediction logged through the trace API: a `predict_and_score` child of
+/// a call that `POST /predictions` did not write. Its id is the prediction's id, its parent
+/// the run, `inputs.example` the example and `output.output` the model's output.
+pub fn is_logged_prediction(call: &Call) -> bool {
+    call.parent_id.is_some()
+        && call.weave_attr("prediction") != Some("true")
+        && call.weave_attr(HOLDS_PREDICTION) != Some("true")
+        && is_predict_and_score(call)
+}
+
 impl ViewColumns {
     /// Derives the view columns of `call`. A run is a call flagged
-    /// `weave.evaluation_run = "true"`, or any root call of `Evaluation.evaluate`.
+    /// `weave.evaluation_run = "true"`, or any root call of `Evaluation.evaluate`. A prediction
+    /// is a call flagged `weave.prediction = "true"`, or a `predict_and_score` call under a
+    /// parent (the run: the SDKs call it from the run's root call) not marked
+    /// [`HOLDS_PREDICTION`]; its run is its parent and its model `inputs.model`.
     pub fn of(call: &Call) -> Self {
         let flag = |k: &str| call.weave_attr(k) == Some("true");
         let input = |k: &str| call.inputs.get(k).and_then(|v| v.as_str());
@@ -57,7 +94,7 @@ impl ViewColumns {
             !flag("evaluation_run") && call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP;
         let kind = if flag("evaluation_run") || logged_run {
             Kind::EvaluationRun
-        } else if flag("prediction") {
+        } else if flag("prediction") || is_logged_prediction(call) {
             Kind::Prediction
         } else if flag("score") {
             Kind::Score
@@ -74,6 +111,13 @@ impl ViewColumns {
                 model: owned(call.weave_attr("model").or_else(|| input("model"))),
                 run_id: owned(call.weave_attr("source_evaluation_run_id")),
                 logged_run,
+            },
+            Kind::Prediction if !flag("prediction") => ViewColumns {
+                kind,
+                evaluation: None,
+                model: owned(input("model")),
+                run_id: call.parent_id.clone(),
+                logged_run: false,
             },
             Kind::Prediction | Kind::Score => ViewColumns {
                 kind,
@@ -114,5 +158,24 @@ mod tests {
             (v.kind, v.evaluation.as_deref(), v.model.as_deref()),
             (Kind::EvaluationRun, Some("E"), Some("M"))
         );
+    }
+
+    #[test]
+    fn predict_and_score_children_are_predictions_of_their_parent() {
+        let run = Call::new("e/p", "weave:///e/p/op/Evaluation.evaluate:abc", 0);
+        for op in ["weave:///e/p/op/Evaluation.predict_and_score:d", "Evaluation.predictAndScore"] {
+            let mut c = Call::new("e/p", op, 1).under(&run);
+            c.inputs = json!({"self": "E", "model": "weave:///e/p/object/M:2", "example": {"q": 1}});
+            let v = ViewColumns::of(&c);
+            assert_eq!(v.kind, Kind::Prediction, "{op}");
+            assert_eq!(v.run_id.as_deref(), Some(run.id.as_str()));
+            assert_eq!(v.model.as_deref(), Some("weave:///e/p/object/M:2"));
+            // The parent `POST /predictions` writes holds a flagged prediction: not itself one.
+            c.attributes = json!({"weave": {"holds_prediction": "true"}});
+            assert_eq!(ViewColumns::of(&c).kind, Kind::Other);
+        }
+        // A root predict_and_score call belongs to no run.
+        let root = Call::new("e/p", "Evaluation.predict_and_score", 0);
+        assert_eq!(ViewColumns::of(&root).kind, Kind::Other);
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::call::Call;
 use crate::domain::error::Error;
 use crate::domain::page::Page;
 use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
-use crate::domain::score::{self, CreateScore, ScoreRead};
+use crate::domain::score::{self, CreateScore};
 use crate::domain::store;
 use crate::domain::validate::check_ids;
 use crate::domain::view::{Kind, ViewColumns};
@@ -87,9 +87,14 @@ pub async fn read_prediction(State(state): State<AppState>, path: ProjectPath) -
     read(&state, path, "prediction_id", Kind::Prediction, prediction::not_found, PredictionRead::of).await
 }
 
-/// `GET /scores/{score_id}`.
+/// `GET /scores/{score_id}`: a score call, or a score of a logged prediction.
 pub async fn read_score(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
-    read(&state, path, "score_id", Kind::Score, score::not_found, ScoreRead::of).await
+    let found = blocking(&state, move |s| {
+        let id = path.param("score_id");
+        score::read(s, &path.project_id, id)?.ok_or_else(|| score::not_found(id))
+    })
+    .await?;
+    Ok(axum::Json(found).into_response())
 }
 
 /// Streams the calls of a view as JSONL, filtered by `evaluation_run_id`.
@@ -124,14 +129,23 @@ pub async fn list_predictions(
     list(&state, &who, path, q, Kind::Prediction, PredictionRead::of).await
 }
 
-/// `GET /scores`.
+/// `GET /scores`: the score calls, then the scores of logged predictions.
 pub async fn list_scores(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     path: ProjectPath,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    list(&state, &who, path, q, Kind::Score, ScoreRead::of).await
+    let page = Page::from_query(&q)?;
+    let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
+    super::stream::jsonl(&state, &who, move |s, emit| {
+        score::list(s, &path.project_id, run_id.as_deref(), page, &mut |item| {
+            emit(&|buf| {
+                let _ = serde_json::to_writer(&mut *buf, &item);
+            })
+        })
+    })
+    .await
 }
 
 /// Deletes the calls of a view named in the query (`param`) or in a JSON array body.

@@ -6,6 +6,9 @@ pub mod clickhouse;
 pub mod sqlite;
 pub mod writer;
 
+#[cfg(test)]
+mod examples_check;
+
 use serde_json::Value;
 
 use crate::domain::page::Page;

@@ -16,6 +16,7 @@ mod hostile_http;
 mod hostile_lists;
 mod isolation;
 mod limits;
+mod logged_predictions;
 mod odd_values;
 mod openapi;
 mod predictions_scores;

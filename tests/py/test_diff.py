@@ -1220,6 +1220,25 @@ def test_v1_calls(pair: Pair) -> None:
     p.step("POST", "/calls/stream_query", json={**base, "filter": {"call_ids": [named]}}, headers=accept)
 
 
+def test_logged_run_predictions(pair: Pair) -> None:
+    """A run logged as the SDK's `Evaluation.evaluate` logs it: its `predict_and_score` child."""
+    p, v2 = pair, pair.v2
+    run, pas = str(uuid.uuid4()), str(uuid.uuid4())
+    ev, mo = f"weave:///{p.pid}/object/Ev:abc", f"weave:///{p.pid}/object/M:abc"
+    for cid, parent, op, inputs in [
+        (run, None, "Evaluation.evaluate", {"self": ev, "model": mo}),
+        (pas, run, "Evaluation.predict_and_score", {"self": ev, "model": mo, "example": {"q": 1}}),
+    ]:
+        start = {"project_id": p.pid, "id": cid, "trace_id": run, "parent_id": parent, "op_name": f"weave:///{p.pid}/op/{op}:abc",
+                 "started_at": "2026-01-02T10:00:00Z", "attributes": {}, "inputs": inputs}
+        p.step("POST", "/call/start", json={"start": start})
+    output = {"output": 2, "scores": {"exact": True}, "model_latency": 0.5}
+    p.step("POST", "/call/end", json={"end": {"project_id": p.pid, "id": pas, "ended_at": "2026-01-02T10:00:01Z", "output": output, "summary": {}}})
+    why = "weft reads the predict_and_score calls of runs logged through the trace API as predictions and their scorers' numbers as scores"
+    p.step("GET", v2 + f"/predictions?evaluation_run_id={run}", differs=Differs("D-logged-predictions", why, rows(0), rows(1)))
+    p.step("GET", v2 + f"/scores?evaluation_run_id={run}", differs=Differs("D-logged-predictions", why, rows(0), rows(1)))
+
+
 def test_routing_edges(pair: Pair) -> None:
     p, v2 = pair, pair.v2
     p.step("GET", v2 + "/nothing")

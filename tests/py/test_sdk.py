@@ -309,6 +309,51 @@ def test_evaluation_is_listed_traced_and_stored(sdk_env: Weft, api: Api, subtest
             assert f["payload"] == {"output": scores[score_id]["output"]}
 
 
+def test_evaluation_predictions_and_scores_are_listed(sdk_env: Weft, api: Api) -> None:
+    """`Evaluation.evaluate` logs one `predict_and_score` call per example: each is a prediction
+    of the run, and each number or boolean of its scorers' results a score."""
+    res = run_scenario("evaluate")
+    run_id = api.runs()[0]["evaluation_run_id"]
+    pas = {c["id"]: c for c in by_op(api.calls(), "Evaluation.predict_and_score")}
+    url = f"/v2/{PROJECT}"
+
+    preds = jsonl(api.ok(api.http.get(f"{url}/predictions", params={"evaluation_run_id": run_id})))
+    assert len(preds) == len(res["rows"]) == 2, preds
+    assert {p["prediction_id"] for p in preds} == set(pas)
+    row_prefix = res["dataset_ref"] + "/attr/rows/id/"
+    for p in preds:
+        call = pas[p["prediction_id"]]
+        assert p["model"] == res["model_ref"]
+        assert p["evaluation_run_id"] == run_id
+        assert p["inputs"] == call["inputs"]["example"] and p["inputs"].startswith(row_prefix)
+        assert p["output"] == call["output"]["output"]
+        assert api.ok(api.http.get(f"{url}/predictions/{p['prediction_id']}")).json() == p
+    assert sorted(p["output"] for p in preds) == ["2", "4"]
+
+    scores = jsonl(api.ok(api.http.get(f"{url}/scores", params={"evaluation_run_id": run_id})))
+    by_pred = {s["score_id"].rsplit(":", 1)[0]: s for s in scores}
+    assert len(scores) == 2 and set(by_pred) == set(pas), scores
+    for pred_id, s in by_pred.items():
+        correct = pas[pred_id]["output"]["scores"]["exact_match"]["correct"]
+        assert s["scorer"] == "exact_match.correct"
+        assert s["value"] == (1.0 if correct else 0.0)
+        assert s["evaluation_run_id"] == run_id
+        assert api.ok(api.http.get(f"{url}/scores/{s['score_id']}")).json() == s
+    assert sorted(s["value"] for s in scores) == [0.0, 1.0]
+
+
+def test_evaluation_logger_predictions_and_scores_are_listed(sdk_env: Weft, api: Api) -> None:
+    res = run_scenario("eval_logger")
+    run_id = res["evaluate_call_id"]
+    url = f"/v2/{PROJECT}"
+    preds = jsonl(api.ok(api.http.get(f"{url}/predictions", params={"evaluation_run_id": run_id})))
+    got = [(p["inputs"], p["output"], p["model"]) for p in preds]
+    assert got == [(p["inputs"], p["output"], res["model_ref"]) for p in res["predictions"]]
+    scores = jsonl(api.ok(api.http.get(f"{url}/scores", params={"evaluation_run_id": run_id})))
+    assert [(s["scorer"], s["value"]) for s in scores] == [("correct", 1.0), ("correct", 0.0)]
+    assert [s["score_id"] for s in scores] == [p["prediction_id"] + ":correct" for p in preds]
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. weave.EvaluationLogger
 # ---------------------------------------------------------------------------------------------

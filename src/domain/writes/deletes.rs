@@ -7,9 +7,8 @@
 
 use crate::domain::call::now;
 use crate::domain::error::{Error, Result};
-use crate::domain::eval_run::PREDICT_AND_SCORE_OP;
 use crate::domain::store::Writer;
-use crate::domain::view::{Kind, ViewColumns};
+use crate::domain::view::{Kind, ViewColumns, is_predict_and_score};
 
 /// Soft-deletes calls with their descendants; returns how many calls were deleted.
 pub fn calls(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> {
@@ -37,7 +36,7 @@ pub fn of_kind(w: &mut dyn Writer, project: &str, kind: Kind, ids: &[String]) ->
         if kind == Kind::Prediction
             && let Some(parent_id) = &call.parent_id
             && let Some(parent) = w.call(project, parent_id)?
-            && parent.op_short_name() == PREDICT_AND_SCORE_OP
+            && is_predict_and_score(&parent)
         {
             root = parent.id;
         }

@@ -5,12 +5,10 @@ use serde_json::{Value, json};
 
 use crate::domain::call::{Call, now};
 use crate::domain::error::Result;
-use crate::domain::eval_run::{
-    CreateRun, FinishRun, PREDICT_AND_SCORE_OP, SUMMARIZE_OP, aggregate, not_found,
-};
+use crate::domain::eval_run::{CreateRun, FinishRun, SUMMARIZE_OP, aggregate, not_found};
 use crate::domain::run_rows::RunHead;
 use crate::domain::store::{CallEndFields, Writer};
-use crate::domain::view::EVALUATE_OP;
+use crate::domain::view::{EVALUATE_OP, is_predict_and_score};
 
 /// Creates a run: a root `Evaluation.evaluate` call flagged as an evaluation run.
 pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&str>) -> Result<String> {
@@ -39,12 +37,8 @@ pub fn get_run(w: &mut dyn Writer, project: &str, id: &str) -> Result<RunHead> {
 /// score and output of its predictions, then ends the run with that output and `req.summary`.
 pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun) -> Result<()> {
     let run = get_run(w, project, id)?;
-    let outputs: Vec<Value> = w
-        .children(project, id)?
-        .into_iter()
-        .filter(|c| c.op_short_name() == PREDICT_AND_SCORE_OP)
-        .filter_map(|c| c.output)
-        .collect();
+    let outputs: Vec<Value> =
+        w.children(project, id)?.into_iter().filter(is_predict_and_score).filter_map(|c| c.output).collect();
     let means = aggregate(&outputs);
     let at = now();
     let mut summarize = Call::new(project, SUMMARIZE_OP, at).child_of(&run.trace_id, &run.id);

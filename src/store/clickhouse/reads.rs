@@ -226,6 +226,32 @@ impl Store for ClickHouseStore {
         Ok(self.client.query_all::<CallTuple>(&q)?.pop().map(|t| call_from_tuple(t).call))
     }
 
+    fn children_of(
+        &self,
+        project: &str,
+        parent_ids: &[String],
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()> {
+        // A query per [`IN_CHUNK`] ids keeps each query's parameters short.
+        for chunk in parent_ids.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, ids) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND parent_id IN {ids} \
+                 AND deleted_at IS NULL ORDER BY parent_id, started_at, id FORMAT JSONCompactEachRow"
+            ));
+            let mut open = true;
+            self.stream_calls(&q, &mut |c| {
+                open = sink(c);
+                open
+            })?;
+            if !open {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn object(
         &self,
         project: &str,

@@ -129,6 +129,9 @@ pub const MIGRATIONS_TABLE: Table = Table {
 pub enum Step {
     /// Creates a table (if it does not exist).
     Create(&'static Table),
+    /// Derives the view columns of the `predict_and_score` calls again: a call of a run logged
+    /// through the trace API became a prediction (data, not DDL: `migrate` runs it).
+    DeriveLoggedPredictions,
 }
 
 /// A numbered change to the schema, applied once, in order.
@@ -157,7 +160,8 @@ pub const MIGRATIONS: &[Migration] = &[
             Step::Create(&API_KEYS),
         ],
     },
-    Migration { version: 2, name: "web UI sessions", steps: &[Step::Create(&UI_SESSIONS)] },
+    Migration { version: 2, name: "predictions of logged runs", steps: &[Step::DeriveLoggedPredictions] },
+    Migration { version: 3, name: "web UI sessions", steps: &[Step::Create(&UI_SESSIONS)] },
 ];
 
 /// Where the schema goes: one server, or every node of a named cluster.
@@ -233,6 +237,7 @@ pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<Strin
 pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
     match step {
         Step::Create(table) => create_table(table, database, layout),
+        Step::DeriveLoggedPredictions => Vec::new(),
     }
 }
 

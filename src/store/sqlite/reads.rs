@@ -124,6 +124,33 @@ impl Store for SqliteStore {
         read_call(&*self.reader()?, project, id)
     }
 
+    fn children_of(
+        &self,
+        project: &str,
+        parent_ids: &[String],
+        sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()> {
+        if parent_ids.is_empty() {
+            return Ok(());
+        }
+        // One query: the ids are bound as one value, each looked up in `calls_children`.
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND parent_id IN rarray(?2) \
+                 AND deleted_at IS NULL ORDER BY parent_id, started_at, id"
+            ))
+            .map_err(storage)?;
+        let ids = Arg::list(parent_ids.iter().map(String::as_str));
+        let mut rows = stmt.query(params![project, ids]).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            if !sink(call_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn object(
         &self,
         project: &str,

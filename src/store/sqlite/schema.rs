@@ -1,18 +1,21 @@
 //! The SQLite store's schema (`schema.sql`) and its migrations from older versions.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 
+use super::rows::{CALL_COLUMNS, call_from_row, json_text};
 use crate::domain::error::{Error, Result};
+use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_prediction};
 
 /// The schema of a new store, and what [`upgrade`] recreates.
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
-/// are looked up by id in the new `calls_runs_ids`).
+/// are looked up by id in the new `calls_runs_ids`). Version 3 changed what a prediction is
+/// (see [`derive_logged_predictions`]), which no SQL here can express.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
 
 /// Brings the schema of the store open on `writer` to [`SCHEMA_VERSION`]: refuses a newer
@@ -26,13 +29,69 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
         )));
     }
     // One transaction: a store is left at its old version or fully at the new one.
-    let mut upgrade = String::from("BEGIN IMMEDIATE;");
+    let mut upgrade = String::new();
     for (_, sql) in MIGRATIONS.iter().filter(|(to, _)| version < *to) {
         upgrade.push_str(sql);
     }
     upgrade.push_str(SCHEMA);
-    upgrade.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"));
-    writer.execute_batch(&upgrade).map_err(at)
+    upgrade.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};"));
+    writer.execute_batch("BEGIN IMMEDIATE;").map_err(&at)?;
+    let applied = writer
+        .execute_batch(&upgrade)
+        .and_then(|()| if version < 3 { derive_logged_predictions(writer) } else { Ok(()) });
+    match applied.and_then(|()| writer.execute_batch("COMMIT;")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = writer.execute_batch("ROLLBACK;");
+            Err(at(e))
+        }
+    }
+}
+
+/// Version 3: a `predict_and_score` child of a run is a prediction unless `POST /predictions`
+/// wrote it around a flagged prediction. The parents that route wrote before are recognised
+/// by such a child (deleted or not) and marked as it marks them now; then the view columns of
+/// every `predict_and_score` call are derived again, by `ViewColumns::of`.
+fn derive_logged_predictions(conn: &Connection) -> rusqlite::Result<()> {
+    let mut calls = Vec::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE parent_id IS NOT NULL \
+             AND (op_name LIKE '%predict_and_score%' OR op_name LIKE '%predictAndScore%')"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let call = call_from_row(r)?;
+            if is_predict_and_score(&call) {
+                calls.push(call);
+            }
+        }
+    }
+    let mut holds = conn.prepare(
+        "SELECT EXISTS (SELECT 1 FROM calls WHERE project_id = ?1 AND parent_id = ?2 \
+         AND kind = 'prediction')",
+    )?;
+    let mut update = conn.prepare(
+        "UPDATE calls SET attributes = ?3, kind = ?4, evaluation = ?5, model = ?6, run_id = ?7, \
+         logged_run = ?8 WHERE project_id = ?1 AND id = ?2",
+    )?;
+    for mut call in calls {
+        if holds.query_row(params![call.project_id, call.id], |r| r.get::<_, bool>(0))? {
+            mark_holds_prediction(&mut call);
+        }
+        let v = ViewColumns::of(&call);
+        update.execute(params![
+            call.project_id,
+            call.id,
+            json_text(&call.attributes),
+            v.kind.tag(),
+            v.evaluation,
+            v.model,
+            v.run_id,
+            v.logged_run,
+        ])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -83,5 +142,51 @@ mod tests {
             })
             .unwrap();
         assert_eq!(found, [run.id.clone()]);
+    }
+
+    #[test]
+    fn a_version_2_store_reads_logged_predict_and_score_calls_as_predictions() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let run = Call::new("e/p", "weave:///e/p/op/Evaluation.evaluate:d", 1);
+        let mut logged = Call::new("e/p", "weave:///e/p/op/Evaluation.predict_and_score:d", 2).under(&run);
+        logged.inputs = json!({"self": "E", "model": "M", "example": {"q": 1}});
+        // What `POST /predictions` wrote before it marked the parent.
+        let mut v2_parent = Call::new("e/p", "Evaluation.predict_and_score", 3).under(&run);
+        v2_parent.inputs = logged.inputs.clone();
+        let mut flagged = Call::new("e/p", "M.predict", 3).under(&v2_parent);
+        flagged.attributes = json!({"weave": {"prediction": "true", "evaluation_run_id": run.id}});
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let calls = [run.clone(), logged.clone(), v2_parent.clone(), flagged.clone()];
+            crate::domain::store::write(&store, move |w| calls.iter().try_for_each(|c| w.insert_call(c)))
+                .unwrap();
+        }
+        {
+            // As version 2 derived them: a predict_and_score call was no view's.
+            let c = Connection::open(dir.path().join("weft.db")).unwrap();
+            c.execute_batch(
+                "UPDATE calls SET kind = NULL, run_id = NULL, model = NULL \
+                 WHERE op_name LIKE '%predict_and_score%'; PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut found = Vec::new();
+        store
+            .view_calls(
+                "e/p",
+                crate::domain::view::Kind::Prediction,
+                Some(&run.id),
+                Default::default(),
+                &mut |c| {
+                    found.push(c.id);
+                    true
+                },
+            )
+            .unwrap();
+        assert_eq!(found, [logged.id.clone(), flagged.id.clone()]);
+        let parent = store.call("e/p", &v2_parent.id).unwrap().unwrap();
+        assert_eq!(parent.weave_attr("holds_prediction"), Some("true"));
     }
 }
