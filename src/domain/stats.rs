@@ -22,7 +22,7 @@ pub struct Delta {
 pub const RESAMPLES: usize = 10_000;
 
 /// The seed used when the caller has none: the same inputs give the same interval everywhere.
-pub const SEED: u64 = 0x5EED_0F_C0FFEE;
+pub const SEED: u64 = 0x5EED_0FC0_FFEE;
 
 /// How a bootstrap is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
