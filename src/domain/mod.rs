@@ -4,6 +4,7 @@
 //! domain's own, because every backend and every route must agree on it. See ARCHITECTURE.md.
 
 pub mod call;
+pub mod compare;
 pub mod digest;
 pub mod error;
 pub mod eval_run;
