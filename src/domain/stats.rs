@@ -107,9 +107,16 @@ pub fn bootstrap_means(columns: &[&[f64]], opts: &Bootstrap) -> Option<Vec<Delta
     let mut sums = vec![0.0; resamples * width];
     let per = resamples.div_ceil(threads);
     let work = |first: usize, out: &mut [f64]| {
-        let mut idx = vec![0u32; n];
+        // One group (up to four metrics): draw and add in one pass. More: draw the indices
+        // once into a buffer, then add each group's rows. Both give the same sums.
+        let mut idx = vec![0u32; if groups.len() > 1 { n } else { 0 }];
         for (k, row) in out.chunks_exact_mut(width).enumerate() {
-            Rng::for_resample(opts.seed, first + k).indices(n as u32, &mut idx);
+            let mut rng = Rng::for_resample(opts.seed, first + k);
+            if let [g] = groups.as_slice() {
+                g.draw_sum(&mut rng, row);
+                continue;
+            }
+            rng.indices(n as u32, &mut idx);
             let mut at = 0;
             for g in &groups {
                 g.sum(&idx, &mut row[at..at + g.width()]);
@@ -191,6 +198,45 @@ impl<'a> Group<'a> {
             Rows::Four(r) => out.copy_from_slice(&gather(r, idx)),
         }
     }
+
+    fn draw_sum(&self, rng: &mut Rng, out: &mut [f64]) {
+        match &self.rows {
+            Rows::One(r) => out.copy_from_slice(&draw_gather(r, rng)),
+            Rows::Two(r) => out.copy_from_slice(&draw_gather(r, rng)),
+            Rows::Four(r) => out.copy_from_slice(&draw_gather(r, rng)),
+        }
+    }
+}
+
+/// [`gather`] over the indices [`Rng::indices`] would draw, without storing them: the same
+/// indices, added in the same order.
+fn draw_gather<const W: usize>(rows: &[[f64; W]], rng: &mut Rng) -> [f64; W] {
+    let n = rows.len() as u64;
+    let at = |bits: u64| ((bits & 0xFFFF_FFFF) * n) >> 32;
+    let mut acc = [[0.0; W]; 4];
+    let mut add = |a: usize, i: u64| {
+        let r = &rows[i as usize];
+        for w in 0..W {
+            acc[a][w] += r[w];
+        }
+    };
+    for _ in 0..rows.len() / 4 {
+        let (x, y) = (rng.next(), rng.next());
+        add(0, at(x));
+        add(1, at(x >> 32));
+        add(2, at(y));
+        add(3, at(y >> 32));
+    }
+    let rest = rows.len() % 4;
+    if rest >= 2 {
+        let x = rng.next();
+        add(0, at(x));
+        add(0, at(x >> 32));
+    }
+    if rest % 2 == 1 {
+        add(0, at(rng.next()));
+    }
+    std::array::from_fn(|w| (acc[0][w] + acc[1][w]) + (acc[2][w] + acc[3][w]))
 }
 
 /// The sums of the rows at `idx`, four rows at a time into four accumulators, so that the
@@ -314,21 +360,25 @@ mod tests {
 
     #[test]
     fn metrics_resampled_together_match_each_alone_on_any_number_of_threads() {
-        let n = 1_001;
-        let cols: Vec<Vec<f64>> = (0..6)
-            .map(|k| (0..n).map(|i| ((i * (k + 3) * 7919) % 101) as f64 / 50.0 - 1.0).collect())
-            .collect();
-        let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-        let opts = Bootstrap { resamples: 999, seed: 3, threads: 1, ..Bootstrap::default() };
-        let together = bootstrap_means(&refs, &opts).unwrap();
-        for threads in [2, 3, 4] {
-            assert_eq!(bootstrap_means(&refs, &Bootstrap { threads, ..opts }).unwrap(), together);
+        let opts = Bootstrap { resamples: 199, seed: 3, threads: 1, ..Bootstrap::default() };
+        // Every remainder of the examples by four: the fused pass (one group) and the buffered
+        // one (two groups) must draw and add alike.
+        for n in [1_000, 1_001, 1_002, 1_003] {
+            let cols: Vec<Vec<f64>> = (0..6)
+                .map(|k| (0..n).map(|i| ((i * (k + 3) * 7919) % 101) as f64 / 50.0 - 1.0).collect())
+                .collect();
+            let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+            let together = bootstrap_means(&refs, &opts).unwrap();
+            for threads in [2, 3, 4] {
+                assert_eq!(bootstrap_means(&refs, &Bootstrap { threads, ..opts }).unwrap(), together);
+            }
+            for (k, col) in refs.iter().enumerate() {
+                assert_eq!(bootstrap_means(&[col], &opts).unwrap(), vec![together[k]]);
+            }
+            assert_eq!(bootstrap_means(&refs[..3], &opts).unwrap(), together[..3]);
+            assert_ne!(bootstrap_means(&refs, &Bootstrap { seed: 4, ..opts }).unwrap(), together);
         }
-        for (k, col) in refs.iter().enumerate() {
-            assert_eq!(bootstrap_means(&[col], &opts).unwrap(), vec![together[k]]);
-        }
-        // A different seed draws differently; unequal columns and no examples give nothing.
-        assert_ne!(bootstrap_means(&refs, &Bootstrap { seed: 4, ..opts }).unwrap(), together);
+        // Unequal columns and no examples give nothing.
         assert_eq!(bootstrap_means(&[&[1.0], &[1.0, 2.0]], &opts), None);
         assert_eq!(bootstrap_means(&[&[]], &opts), None);
         assert_eq!(bootstrap_means(&[], &opts), None);
