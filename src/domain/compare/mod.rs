@@ -8,6 +8,10 @@
 //! McNemar p-value for boolean metrics, and how many examples improved, regressed or stayed
 //! the same (by the metric's direction). [`align`] gives the example-by-example view of one
 //! metric. Everything here is deterministic for a given seed.
+//!
+//! It is CPU work: about 0.1 s of CPU for two runs of 10,000 examples with 10,000 resamples
+//! (docs/benchmarks.md), and the bootstrap may use more than one thread. Call it off the async
+//! runtime (a blocking task).
 
 use std::collections::HashMap;
 
