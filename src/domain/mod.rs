@@ -5,12 +5,14 @@
 
 pub mod call;
 pub mod call_tree;
+pub mod compare;
 pub mod digest;
 pub mod error;
 pub mod eval_run;
 pub mod examples;
 pub mod feedback;
 pub mod keys;
+pub mod metrics;
 pub mod object;
 pub mod page;
 pub mod prediction;
