@@ -23,6 +23,7 @@ pub mod refs;
 pub mod resolve;
 pub mod run_rows;
 pub mod run_table;
+pub mod run_view;
 pub mod score;
 pub mod sessions;
 pub mod stats;

@@ -261,7 +261,11 @@ pub fn list(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<(Vec<
 
 /// One run as the API lists it; `None` if there is no such live run.
 pub fn one(store: &dyn Store, project: &str, id: &str) -> Result<Option<RunSummary>> {
-    let query = RunQuery { ids: vec![id.to_string()], page: Page { limit: Some(1), offset: 0 }, ..RunQuery::default() };
+    let query = RunQuery {
+        ids: vec![id.to_string()],
+        page: Page { limit: Some(1), offset: 0 },
+        ..RunQuery::default()
+    };
     let mut found = None;
     let mut failed = None;
     let mut buf = Vec::new();

@@ -25,4 +25,5 @@ mod streaming;
 mod trace_api;
 mod ui_calls;
 mod ui_session;
+mod ui_views;
 mod wire_details;

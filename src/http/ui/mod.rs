@@ -10,6 +10,7 @@ pub mod calls;
 pub mod charts;
 pub mod layout;
 pub mod projects;
+pub mod run;
 pub mod runs;
 pub mod session;
 pub mod table;
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/{name}", get(layout::asset))
         .route("/{entity}/{project}/weave", get(runs::page))
         .route("/{entity}/{project}/weave/runs", get(runs::page))
+        .route("/{entity}/{project}/weave/runs/{run_id}", get(run::page))
         .route("/{entity}/{project}/weave/calls/{call_id}", get(calls::page))
         .route("/{entity}/{project}/r/call/{call_id}", get(calls::redirect))
 }
