@@ -12,6 +12,7 @@ use super::digest::value_digest;
 use super::error::Result;
 use super::refs::ref_name;
 use super::store::Store;
+use super::trace::CallQuery;
 use super::view::{HOLDS_PREDICTION, is_predict_and_score};
 
 /// One example of a run: the model's prediction on it and every score it got.
@@ -73,6 +74,38 @@ pub fn of_run(
         }
     }
     Ok(())
+}
+
+/// The examples whose `predict_and_score` calls have these ids (those that exist), in the
+/// order of `call_ids`: two reads, as [`of_run`].
+pub fn of_calls(store: &dyn Store, project: &str, call_ids: &[String]) -> Result<Vec<Example>> {
+    if call_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = CallQuery { call_ids: call_ids.to_vec(), ..CallQuery::default() };
+    let mut calls = HashMap::new();
+    store.calls(project, &query, &mut |c| {
+        if is_predict_and_score(&c) {
+            calls.insert(c.id.clone(), c);
+        }
+        true
+    })?;
+    let wanted: Vec<String> = calls.values().filter(|c| needs_children(c)).map(|c| c.id.clone()).collect();
+    let mut under: HashMap<String, Vec<Call>> = HashMap::new();
+    if !wanted.is_empty() {
+        store.children_of(project, &wanted, &mut |c| {
+            under.entry(c.parent_id.clone().unwrap_or_default()).or_default().push(c);
+            true
+        })?;
+    }
+    Ok(call_ids
+        .iter()
+        .filter_map(|id| calls.remove(id))
+        .map(|call| {
+            let children = under.remove(&call.id).unwrap_or_default();
+            Example::of(call, &children)
+        })
+        .collect())
 }
 
 /// The number of examples of run `run_id` (one read).

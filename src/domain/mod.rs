@@ -6,6 +6,7 @@
 pub mod call;
 pub mod call_tree;
 pub mod compare;
+pub mod compare_view;
 pub mod digest;
 pub mod error;
 pub mod eval_run;

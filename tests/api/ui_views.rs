@@ -126,3 +126,85 @@ async fn the_run_page_shows_the_runs_examples_as_the_api_lists_them() {
     let (status, _) = status_text(s.ui_get("/acme/proj/weave/runs/nope", &cookie)).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_compare_page_shows_deltas_intervals_and_the_examples_side_by_side() {
+    let s = Server::start();
+    // A and B on rows 0..10: B fixes rows 0-3, breaks row 9; overlap goes up by 0.1 on each.
+    let a: Vec<Outcome> = (0..10).map(|i| o(i, "the cat sat", i >= 4, 0.5)).collect();
+    let b: Vec<Outcome> =
+        (0..10).map(|i| o(i, if i < 4 { "the cat sat down" } else { "the cat sat" }, i != 9, 0.6)).collect();
+    // C saw other rows (another dataset).
+    let c: Vec<Outcome> = (20..25).map(|i| o(i, "x", true, 1.0)).collect();
+    log_sdk_run(&s, "ra", "Alpha", &a).await;
+    log_sdk_run(&s, "rbb", "Beta", &b).await;
+    log_sdk_run(&s, "rcccc", "Gamma", &c).await;
+    let cookie = s.ui_sign_in(&s.key).await;
+
+    let (status, page) =
+        status_text(s.ui_get("/acme/proj/weave/compare?runs=ra,rbb&baseline=ra", &cookie)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("different datasets"), "same rows, no warning");
+    assert!(
+        page.contains("<del class=\"diff\">") || page.contains("<ins class=\"diff\">"),
+        "outputs are diffed"
+    );
+    assert!(page.matches("<svg").count() >= 4, "bars per metric, a distribution and a scatter");
+
+    let metrics = jsonl_rows(
+        &status_text(s.ui_get("/acme/proj/weave/compare?runs=ra,rbb&format=jsonl", &cookie)).await.1,
+    );
+    let correct = metrics.iter().find(|m| m["metric"] == "judge.correct").expect("judge.correct");
+    assert_eq!(correct["mean.ra"], 0.6);
+    assert_eq!(correct["mean.rbb"], 0.9);
+    let delta = correct["delta.rbb"].as_f64().unwrap();
+    assert!((delta - 0.3).abs() < 1e-9, "{correct}");
+    let (low, high) = (correct["ci_low.rbb"].as_f64().unwrap(), correct["ci_high.rbb"].as_f64().unwrap());
+    assert!(low <= delta && delta <= high && low < high, "{correct}");
+    // McNemar on 4 improved against 1 regressed: p = 2 * P(X <= 1 | n=5) = 2 * 6/32.
+    assert!((correct["p_value.rbb"].as_f64().unwrap() - 0.375).abs() < 1e-12, "{correct}");
+    assert_eq!((correct["improved.rbb"].as_u64(), correct["regressed.rbb"].as_u64()), (Some(4), Some(1)));
+    let overlap = metrics.iter().find(|m| m["metric"] == "overlap").unwrap();
+    assert!(overlap["p_value.rbb"].is_null(), "no McNemar for a numeric metric");
+    let latency = metrics.iter().find(|m| m["metric"] == "model_latency").unwrap();
+    assert_eq!(latency["direction"], "lower");
+
+    let examples = |q: &str| {
+        let url = format!(
+            "/acme/proj/weave/compare?runs=ra,rbb&metric=judge.correct&table=examples&format=jsonl{q}"
+        );
+        s.ui_get(&url, &cookie)
+    };
+    let rows = jsonl_rows(&status_text(examples("")).await.1);
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[0]["output.rbb"], "the cat sat down");
+    let regressions = jsonl_rows(&status_text(examples("&regressions=1")).await.1);
+    assert_eq!(regressions.len(), 1);
+    assert_eq!(regressions[0]["row"], "row9");
+    let worst = jsonl_rows(&status_text(examples("&sort=regressed")).await.1);
+    assert_eq!(worst[0]["row"], "row9", "worst change first");
+    let best = jsonl_rows(&status_text(examples("&sort=improved&limit=4")).await.1);
+    assert!(best.iter().all(|r| r["delta.rbb"] == 1), "{best:?}");
+
+    let (_, page) = status_text(s.ui_get("/acme/proj/weave/compare?runs=ra,rcccc", &cookie)).await;
+    assert!(page.contains("different datasets"), "a warning when the runs saw other rows");
+
+    let r = s
+        .ui_get("/acme/proj/weave/compare-evaluations?evaluationCallIds=%5B%22ra%22%2C%22rbb%22%5D", &cookie);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/acme/proj/weave/compare?runs=ra%2Crbb");
+
+    for bad in [
+        "runs=ra",
+        "runs=ra,rbb&baseline=zz",
+        "runs=ra,rbb&sort=up",
+        "runs=a,b,c,d,e,f,g,h,i",
+        "runs=ra,nope",
+        "runs=ra,rbb&metric=nope",
+        "runs=ra,rbb&table=x",
+    ] {
+        let (status, body) = status_text(s.ui_get(&format!("/acme/proj/weave/compare?{bad}"), &cookie)).await;
+        assert!([400, 404].contains(&status), "{bad}: {status} {body}");
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod charts;
+pub mod compare;
 pub mod layout;
 pub mod projects;
 pub mod run;
@@ -36,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/{entity}/{project}/weave", get(runs::page))
         .route("/{entity}/{project}/weave/runs", get(runs::page))
         .route("/{entity}/{project}/weave/runs/{run_id}", get(run::page))
+        .route("/{entity}/{project}/weave/compare", get(compare::page))
+        .route("/{entity}/{project}/weave/compare-evaluations", get(compare::weave_link))
         .route("/{entity}/{project}/weave/calls/{call_id}", get(calls::page))
         .route("/{entity}/{project}/r/call/{call_id}", get(calls::redirect))
 }

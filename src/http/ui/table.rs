@@ -54,6 +54,8 @@ pub enum Cell {
     Json(Value),
     /// Already-built markup for the page, with its text for exports.
     Markup(Markup, String),
+    /// A number shown as built markup (e.g. coloured), exported as the number.
+    MarkedNum(Markup, f64),
 }
 
 impl Cell {
@@ -62,8 +64,8 @@ impl Cell {
         match self {
             Cell::Empty => Value::Null,
             Cell::Text(s) | Cell::Link(s, _) | Cell::Markup(_, s) => json!(s),
-            Cell::Num(x) if x.fract() == 0.0 && x.abs() < 9e15 => json!(*x as i64),
-            Cell::Num(x) | Cell::Seconds(x) => json!(x),
+            Cell::Num(x) | Cell::MarkedNum(_, x) if x.fract() == 0.0 && x.abs() < 9e15 => json!(*x as i64),
+            Cell::Num(x) | Cell::Seconds(x) | Cell::MarkedNum(_, x) => json!(x),
             Cell::Time(t) => json!(crate::domain::call::format_time(*t)),
             Cell::Json(v) => v.clone(),
         }
@@ -87,12 +89,12 @@ impl Cell {
             Cell::Time(t) => html! { time { (layout::time(*t)) } },
             Cell::Seconds(x) => html! { (layout::duration(*x)) },
             Cell::Json(v) => html! { code.json { (short_json(v, 200)) } },
-            Cell::Markup(m, _) => m.clone(),
+            Cell::Markup(m, _) | Cell::MarkedNum(m, _) => m.clone(),
         }
     }
 
     fn numeric(&self) -> bool {
-        matches!(self, Cell::Num(_) | Cell::Seconds(_))
+        matches!(self, Cell::Num(_) | Cell::Seconds(_) | Cell::MarkedNum(..))
     }
 }
 
