@@ -10,6 +10,7 @@ pub mod eval_run;
 pub mod examples;
 pub mod feedback;
 pub mod keys;
+pub mod leaderboard;
 pub mod object;
 pub mod page;
 pub mod prediction;

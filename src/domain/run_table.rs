@@ -250,7 +250,7 @@ fn matches(run: &RunSummary, q: &RunTableQuery, needle: Option<&str>) -> bool {
 }
 
 /// A run row as a [`RunSummary`] (its JSON parsed once).
-fn summary_of(row: &RunRow<'_>, buf: &mut Vec<u8>) -> Result<RunSummary> {
+pub fn summary_of(row: &RunRow<'_>, buf: &mut Vec<u8>) -> Result<RunSummary> {
     buf.clear();
     row.write_json(buf);
     let json: Value = serde_json::from_slice(buf)

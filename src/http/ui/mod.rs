@@ -7,6 +7,7 @@
 //! for table views, as CSV or JSONL ([`table`]).
 
 pub mod layout;
+pub mod leaderboard;
 pub mod projects;
 pub mod runs;
 pub mod session;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/{name}", get(layout::asset))
         .route("/{entity}/{project}/weave", get(runs::page))
         .route("/{entity}/{project}/weave/runs", get(runs::page))
+        .route("/{entity}/{project}/weave/leaderboard", get(leaderboard::page))
 }
 
 /// The session cookie's name.
