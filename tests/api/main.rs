@@ -22,4 +22,5 @@ mod predictions_scores;
 mod store_cli;
 mod streaming;
 mod trace_api;
+mod ui_runs;
 mod wire_details;
