@@ -35,14 +35,25 @@ fn mix(mut z: u64) -> u64 {
 }
 
 fn object(name: &str) -> String {
-    format!("weave:///{PROJECT}/object/{name}:{:016x}{:016x}", mix(name.len() as u64), mix(name.as_bytes()[name.len() - 1] as u64))
+    format!(
+        "weave:///{PROJECT}/object/{name}:{:016x}{:016x}",
+        mix(name.len() as u64),
+        mix(name.as_bytes()[name.len() - 1] as u64)
+    )
 }
 
 /// Run `i`: its start, id, evaluation and model.
 fn run_at(i: usize) -> (Micros, String, usize, usize) {
     let h = mix(i as u64);
     let t = BASE + i as i64 * 10_000 + (h % 9_000) as i64;
-    let id = format!("{:08x}-{:04x}-7{:03x}-8{:03x}-{:012x}", t >> 20, (t >> 4) & 0xffff, h & 0xfff, (h >> 12) & 0xfff, h >> 16);
+    let id = format!(
+        "{:08x}-{:04x}-7{:03x}-8{:03x}-{:012x}",
+        t >> 20,
+        (t >> 4) & 0xffff,
+        h & 0xfff,
+        (h >> 12) & 0xfff,
+        h >> 16
+    );
     (t, id, (h >> 40) as usize % EVALS, (h >> 48) as usize % MODELS)
 }
 
@@ -59,7 +70,8 @@ fn fill(store: &dyn Store, n: usize) {
                 let mut c = Call::new(PROJECT, "Evaluation.evaluate", t);
                 c.id = id.clone();
                 c.trace_id = id;
-                c.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": evals[e], "model": models[m]}});
+                c.attributes =
+                    json!({"weave": {"evaluation_run": "true", "evaluation": evals[e], "model": models[m]}});
                 c.inputs = json!({"self": evals[e], "model": models[m]});
                 if k % 10 != 9 {
                     let h = mix(k as u64 ^ 0xabc);
@@ -98,20 +110,22 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let n: usize = value("--runs").map_or(if smoke { 20_000 } else { 1_000_000 }, |v| v.parse().expect("--runs N"));
+    let n: usize =
+        value("--runs").map_or(if smoke { 20_000 } else { 1_000_000 }, |v| v.parse().expect("--runs N"));
     let reps = if smoke { 3 } else { 30 };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = value("--dir").map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
     std::fs::create_dir_all(&dir).expect("data dir");
     let store = SqliteStore::open(&dir).expect("open store");
     let mut have = 0;
-    store.projects(&mut |p| {
-        if p.project_id == PROJECT {
-            have = p.runs as usize;
-        }
-        true
-    })
-    .expect("projects");
+    store
+        .projects(&mut |p| {
+            if p.project_id == PROJECT {
+                have = p.runs as usize;
+            }
+            true
+        })
+        .expect("projects");
     if have != n {
         assert_eq!(have, 0, "{} holds {have} runs, not {n}: use another --dir", dir.display());
         fill(&store, n);
@@ -173,7 +187,8 @@ fn main() {
         (
             "leaderboard 50 × 20, latest run per cell",
             p50(reps, || {
-                let lb = leaderboard::build(store, PROJECT, &LeaderboardQuery::default()).expect("leaderboard");
+                let lb =
+                    leaderboard::build(store, PROJECT, &LeaderboardQuery::default()).expect("leaderboard");
                 assert_eq!((lb.models.len(), lb.evaluations.len()), (MODELS, EVALS));
             }),
         ),
@@ -185,7 +200,9 @@ fn main() {
             }),
         ),
     ];
-    println!("\nweft web UI reads, SQLite, {n} runs (20 evaluations × 50 models), server time p50 of {reps} calls\n");
+    println!(
+        "\nweft web UI reads, SQLite, {n} runs (20 evaluations × 50 models), server time p50 of {reps} calls\n"
+    );
     println!("| Workload | p50 |\n|---|---:|");
     for (name, ms) in rows {
         println!("| {name} | {ms:.2} ms |");

@@ -385,11 +385,7 @@ pub fn metric_paths<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<S
             }
             let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
             match v {
-                Value::Number(_) | Value::Bool(_) => {
-                    if !out.contains(&path) {
-                        out.push(path);
-                    }
-                }
+                Value::Number(_) | Value::Bool(_) if !out.contains(&path) => out.push(path),
                 Value::Object(_) if depth < 4 => walk(v, &path, depth + 1, out),
                 _ => {}
             }
