@@ -13,6 +13,7 @@ pub mod eval_run;
 pub mod examples;
 pub mod feedback;
 pub mod keys;
+pub mod leaderboard;
 pub mod metrics;
 pub mod object;
 pub mod page;

@@ -17,6 +17,48 @@ pub struct RunQuery {
     pub ids: Vec<String>,
     /// Window over the ordered result.
     pub page: Page,
+    /// Newest first: `started_at`, `id` descending (the default is oldest first).
+    pub newest_first: bool,
+    /// Only runs strictly past this position in the list's order (keyset paging: a page
+    /// starts after the last row of the one before, however deep, skipping nothing).
+    pub after: Option<RunCursor>,
+}
+
+/// A position in a run list's order: a run's `(started_at, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCursor {
+    /// Start time.
+    pub started_at: Micros,
+    /// Run id, breaking ties of start time.
+    pub id: String,
+}
+
+impl RunCursor {
+    /// The cursor as text for a link: `<micros>.<id>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.started_at, self.id)
+    }
+
+    /// Reads [`RunCursor::encode`]'s text (400 otherwise).
+    pub fn decode(text: &str) -> super::error::Result<RunCursor> {
+        let bad =
+            || super::error::Error::BadRequest(format!("Bad cursor {text:?}: expected <micros>.<run id>"));
+        let (t, id) = text.split_once('.').ok_or_else(bad)?;
+        let started_at = t.parse::<Micros>().map_err(|_| bad())?;
+        if id.is_empty() || id.len() > 256 {
+            return Err(bad());
+        }
+        Ok(RunCursor { started_at, id: id.to_string() })
+    }
+}
+
+/// Which distinct values of the runs [`super::store::Store::run_values`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunDimension {
+    /// The evaluation refs.
+    Evaluation,
+    /// The model refs.
+    Model,
 }
 
 /// One evaluation run as a store reads it, borrowing the row's text.

@@ -1,6 +1,13 @@
 //! The runs table of the web UI: evaluation runs as the API lists them (the same JSON, so the
 //! page, its exports and `GET /evaluation_runs` agree), filtered by status and free text as
 //! well, sorted by any column, one window at a time.
+//!
+//! Sorted by start (the default, newest first), a page is read from the store in that order
+//! from a keyset cursor, `(started_at, id)`, so any page of any number of runs costs a seek
+//! and a page of rows; evaluation and model filters are index ranges in the store. Status and
+//! free-text filters are applied to the rows as they stream in that order: a page reads until
+//! it has its rows, so a rare match scans. Any other sort ranks the matching runs in memory,
+//! `offset + limit` at a time, up to [`MAX_RANKED`].
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -10,7 +17,7 @@ use serde_json::Value;
 use super::call::Micros;
 use super::error::{Error, Result};
 use super::page::Page;
-use super::run_rows::RunQuery;
+use super::run_rows::{RunCursor, RunQuery, RunRow};
 use super::store::Store;
 
 /// One run, as `GET /evaluation_runs` answers it.
@@ -51,6 +58,10 @@ impl RunSummary {
     pub fn summary(&self) -> &Value {
         self.json.get("summary").unwrap_or(&Value::Null)
     }
+    /// The run's position in the list order.
+    pub fn cursor(&self) -> RunCursor {
+        RunCursor { started_at: self.started_at, id: self.id().to_string() }
+    }
     /// Duration in seconds, if finished.
     pub fn duration(&self) -> Option<f64> {
         self.ended_at.map(|e| (e - self.started_at) as f64 / 1e6)
@@ -83,8 +94,44 @@ pub struct RunTableQuery {
     pub text: Option<String>,
     /// The sort.
     pub sort: RunSort,
-    /// The window.
+    /// The window: its limit, and for sorts other than by start its offset.
     pub page: Page,
+    /// Where a page of a table sorted by start begins.
+    pub position: Position,
+}
+
+/// Where a page of a table sorted by start begins: keyset paging, never an offset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Position {
+    /// At the top of the table.
+    #[default]
+    Start,
+    /// Just after this run, in the table's order (the next page).
+    After(RunCursor),
+    /// Just before this run, in the table's order (the previous page).
+    Before(RunCursor),
+}
+
+/// A page of the runs table.
+#[derive(Debug, Clone, Default)]
+pub struct RunPage {
+    /// The rows, in the table's order.
+    pub rows: Vec<RunSummary>,
+    /// Rows follow the last one.
+    pub more_after: bool,
+    /// Rows precede the first one.
+    pub more_before: bool,
+}
+
+impl RunPage {
+    /// The cursor of the next page's start, if rows follow.
+    pub fn next(&self) -> Option<RunCursor> {
+        self.rows.last().filter(|_| self.more_after).map(RunSummary::cursor)
+    }
+    /// The cursor of the previous page's end, if rows precede.
+    pub fn prev(&self) -> Option<RunCursor> {
+        self.rows.first().filter(|_| self.more_before).map(RunSummary::cursor)
+    }
 }
 
 /// A sort of the runs table.
@@ -202,8 +249,95 @@ fn matches(run: &RunSummary, q: &RunTableQuery, needle: Option<&str>) -> bool {
     })
 }
 
-/// The window of runs a runs table shows, and whether more follow it.
-pub fn list(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<(Vec<RunSummary>, bool)> {
+/// A run row as a [`RunSummary`] (its JSON parsed once).
+pub fn summary_of(row: &RunRow<'_>, buf: &mut Vec<u8>) -> Result<RunSummary> {
+    buf.clear();
+    row.write_json(buf);
+    let json: Value = serde_json::from_slice(buf)
+        .map_err(|e| Error::Storage(format!("a run's JSON did not parse: {e}")))?;
+    Ok(RunSummary {
+        json,
+        started_at: row.started_at,
+        ended_at: row.ended_at,
+        display_name: row.display_name.map(String::from),
+    })
+}
+
+/// Streams the runs of `query` as summaries to `f` until it returns `false`.
+pub fn for_each_run(
+    store: &dyn Store,
+    project: &str,
+    query: &RunQuery,
+    f: &mut dyn FnMut(RunSummary) -> bool,
+) -> Result<()> {
+    let mut failed = None;
+    let mut buf = Vec::new();
+    store.eval_runs(project, query, &mut |row| match summary_of(row, &mut buf) {
+        Ok(run) => f(run),
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// The page of runs a runs table shows.
+pub fn list(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<RunPage> {
+    if q.sort.key == "started" { keyset_page(store, project, q) } else { ranked_page(store, project, q) }
+}
+
+/// A page of the table sorted by start, read in that order from the store from its cursor.
+fn keyset_page(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<RunPage> {
+    let limit = q.page.limit.unwrap_or(50);
+    let needle = q.text.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty());
+    let scanned = q.status.is_some() || needle.is_some();
+    let (newest_first, after, backwards) = match &q.position {
+        Position::Start => (q.sort.descending, None, false),
+        Position::After(c) => (q.sort.descending, Some(c.clone()), false),
+        // The page before a cursor: read away from it in the other order, then turn it round.
+        Position::Before(c) => (!q.sort.descending, Some(c.clone()), true),
+    };
+    let skip = if backwards { 0 } else { q.page.offset };
+    let query = RunQuery {
+        evaluations: q.evaluations.clone(),
+        models: q.models.clone(),
+        ids: Vec::new(),
+        // Without filters of its own the store windows the rows; with them, rows stream until
+        // the page is full.
+        page: if scanned { Page::default() } else { Page { limit: Some(limit + 1), offset: skip } },
+        newest_first,
+        after,
+    };
+    let mut rows = Vec::new();
+    let mut seen = 0u64;
+    for_each_run(store, project, &query, &mut |run| {
+        if scanned {
+            if !matches(&run, q, needle.as_deref()) {
+                return true;
+            }
+            seen += 1;
+            if seen <= skip {
+                return true;
+            }
+        }
+        rows.push(run);
+        (rows.len() as u64) < limit + 1
+    })?;
+    let beyond = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let mut page =
+        RunPage { rows, more_after: beyond, more_before: q.position != Position::Start || skip > 0 };
+    if backwards {
+        page.rows.reverse();
+        page = RunPage { rows: page.rows, more_after: true, more_before: beyond };
+    }
+    Ok(page)
+}
+
+/// A page of the table sorted by anything but start: the matching runs ranked in memory,
+/// `offset + limit` of them at a time.
+fn ranked_page(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<RunPage> {
     let limit = q.page.limit.unwrap_or(50);
     let wanted = q.page.offset.saturating_add(limit).saturating_add(1);
     if wanted > MAX_RANKED.saturating_add(limit).saturating_add(1) {
@@ -212,51 +346,46 @@ pub fn list(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<(Vec<
         )));
     }
     let needle = q.text.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty());
-    let query = RunQuery {
-        evaluations: q.evaluations.clone(),
-        models: q.models.clone(),
-        ids: Vec::new(),
-        page: Page::default(),
-    };
+    let query =
+        RunQuery { evaluations: q.evaluations.clone(), models: q.models.clone(), ..Default::default() };
     let mut heap: BinaryHeap<Ranked> = BinaryHeap::new();
     let mut seq = 0u64;
-    let mut failed = None;
-    let mut buf = Vec::new();
-    store.eval_runs(project, &query, &mut |row| {
-        buf.clear();
-        row.write_json(&mut buf);
-        let json: Value = match serde_json::from_slice(&buf) {
-            Ok(v) => v,
-            Err(e) => {
-                failed = Some(Error::Storage(format!("a run's JSON did not parse: {e}")));
-                return false;
-            }
-        };
-        let run = RunSummary {
-            json,
-            started_at: row.started_at,
-            ended_at: row.ended_at,
-            display_name: row.display_name.map(String::from),
-        };
+    for_each_run(store, project, &query, &mut |run| {
         if !matches(&run, q, needle.as_deref()) {
             return true;
         }
         seq += 1;
-        // Rows arrive oldest first: for "newest first", a later row wins ties.
-        let tie = if q.sort.descending && q.sort.key == "started" { u64::MAX - seq } else { seq };
-        heap.push(Ranked { key: key_of(&run, &q.sort), seq: tie, descending: q.sort.descending, run });
+        heap.push(Ranked { key: key_of(&run, &q.sort), seq, descending: q.sort.descending, run });
         if heap.len() as u64 > wanted {
             heap.pop();
         }
         true
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
     let ranked = heap.into_sorted_vec();
-    let more = ranked.len() as u64 > q.page.offset.saturating_add(limit);
+    let more_after = ranked.len() as u64 > q.page.offset.saturating_add(limit);
     let rows = ranked.into_iter().skip(q.page.offset as usize).take(limit as usize).map(|r| r.run).collect();
-    Ok((rows, more))
+    Ok(RunPage { rows, more_after, more_before: q.page.offset > 0 })
+}
+
+/// Most metric columns a page shows.
+pub const MAX_METRICS: usize = 40;
+
+/// The dotted paths of the numeric scorer aggregates in the summaries of `runs` (numbers
+/// and booleans, nested objects walked a few levels deep), in the order first found;
+/// `weave` and `status_counts` are not metrics.
+pub fn metric_paths<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for run in runs {
+        for m in super::metrics::summary_metrics(run.summary()) {
+            if out.len() >= MAX_METRICS {
+                return out;
+            }
+            if !m.name.starts_with("status_counts.") && !out.contains(&m.name) {
+                out.push(m.name);
+            }
+        }
+    }
+    out
 }
 
 /// One run as the API lists it; `None` if there is no such live run.
@@ -287,5 +416,29 @@ pub fn one(store: &dyn Store, project: &str, id: &str) -> Result<Option<RunSumma
     match failed {
         Some(e) => Err(e),
         None => Ok(found),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metric_paths_skip_weave_and_status_counts() {
+        let run = RunSummary {
+            json: json!({"summary": {
+                "acc": {"true_fraction": 0.5, "true_count": 1, "label": "x"},
+                "latency": {"mean": 1.5},
+                "ok": true,
+                "weave": {"latency_ms": 3},
+                "status_counts": {"success": 2},
+            }}),
+            started_at: 0,
+            ended_at: None,
+            display_name: None,
+        };
+        assert_eq!(metric_paths([&run]), ["acc.true_fraction", "acc.true_count", "latency.mean", "ok"]);
+        assert_eq!(run.metric("acc.true_fraction"), Some(0.5));
     }
 }

@@ -11,7 +11,7 @@ use super::feedback::Feedback;
 use super::keys::ApiKey;
 use super::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use super::page::Page;
-use super::run_rows::{RunHead, RunQuery, RunRow};
+use super::run_rows::{RunDimension, RunHead, RunQuery, RunRow};
 use super::sessions::Session;
 use super::trace::CallQuery;
 use super::view::Kind;
@@ -48,7 +48,8 @@ pub trait Store: Send + Sync + 'static {
     fn submit(&self, job: WriteJob);
 
     /// Streams the evaluation runs of `project` matching `query`, in list order
-    /// (`started_at`, `id`), to `sink` until it returns `false`.
+    /// (`started_at`, `id`; descending if `query.newest_first`), past `query.after` if
+    /// given, to `sink` until it returns `false`.
     fn eval_runs(
         &self,
         project: &str,
@@ -67,6 +68,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Option<Result<()>> {
         None
     }
+
+    /// The distinct non-empty values of `dimension` among the live runs of `project`, in
+    /// order, at most `max`. Read without scanning the runs (one index seek per value, or an
+    /// aggregation in the store).
+    fn run_values(&self, project: &str, dimension: RunDimension, max: usize) -> Result<Vec<String>>;
+
+    /// Streams the newest live run (by `started_at`, then `id`) of each distinct pair of
+    /// (evaluation, model) among the runs of `project` that name both, by evaluation then
+    /// model, at most `max_pairs` pairs, to `sink` until it returns `false`.
+    fn latest_runs(
+        &self,
+        project: &str,
+        max_pairs: usize,
+        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Result<()>;
 
     /// Streams the live calls of `kind` (belonging to run `run_id`, when given) in start order.
     fn view_calls(

@@ -75,6 +75,7 @@ pub async fn list(
         models: q.list(&["models", "model_refs"])?,
         ids: q.list(&["evaluation_run_ids"])?,
         page: Page::from_query(&q)?,
+        ..Default::default()
     };
     if (1..=INLINE_MAX_IDS).contains(&query.ids.len())
         && let Some(rows) = runs_now(state.store.as_ref(), &path.project_id, &query)

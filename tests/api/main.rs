@@ -24,6 +24,7 @@ mod store_cli;
 mod streaming;
 mod trace_api;
 mod ui_calls;
+mod ui_runs;
 mod ui_session;
 mod ui_views;
 mod wire_details;

@@ -186,6 +186,22 @@ pub fn ref_label(r: &str) -> &str {
     crate::domain::refs::ref_name(r).unwrap_or(r)
 }
 
+/// A ref's name and the start of its digest (`Name:1a2b3c4d`), to tell versions apart; text
+/// that is not a ref as it is.
+pub fn ref_short(r: &str) -> String {
+    let Some(name) = crate::domain::refs::ref_name(r) else {
+        return r.to_string();
+    };
+    let digest = r
+        .split('/')
+        .find_map(|seg| seg.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+        .unwrap_or("");
+    match digest.get(..8).or(Some(digest)).filter(|d| !d.is_empty()) {
+        Some(d) => format!("{name}:{d}"),
+        None => name.to_string(),
+    }
+}
+
 /// Raw markup (only for text this module built, never for values from users).
 pub fn trusted(s: String) -> PreEscaped<String> {
     PreEscaped(s)
@@ -204,5 +220,8 @@ mod tests {
         assert_eq!(number(12.0), "12");
         assert_eq!(number(1234.5678), "1235");
         assert_eq!(time(0), "1970-01-01 00:00:00");
+        assert_eq!(ref_short("weave:///e/p/object/Eval:0123456789abcdef"), "Eval:01234567");
+        assert_eq!(ref_short("weave:///e/p/object/M:ab"), "M:ab");
+        assert_eq!(ref_short("plain"), "plain");
     }
 }

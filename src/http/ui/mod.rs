@@ -10,6 +10,7 @@ pub mod calls;
 pub mod charts;
 pub mod compare;
 pub mod layout;
+pub mod leaderboard;
 pub mod projects;
 pub mod run;
 pub mod runs;
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/{name}", get(layout::asset))
         .route("/{entity}/{project}/weave", get(runs::page))
         .route("/{entity}/{project}/weave/runs", get(runs::page))
+        .route("/{entity}/{project}/weave/leaderboard", get(leaderboard::page))
         .route("/{entity}/{project}/weave/runs/{run_id}", get(run::page))
         .route("/{entity}/{project}/weave/compare", get(compare::page))
         .route("/{entity}/{project}/weave/compare-evaluations", get(compare::weave_link))

@@ -1,6 +1,16 @@
 //! The runs page (`/{entity}/{project}/weave`, the link the SDK prints, and `.../weave/runs`):
 //! every evaluation run of a project with its evaluation, model, status, start, duration and
-//! scorer aggregates; filters, sorting by any column, paging; runs picked to compare.
+//! scorer aggregates (one numeric column per metric found on the page, `m:<dotted path>`);
+//! filters, sorting by any column, paging; runs picked to compare.
+//!
+//! Newest first (the default) or oldest first, pages are read from the store from a cursor,
+//! `(started_at, id)`, that the "Older →" and "← Newer" links carry (`?after=` / `?before=`):
+//! every page costs about the same however many runs the project has, and paging while runs
+//! are added skips none and repeats none. The evaluation and model filters (selects of the
+//! project's evaluations and models) are read through the store's indexes too; the status
+//! filter and the search apply to the rows as they stream, so a rare match scans. Sorting by
+//! any other column (evaluation, model, status, duration, name, a metric) ranks the matching
+//! runs in memory and pages by offset, up to `run_table::MAX_RANKED` rows deep.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -12,13 +22,17 @@ use super::table::{Cell, Column, Format, Row, Sorting, Table};
 use super::{ProjectOf, UiError, Viewer, blocking};
 use crate::domain::error::Error;
 use crate::domain::page::Page;
-use crate::domain::run_table::{self, RunSort, RunSummary, RunTableQuery};
+use crate::domain::run_rows::{RunCursor, RunDimension};
+use crate::domain::run_table::{self, Position, RunPage, RunSort, RunSummary, RunTableQuery};
 use crate::domain::validate::Query;
 use crate::http::AppState;
 
 /// Rows per page by default, and at most.
 const PAGE_ROWS: u64 = 50;
 const MAX_PAGE_ROWS: u64 = 500;
+
+/// Most evaluations and models the filters offer.
+const MAX_CHOICES: usize = 1_000;
 
 /// The page's query string, parsed.
 struct Params {
@@ -30,6 +44,20 @@ struct Params {
     text: String,
 }
 
+/// A query-string error as a 400 (the page has no field-by-field error shape).
+pub fn bad_request(e: Error) -> Error {
+    match e {
+        Error::Validation(issues) => Error::BadRequest(
+            issues
+                .iter()
+                .map(|i| format!("{}: {}", i.loc.last().map_or(String::new(), |l| l.to_string()), i.msg))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => other,
+    }
+}
+
 fn params(raw: Option<&str>) -> Result<Params, Error> {
     let q = Query::parse(raw);
     let one = |k: &str| q.get(k).unwrap_or("").trim().to_string();
@@ -39,23 +67,40 @@ fn params(raw: Option<&str>) -> Result<Params, Error> {
             "Unknown status {status:?}: expected running, completed or failed"
         )));
     }
-    let page = Page::from_query(&q)?;
+    let page = Page::from_query(&q).map_err(bad_request)?;
     let limit = page.limit.unwrap_or(PAGE_ROWS).clamp(1, MAX_PAGE_ROWS);
+    let sort = RunSort::parse(q.get("sort"), q.get("dir"))?;
+    let cursor = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(RunCursor::decode).transpose();
+    let position = match (cursor("after")?, cursor("before")?) {
+        (None, None) => Position::Start,
+        (Some(c), None) => Position::After(c),
+        (None, Some(c)) => Position::Before(c),
+        (Some(_), Some(_)) => return Err(Error::BadRequest("Give after or before, not both".into())),
+    };
+    if position != Position::Start && sort.key != "started" {
+        return Err(Error::BadRequest("after and before page a list sorted by start only".into()));
+    }
     let table = RunTableQuery {
         evaluations: if evaluation.is_empty() { vec![] } else { vec![evaluation.clone()] },
         models: if model.is_empty() { vec![] } else { vec![model.clone()] },
         status: (!status.is_empty()).then(|| status.clone()),
         text: (!text.is_empty()).then(|| text.clone()),
-        sort: RunSort::parse(q.get("sort"), q.get("dir"))?,
+        sort,
         page: Page { limit: Some(limit), offset: page.offset },
+        position,
     };
     Ok(Params { table, format: Format::parse(q.get("format"))?, evaluation, model, status, text })
 }
 
 impl Params {
-    /// This page's query string with some parameters changed.
+    /// This page's query string with some parameters changed (an empty value drops one).
     fn link(&self, base: &str, changes: &[(&str, String)]) -> String {
         let sort = &self.table.sort;
+        let (after, before) = match &self.table.position {
+            Position::Start => (String::new(), String::new()),
+            Position::After(c) => (c.encode(), String::new()),
+            Position::Before(c) => (String::new(), c.encode()),
+        };
         let mut pairs: Vec<(&str, String)> = vec![
             ("evaluation", self.evaluation.clone()),
             ("model", self.model.clone()),
@@ -64,6 +109,8 @@ impl Params {
             ("sort", sort.key.clone()),
             ("dir", if sort.descending { "desc" } else { "asc" }.to_string()),
             ("offset", self.table.page.offset.to_string()),
+            ("after", after),
+            ("before", before),
             ("limit", self.table.page.limit.unwrap_or(PAGE_ROWS).to_string()),
         ];
         for (k, v) in changes {
@@ -72,14 +119,20 @@ impl Params {
                 None => pairs.push((k, v.clone())),
             }
         }
-        let kept = pairs.iter().filter(|(k, v)| !(v.is_empty() || *k == "offset" && v == "0"));
+        let kept = pairs.iter().filter(|(k, v)| {
+            !(v.is_empty()
+                || *k == "offset" && v == "0"
+                || *k == "limit" && *v == PAGE_ROWS.to_string()
+                || *k == "sort" && v == "started"
+                || *k == "dir" && v == "desc" && self.table.sort.key == "started")
+        });
         format!("{base}/runs?{}", layout::query_string(kept.map(|(k, v)| (*k, v.as_str()))))
     }
 }
 
-/// The table of a page of runs.
-pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
-    let columns = vec![
+/// The table of a page of runs: its fixed columns, then one per metric in `metrics`.
+pub fn runs_table(runs: &[RunSummary], base: &str, metrics: &[String]) -> Table {
+    let mut columns = vec![
         Column::sortable("run", "Run"),
         Column::sortable("evaluation", "Evaluation"),
         Column::sortable("model", "Model"),
@@ -87,6 +140,7 @@ pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
         Column::sortable("started", "Started"),
         Column::sortable("duration", "Duration"),
     ];
+    columns.extend(metrics.iter().map(|m| Column::sortable(format!("m:{m}"), m.clone())));
     let rows = runs
         .iter()
         .map(|r| {
@@ -97,20 +151,27 @@ pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
                 " "
                 a href=(href) { (name) }
             };
-            Row {
-                cells: vec![
-                    Cell::Markup(pick, r.id().to_string()),
-                    Cell::Text(layout::ref_label(r.evaluation()).to_string()),
-                    Cell::Text(layout::ref_label(r.model()).to_string()),
-                    Cell::Text(r.status().to_string()),
-                    Cell::Time(r.started_at),
-                    r.duration().map_or(Cell::Empty, Cell::Seconds),
-                ],
-                class: (r.status() == "failed").then_some("failed"),
-            }
+            let mut cells = vec![
+                Cell::Markup(pick, r.id().to_string()),
+                Cell::Text(layout::ref_label(r.evaluation()).to_string()),
+                Cell::Text(layout::ref_label(r.model()).to_string()),
+                Cell::Text(r.status().to_string()),
+                Cell::Time(r.started_at),
+                r.duration().map_or(Cell::Empty, Cell::Seconds),
+            ];
+            cells.extend(metrics.iter().map(|m| r.metric(m).map_or(Cell::Empty, Cell::Num)));
+            Row { cells, class: (r.status() == "failed").then_some("failed") }
         })
         .collect();
     Table { columns, rows }
+}
+
+/// The choices of a filter: the store's values, and the current one if it is not among them.
+fn choices(mut values: Vec<String>, current: &str) -> Vec<String> {
+    if !current.is_empty() && !values.iter().any(|v| v == current) {
+        values.insert(0, current.to_string());
+    }
+    values
 }
 
 /// `GET /{entity}/{project}/weave` and `/{entity}/{project}/weave/runs`.
@@ -123,10 +184,30 @@ pub async fn page(
     viewer.check_entity(&path.entity)?;
     let p = params(raw.as_deref())?;
     let (project, query) = (path.id(), p.table.clone());
-    let (runs, more) = blocking(&state, move |s| run_table::list(s, &project, &query)).await?;
+    let html = p.format == Format::Html;
+    let (page, evaluations, models) = blocking(&state, move |s| {
+        let page = run_table::list(s, &project, &query)?;
+        let (e, m) = if html {
+            (
+                s.run_values(&project, RunDimension::Evaluation, MAX_CHOICES)?,
+                s.run_values(&project, RunDimension::Model, MAX_CHOICES)?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok((page, e, m))
+    })
+    .await?;
+    let RunPage { rows: runs, .. } = &page;
+    let mut metrics = run_table::metric_paths(runs.iter());
+    if let Some(m) = p.table.sort.key.strip_prefix("m:")
+        && !metrics.iter().any(|x| x == m)
+    {
+        metrics.push(m.to_string());
+    }
     let base = path.base();
-    let table = runs_table(&runs, &base);
-    if p.format != Format::Html {
+    let table = runs_table(runs, &base, &metrics);
+    if !html {
         return Ok(table.export(p.format, &format!("{}-runs", path.project)));
     }
     let link = |key: &str, desc: bool| {
@@ -137,6 +218,8 @@ pub async fn page(
                 ("sort", key.to_string()),
                 ("dir", if desc { "desc" } else { "asc" }.to_string()),
                 ("offset", String::new()),
+                ("after", String::new()),
+                ("before", String::new()),
             ],
         )
     };
@@ -144,6 +227,28 @@ pub async fn page(
     let sorting = Sorting { key: sort_key, descending: p.table.sort.descending, link: &link };
     let offset = p.table.page.offset;
     let limit = p.table.page.limit.unwrap_or(PAGE_ROWS);
+    let by_start = p.table.sort.key == "started";
+    let (prev_label, next_label) = match (by_start, p.table.sort.descending) {
+        (true, true) => ("← Newer", "Older →"),
+        (true, false) => ("← Older", "Newer →"),
+        _ => ("← Previous", "Next →"),
+    };
+    let clear = |k: &'static str| (k, String::new());
+    let (prev, next, first) = if by_start {
+        (
+            page.prev().map(|c| p.link(&base, &[clear("offset"), clear("after"), ("before", c.encode())])),
+            page.next().map(|c| p.link(&base, &[clear("offset"), clear("before"), ("after", c.encode())])),
+            page.more_before.then(|| p.link(&base, &[clear("offset"), clear("after"), clear("before")])),
+        )
+    } else {
+        (
+            (offset > 0).then(|| p.link(&base, &[("offset", offset.saturating_sub(limit).to_string())])),
+            page.more_after.then(|| p.link(&base, &[("offset", (offset + limit).to_string())])),
+            None,
+        )
+    };
+    let evaluations = choices(evaluations, &p.evaluation);
+    let models = choices(models, &p.model);
     let body = html! {
         h1 { "Evaluation runs" }
         nav.tabs {
@@ -151,8 +256,22 @@ pub async fn page(
             a href=(format!("{base}/leaderboard")) { "Leaderboard" }
         }
         form.filters method="get" action=(format!("{base}/runs")) {
-            label { "Evaluation " input type="text" name="evaluation" value=(p.evaluation) placeholder="ref"; }
-            label { "Model " input type="text" name="model" value=(p.model) placeholder="ref"; }
+            label { "Evaluation "
+                select name="evaluation" {
+                    option value="" selected[p.evaluation.is_empty()] { "any" }
+                    @for e in &evaluations {
+                        option value=(e) selected[p.evaluation == *e] { (layout::ref_short(e)) }
+                    }
+                }
+            }
+            label { "Model "
+                select name="model" {
+                    option value="" selected[p.model.is_empty()] { "any" }
+                    @for m in &models {
+                        option value=(m) selected[p.model == *m] { (layout::ref_short(m)) }
+                    }
+                }
+            }
             label { "Status "
                 select name="status" {
                     @for s in ["", "running", "completed", "failed"] {
@@ -177,13 +296,24 @@ pub async fn page(
             }
         }
         nav.pager {
-            @if offset > 0 {
-                a rel="prev" href=(p.link(&base, &[("offset", offset.saturating_sub(limit).to_string())])) { "← Newer" }
+            @if let Some(href) = &first {
+                a rel="first" href=(href) { @if p.table.sort.descending { "Newest" } @else { "Oldest" } }
             }
-            span { "Rows " (offset + 1) "–" (offset + table.rows.len() as u64) }
-            @if more {
-                a rel="next" href=(p.link(&base, &[("offset", (offset + limit).to_string())])) { "Older →" }
+            @if let Some(href) = &prev {
+                a rel="prev" href=(href) { (prev_label) }
             }
+            @if by_start {
+                span { (table.rows.len()) " runs" }
+            } @else {
+                span { "Rows " (offset + 1) "–" (offset + table.rows.len() as u64) }
+            }
+            @if let Some(href) = &next {
+                a rel="next" href=(href) { (next_label) }
+            }
+        }
+        @if !by_start {
+            p.hint { "Sorted by this column, runs are ranked in memory: pages go "
+                (run_table::MAX_RANKED) " rows deep at most." }
         }
         p.exports { "Export this page: "
             a href=(p.link(&base, &[("format", "csv".into())])) { "CSV" } " · "

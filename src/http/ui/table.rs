@@ -56,6 +56,10 @@ pub enum Cell {
     Markup(Markup, String),
     /// A number shown as built markup (e.g. coloured), exported as the number.
     MarkedNum(Markup, f64),
+    /// A number linking somewhere (exports keep the number).
+    NumLink(f64, String),
+    /// A cell with CSS classes of its own (heat, best); exports keep the cell.
+    Styled(Box<Cell>, String),
 }
 
 impl Cell {
@@ -64,8 +68,13 @@ impl Cell {
         match self {
             Cell::Empty => Value::Null,
             Cell::Text(s) | Cell::Link(s, _) | Cell::Markup(_, s) => json!(s),
-            Cell::Num(x) | Cell::MarkedNum(_, x) if x.fract() == 0.0 && x.abs() < 9e15 => json!(*x as i64),
-            Cell::Num(x) | Cell::Seconds(x) | Cell::MarkedNum(_, x) => json!(x),
+            Cell::Num(x) | Cell::NumLink(x, _) | Cell::MarkedNum(_, x)
+                if x.fract() == 0.0 && x.abs() < 9e15 =>
+            {
+                json!(*x as i64)
+            }
+            Cell::Num(x) | Cell::NumLink(x, _) | Cell::Seconds(x) | Cell::MarkedNum(_, x) => json!(x),
+            Cell::Styled(inner, _) => inner.json(),
             Cell::Time(t) => json!(crate::domain::call::format_time(*t)),
             Cell::Json(v) => v.clone(),
         }
@@ -90,11 +99,31 @@ impl Cell {
             Cell::Seconds(x) => html! { (layout::duration(*x)) },
             Cell::Json(v) => html! { code.json { (short_json(v, 200)) } },
             Cell::Markup(m, _) | Cell::MarkedNum(m, _) => m.clone(),
+            Cell::NumLink(x, href) => html! { a href=(href) title=(x) { (layout::number(*x)) } },
+            Cell::Styled(inner, _) => inner.html(),
         }
     }
 
     fn numeric(&self) -> bool {
-        matches!(self, Cell::Num(_) | Cell::Seconds(_) | Cell::MarkedNum(..))
+        match self {
+            Cell::Styled(inner, _) => inner.numeric(),
+            other => {
+                matches!(other, Cell::Num(_) | Cell::NumLink(..) | Cell::Seconds(_) | Cell::MarkedNum(..))
+            }
+        }
+    }
+
+    /// The classes of the cell's `td`.
+    fn classes(&self) -> Option<String> {
+        let own = match self {
+            Cell::Styled(_, class) => Some(class.as_str()),
+            _ => None,
+        };
+        match (self.numeric(), own) {
+            (true, Some(c)) => Some(format!("num {c}")),
+            (true, None) => Some("num".into()),
+            (false, own) => own.map(String::from),
+        }
     }
 }
 
@@ -186,7 +215,7 @@ impl Table {
                     @for r in &self.rows {
                         tr class=[r.class] {
                             @for cell in &r.cells {
-                                td class=[cell.numeric().then_some("num")] { (cell.html()) }
+                                td class=[cell.classes()] { (cell.html()) }
                             }
                         }
                     }

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::rows::*;
-use super::runs::eval_runs_on;
+use super::runs::{eval_runs_on, latest_runs_on, run_values_on};
 use super::{SqliteStore, storage};
 use crate::domain::call::Call;
 use crate::domain::error::Result;
@@ -11,7 +11,7 @@ use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use crate::domain::page::Page;
-use crate::domain::run_rows::{RunQuery, RunRow};
+use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::trace::CallQuery;
@@ -39,6 +39,23 @@ impl Store for SqliteStore {
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Option<Result<()>> {
         Some(self.reader_now()?.and_then(|conn| eval_runs_on(&conn, project, q, sink)))
+    }
+
+    fn run_values(&self, project: &str, dimension: RunDimension, max: usize) -> Result<Vec<String>> {
+        let column = match dimension {
+            RunDimension::Evaluation => "evaluation",
+            RunDimension::Model => "model",
+        };
+        run_values_on(&*self.reader()?, project, column, max)
+    }
+
+    fn latest_runs(
+        &self,
+        project: &str,
+        max_pairs: usize,
+        sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+    ) -> Result<()> {
+        latest_runs_on(&*self.reader()?, project, max_pairs, sink)
     }
 
     fn view_calls(

@@ -65,6 +65,7 @@ pub(super) fn limit_offset(page: Page) -> (i64, i64) {
 /// `rarray(?)`).
 pub(super) enum Arg<'a> {
     Text(&'a str),
+    Int(i64),
     Ids(Rc<Vec<rusqlite::types::Value>>),
 }
 
@@ -79,6 +80,7 @@ impl ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         match self {
             Arg::Text(s) => s.to_sql(),
+            Arg::Int(n) => n.to_sql(),
             Arg::Ids(ids) => ids.to_sql(),
         }
     }

@@ -10,6 +10,8 @@ use super::rows::{Arg, limit_offset};
 use super::storage;
 use crate::domain::error::Result;
 use crate::domain::page::Page;
+#[cfg(test)]
+use crate::domain::run_rows::RunCursor;
 use crate::domain::run_rows::{RunQuery, RunRow};
 
 /// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
@@ -83,13 +85,25 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
             args.push(Arg::Text(arm));
         }
         for (column, values) in [("evaluation", &evaluations), ("model", &models)] {
-            if !values.is_empty() && column != arm_column {
+            if values.len() == 1 && column != arm_column {
+                // One value is an equality the planner can see: one evaluation and one model
+                // read one ordered range of `calls_runs_pairs`.
+                sql.push_str(&format!(" AND {column} = ?"));
+                args.push(Arg::Text(values[0]));
+            } else if !values.is_empty() && column != arm_column {
                 sql.push_str(&format!(" AND {column} IN rarray(?)"));
                 args.push(Arg::list(values.iter().copied()));
             }
         }
+        if let Some(c) = &q.after {
+            // A row value: one range of the index, however deep the page.
+            let cmp = if q.newest_first { "<" } else { ">" };
+            sql.push_str(&format!(" AND (c.started_at, c.id) {cmp} (?, ?)"));
+            args.push(Arg::Int(c.started_at));
+            args.push(Arg::Text(&c.id));
+        }
     }
-    sql.push_str(" ORDER BY 7, 1");
+    sql.push_str(if q.newest_first { " ORDER BY 7 DESC, 1 DESC" } else { " ORDER BY 7, 1" });
     // Without a LIMIT clause, rows that need sorting (a lookup by ids) go through SQLite's
     // sorter; with one, through a temporary b-tree, an insert per row.
     if q.page != Page::default() {
@@ -129,6 +143,83 @@ pub(super) fn eval_runs_on(
         })()
         .map_err(storage)?;
         if !sink(&row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The distinct non-empty values of a run column (`evaluation` or `model`) of a project, in
+/// order, at most `max`: a recursive skip through the column's index, one seek per value.
+pub(super) fn run_values_on(
+    conn: &Connection,
+    project: &str,
+    column: &str,
+    max: usize,
+) -> Result<Vec<String>> {
+    let index = if column == "model" { "calls_runs_model" } else { "calls_runs_evaluation" };
+    let live = "project_id = ?1 AND kind = 'run' AND deleted_at IS NULL";
+    let sql = format!(
+        "WITH RECURSIVE v(x) AS ( \
+           SELECT (SELECT min({column}) FROM calls INDEXED BY {index} WHERE {live} AND {column} > '') \
+           UNION ALL SELECT (SELECT min({column}) FROM calls INDEXED BY {index} WHERE {live} AND {column} > v.x) \
+           FROM v WHERE v.x IS NOT NULL LIMIT ?2) \
+         SELECT x FROM v WHERE x IS NOT NULL"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let rows =
+        stmt.query_map(rusqlite::params![project, max as i64], |r| r.get::<_, String>(0)).map_err(storage)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+}
+
+/// The distinct (evaluation, model) pairs of a project's runs, at most `max`: a skip through
+/// the evaluations, then through each one's models in `calls_runs_pairs`, one seek per pair.
+fn run_pairs_on(conn: &Connection, project: &str, max: usize) -> Result<Vec<(String, String)>> {
+    let live = "project_id = ?1 AND kind = 'run' AND deleted_at IS NULL";
+    let sql = format!(
+        "WITH RECURSIVE \
+         ev(e) AS ( \
+           SELECT (SELECT min(evaluation) FROM calls INDEXED BY calls_runs_evaluation WHERE {live} AND evaluation > '') \
+           UNION ALL SELECT (SELECT min(evaluation) FROM calls INDEXED BY calls_runs_evaluation \
+             WHERE {live} AND evaluation > ev.e) FROM ev WHERE ev.e IS NOT NULL), \
+         pm(e, m) AS ( \
+           SELECT ev.e, (SELECT min(model) FROM calls INDEXED BY calls_runs_pairs \
+             WHERE {live} AND evaluation = ev.e AND model > '') FROM ev WHERE ev.e IS NOT NULL \
+           UNION ALL SELECT pm.e, (SELECT min(model) FROM calls INDEXED BY calls_runs_pairs \
+             WHERE {live} AND evaluation = pm.e AND model > pm.m) FROM pm WHERE pm.m IS NOT NULL) \
+         SELECT e, m FROM pm WHERE m IS NOT NULL ORDER BY e, m LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    let rows = stmt
+        .query_map(rusqlite::params![project, max as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(storage)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+}
+
+/// Streams the newest run of each (evaluation, model) pair: the pairs, then per pair one
+/// seek to the end of its range of `calls_runs_pairs`.
+pub(super) fn latest_runs_on(
+    conn: &Connection,
+    project: &str,
+    max_pairs: usize,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    for (evaluation, model) in run_pairs_on(conn, project, max_pairs)? {
+        let q = RunQuery {
+            evaluations: vec![evaluation],
+            models: vec![model],
+            newest_first: true,
+            page: Page { limit: Some(1), offset: 0 },
+            ..Default::default()
+        };
+        let mut go_on = true;
+        eval_runs_on(conn, project, &q, &mut |row| {
+            go_on = sink(row);
+            false
+        })?;
+        if !go_on {
             break;
         }
     }
@@ -184,6 +275,35 @@ mod tests {
         let models = RunQuery { models: vec!["m1".into(), "m2".into()], ..Default::default() };
         let filtered = plan(&conn, &models);
         assert!(filtered.contains("calls_runs_model") && !filtered.contains("TEMP B-TREE"), "{filtered}");
+        let after = Some(RunCursor { started_at: 5, id: "x".into() });
+        let newest = RunQuery {
+            newest_first: true,
+            after: after.clone(),
+            page: page(Some(51), 0),
+            ..Default::default()
+        };
+        let keyset = plan(&conn, &newest);
+        assert!(
+            keyset.contains("calls_runs_rows (project_id=? AND (started_at,id)<(?,?))")
+                && !keyset.contains("B-TREE"),
+            "{keyset}"
+        );
+        let one_model =
+            RunQuery { models: vec!["m1".into()], newest_first: true, after, ..Default::default() };
+        let one_model = plan(&conn, &one_model);
+        assert!(
+            one_model.contains("calls_runs_model (project_id=? AND model=? AND (started_at,id)<(?,?))")
+                && !one_model.contains("B-TREE"),
+            "{one_model}"
+        );
+        let pair = RunQuery {
+            models: vec!["m1".into()],
+            evaluations: vec!["e1".into()],
+            newest_first: true,
+            ..Default::default()
+        };
+        let pair = plan(&conn, &pair);
+        assert!(pair.contains("calls_runs_pairs") && !pair.contains("B-TREE"), "{pair}");
         let ids = plan(&conn, &RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() });
         let (scan, search) =
             (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_runs_ids (id=? AND project_id=?)"));

@@ -37,6 +37,10 @@ CREATE INDEX IF NOT EXISTS calls_runs_model ON calls (project_id, model, started
     WHERE kind = 'run' AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_runs_evaluation ON calls (project_id, evaluation, started_at, id)
     WHERE kind = 'run' AND deleted_at IS NULL;
+-- The runs of one (evaluation, model) pair in start order: the leaderboard reads the newest of
+-- each pair with one seek, and a list filtered by one evaluation and one model one range.
+CREATE INDEX IF NOT EXISTS calls_runs_pairs ON calls (project_id, evaluation, model, started_at, id)
+    WHERE kind = 'run' AND deleted_at IS NULL;
 -- Runs by id, for lookups: the id decides most key comparisons, in a tree of runs only.
 CREATE INDEX IF NOT EXISTS calls_runs_ids ON calls (id, project_id)
     WHERE kind = 'run' AND deleted_at IS NULL;
