@@ -258,3 +258,82 @@ pub fn list(store: &dyn Store, project: &str, q: &RunTableQuery) -> Result<(Vec<
     let rows = ranked.into_iter().skip(q.page.offset as usize).take(limit as usize).map(|r| r.run).collect();
     Ok((rows, more))
 }
+
+/// The metrics a table of `runs` shows, as dotted summary paths (what `m:<path>` sorts by): each
+/// scorer's aggregates, one per score (a fraction of true for booleans, the mean for numbers,
+/// other numbers as they are), model latency last; at most `max`. Weave's own bookkeeping
+/// (`weave`, `status_counts`) is left out.
+pub fn metric_paths(runs: &[RunSummary], max: usize) -> Vec<String> {
+    fn walk(v: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for pick in ["true_fraction", "mean"] {
+                    if m.get(pick).is_some_and(Value::is_number) {
+                        path.push(pick.to_string());
+                        out.push(path.join("."));
+                        path.pop();
+                        return;
+                    }
+                }
+                for (k, child) in m {
+                    path.push(k.clone());
+                    walk(child, path, out);
+                    path.pop();
+                }
+            }
+            Value::Number(_) | Value::Bool(_) if !path.is_empty() => out.push(path.join(".")),
+            _ => {}
+        }
+    }
+    let mut paths: Vec<String> = Vec::new();
+    for run in runs {
+        let Some(summary) = run.summary().as_object() else { continue };
+        for (k, v) in summary {
+            if k == "weave" || k == "status_counts" {
+                continue;
+            }
+            let mut found = Vec::new();
+            walk(v, &mut vec![k.clone()], &mut found);
+            for p in found {
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+    }
+    let latency = |p: &String| p.starts_with("model_latency");
+    paths.sort_by(|a, b| latency(a).cmp(&latency(b)).then(a.cmp(b)));
+    paths.truncate(max);
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(summary: Value) -> RunSummary {
+        RunSummary { json: json!({ "summary": summary }), started_at: 0, ended_at: None, display_name: None }
+    }
+
+    #[test]
+    fn metric_paths_pick_one_aggregate_per_score() {
+        let runs = [
+            run(json!({
+                "model_latency": {"mean": 0.2},
+                "exact": {"correct": {"true_count": 1, "true_fraction": 0.5}},
+                "weave": {"latency_ms": 93},
+                "status_counts": {"success": 8},
+            })),
+            run(json!({"abs_error": {"mean": 1.5}, "accuracy": 0.92, "passed": true, "note": "x"})),
+            run(Value::Null),
+        ];
+        let paths = metric_paths(&runs, 10);
+        assert_eq!(
+            paths,
+            ["abs_error.mean", "accuracy", "exact.correct.true_fraction", "passed", "model_latency.mean"]
+        );
+        assert_eq!(runs[0].metric(&paths[2]), Some(0.5));
+        assert_eq!(metric_paths(&runs, 2), ["abs_error.mean", "accuracy"]);
+    }
+}

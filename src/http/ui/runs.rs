@@ -1,6 +1,6 @@
 //! The runs page (`/{entity}/{project}/weave`, the link the SDK prints, and `.../weave/runs`):
 //! every evaluation run of a project with its evaluation, model, status, start, duration and
-//! scorer aggregates; filters, sorting by any column, paging; runs picked to compare.
+//! scorer aggregates (a column per metric of the runs shown); filters, sorting by any column, paging; runs picked to compare.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -77,9 +77,20 @@ impl Params {
     }
 }
 
-/// The table of a page of runs.
+/// Metric columns a page of runs shows at most.
+const MAX_METRICS: usize = 12;
+
+/// A metric's column header: its summary path without the aggregate's name
+/// (`exact.correct.true_fraction` → `exact.correct`).
+fn metric_label(path: &str) -> &str {
+    path.strip_suffix(".true_fraction").or_else(|| path.strip_suffix(".mean")).unwrap_or(path)
+}
+
+/// The table of a page of runs: the run's fields, then a column per scorer metric of the runs
+/// shown (keyed `m:<summary path>`, the key that sorts by it).
 pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
-    let columns = vec![
+    let metrics = run_table::metric_paths(runs, MAX_METRICS);
+    let mut columns = vec![
         Column::sortable("run", "Run"),
         Column::sortable("evaluation", "Evaluation"),
         Column::sortable("model", "Model"),
@@ -87,6 +98,7 @@ pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
         Column::sortable("started", "Started"),
         Column::sortable("duration", "Duration"),
     ];
+    columns.extend(metrics.iter().map(|m| Column::sortable(format!("m:{m}"), metric_label(m))));
     let rows = runs
         .iter()
         .map(|r| {
@@ -97,17 +109,16 @@ pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
                 " "
                 a href=(href) { (name) }
             };
-            Row {
-                cells: vec![
-                    Cell::Markup(pick, r.id().to_string()),
-                    Cell::Text(layout::ref_label(r.evaluation()).to_string()),
-                    Cell::Text(layout::ref_label(r.model()).to_string()),
-                    Cell::Text(r.status().to_string()),
-                    Cell::Time(r.started_at),
-                    r.duration().map_or(Cell::Empty, Cell::Seconds),
-                ],
-                class: (r.status() == "failed").then_some("failed"),
-            }
+            let mut cells = vec![
+                Cell::Markup(pick, r.id().to_string()),
+                Cell::Text(layout::ref_label(r.evaluation()).to_string()),
+                Cell::Text(layout::ref_label(r.model()).to_string()),
+                Cell::Text(r.status().to_string()),
+                Cell::Time(r.started_at),
+                r.duration().map_or(Cell::Empty, Cell::Seconds),
+            ];
+            cells.extend(metrics.iter().map(|m| r.metric(m).map_or(Cell::Empty, Cell::Num)));
+            Row { cells, class: (r.status() == "failed").then_some("failed") }
         })
         .collect();
     Table { columns, rows }

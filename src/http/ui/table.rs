@@ -108,6 +108,16 @@ pub fn short_json(v: &Value, max: usize) -> String {
     }
 }
 
+/// A header's label, which may break after its dots (metric paths are long).
+fn label(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('.').enumerate() {
+            @if i > 0 { "." wbr; }
+            (part)
+        }
+    }
+}
+
 /// A column.
 #[derive(Debug, Clone)]
 pub struct Column {
@@ -164,18 +174,19 @@ impl Table {
         html! {
             table.data {
                 thead { tr {
-                    @for c in &self.columns {
-                        th scope="col" {
+                    @for (i, c) in self.columns.iter().enumerate() {
+                        @let numeric = self.rows.iter().any(|r| r.cells.get(i).is_some_and(Cell::numeric));
+                        th scope="col" class=[numeric.then_some("num")] {
                             @match (sorting, c.sortable) {
                                 (Some(s), true) => {
                                     @let current = s.key == c.key;
                                     @let next_desc = if current { !s.descending } else { false };
                                     a href=((s.link)(&c.key, next_desc)) {
-                                        (c.label)
+                                        (label(&c.label))
                                         @if current { span.dir { @if s.descending { " ▼" } @else { " ▲" } } }
                                     }
                                 }
-                                _ => { (c.label) }
+                                _ => { (label(&c.label)) }
                             }
                         }
                     }
