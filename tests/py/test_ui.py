@@ -409,10 +409,41 @@ def check_runs(ui: Ui, page: dict[str, Any]) -> None:
             assert j["duration"] is None and c["duration"] == "", (c, j)
         else:
             assert j["duration"] > 0 and float(c["duration"]) == pytest.approx(j["duration"]), (c, j)
-        # Metric columns, where the page has them, are the summary's numbers.
+        # Metric columns (`m:<summary path>`) hold the summary's numbers.
         for key in set(page["csv_header"]) - RUN_COLUMNS:
-            expected = summary_metric(api["summary"], key)
-            assert (j[key] is None) if expected is None else j[key] == pytest.approx(expected), (key, j, api)
+            expected = summary_metric(api["summary"], key.removeprefix("m:"))
+            if expected is None:
+                assert j[key] is None and c[key] == "", (key, c, j, api)
+            else:
+                assert j[key] == pytest.approx(expected) and float(c[key]) == pytest.approx(expected), (key, c, j)
+    # A column for each scorer's score of either evaluation (the fraction of true for booleans,
+    # the mean for numbers), and the model's latency; the page shows each number shortly, in
+    # full in its title.
+    metrics = {
+        "m:exact_match.correct.true_fraction",
+        "m:similarity.ratio.mean",
+        "m:within_tolerance.ok.true_fraction",
+        "m:abs_error.mean",
+        "m:model_latency.mean",
+    }
+    assert metrics <= set(page["csv_header"]), page["csv_header"]
+    titles = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody tr')].map(r => [...r.cells]"
+        ".map(c => { const s = c.querySelector('span[title]'); return s ? s.title : null; }))"
+    )
+    for run_id, row in zip(ids, titles, strict=True):
+        for i, key in enumerate(page["csv_header"]):
+            if key.startswith("m:"):
+                expected = summary_metric(runs[run_id]["summary"], key.removeprefix("m:"))
+                assert (row[i] is None) if expected is None else float(row[i]) == pytest.approx(expected), (key, row)
+    # The capitals runs: lookup-v2 gets 5 of 6 right, lookup-v1 2 of 6.
+    fractions = {
+        by_name[f"capitals {m}"]["evaluation_run_id"]: f for m, f in [("lookup-v2", 5 / 6), ("lookup-v1", 2 / 6)]
+    }
+    col_exact = head.index("exact_match.correct")
+    for run_id, row in zip(ids, cells, strict=True):
+        if run_id in fractions:
+            assert float(row[col_exact]) == pytest.approx(fractions[run_id], abs=1e-4), row
 
     # The hostile run's name shows as text, and its model under the name the SDK published.
     hostile = by_name[f"capitals {HOSTILE} run"]
@@ -468,9 +499,7 @@ def test_view(ui: Ui, view: View) -> None:
     )
     assert handlers == [], handlers
 
-    # The layout fits 1280 px, and both colour schemes apply.
-    overflow = ui.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{path}: the page is {overflow}px wider than the window"
+    # Both colour schemes apply, and the layout fits 1280 px.
     backgrounds = {}
     for dark in (False, True):
         ui.scheme(dark)
@@ -478,6 +507,8 @@ def test_view(ui: Ui, view: View) -> None:
         ui.screenshot(f"{view.name}-{'dark' if dark else 'light'}")
     ui.scheme(False)
     assert backgrounds[False] != backgrounds[True], backgrounds
+    overflow = ui.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path}: the page is {overflow}px wider than the window"
 
     # The exports hold the rows the page shows, with the same columns.
     page: dict[str, Any] = {}
