@@ -86,6 +86,12 @@ fn metric_label(path: &str) -> &str {
     path.strip_suffix(".true_fraction").or_else(|| path.strip_suffix(".mean")).unwrap_or(path)
 }
 
+/// A ref's cell: its short name on one line (the whole ref in its title); exports keep the name.
+fn ref_cell(r: &str) -> Cell {
+    let label = layout::ref_label(r).to_string();
+    Cell::Markup(html! { span.ref title=(r) { (label) } }, label)
+}
+
 /// The table of a page of runs: the run's fields, then a column per scorer metric of the runs
 /// shown (keyed `m:<summary path>`, the key that sorts by it).
 pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
@@ -111,8 +117,8 @@ pub fn runs_table(runs: &[RunSummary], base: &str) -> Table {
             };
             let mut cells = vec![
                 Cell::Markup(pick, r.id().to_string()),
-                Cell::Text(layout::ref_label(r.evaluation()).to_string()),
-                Cell::Text(layout::ref_label(r.model()).to_string()),
+                ref_cell(r.evaluation()),
+                ref_cell(r.model()),
                 Cell::Text(r.status().to_string()),
                 Cell::Time(r.started_at),
                 r.duration().map_or(Cell::Empty, Cell::Seconds),

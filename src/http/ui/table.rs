@@ -84,7 +84,12 @@ impl Cell {
             Cell::Text(s) => html! { (s) },
             Cell::Link(s, href) => html! { a href=(href) { (s) } },
             Cell::Num(x) => html! { span title=(x) { (layout::number(*x)) } },
-            Cell::Time(t) => html! { time { (layout::time(*t)) } },
+            Cell::Time(t) => {
+                // Date and time each on one line; the pair wraps between them when space is short.
+                let text = layout::time(*t);
+                let (date, clock) = text.split_once(' ').unwrap_or((&text, ""));
+                html! { time { span { (date) } " " span { (clock) } } }
+            }
             Cell::Seconds(x) => html! { (layout::duration(*x)) },
             Cell::Json(v) => html! { code.json { (short_json(v, 200)) } },
             Cell::Markup(m, _) => m.clone(),
