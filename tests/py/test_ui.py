@@ -231,14 +231,20 @@ class Ui:
             "Emulation.setEmulatedMedia", {"media": "", "features": [{"name": "prefers-color-scheme", "value": value}]}
         )
 
-    def screenshot(self, name: str) -> pathlib.Path:
-        """A screenshot of the whole page (up to 3000 px tall), 1280 px wide."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    def screenshot(self, name: str, to: pathlib.Path | None = None, fit: bool = False) -> pathlib.Path:
+        """A screenshot of the whole page (up to 3000 px tall), 1280 px wide, saved in
+        `target/ui-screenshots/` (or as `to`); `fit` crops it to the page's content."""
+        def viewport(height: int) -> None:
+            metrics = {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+        viewport(200 if fit else HEIGHT)
         height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
-        self.driver.set_window_size(WIDTH, max(HEIGHT, min(height, 3000)))
-        path = SCREENSHOTS / f"{os.environ.get('WEFT_TEST_STORE', 'sqlite')}-{name}.png"
+        viewport(min(height, 3000) if fit else max(HEIGHT, min(height, 3000)))
+        path = to or SCREENSHOTS / f"{os.environ.get('WEFT_TEST_STORE', 'sqlite')}-{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         assert self.driver.save_screenshot(str(path)), path
-        self.driver.set_window_size(WIDTH, HEIGHT)
+        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         self.screenshots.append(path)
         return path
 
