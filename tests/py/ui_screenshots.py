@@ -1,6 +1,6 @@
 """Screenshots of the web UI for README.md: weft on a fresh data directory, the demo runs of
 `sdk_scenarios/ui_demo.py` logged with the official SDK (without its hostile model), and a
-1280 px wide PNG of each view, light, cropped to its content. Views this build does not serve
+1280 px wide PNG of each view, cropped to its content (the runs page in dark colours too). Views this build does not serve
 yet are left out. Run through `scripts/ui-screenshots`.
 
 Usage: ui_screenshots.py OUT_DIR
@@ -31,20 +31,23 @@ def main() -> None:
             demo = Demo(weft=server, scenario=scenario, api=api)
             runs = {r["summary"]["weave"]["display_name"]: r["evaluation_run_id"] for r in demo.runs()}
             v1, v2 = runs["capitals lookup-v1"], runs["capitals lookup-v2"]
+            # (file, path, dark colour scheme)
             shots = [
-                ("ui-runs.png", BASE),
-                ("ui-run.png", f"{BASE}/runs/{v2}"),
-                ("ui-compare.png", f"{BASE}/compare?runs={v1},{v2}&baseline={v1}"),
+                ("ui-runs.png", BASE, False),
+                ("ui-runs-dark.png", BASE, True),
+                ("ui-run.png", f"{BASE}/runs/{v2}", False),
+                ("ui-compare.png", f"{BASE}/compare?runs={v1},{v2}&baseline={v1}", False),
             ]
             driver = start_chromium(required=True)
             ui = Ui(driver=driver, demo=demo)
             sign_in(ui, "/", server.key)
             with ui.http() as http:
-                for name, path in shots:
+                for name, path, dark in shots:
                     status = http.get(path).status_code
                     if status != 200:
                         print(f"{name}: {path} answers {status}, left out")
                         continue
+                    ui.scheme(dark)
                     ui.get(path)
                     saved = ui.screenshot(name, to=out / name, fit=True)
                     print(f"{name}: {saved} ({saved.stat().st_size // 1024} KiB)")
