@@ -555,6 +555,53 @@ def test_script_text_shows_as_text(ui: Ui) -> None:
     assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
 
 
+def test_runs_sort_filter_and_pages(ui: Ui) -> None:
+    """The runs page's links and form: sorting by a metric's header, the status filter, and
+    paging, each with exports of the rows shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    runs = ui.demo.runs()
+    # A metric's header sorts by it, highest first on a second click; runs without it last.
+    ui.get(BASE)
+    ui.driver.find_element(By.LINK_TEXT, "exact_match.correct").click()
+    ui.wait_loaded()
+    assert dict(parse_qsl(urlsplit(ui.driver.current_url).query))["sort"] == "m:exact_match.correct.true_fraction"
+    ui.driver.find_element(By.PARTIAL_LINK_TEXT, "exact_match.correct").click()
+    ui.wait_loaded()
+    _, rows, jsonl_rows = export_rows(ui, ui.driver.current_url)
+    values = [r["m:exact_match.correct.true_fraction"] for r in jsonl_rows]
+    scored = [v for v in values if v is not None]
+    assert scored == sorted(scored, reverse=True) and values[: len(scored)] == scored, values
+    expected = sorted(
+        (r["summary"]["exact_match"]["correct"]["true_fraction"] for r in runs if "exact_match" in r["summary"]),
+        reverse=True,
+    )
+    assert scored == pytest.approx(expected), (scored, expected)
+
+    # The status filter, through the form.
+    ui.get(BASE)
+    Select(ui.driver.find_element(By.NAME, "status")).select_by_value("failed")
+    ui.driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    ui.wait_loaded()
+    _, cells, _ = ui.table()
+    _, _, exported = export_rows(ui, ui.driver.current_url)
+    failed = [r["evaluation_run_id"] for r in runs if r["status"] == "failed"]
+    assert [r["run"] for r in exported] == failed and len(cells) == len(failed), (exported, cells)
+
+    # Pages of 4: the first shows 4 and links to the rest, whose export holds the rest.
+    ui.get(f"{BASE}/runs?limit=4")
+    assert "Rows 1–4" in ui.text()
+    _, _, first = export_rows(ui, ui.driver.current_url)
+    ui.driver.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    ui.wait_loaded()
+    assert f"Rows 5–{len(runs)}" in ui.text(), ui.text()
+    assert ui.driver.find_elements(By.CSS_SELECTOR, "a[rel=next]") == []
+    _, _, rest = export_rows(ui, ui.driver.current_url)
+    assert sorted(r["run"] for r in first + rest) == sorted(r["evaluation_run_id"] for r in runs)
+    assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
+
+
 def test_keyboard_j_then_enter_opens_the_first_run(ui: Ui) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
