@@ -181,6 +181,17 @@ class Ui:
         self.driver.get(self.url(path))
         self.wait_loaded()
 
+    def follow(self, action: Callable[[], Any]) -> None:
+        """Does `action` (a click, a key) and waits until the page it opens has loaded."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        action()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+        self.wait_loaded()
+
     def wait_loaded(self) -> None:
         for _ in range(100):
             if self.driver.execute_script("return document.readyState") == "complete":
@@ -265,8 +276,7 @@ def sign_in(ui: Ui, path: str, key: str) -> None:
     box = ui.driver.find_element(By.ID, "api_key")
     box.clear()
     box.send_keys(key)
-    box.submit()
-    ui.wait_loaded()
+    ui.follow(lambda: ui.driver.find_element(By.CSS_SELECTOR, "form[action='/ui/sign-in'] button").click())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,9 +480,11 @@ class View:
 VIEWS = [
     View("projects", lambda d: "/", check_projects),
     View("runs", lambda d: BASE, check_runs),
-    # When a view lands, e.g.:
+    # When a view lands, e.g. (the hostile model's run should show its name and outputs, which
+    # hold HOSTILE, as text):
     # View("leaderboard", lambda d: f"{BASE}/leaderboard", check_leaderboard),
     # View("run", lambda d: f"{BASE}/runs/{d.runs()[0]['evaluation_run_id']}", check_run),
+    # View("compare", lambda d: f"{BASE}/compare?runs={...}&baseline={...}", check_compare),
 ]
 
 
@@ -564,11 +576,9 @@ def test_runs_sort_filter_and_pages(ui: Ui) -> None:
     runs = ui.demo.runs()
     # A metric's header sorts by it, highest first on a second click; runs without it last.
     ui.get(BASE)
-    ui.driver.find_element(By.LINK_TEXT, "exact_match.correct").click()
-    ui.wait_loaded()
+    ui.follow(ui.driver.find_element(By.LINK_TEXT, "exact_match.correct").click)
     assert dict(parse_qsl(urlsplit(ui.driver.current_url).query))["sort"] == "m:exact_match.correct.true_fraction"
-    ui.driver.find_element(By.PARTIAL_LINK_TEXT, "exact_match.correct").click()
-    ui.wait_loaded()
+    ui.follow(ui.driver.find_element(By.PARTIAL_LINK_TEXT, "exact_match.correct").click)
     _, rows, jsonl_rows = export_rows(ui, ui.driver.current_url)
     values = [r["m:exact_match.correct.true_fraction"] for r in jsonl_rows]
     scored = [v for v in values if v is not None]
@@ -582,8 +592,7 @@ def test_runs_sort_filter_and_pages(ui: Ui) -> None:
     # The status filter, through the form.
     ui.get(BASE)
     Select(ui.driver.find_element(By.NAME, "status")).select_by_value("failed")
-    ui.driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    ui.wait_loaded()
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click)
     _, cells, _ = ui.table()
     _, _, exported = export_rows(ui, ui.driver.current_url)
     failed = [r["evaluation_run_id"] for r in runs if r["status"] == "failed"]
@@ -593,8 +602,7 @@ def test_runs_sort_filter_and_pages(ui: Ui) -> None:
     ui.get(f"{BASE}/runs?limit=4")
     assert "Rows 1–4" in ui.text()
     _, _, first = export_rows(ui, ui.driver.current_url)
-    ui.driver.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
-    ui.wait_loaded()
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "a[rel=next]").click)
     assert f"Rows 5–{len(runs)}" in ui.text(), ui.text()
     assert ui.driver.find_elements(By.CSS_SELECTOR, "a[rel=next]") == []
     _, _, rest = export_rows(ui, ui.driver.current_url)
@@ -613,12 +621,7 @@ def test_keyboard_j_then_enter_opens_the_first_run(ui: Ui) -> None:
     )
     ActionChains(ui.driver).send_keys("j").perform()
     assert "cursor" in rows[0].get_attribute("class").split(), rows[0].get_attribute("class")
-    ActionChains(ui.driver).send_keys(Keys.ENTER).perform()
-    for _ in range(100):
-        if urlsplit(ui.driver.current_url).path != BASE:
-            break
-        time.sleep(0.05)
-    ui.wait_loaded()
+    ui.follow(ActionChains(ui.driver).send_keys(Keys.ENTER).perform)
     assert urlsplit(ui.driver.current_url).path == first, (ui.driver.current_url, first)
     assert first.startswith(f"{BASE}/runs/"), first
 
