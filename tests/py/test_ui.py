@@ -125,21 +125,27 @@ class Demo:
 # ---------------------------------------------------------------------------------------------
 
 
+def cannot_start(why: str, required: bool) -> None:
+    """Ends the test: a failure if the browser is `required`, a skip otherwise."""
+    if required:
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 def start_chromium(required: bool):
     """Headless Chromium through chromedriver, or a skip (a failure if `required`)."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError as e:  # pragma: no cover
-        why = f"selenium is not installed ({e})"
-        pytest.fail(why) if required else pytest.skip(why)
+        cannot_start(f"Chromium cannot start: selenium is not installed ({e})", required)
     browser = os.environ.get("WEFT_CHROMIUM") or next(
         (p for p in map(shutil.which, ["chromium", "chromium-browser", "google-chrome"]) if p), None
     )
     driver_bin = os.environ.get("WEFT_CHROMEDRIVER") or shutil.which("chromedriver")
     if browser is None or driver_bin is None:
-        why = "Chromium cannot start: no chromium or chromedriver on PATH (apt-get install chromium chromium-driver)"
-        pytest.fail(why) if required else pytest.skip(why)
+        why = "no chromium or chromedriver on PATH (apt-get install chromium chromium-driver)"
+        cannot_start(f"Chromium cannot start: {why}", required)
     errors = []
     # As root, or where user namespaces are not allowed, Chromium runs only without its sandbox.
     for no_sandbox in ([True] if os.geteuid() == 0 else [False, True]):
@@ -161,9 +167,9 @@ def start_chromium(required: bool):
         try:
             return webdriver.Chrome(options=opts, service=Service(driver_bin))
         except Exception as e:  # noqa: BLE001 - any failure to start is reported as such
-            errors.append(str(e).splitlines()[0] if str(e) else repr(e))
-    why = f"Chromium cannot start: {'; '.join(errors)}"
-    pytest.fail(why) if required else pytest.skip(why)
+            message = " ".join(str(e).split("Stacktrace:")[0].split())
+            errors.append(message.split("; For documentation")[0] or repr(e))
+    cannot_start(f"Chromium cannot start: {'; '.join(errors)}", required)
 
 
 @dataclass
