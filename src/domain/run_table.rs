@@ -388,6 +388,23 @@ pub fn metric_paths<'a>(runs: impl IntoIterator<Item = &'a RunSummary>) -> Vec<S
     out
 }
 
+/// The metric columns a table of `runs` shows, as dotted summary paths (what `m:<path>`
+/// sorts by): of [`metric_paths`], one aggregate per score (the fraction of true of a
+/// boolean, the mean of a number, other numbers as they are), model latency last; at most `max`.
+pub fn column_metrics(runs: &[RunSummary], max: usize) -> Vec<String> {
+    let all = metric_paths(runs.iter());
+    let aggregate = |p: &str| p.ends_with(".true_fraction") || p.ends_with(".mean");
+    let parent = |p: &str| p.rsplit_once('.').map_or(String::new(), |(head, _)| head.to_string());
+    let summarised: std::collections::HashSet<String> =
+        all.iter().filter(|p| aggregate(p)).map(|p| parent(p)).collect();
+    let mut paths: Vec<String> =
+        all.into_iter().filter(|p| aggregate(p) || !summarised.contains(&parent(p))).collect();
+    let latency = |p: &String| p.starts_with("model_latency");
+    paths.sort_by(|a, b| latency(a).cmp(&latency(b)).then(a.cmp(b)));
+    paths.truncate(max);
+    paths
+}
+
 /// One run as the API lists it; `None` if there is no such live run.
 pub fn one(store: &dyn Store, project: &str, id: &str) -> Result<Option<RunSummary>> {
     let query = RunQuery {
@@ -440,5 +457,30 @@ mod tests {
         };
         assert_eq!(metric_paths([&run]), ["acc.true_fraction", "acc.true_count", "latency.mean", "ok"]);
         assert_eq!(run.metric("acc.true_fraction"), Some(0.5));
+    }
+
+    fn run(summary: Value) -> RunSummary {
+        RunSummary { json: json!({ "summary": summary }), started_at: 0, ended_at: None, display_name: None }
+    }
+
+    #[test]
+    fn metric_paths_pick_one_aggregate_per_score() {
+        let runs = [
+            run(json!({
+                "model_latency": {"mean": 0.2},
+                "exact": {"correct": {"true_count": 1, "true_fraction": 0.5}},
+                "weave": {"latency_ms": 93},
+                "status_counts": {"success": 8},
+            })),
+            run(json!({"abs_error": {"mean": 1.5}, "accuracy": 0.92, "passed": true, "note": "x"})),
+            run(Value::Null),
+        ];
+        let paths = column_metrics(&runs, 10);
+        assert_eq!(
+            paths,
+            ["abs_error.mean", "accuracy", "exact.correct.true_fraction", "passed", "model_latency.mean"]
+        );
+        assert_eq!(runs[0].metric(&paths[2]), Some(0.5));
+        assert_eq!(column_metrics(&runs, 2), ["abs_error.mean", "accuracy"]);
     }
 }

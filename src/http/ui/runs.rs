@@ -130,7 +130,23 @@ impl Params {
     }
 }
 
-/// The table of a page of runs: its fixed columns, then one per metric in `metrics`.
+/// Metric columns a page of runs shows at most.
+const MAX_METRICS: usize = 12;
+
+/// A metric's column header: its summary path without the aggregate's name
+/// (`exact.correct.true_fraction` → `exact.correct`).
+fn metric_label(path: &str) -> &str {
+    path.strip_suffix(".true_fraction").or_else(|| path.strip_suffix(".mean")).unwrap_or(path)
+}
+
+/// A ref's cell: its short name on one line (the whole ref in its title); exports keep the name.
+fn ref_cell(r: &str) -> Cell {
+    let label = layout::ref_label(r).to_string();
+    Cell::Markup(html! { span.ref title=(r) { (label) } }, label)
+}
+
+/// The table of a page of runs: the run's fields, then a column per scorer metric of the runs
+/// shown (keyed `m:<summary path>`, the key that sorts by it).
 pub fn runs_table(runs: &[RunSummary], base: &str, metrics: &[String]) -> Table {
     let mut columns = vec![
         Column::sortable("run", "Run"),
@@ -140,7 +156,7 @@ pub fn runs_table(runs: &[RunSummary], base: &str, metrics: &[String]) -> Table 
         Column::sortable("started", "Started"),
         Column::sortable("duration", "Duration"),
     ];
-    columns.extend(metrics.iter().map(|m| Column::sortable(format!("m:{m}"), m.clone())));
+    columns.extend(metrics.iter().map(|m| Column::sortable(format!("m:{m}"), metric_label(m))));
     let rows = runs
         .iter()
         .map(|r| {
@@ -153,8 +169,8 @@ pub fn runs_table(runs: &[RunSummary], base: &str, metrics: &[String]) -> Table 
             };
             let mut cells = vec![
                 Cell::Markup(pick, r.id().to_string()),
-                Cell::Text(layout::ref_label(r.evaluation()).to_string()),
-                Cell::Text(layout::ref_label(r.model()).to_string()),
+                ref_cell(r.evaluation()),
+                ref_cell(r.model()),
                 Cell::Text(r.status().to_string()),
                 Cell::Time(r.started_at),
                 r.duration().map_or(Cell::Empty, Cell::Seconds),
@@ -199,7 +215,7 @@ pub async fn page(
     })
     .await?;
     let RunPage { rows: runs, .. } = &page;
-    let mut metrics = run_table::metric_paths(runs.iter());
+    let mut metrics = run_table::column_metrics(runs, MAX_METRICS);
     if let Some(m) = p.table.sort.key.strip_prefix("m:")
         && !metrics.iter().any(|x| x == m)
     {

@@ -95,7 +95,12 @@ impl Cell {
             Cell::Text(s) => html! { (s) },
             Cell::Link(s, href) => html! { a href=(href) { (s) } },
             Cell::Num(x) => html! { span title=(x) { (layout::number(*x)) } },
-            Cell::Time(t) => html! { time { (layout::time(*t)) } },
+            Cell::Time(t) => {
+                // Date and time each on one line; the pair wraps between them when space is short.
+                let text = layout::time(*t);
+                let (date, clock) = text.split_once(' ').unwrap_or((&text, ""));
+                html! { time { span { (date) } " " span { (clock) } } }
+            }
             Cell::Seconds(x) => html! { (layout::duration(*x)) },
             Cell::Json(v) => html! { code.json { (short_json(v, 200)) } },
             Cell::Markup(m, _) | Cell::MarkedNum(m, _) => m.clone(),
@@ -136,6 +141,16 @@ pub fn short_json(v: &Value, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s,
+    }
+}
+
+/// A header's label, which may break after its dots (metric paths are long).
+fn label(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split('.').enumerate() {
+            @if i > 0 { "." wbr; }
+            (part)
+        }
     }
 }
 
@@ -195,18 +210,19 @@ impl Table {
         html! {
             table.data {
                 thead { tr {
-                    @for c in &self.columns {
-                        th scope="col" {
+                    @for (i, c) in self.columns.iter().enumerate() {
+                        @let numeric = self.rows.iter().any(|r| r.cells.get(i).is_some_and(Cell::numeric));
+                        th scope="col" class=[numeric.then_some("num")] {
                             @match (sorting, c.sortable) {
                                 (Some(s), true) => {
                                     @let current = s.key == c.key;
                                     @let next_desc = if current { !s.descending } else { false };
                                     a href=((s.link)(&c.key, next_desc)) {
-                                        (c.label)
+                                        (label(&c.label))
                                         @if current { span.dir { @if s.descending { " ▼" } @else { " ▲" } } }
                                     }
                                 }
-                                _ => { (c.label) }
+                                _ => { (label(&c.label)) }
                             }
                         }
                     }

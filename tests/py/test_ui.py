@@ -1,0 +1,657 @@
+"""The web UI in a real browser: headless Chromium, driven by selenium, against weft holding
+evaluation runs the official SDK logged (`sdk_scenarios/ui_demo.py`: two evaluations, three
+models, one of them named and answering with a `<script>` tag, one failed run).
+
+Every view in `VIEWS` gets the same checks (it renders signed in, its headers carry a strict
+Content-Security-Policy, no script other than the UI's own is in the page and none ran, the
+layout does not overflow 1280 px, light and dark colour schemes both apply, its CSV and JSONL
+exports hold the rows the page shows), its own checks against what the API answers, and a
+screenshot per colour scheme under `target/ui-screenshots/`. To cover a new view, write its
+check and add one `View(...)` line.
+
+The module skips only if Chromium or its driver cannot start; `scripts/test` installs both and
+sets `WEFT_UI_REQUIRE_BROWSER=1`, which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+from conftest import BIN, ROOT, Weft, create_key, start_weft, store_env
+
+SCENARIOS = pathlib.Path(__file__).resolve().parent / "sdk_scenarios"
+SCREENSHOTS = ROOT / "target" / "ui-screenshots"
+ENTITY, PROJECT = "acme", "proj"
+BASE = f"/{ENTITY}/{PROJECT}/weave"
+HOSTILE = "<script>alert(1)</script>"
+MARKER = "SCENARIO_RESULT "
+WIDTH, HEIGHT = 1280, 900
+
+# Before any page script: dialogs are recorded instead of shown, and so are the page's CSP
+# violations (an inline script or style the policy blocked).
+PROBE = """
+window.__weft = {dialogs: [], csp: []};
+for (const f of ["alert", "confirm", "prompt"]) {
+  window[f] = (m) => { window.__weft.dialogs.push(f + ": " + m); };
+}
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__weft.csp.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
+});
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the SDK scenario, and what the API answers about it
+# ---------------------------------------------------------------------------------------------
+
+
+def sdk_env(weft: Weft, home: pathlib.Path) -> dict[str, str]:
+    """The environment pointing the official SDK at `weft` (as conftest's `sdk_env` does)."""
+    (home / "home").mkdir(parents=True, exist_ok=True)
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "WF_TRACE_SERVER_URL": weft.base,
+        "WANDB_BASE_URL": weft.base,
+        "WANDB_API_KEY": weft.key,
+        "WANDB_ERROR_REPORTING": "false",
+        "WEAVE_USE_SERVER_CACHE": "false",
+        "WEAVE_PRINT_CALL_LINK": "false",
+        "HOME": str(home / "home"),
+        "TMPDIR": str(home / "tmp"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def run_demo(weft: Weft, home: pathlib.Path, *args: str) -> dict[str, Any]:
+    """Runs `sdk_scenarios/ui_demo.py` against `weft`; returns its result."""
+    proc = subprocess.run(
+        [sys.executable, str(SCENARIOS / "ui_demo.py"), f"{ENTITY}/{PROJECT}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=sdk_env(weft, home),
+        cwd=SCENARIOS,
+    )
+    detail = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARKER)]
+    assert proc.returncode == 0 and lines, f"ui_demo exited with {proc.returncode}\n{detail}"
+    result = json.loads(lines[-1][len(MARKER) :])
+    assert result["ok"], result
+    return result
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def ref_name(ref: str) -> str:
+    """`weave:///e/p/object/Name:digest` → `Name`."""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+@dataclass
+class Demo:
+    """What the SDK logged, and what the API lists for it."""
+
+    weft: Weft
+    scenario: dict[str, Any]
+    api: httpx.Client
+
+    def runs(self) -> list[dict[str, Any]]:
+        """`GET /v2/{entity}/{project}/evaluation_runs`, with the key."""
+        resp = self.api.get(f"/v2/{ENTITY}/{PROJECT}/evaluation_runs")
+        assert resp.status_code == 200, resp.text
+        return jsonl(resp.text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The browser
+# ---------------------------------------------------------------------------------------------
+
+
+def cannot_start(why: str, required: bool) -> None:
+    """Ends the test: a failure if the browser is `required`, a skip otherwise."""
+    if required:
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def start_chromium(required: bool):
+    """Headless Chromium through chromedriver, or a skip (a failure if `required`)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as e:  # pragma: no cover
+        cannot_start(f"Chromium cannot start: selenium is not installed ({e})", required)
+    browser = os.environ.get("WEFT_CHROMIUM") or next(
+        (p for p in map(shutil.which, ["chromium", "chromium-browser", "google-chrome"]) if p), None
+    )
+    driver_bin = os.environ.get("WEFT_CHROMEDRIVER") or shutil.which("chromedriver")
+    if browser is None or driver_bin is None:
+        why = "no chromium or chromedriver on PATH (apt-get install chromium chromium-driver)"
+        cannot_start(f"Chromium cannot start: {why}", required)
+    errors = []
+    # As root, or where user namespaces are not allowed, Chromium runs only without its sandbox.
+    for no_sandbox in ([True] if os.geteuid() == 0 else [False, True]):
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = browser
+        for arg in [
+            "--headless=new",
+            f"--window-size={WIDTH},{HEIGHT}",
+            "--force-device-scale-factor=1",
+            "--hide-scrollbars",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-extensions",
+            "--no-first-run",
+            "--lang=en-US",
+        ] + (["--no-sandbox"] if no_sandbox else []):
+            opts.add_argument(arg)
+        opts.set_capability("unhandledPromptBehavior", "ignore")
+        try:
+            return webdriver.Chrome(options=opts, service=Service(driver_bin))
+        except Exception as e:  # noqa: BLE001 - any failure to start is reported as such
+            message = " ".join(str(e).split("Stacktrace:")[0].split())
+            errors.append(message.split("; For documentation")[0] or repr(e))
+    cannot_start(f"Chromium cannot start: {'; '.join(errors)}", required)
+
+
+@dataclass
+class Ui:
+    """The signed-in browser and the server it talks to."""
+
+    driver: Any
+    demo: Demo
+    screenshots: list[pathlib.Path] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return self.demo.weft.url(path)
+
+    def get(self, path: str) -> None:
+        self.driver.get(self.url(path))
+        self.wait_loaded()
+
+    def follow(self, action: Callable[[], Any]) -> None:
+        """Does `action` (a click, a key) and waits until the page it opens has loaded."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        action()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+        self.wait_loaded()
+
+    def wait_loaded(self) -> None:
+        for _ in range(100):
+            if self.driver.execute_script("return document.readyState") == "complete":
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.driver.current_url} did not finish loading")
+
+    def text(self) -> str:
+        """The page's visible text."""
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.TAG_NAME, "body").text
+
+    def h1(self) -> str:
+        return self.driver.execute_script("const h = document.querySelector('h1'); return h ? h.textContent : ''")
+
+    def on_sign_in_page(self) -> bool:
+        return bool(self.driver.execute_script("return !!document.querySelector('form[action=\"/ui/sign-in\"]')"))
+
+    def cookie(self) -> str | None:
+        c = self.driver.get_cookie("weft_session")
+        return c["value"] if c else None
+
+    def http(self) -> httpx.Client:
+        """Plain HTTP with the browser's session cookie (HttpOnly, so taken through WebDriver)."""
+        cookie = self.cookie()
+        assert cookie, "the browser holds no session cookie"
+        return httpx.Client(base_url=self.demo.weft.base, cookies={"weft_session": cookie}, timeout=30)
+
+    def table(self) -> tuple[list[str], list[list[str]], list[Any]]:
+        """The first data table of the page: header labels, cell texts, and the row elements."""
+        head = self.driver.execute_script(
+            "return [...document.querySelectorAll('table.data thead th')].map(th => th.textContent.trim())"
+        )
+        cells = self.driver.execute_script(
+            "const t = document.querySelector('table.data tbody');"
+            "return t ? [...t.rows].map(r => [...r.cells].map(c => c.textContent.trim())) : []"
+        )
+        rows = self.driver.execute_script(
+            "const t = document.querySelector('table.data tbody'); return t ? [...t.rows] : []"
+        )
+        return head, cells, rows
+
+    def scheme(self, dark: bool) -> None:
+        """Emulates `prefers-color-scheme`."""
+        value = "dark" if dark else "light"
+        self.driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"media": "", "features": [{"name": "prefers-color-scheme", "value": value}]}
+        )
+
+    def screenshot(self, name: str, to: pathlib.Path | None = None, fit: bool = False) -> pathlib.Path:
+        """A screenshot of the whole page (up to 3000 px tall), 1280 px wide, saved in
+        `target/ui-screenshots/` (or as `to`); `fit` crops it to the page's content."""
+        def viewport(height: int) -> None:
+            metrics = {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+        viewport(200 if fit else HEIGHT)
+        height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
+        viewport(min(height, 3000) if fit else max(HEIGHT, min(height, 3000)))
+        path = to or SCREENSHOTS / f"{os.environ.get('WEFT_TEST_STORE', 'sqlite')}-{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert self.driver.save_screenshot(str(path)), path
+        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        self.screenshots.append(path)
+        return path
+
+
+def with_format(url: str, fmt: str) -> str:
+    """`url` with `format=fmt` in its query."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "format"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("format", fmt)])))
+
+
+def sign_in(ui: Ui, path: str, key: str) -> None:
+    """Opens `path`, which answers the sign-in page, and signs in by pasting `key`."""
+    from selenium.webdriver.common.by import By
+
+    ui.get(path)
+    assert ui.on_sign_in_page(), f"{path} did not ask to sign in:\n{ui.text()}"
+    box = ui.driver.find_element(By.ID, "api_key")
+    box.clear()
+    box.send_keys(key)
+    ui.follow(lambda: ui.driver.find_element(By.CSS_SELECTOR, "form[action='/ui/sign-in'] button").click())
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: one server, one demo, one signed-in browser for the whole module
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    tmp = tmp_path_factory.mktemp("ui")
+    data_dir = tmp / "data"
+    data_dir.mkdir()
+    server = start_weft(data_dir, create_key(data_dir, "--entity", ENTITY))
+    api = httpx.Client(base_url=server.base, auth=("api", server.key), timeout=30)
+    try:
+        scenario = run_demo(server, tmp)
+        # A project of another entity, which the viewer's key must not see.
+        admin = httpx.Client(base_url=server.base, auth=("api", create_key(data_dir, "--admin")), timeout=30)
+        start = {
+            "project_id": "rival/secret",
+            "id": str(uuid.uuid4()),
+            "trace_id": str(uuid.uuid4()),
+            "op_name": "hidden",
+            "started_at": "2026-01-01T00:00:00Z",
+            "inputs": {},
+            "attributes": {},
+        }
+        resp = admin.post("/call/start", json={"start": start})
+        assert resp.status_code == 200, resp.text
+        admin.close()
+        yield Demo(weft=server, scenario=scenario, api=api)
+    finally:
+        api.close()
+        server.proc.terminate()
+        server.proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def ui(demo: Demo) -> Iterator[Ui]:
+    driver = start_chromium(required=os.environ.get("WEFT_UI_REQUIRE_BROWSER") == "1")
+    try:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
+        ui = Ui(driver=driver, demo=demo)
+        # A wrong key is refused on the form, which stays there.
+        sign_in(ui, BASE, "not-a-weft-key")
+        assert ui.on_sign_in_page() and "No active key has that secret" in ui.text(), ui.text()
+        # The right one opens the page first asked for.
+        sign_in(ui, BASE, demo.weft.key)
+        assert not ui.on_sign_in_page(), ui.text()
+        assert urlsplit(driver.current_url).path == BASE, driver.current_url
+        assert ui.cookie(), "signing in set no session cookie"
+        yield ui
+    finally:
+        driver.quit()
+
+
+# ---------------------------------------------------------------------------------------------
+# Views: the generic checks, and each view's own
+# ---------------------------------------------------------------------------------------------
+
+
+def export_rows(ui: Ui, url: str) -> tuple[list[str], list[dict[str, str]], list[dict[str, Any]]]:
+    """The CSV and JSONL exports of the page at `url`: CSV header, CSV rows, JSONL rows."""
+    with ui.http() as http:
+        out = {}
+        for fmt, kind in [("csv", "text/csv"), ("jsonl", "application/jsonl")]:
+            resp = http.get(with_format(url, fmt))
+            assert resp.status_code == 200, f"{fmt}: {resp.status_code} {resp.text[:300]}"
+            assert resp.headers["content-type"].startswith(kind), resp.headers
+            assert "attachment" in resp.headers.get("content-disposition", ""), resp.headers
+            out[fmt] = resp.text
+    reader = csv.reader(io.StringIO(out["csv"]))
+    header = next(reader)
+    rows = [dict(zip(header, r, strict=True)) for r in reader]
+    return header, rows, jsonl(out["jsonl"])
+
+
+def check_projects(ui: Ui, page: dict[str, Any]) -> None:
+    """One row per project the key may see, with the API's run count."""
+    runs = ui.demo.runs()
+    head, cells, _ = ui.table()
+    shown = {row[0]: row for row in cells}
+    assert set(shown) == {f"{ENTITY}/{PROJECT}"}, f"projects shown: {list(shown)} (rival/secret must be hidden)"
+    assert shown[f"{ENTITY}/{PROJECT}"][head.index("Evaluation runs")] == str(len(runs))
+    (row,) = page["jsonl"]
+    assert row["project"] == f"{ENTITY}/{PROJECT}" and row["runs"] == len(runs), row
+    assert page["csv"][0]["runs"] == str(len(runs)), page["csv"]
+    # The project links to its runs page.
+    href = ui.driver.execute_script("return document.querySelector('table.data tbody a').getAttribute('href')")
+    assert href == BASE, href
+
+
+def summary_metric(summary: dict[str, Any], path: str) -> float | None:
+    v: Any = summary
+    for part in path.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return None
+        v = v[part]
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+RUN_COLUMNS = {"run", "evaluation", "model", "status", "started", "duration"}
+
+
+def check_runs(ui: Ui, page: dict[str, Any]) -> None:
+    """Every run the API lists, with its name, evaluation, model, status, times and metrics."""
+    runs = {r["evaluation_run_id"]: r for r in ui.demo.runs()}
+    scenario = ui.demo.scenario
+    # What the SDK did is what the API lists: 6 runs, the broken scorer's one failed.
+    assert len(runs) == len(scenario["runs"]) == 6, runs
+    by_name = {r["summary"]["weave"]["display_name"]: r for r in runs.values()}
+    assert set(by_name) == {r["display_name"] for r in scenario["runs"]}, by_name.keys()
+    for r in scenario["runs"]:
+        api = by_name[r["display_name"]]
+        assert api["model"] == scenario["models"][r["model"]], (r, api)
+        assert api["status"] == ("failed" if r["summary"] is None else "completed"), (r, api)
+
+    # The page.
+    head, cells, _ = ui.table()
+    ids = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody input[name=run]')].map(i => i.value)"
+    )
+    assert sorted(ids) == sorted(runs), (ids, list(runs))
+    col = {label: i for i, label in enumerate(head)}
+    for run_id, row in zip(ids, cells, strict=True):
+        api = runs[run_id]
+        assert row[col["Run"]] == api["summary"]["weave"]["display_name"], row
+        assert row[col["Evaluation"]] == ref_name(api["evaluation"]), row
+        assert row[col["Model"]] == ref_name(api["model"]), row
+        assert row[col["Status"]] == api["status"], row
+    failed = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody tr.failed input[name=run]')].map(i => i.value)"
+    )
+    assert failed == [i for i in ids if runs[i]["status"] == "failed"], failed
+    assert f"Rows 1–{len(runs)}" in ui.text()
+
+    # The exports: the same rows in the same order, with the API's values in full.
+    assert [r["run"] for r in page["csv"]] == ids == [r["run"] for r in page["jsonl"]]
+    for c, j in zip(page["csv"], page["jsonl"], strict=True):
+        api = runs[j["run"]]
+        assert j["evaluation"] == ref_name(api["evaluation"]) == c["evaluation"], (c, j)
+        assert j["model"] == ref_name(api["model"]) == c["model"], (c, j)
+        assert j["status"] == api["status"] == c["status"], (c, j)
+        assert j["started"] == api["started_at"] == c["started"], (c, j, api)
+        if api["finished_at"] is None:
+            assert j["duration"] is None and c["duration"] == "", (c, j)
+        else:
+            assert j["duration"] > 0 and float(c["duration"]) == pytest.approx(j["duration"]), (c, j)
+        # Metric columns (`m:<summary path>`) hold the summary's numbers.
+        for key in set(page["csv_header"]) - RUN_COLUMNS:
+            expected = summary_metric(api["summary"], key.removeprefix("m:"))
+            if expected is None:
+                assert j[key] is None and c[key] == "", (key, c, j, api)
+            else:
+                assert j[key] == pytest.approx(expected) and float(c[key]) == pytest.approx(expected), (key, c, j)
+    # A column for each scorer's score of either evaluation (the fraction of true for booleans,
+    # the mean for numbers), and the model's latency; the page shows each number shortly, in
+    # full in its title.
+    metrics = {
+        "m:exact_match.correct.true_fraction",
+        "m:similarity.ratio.mean",
+        "m:within_tolerance.ok.true_fraction",
+        "m:abs_error.mean",
+        "m:model_latency.mean",
+    }
+    assert metrics <= set(page["csv_header"]), page["csv_header"]
+    titles = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody tr')].map(r => [...r.cells]"
+        ".map(c => { const s = c.querySelector('span[title]'); return s ? s.title : null; }))"
+    )
+    for run_id, row in zip(ids, titles, strict=True):
+        for i, key in enumerate(page["csv_header"]):
+            if key.startswith("m:"):
+                expected = summary_metric(runs[run_id]["summary"], key.removeprefix("m:"))
+                assert (row[i] is None) if expected is None else float(row[i]) == pytest.approx(expected), (key, row)
+    # The capitals runs: lookup-v2 gets 5 of 6 right, lookup-v1 2 of 6.
+    fractions = {
+        by_name[f"capitals {m}"]["evaluation_run_id"]: f for m, f in [("lookup-v2", 5 / 6), ("lookup-v1", 2 / 6)]
+    }
+    col_exact = head.index("exact_match.correct")
+    for run_id, row in zip(ids, cells, strict=True):
+        if run_id in fractions:
+            assert float(row[col_exact]) == pytest.approx(fractions[run_id], abs=1e-4), row
+
+    # The hostile run's name shows as text, and its model under the name the SDK published.
+    hostile = by_name[f"capitals {HOSTILE} run"]
+    assert HOSTILE in ui.text()
+    assert ref_name(hostile["model"]) == "script-alert-1-script", hostile["model"]
+
+
+@dataclass
+class View:
+    """A page of the UI: its path (given the demo), whether it exports its table, its checks."""
+
+    name: str
+    path: Callable[[Demo], str]
+    check: Callable[[Ui, dict[str, Any]], None]
+    exports: bool = True
+
+
+VIEWS = [
+    View("projects", lambda d: "/", check_projects),
+    View("runs", lambda d: BASE, check_runs),
+    # When a view lands, e.g. (the hostile model's run should show its name and outputs, which
+    # hold HOSTILE, as text):
+    # View("leaderboard", lambda d: f"{BASE}/leaderboard", check_leaderboard),
+    # View("run", lambda d: f"{BASE}/runs/{d.runs()[0]['evaluation_run_id']}", check_run),
+    # View("compare", lambda d: f"{BASE}/compare?runs={...}&baseline={...}", check_compare),
+]
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=[v.name for v in VIEWS])
+def test_view(ui: Ui, view: View) -> None:
+    path = view.path(ui.demo)
+    ui.get(path)
+    assert not ui.on_sign_in_page(), f"{path}: signed out"
+    url = ui.driver.current_url
+
+    # Headers: a policy without inline script (or eval), no framing, no caching.
+    with ui.http() as http:
+        resp = http.get(url)
+    assert resp.status_code == 200, f"{path}: {resp.status_code}"
+    csp = resp.headers.get("content-security-policy", "")
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    scripts = directives.get("script-src", directives.get("default-src"))
+    assert scripts is not None and "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts, csp
+    assert "frame-ancestors" in directives and resp.headers.get("cache-control") == "no-store", resp.headers
+
+    # Nothing ran that should not have: no dialog, no blocked inline script or style, and the
+    # only script is the UI's own; no inline event handlers, no `javascript:` links.
+    probe = ui.driver.execute_script("return window.__weft")
+    assert probe == {"dialogs": [], "csp": []}, probe
+    srcs = ui.driver.execute_script("return [...document.scripts].map(s => s.getAttribute('src'))")
+    assert srcs == ["/ui/assets/ui.js"], srcs
+    handlers = ui.driver.execute_script(
+        "return [...document.querySelectorAll('*')].flatMap(e => [...e.attributes]"
+        ".filter(a => a.name.startsWith('on') || /^\\s*javascript:/i.test(a.value)).map(a => e.tagName + ' ' + a.name))"
+    )
+    assert handlers == [], handlers
+
+    # Both colour schemes apply, and the layout fits 1280 px.
+    backgrounds = {}
+    for dark in (False, True):
+        ui.scheme(dark)
+        backgrounds[dark] = ui.driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+        ui.screenshot(f"{view.name}-{'dark' if dark else 'light'}")
+    ui.scheme(False)
+    assert backgrounds[False] != backgrounds[True], backgrounds
+    overflow = ui.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path}: the page is {overflow}px wider than the window"
+
+    # The exports hold the rows the page shows, with the same columns.
+    page: dict[str, Any] = {}
+    if view.exports:
+        header, csv_rows, jsonl_rows = export_rows(ui, url)
+        _, cells, _ = ui.table()
+        assert len(csv_rows) == len(jsonl_rows) == len(cells), (len(csv_rows), len(jsonl_rows), len(cells))
+        assert all(list(r) == header for r in jsonl_rows), (header, jsonl_rows[:1])
+        assert len(header) == len(ui.table()[0]), header
+        page = {"csv_header": header, "csv": csv_rows, "jsonl": jsonl_rows}
+    view.check(ui, page)
+
+
+def test_script_text_shows_as_text(ui: Ui) -> None:
+    """The run named with a `<script>` tag: the page shows the tag as text, and no script from
+    the data is in the page or ran."""
+    ui.get(BASE)
+    assert HOSTILE in ui.text()
+    cell = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody a')].map(a => a.textContent)"
+        f".find(t => t.includes({json.dumps(HOSTILE)}))"
+    )
+    assert cell == f"capitals {HOSTILE} run", cell
+    injected = ui.driver.execute_script(
+        "return [...document.querySelectorAll('script')].filter(s => s.getAttribute('src') !== '/ui/assets/ui.js').length"
+    )
+    assert injected == 0
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with pytest.raises(NoAlertPresentException):
+        ui.driver.switch_to.alert.text  # noqa: B018 - reading it is the check
+    assert ui.driver.execute_script("return window.__weft.dialogs") == []
+    # Filtering by the text finds that run only, and the filter box shows it back as text.
+    ui.get(f"{BASE}/runs?{urlencode({'q': HOSTILE})}")
+    _, cells, _ = ui.table()
+    assert len(cells) == 1 and HOSTILE in cells[0][0], cells
+    assert ui.driver.execute_script("return document.querySelector('input[name=q]').value") == HOSTILE
+    assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
+
+
+def test_runs_sort_filter_and_pages(ui: Ui) -> None:
+    """The runs page's links and form: sorting by a metric's header, the status filter, and
+    paging, each with exports of the rows shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    runs = ui.demo.runs()
+    # A metric's header sorts by it, highest first on a second click; runs without it last.
+    ui.get(BASE)
+    ui.follow(ui.driver.find_element(By.LINK_TEXT, "exact_match.correct").click)
+    assert dict(parse_qsl(urlsplit(ui.driver.current_url).query))["sort"] == "m:exact_match.correct.true_fraction"
+    ui.follow(ui.driver.find_element(By.PARTIAL_LINK_TEXT, "exact_match.correct").click)
+    _, rows, jsonl_rows = export_rows(ui, ui.driver.current_url)
+    values = [r["m:exact_match.correct.true_fraction"] for r in jsonl_rows]
+    scored = [v for v in values if v is not None]
+    assert scored == sorted(scored, reverse=True) and values[: len(scored)] == scored, values
+    expected = sorted(
+        (r["summary"]["exact_match"]["correct"]["true_fraction"] for r in runs if "exact_match" in r["summary"]),
+        reverse=True,
+    )
+    assert scored == pytest.approx(expected), (scored, expected)
+
+    # The status filter, through the form.
+    ui.get(BASE)
+    Select(ui.driver.find_element(By.NAME, "status")).select_by_value("failed")
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click)
+    _, cells, _ = ui.table()
+    _, _, exported = export_rows(ui, ui.driver.current_url)
+    failed = [r["evaluation_run_id"] for r in runs if r["status"] == "failed"]
+    assert [r["run"] for r in exported] == failed and len(cells) == len(failed), (exported, cells)
+
+    # Pages of 4: the first shows 4 and links to the rest, whose export holds the rest.
+    ui.get(f"{BASE}/runs?limit=4")
+    assert "Rows 1–4" in ui.text()
+    _, _, first = export_rows(ui, ui.driver.current_url)
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "a[rel=next]").click)
+    assert f"Rows 5–{len(runs)}" in ui.text(), ui.text()
+    assert ui.driver.find_elements(By.CSS_SELECTOR, "a[rel=next]") == []
+    _, _, rest = export_rows(ui, ui.driver.current_url)
+    assert sorted(r["run"] for r in first + rest) == sorted(r["evaluation_run_id"] for r in runs)
+    assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
+
+
+def test_keyboard_j_then_enter_opens_the_first_run(ui: Ui) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ui.get(BASE)
+    _, _, rows = ui.table()
+    first = ui.driver.execute_script(
+        "return document.querySelector('table.data tbody tr a[href]').getAttribute('href')"
+    )
+    ActionChains(ui.driver).send_keys("j").perform()
+    assert "cursor" in rows[0].get_attribute("class").split(), rows[0].get_attribute("class")
+    ui.follow(ActionChains(ui.driver).send_keys(Keys.ENTER).perform)
+    assert urlsplit(ui.driver.current_url).path == first, (ui.driver.current_url, first)
+    assert first.startswith(f"{BASE}/runs/"), first
+
+
+def test_revoking_the_key_ends_the_session(ui: Ui) -> None:
+    """Runs last: revoking the key with `weft keys revoke` signs the browser out."""
+    ui.get(BASE)
+    who = ui.driver.execute_script("return document.querySelector('.who').textContent")
+    assert who.startswith("key "), who
+    key_id = who.removeprefix("key ").strip()
+    data_dir = ui.demo.weft.data_dir
+    subprocess.run(
+        [str(BIN), "--data-dir", str(data_dir), "keys", "revoke", key_id],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **store_env(data_dir)},
+    )
+    ui.get(BASE)
+    assert ui.on_sign_in_page(), ui.text()
+    assert ui.h1() == "Sign in"
+    # The exports are refused too, and the old key signs in no more.
+    with ui.http() as http:
+        resp = http.get(with_format(ui.url(BASE), "jsonl"), follow_redirects=False)
+    assert "evaluation_run_id" not in resp.text and "capitals" not in resp.text, resp.text[:300]
+    sign_in(ui, BASE, ui.demo.weft.key)
+    assert ui.on_sign_in_page() and "No active key has that secret" in ui.text()
+    ui.screenshot("signed-out")
