@@ -20,6 +20,11 @@ async fn signed_out_pages_are_the_sign_in_page() {
         assert!(body.contains("action=\"/ui/sign-in\""), "{path}: {body}");
         assert!(body.contains(&format!("name=\"next\" value=\"{}\"", path.replace('&', "&amp;"))), "{body}");
     }
+    for export in ["/?format=csv", "/acme/proj/weave?format=jsonl"] {
+        let r = s.ui_get(export, "").send().await.unwrap();
+        assert_eq!(r.status(), 401, "{export}: an export asked for without a session is no HTML page");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    }
     let bogus = "weft_session=0000000000000000000000000000000000000000000000000000000000000000";
     let body = s.ui_get("/", bogus).send().await.unwrap().text().await.unwrap();
     assert!(body.contains("action=\"/ui/sign-in\""), "an unknown token is no session");

@@ -133,6 +133,16 @@ impl From<Error> for UiError {
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let (status, title, detail) = match self {
+            UiError::SignIn(next) if wants_export(&next) => {
+                // A script asking for an export gets no HTML form in place of its data.
+                let mut r = (StatusCode::UNAUTHORIZED, "Sign in first: exports need a session (see /).\n")
+                    .into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                return r;
+            }
             UiError::SignIn(next) => return session::sign_in_page(&next, None),
             UiError::Forbidden(entity) => (
                 StatusCode::FORBIDDEN,
@@ -164,6 +174,12 @@ impl IntoResponse for UiError {
         };
         layout::message_page(status, title, &detail)
     }
+}
+
+/// Whether a page's path and query ask for an export (`format=csv` or `format=jsonl`).
+fn wants_export(path_and_query: &str) -> bool {
+    let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "format" && (v == "csv" || v == "jsonl"))
 }
 
 /// The `{entity}/{project}` of a page's path.
