@@ -798,6 +798,21 @@ def check_compare(ui: Ui, page: dict[str, Any]) -> None:
     assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
 
 
+# The contrast ratio (WCAG) of each element matching a selector: its text colour against the
+# background of its nearest ancestor that has one.
+CONTRASTS = """
+const rgb = (c) => c.match(/[0-9.]+/g).map(Number);
+const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+  .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+return [...document.querySelectorAll(arguments[0])].map(e => {
+  let bg = e;
+  while (bg && (rgb(getComputedStyle(bg).backgroundColor)[3] === 0 || getComputedStyle(bg).backgroundColor === "transparent")) bg = bg.parentElement;
+  const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(rgb(getComputedStyle(bg || document.body).backgroundColor))];
+  return [e.textContent, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+});
+"""
+
+
 def check_leaderboard(ui: Ui, page: dict[str, Any]) -> None:
     """Each cell is the chosen metric of the latest run of its (evaluation, model) pair, as the
     API lists runs, and links to that run; the export holds the same cells."""
@@ -830,6 +845,12 @@ def check_leaderboard(ui: Ui, page: dict[str, Any]) -> None:
             assert link[i][0] == f"{BASE}/runs/{run['evaluation_run_id']}" and float(link[i][1]) == pytest.approx(expected)
             assert shown[i].rstrip(" ★") == short_number(row[evaluation]), (shown, row)
     assert filled >= 3, (metric, page["jsonl"])
+    # Every cell's number stays readable on its heat colour, in either colour scheme.
+    for dark in (False, True):
+        ui.scheme(dark)
+        contrasts = ui.driver.execute_script(CONTRASTS, "table.data tbody td a")
+        assert contrasts and min(c for _, c in contrasts) >= 3, (dark, contrasts)
+    ui.scheme(False)
     # Another metric, through the form.
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
