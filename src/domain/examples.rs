@@ -118,9 +118,13 @@ pub fn count_of_run(store: &dyn Store, project: &str, run_id: &str) -> Result<u6
     Ok(n)
 }
 
-/// Whether the example of `call` needs its children to be made.
+/// Whether the example of `call` needs its children to be made: a logged one lacking its
+/// output (the SDKs log `output: null` when the model raised, whose error only its model's call
+/// holds) or its latency.
 fn needs_children(call: &Call) -> bool {
-    holds_prediction(call) || call.output.is_none() || latency_of(call.output.as_ref()).is_none()
+    holds_prediction(call)
+        || call.output.as_ref().and_then(|o| o.get("output")).is_none_or(Value::is_null)
+        || latency_of(call.output.as_ref()).is_none()
 }
 
 fn holds_prediction(call: &Call) -> bool {
@@ -256,5 +260,17 @@ mod tests {
         predict.exception = Some("boom".into());
         let e = Example::of(call, &[predict]);
         assert_eq!((e.output, e.error.as_deref()), (json!(4), Some("boom")));
+    }
+
+    #[test]
+    fn a_logged_example_whose_model_raised_has_its_model_calls_error() {
+        // What `Evaluation.evaluate` logs when the model raises: no output, no scores, a latency.
+        let call = pas(Some(json!({"output": null, "scores": {}, "model_latency": 0.001})));
+        let mut predict = Call::new("e/p", "M.predict", 11).under(&call);
+        predict.ended_at = Some(1_011);
+        predict.exception = Some("TypeError: unhashable type: 'list'".into());
+        assert!(needs_children(&call));
+        let e = Example::of(call, &[predict]);
+        assert_eq!((e.output, e.error.as_deref()), (Value::Null, Some("TypeError: unhashable type: 'list'")));
     }
 }

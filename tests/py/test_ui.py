@@ -16,10 +16,13 @@ sets `WEFT_UI_REQUIRE_BROWSER=1`, which turns that skip into a failure.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
+import math
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -71,7 +74,8 @@ def sdk_env(weft: Weft, home: pathlib.Path) -> dict[str, str]:
         "WANDB_API_KEY": weft.key,
         "WANDB_ERROR_REPORTING": "false",
         "WEAVE_USE_SERVER_CACHE": "false",
-        "WEAVE_PRINT_CALL_LINK": "false",
+        # The SDK prints a link to each trace it starts: the tests follow those of the runs.
+        "WEAVE_PRINT_CALL_LINK": "true",
         "HOME": str(home / "home"),
         "TMPDIR": str(home / "tmp"),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -79,7 +83,8 @@ def sdk_env(weft: Weft, home: pathlib.Path) -> dict[str, str]:
 
 
 def run_demo(weft: Weft, home: pathlib.Path, *args: str) -> dict[str, Any]:
-    """Runs `sdk_scenarios/ui_demo.py` against `weft`; returns its result."""
+    """Runs `sdk_scenarios/ui_demo.py` against `weft`; returns its result, with the call links
+    the SDK printed (`call_links`)."""
     proc = subprocess.run(
         [sys.executable, str(SCENARIOS / "ui_demo.py"), f"{ENTITY}/{PROJECT}", *args],
         capture_output=True,
@@ -93,6 +98,7 @@ def run_demo(weft: Weft, home: pathlib.Path, *args: str) -> dict[str, Any]:
     assert proc.returncode == 0 and lines, f"ui_demo exited with {proc.returncode}\n{detail}"
     result = json.loads(lines[-1][len(MARKER) :])
     assert result["ok"], result
+    result["call_links"] = re.findall(r"(https?://\S+/r/call/[0-9a-fA-F-]+)", proc.stdout + proc.stderr)
     return result
 
 
@@ -113,9 +119,54 @@ class Demo:
     scenario: dict[str, Any]
     api: httpx.Client
 
+    def list(self, resource: str, **params: str) -> list[dict[str, Any]]:
+        """`GET /v2/{entity}/{project}/{resource}`, with the key."""
+        resp = self.api.get(f"/v2/{ENTITY}/{PROJECT}/{resource}", params=params)
+        assert resp.status_code == 200, resp.text
+        return jsonl(resp.text)
+
     def runs(self) -> list[dict[str, Any]]:
-        """`GET /v2/{entity}/{project}/evaluation_runs`, with the key."""
-        resp = self.api.get(f"/v2/{ENTITY}/{PROJECT}/evaluation_runs")
+        """`GET /v2/{entity}/{project}/evaluation_runs`."""
+        return self.list("evaluation_runs")
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        (run,) = [r for r in self.runs() if r["evaluation_run_id"] == run_id]
+        return run
+
+    def run_named(self, name: str) -> dict[str, Any]:
+        (run,) = [r for r in self.runs() if r["summary"]["weave"].get("display_name") == name]
+        return run
+
+    def predictions(self, run_id: str) -> list[dict[str, Any]]:
+        """`GET /v2/{entity}/{project}/predictions?evaluation_run_id=`."""
+        return self.list("predictions", evaluation_run_id=run_id)
+
+    def scores(self, run_id: str) -> dict[str, dict[str, float]]:
+        """`GET /v2/{entity}/{project}/scores?evaluation_run_id=`, by prediction id, then by
+        scorer (the dotted path of the value). The SDK logged these scores in its predictions'
+        outputs, so a score's id is its prediction's id, `:`, and the path."""
+        out: dict[str, dict[str, float]] = {}
+        for score in self.list("scores", evaluation_run_id=run_id):
+            prediction, _, path = score["score_id"].partition(":")
+            assert path, score
+            out.setdefault(prediction, {})[score["scorer"]] = score["value"]
+        return out
+
+    def examples(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's predictions by dataset row (the digest its row ref ends with), each with
+        its scores (`scores`)."""
+        scores = self.scores(run_id)
+        out = {}
+        for p in self.predictions(run_id):
+            row = p["inputs"].rsplit("/attr/rows/id/", 1)[-1] if isinstance(p["inputs"], str) else None
+            assert row and row not in out, p
+            out[row] = {**p, "scores": scores.get(p["prediction_id"], {})}
+        return out
+
+    def child_calls(self, call_id: str) -> list[dict[str, Any]]:
+        """The children of a call, as `POST /calls/stream_query` lists them."""
+        body = {"project_id": f"{ENTITY}/{PROJECT}", "filter": {"parent_ids": [call_id]}}
+        resp = self.api.post("/calls/stream_query", json=body)
         assert resp.status_code == 200, resp.text
         return jsonl(resp.text)
 
@@ -230,7 +281,8 @@ class Ui:
     def table(self) -> tuple[list[str], list[list[str]], list[Any]]:
         """The first data table of the page: header labels, cell texts, and the row elements."""
         head = self.driver.execute_script(
-            "return [...document.querySelectorAll('table.data thead th')].map(th => th.textContent.trim())"
+            "const t = document.querySelector('table.data');"
+            "return t ? [...t.tHead.rows[0].cells].map(th => th.textContent.trim()) : []"
         )
         cells = self.driver.execute_script(
             "const t = document.querySelector('table.data tbody');"
@@ -387,6 +439,55 @@ def summary_metric(summary: dict[str, Any], path: str) -> float | None:
 RUN_COLUMNS = {"run", "evaluation", "model", "status", "started", "duration"}
 
 
+def newest_first(runs: Any) -> list[str]:
+    """Run ids as the runs page orders them by default: by start, then id, newest first."""
+    ordered = sorted(runs, key=lambda r: (r["started_at"], r["evaluation_run_id"]), reverse=True)
+    return [r["evaluation_run_id"] for r in ordered]
+
+
+def page_run_ids(ui: Ui) -> list[str]:
+    """The runs of the runs page shown, in order."""
+    return ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody input[name=run]')].map(i => i.value)"
+    )
+
+
+def pager(ui: Ui) -> tuple[str, dict[str, str]]:
+    """The pager's count and its links, by `rel`: their text."""
+    count, links = ui.driver.execute_script(
+        "const n = document.querySelector('nav.pager');"
+        "return [n.querySelector('span').textContent,"
+        " Object.fromEntries([...n.querySelectorAll('a[rel]')].map(a => [a.rel, a.textContent]))]"
+    )
+    return count, links
+
+
+def short_number(x: float) -> str:
+    """A number as the pages show it in short (four significant digits), as `layout::number`."""
+    if x == int(x) and abs(x) < 1e15:
+        return f"{x:.0f}"
+    digits = min(max(4 - (math.floor(math.log10(abs(x))) + 1), 0), 8)
+    text = f"{x:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def summary_leaves(summary: dict[str, Any]) -> dict[str, float]:
+    """The numbers and booleans (as 1 or 0) of a run's summary by dotted path, `weave` left out."""
+    out: dict[str, float] = {}
+
+    def walk(path: str, v: Any) -> None:
+        if isinstance(v, bool):
+            out[path] = float(v)
+        elif isinstance(v, (int, float)):
+            out[path] = float(v)
+        elif isinstance(v, dict):
+            for k, child in v.items():
+                walk(f"{path}.{k}" if path else k, child)
+
+    walk("", {k: v for k, v in summary.items() if k != "weave"})
+    return out
+
+
 def check_runs(ui: Ui, page: dict[str, Any]) -> None:
     """Every run the API lists, with its name, evaluation, model, status, times and metrics."""
     runs = {r["evaluation_run_id"]: r for r in ui.demo.runs()}
@@ -400,12 +501,10 @@ def check_runs(ui: Ui, page: dict[str, Any]) -> None:
         assert api["model"] == scenario["models"][r["model"]], (r, api)
         assert api["status"] == ("failed" if r["summary"] is None else "completed"), (r, api)
 
-    # The page.
+    # The page: every run, newest first (by start, then id), on one page.
     head, cells, _ = ui.table()
-    ids = ui.driver.execute_script(
-        "return [...document.querySelectorAll('table.data tbody input[name=run]')].map(i => i.value)"
-    )
-    assert sorted(ids) == sorted(runs), (ids, list(runs))
+    ids = page_run_ids(ui)
+    assert ids == newest_first(runs.values()), (ids, list(runs))
     col = {label: i for i, label in enumerate(head)}
     for run_id, row in zip(ids, cells, strict=True):
         api = runs[run_id]
@@ -417,7 +516,18 @@ def check_runs(ui: Ui, page: dict[str, Any]) -> None:
         "return [...document.querySelectorAll('table.data tbody tr.failed input[name=run]')].map(i => i.value)"
     )
     assert failed == [i for i in ids if runs[i]["status"] == "failed"], failed
-    assert f"Rows 1–{len(runs)}" in ui.text()
+    assert pager(ui) == (f"{len(runs)} runs", {}), pager(ui)
+    # The filters offer the project's evaluations and models, by name and digest.
+    for dimension in ("evaluation", "model"):
+        options = ui.driver.execute_script(
+            f"return [...document.querySelectorAll('select[name={dimension}] option')]"
+            ".map(o => [o.value, o.textContent, o.selected])"
+        )
+        assert options[0] == ["", "any", True], options
+        assert sorted(v for v, _, _ in options[1:]) == sorted({r[dimension] for r in runs.values()}), options
+        for value, label, _ in options[1:]:
+            name, digest = label.split(":")
+            assert name == ref_name(value) and value.rsplit(":", 1)[-1].startswith(digest), (value, label)
 
     # The exports: the same rows in the same order, with the API's values in full.
     assert [r["run"] for r in page["csv"]] == ids == [r["run"] for r in page["jsonl"]]
@@ -473,6 +583,308 @@ def check_runs(ui: Ui, page: dict[str, Any]) -> None:
     assert ref_name(hostile["model"]) == "script-alert-1-script", hostile["model"]
 
 
+def with_query(url: str, **params: str) -> str:
+    """`url` with `params` set in its query."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+
+
+def get_jsonl(ui: Ui, url: str) -> list[dict[str, Any]]:
+    with ui.http() as http:
+        resp = http.get(url)
+    assert resp.status_code == 200, f"{url}: {resp.status_code} {resp.text[:300]}"
+    return jsonl(resp.text)
+
+
+def example_numbers(ui: Ui) -> dict[str, str]:
+    """The run page's examples shown: each one's number, and the call its link opens."""
+    links = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody tr')]"
+        ".map(r => [r.cells[0].textContent.trim(), r.cells[0].querySelector('a').getAttribute('href')])"
+    )
+    for _, href in links:
+        assert href.startswith(f"{BASE}/calls/"), href
+    return {number: href.rsplit("/", 1)[-1] for number, href in links}
+
+
+def check_run(ui: Ui, page: dict[str, Any]) -> None:
+    """The hostile model's run: the summary's numbers, one example per prediction the API lists
+    with its output and scores, outputs holding a `<script>` tag shown as text; the failed-only
+    filter (on the run with a failed example); an example opens its call and its child calls."""
+    demo = ui.demo
+    here = ui.driver.current_url
+    run_id = urlsplit(here).path.rsplit("/", 1)[-1]
+    run = demo.run(run_id)
+    assert ui.h1() == run["summary"]["weave"]["display_name"] == f"capitals {HOSTILE} run", ui.h1()
+
+    # The summary cards: every number of the run's summary, shown shortly.
+    cards = ui.driver.execute_script(
+        "return [...document.querySelectorAll('.cards .card')]"
+        ".map(c => [c.querySelector('.label').textContent, c.querySelector('.value').textContent])"
+    )
+    expected = summary_leaves(run["summary"])
+    assert "exact_match.correct.true_fraction" in expected and "model_latency.mean" in expected, expected
+    assert dict(cards) == {k: short_number(v) for k, v in expected.items()}, (cards, expected)
+    assert len(cards) == len(expected), cards
+
+    # The examples: one per prediction, with its output and the scores the API lists for it.
+    predictions = {p["prediction_id"]: p for p in demo.predictions(run_id)}
+    scores = demo.scores(run_id)
+    numbers = example_numbers(ui)
+    assert sorted(numbers.values()) == sorted(predictions), (numbers, list(predictions))
+    rows = get_jsonl(ui, with_query(here, format="jsonl", limit="500"))
+    assert len(rows) == len(predictions) == 6, rows
+    scorers = {"exact_match.correct", "similarity.ratio"}
+    for row in rows:
+        prediction = predictions[numbers[row["example"]]]
+        assert row["output"] == prediction["output"], (row, prediction)
+        assert row["output"].startswith(HOSTILE + " "), row
+        shown = {k.removeprefix("score."): v for k, v in row.items() if k.startswith("score.") and v is not None}
+        assert shown.pop("model_latency") > 0, row
+        assert set(shown) == scorers and shown == pytest.approx(scores[prediction["prediction_id"]]), (row, scores)
+        assert row["error"] is None, row
+    # The page shows the same scores, in full in their titles, and the outputs as text.
+    head, cells, _ = ui.table()
+    titles = ui.driver.execute_script(
+        "return [...document.querySelectorAll('table.data tbody tr')].map(r => [...r.cells]"
+        ".map(c => { const s = c.querySelector('span[title]'); return s ? s.title : null; }))"
+    )
+    for row, title in zip(page["jsonl"], titles, strict=True):
+        for i, key in enumerate(page["csv_header"]):
+            if key.startswith("score."):
+                assert (title[i] is None) if row[key] is None else float(title[i]) == pytest.approx(row[key]), (key, row)
+    outputs = [c[head.index("Output")] for c in cells]
+    assert all(HOSTILE in o for o in outputs), outputs
+    assert ui.driver.execute_script("return document.querySelectorAll('table.data script').length") == 0
+
+    # Failed only: the run with a row its model failed on shows that example alone, with its error.
+    broken = demo.run_named("conversions lookup-v1 (broken scorer)")
+    broken_url = ui.url(f"{BASE}/runs/{broken['evaluation_run_id']}")
+    everything = get_jsonl(ui, with_query(broken_url, format="jsonl"))
+    failed = get_jsonl(ui, with_query(broken_url, format="jsonl", failed="1"))
+    assert len(everything) == len(demo.predictions(broken["evaluation_run_id"])) == 5, everything
+    assert failed == [r for r in everything if r["error"]] and len(failed) == 1, (failed, everything)
+    assert failed[0]["output"] is None and "unhashable" in failed[0]["error"], failed
+    ui.get(f"{BASE}/runs/{broken['evaluation_run_id']}?failed=1")
+    assert "5 (1 failed)" in ui.text(), ui.text()
+    assert len(ui.driver.execute_script("return [...document.querySelectorAll('table.data tbody tr.failed')]")) == 1
+
+    # An example opens its call, which shows the calls under it.
+    ui.get(urlsplit(here).path)
+    from selenium.webdriver.common.by import By
+
+    link = ui.driver.find_element(By.CSS_SELECTOR, "table.data tbody tr a")
+    call_id = link.get_attribute("href").rsplit("/", 1)[-1]
+    ui.follow(link.click)
+    assert urlsplit(ui.driver.current_url).path == f"{BASE}/calls/{call_id}", ui.driver.current_url
+    assert call_id in ui.text(), ui.text()
+    children = ui.driver.execute_script(
+        "return [...document.querySelectorAll('details.tree')].filter(d => !d.parentElement.closest('details.tree'))"
+        ".map(d => d.querySelector('summary a').getAttribute('href').split('/').pop())"
+    )
+    api_children = [c["id"] for c in demo.child_calls(call_id)]
+    assert len(api_children) == 1 + len(scorers) and sorted(children) == sorted(api_children), (children, api_children)
+    assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
+
+
+def compared(ui: Ui) -> list[str]:
+    """The runs a compare page shows, baseline first."""
+    return ui.driver.execute_script(
+        "return [...document.querySelectorAll('ol.runs li a[href*=\"/runs/\"]')].map(a => a.getAttribute('href').split('/').pop())"
+    )
+
+
+def warnings(ui: Ui) -> list[str]:
+    return ui.driver.execute_script("return [...document.querySelectorAll('.warning')].map(w => w.textContent)")
+
+
+def check_compare(ui: Ui, page: dict[str, Any]) -> None:
+    """Two runs of one evaluation: each metric's means and the candidate's deltas equal what the
+    API's predictions and scores give, the example table holds their scores and outputs row by
+    row; no different-datasets warning here, one for runs of two evaluations; SVG charts without
+    script; ticking two runs on the runs page and "Compare selected" opens such a page."""
+    from selenium.webdriver.common.by import By
+
+    demo = ui.demo
+    here = ui.driver.current_url
+    query = dict(parse_qsl(urlsplit(here).query))
+    base_id, cand_id = query["runs"].split(",")
+    assert query["baseline"] == base_id and compared(ui) == [base_id, cand_id], compared(ui)
+    examples = {r: demo.examples(r) for r in (base_id, cand_id)}
+    shared = sorted(set(examples[base_id]) & set(examples[cand_id]))
+    assert len(shared) == 6, shared
+
+    # The metrics: every scorer's, and the model latency.
+    by_metric = {row["metric"]: row for row in page["jsonl"]}
+    scorers = {name for run in examples.values() for e in run.values() for name in e["scores"]}
+    assert set(by_metric) == scorers | {"model_latency"}, by_metric.keys()
+    for name in scorers:
+        row = by_metric[name]
+        values = {r: {k: e["scores"][name] for k, e in examples[r].items() if name in e["scores"]} for r in examples}
+        for r in (base_id, cand_id):
+            assert row[f"mean.{r}"] == pytest.approx(sum(values[r].values()) / len(values[r])), (name, r, row)
+        diffs = [values[cand_id][k] - values[base_id][k] for k in shared]
+        assert row[f"delta.{cand_id}"] == pytest.approx(sum(diffs) / len(diffs)), (name, row)
+        assert row[f"ci_low.{cand_id}"] <= row[f"delta.{cand_id}"] <= row[f"ci_high.{cand_id}"], row
+        better = -1 if row["direction"] == "lower" else 1
+        counts = {
+            "improved": sum(d * better > 0 for d in diffs),
+            "regressed": sum(d * better < 0 for d in diffs),
+            "unchanged": sum(d == 0 for d in diffs),
+        }
+        assert {k: row[f"{k}.{cand_id}"] for k in counts} == counts, (name, row, counts)
+    # lookup-v2 gets 3 capitals more right than lookup-v1, and none less: McNemar's exact p = 2/2^3.
+    exact = by_metric["exact_match.correct"]
+    assert exact[f"mean.{base_id}"] == pytest.approx(2 / 6) and exact[f"mean.{cand_id}"] == pytest.approx(5 / 6)
+    assert exact[f"p_value.{cand_id}"] == pytest.approx(0.25), exact
+    # The page shows those numbers, in full in the titles of the means.
+    head, cells, _ = ui.table()
+    titles = ui.driver.execute_script(
+        "return [...document.querySelector('table.data tbody').rows].map(r => [...r.cells]"
+        ".map(c => { const s = c.querySelector('span[title]'); return s ? s.title : null; }))"
+    )
+    for row, shown, title in zip(page["jsonl"], cells, titles, strict=True):
+        assert shown[0] == row["metric"], (shown, row)
+        for r in (base_id, cand_id):
+            i = page["csv_header"].index(f"mean.{r}")
+            assert float(title[i]) == pytest.approx(row[f"mean.{r}"]), (title, row)
+        i = page["csv_header"].index(f"delta.{cand_id}")
+        assert title[i] == "over 6 shared examples", title
+        assert shown[i] == ("+" if row[f"delta.{cand_id}"] > 0 else "") + short_number(row[f"delta.{cand_id}"]), shown
+
+    # The example table, for the chosen metric: a row per dataset row, each run's score and output.
+    metric = ui.driver.execute_script("return document.querySelector('select[name=metric]').value")
+    assert metric in scorers, metric
+    rows = get_jsonl(ui, with_query(here, format="jsonl", table="examples"))
+    assert sorted(r["row"] for r in rows) == shared, rows
+    assert ui.driver.execute_script("return document.querySelectorAll('table.data')[1].tBodies[0].rows.length") == 6
+    assert pager(ui)[0] == "6 rows", pager(ui)
+    for row in rows:
+        for r in (base_id, cand_id):
+            e = examples[r][row["row"]]
+            assert row[f"value.{r}"] == pytest.approx(e["scores"][metric]) and row[f"output.{r}"] == e["output"], row
+        assert row[f"delta.{cand_id}"] == pytest.approx(row[f"value.{cand_id}"] - row[f"value.{base_id}"]), row
+    with ui.http() as http:
+        resp = http.get(with_query(here, format="csv", table="examples"))
+    assert resp.status_code == 200 and len(list(csv.DictReader(io.StringIO(resp.text)))) == len(rows)
+
+    # Charts: inline SVG, one per metric at least, with no script in them.
+    svg = ui.driver.execute_script(
+        "const s = [...document.querySelectorAll('svg')];"
+        "return [s.length, s.map(x => x.querySelectorAll('script, foreignObject').length).reduce((a, b) => a + b, 0),"
+        " s.map(x => x.textContent).join(' ')]"
+    )
+    assert svg[0] >= len(by_metric) and svg[1] == 0 and metric in svg[2], svg[:2]
+    assert not any("same examples" in w for w in warnings(ui)), warnings(ui)
+
+    # Runs of two evaluations: a warning says they did not see the same examples.
+    other = demo.run_named("conversions lookup-v2")["evaluation_run_id"]
+    ui.get(f"{BASE}/compare?{urlencode({'runs': f'{cand_id},{other}'})}")
+    assert compared(ui) == [cand_id, other], compared(ui)
+    assert any("did not all see the same examples" in w for w in warnings(ui)), warnings(ui)
+    assert any("different scorers" in w for w in warnings(ui)), warnings(ui)
+
+    # From the runs page: tick the two runs, "Compare selected".
+    ui.get(BASE)
+    for r in (base_id, cand_id):
+        ui.driver.find_element(By.CSS_SELECTOR, f"input[name=run][value='{r}']").click()
+    ui.follow(ui.driver.find_element(By.XPATH, "//button[normalize-space()='Compare selected']").click)
+    assert urlsplit(ui.driver.current_url).path == f"{BASE}/compare", ui.driver.current_url
+    ticked = compared(ui)
+    assert sorted(ticked) == sorted([base_id, cand_id]), ticked
+    means = {k: v for r in get_jsonl(ui, with_format(ui.driver.current_url, "jsonl")) for k, v in r.items() if k.startswith("mean.")}
+    assert means == pytest.approx({k: v for r in page["jsonl"] for k, v in r.items() if k.startswith("mean.")})
+    assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
+
+
+# The contrast ratio (WCAG) of each element matching a selector: its text colour against the
+# background of its nearest ancestor that has one.
+CONTRASTS = """
+const rgb = (c) => c.match(/[0-9.]+/g).map(Number);
+const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+  .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+return [...document.querySelectorAll(arguments[0])].map(e => {
+  let bg = e;
+  while (bg && (rgb(getComputedStyle(bg).backgroundColor)[3] === 0 || getComputedStyle(bg).backgroundColor === "transparent")) bg = bg.parentElement;
+  const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(rgb(getComputedStyle(bg || document.body).backgroundColor))];
+  return [e.textContent, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+});
+"""
+
+
+def check_leaderboard(ui: Ui, page: dict[str, Any]) -> None:
+    """Each cell is the chosen metric of the latest run of its (evaluation, model) pair, as the
+    API lists runs, and links to that run; the export holds the same cells."""
+    metric = ui.driver.execute_script("return document.querySelector('select[name=metric]').value")
+    assert metric, "no metric chosen"
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in sorted(ui.demo.runs(), key=lambda r: (r["started_at"], r["evaluation_run_id"])):
+        latest[(r["evaluation"], r["model"])] = r
+    models = sorted({m for _, m in latest})
+    evaluations = sorted({e for e, _ in latest})
+    assert page["csv_header"][0] == "model" and sorted(page["csv_header"][1:]) == evaluations, page["csv_header"]
+    assert sorted(r["model"] for r in page["jsonl"]) == models, page["jsonl"]
+    head, cells, _ = ui.table()
+    links = ui.driver.execute_script(
+        "return [...document.querySelector('table.data tbody').rows].map(r => [...r.cells]"
+        ".map(c => { const a = c.querySelector('a'); return a ? [a.getAttribute('href'), a.title] : null; }))"
+    )
+    filled = 0
+    for row, csv_row, shown, link in zip(page["jsonl"], page["csv"], cells, links, strict=True):
+        name, digest = shown[0].split(":")
+        assert name == ref_name(row["model"]) and row["model"].rsplit(":", 1)[-1].startswith(digest), shown
+        for i, evaluation in enumerate(page["csv_header"][1:], start=1):
+            run = latest.get((evaluation, row["model"]))
+            expected = summary_metric(run["summary"], metric) if run else None
+            if expected is None:
+                assert row[evaluation] is None and csv_row[evaluation] == "" and link[i] is None, (row, evaluation)
+                continue
+            filled += 1
+            assert row[evaluation] == pytest.approx(expected) and float(csv_row[evaluation]) == pytest.approx(expected)
+            assert link[i][0] == f"{BASE}/runs/{run['evaluation_run_id']}" and float(link[i][1]) == pytest.approx(expected)
+            assert shown[i].rstrip(" ★") == short_number(row[evaluation]), (shown, row)
+    assert filled >= 3, (metric, page["jsonl"])
+    # Every cell's number stays readable on its heat colour, in either colour scheme.
+    for dark in (False, True):
+        ui.scheme(dark)
+        contrasts = ui.driver.execute_script(CONTRASTS, "table.data tbody td a")
+        assert contrasts and min(c for _, c in contrasts) >= 3, (dark, contrasts)
+    ui.scheme(False)
+    # Another metric, through the form.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(ui.driver.find_element(By.NAME, "metric")).select_by_value("abs_error.mean")
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click)
+    assert "lower is better" in ui.text(), ui.text()
+    rows = get_jsonl(ui, with_format(ui.driver.current_url, "jsonl"))
+    for row in rows:
+        for evaluation, value in row.items():
+            if evaluation != "model":
+                run = latest.get((evaluation, row["model"]))
+                expected = summary_metric(run["summary"], "abs_error.mean") if run else None
+                assert value == (pytest.approx(expected) if expected is not None else None), (row, evaluation)
+    assert sum(v is not None for row in rows for k, v in row.items() if k != "model") == 2, rows
+
+
+def sdk_link(demo: Demo, name: str) -> str:
+    """The path of the link the SDK printed for the run named `name`."""
+    run_id = demo.run_named(name)["evaluation_run_id"]
+    (link,) = {link for link in demo.scenario["call_links"] if link.endswith(f"/r/call/{run_id}")}
+    assert link.startswith(demo.weft.base + f"/{ENTITY}/{PROJECT}/r/call/"), link
+    return urlsplit(link).path
+
+
+def check_sdk_link(ui: Ui, page: dict[str, Any]) -> None:
+    """The link the SDK printed for an evaluation lands on that run's page, and every run got one."""
+    run = ui.demo.run_named("capitals lookup-v2")
+    assert urlsplit(ui.driver.current_url).path == f"{BASE}/runs/{run['evaluation_run_id']}", ui.driver.current_url
+    assert ui.h1() == "capitals lookup-v2"
+    printed = {link.rsplit("/", 1)[-1] for link in ui.demo.scenario["call_links"]}
+    assert {r["evaluation_run_id"] for r in ui.demo.runs()} <= printed, printed
+
+
 @dataclass
 class View:
     """A page of the UI: its path (given the demo), whether it exports its table, its checks."""
@@ -483,14 +895,22 @@ class View:
     exports: bool = True
 
 
+def run_path(demo: Demo, name: str) -> str:
+    return f"{BASE}/runs/{demo.run_named(name)['evaluation_run_id']}"
+
+
+def compare_path(demo: Demo, baseline: str, candidate: str) -> str:
+    runs = [demo.run_named(n)["evaluation_run_id"] for n in (baseline, candidate)]
+    return f"{BASE}/compare?{urlencode({'runs': ','.join(runs), 'baseline': runs[0]})}"
+
+
 VIEWS = [
     View("projects", lambda d: "/", check_projects),
     View("runs", lambda d: BASE, check_runs),
-    # When a view lands, e.g. (the hostile model's run should show its name and outputs, which
-    # hold HOSTILE, as text):
-    # View("leaderboard", lambda d: f"{BASE}/leaderboard", check_leaderboard),
-    # View("run", lambda d: f"{BASE}/runs/{d.runs()[0]['evaluation_run_id']}", check_run),
-    # View("compare", lambda d: f"{BASE}/compare?runs={...}&baseline={...}", check_compare),
+    View("run", lambda d: run_path(d, f"capitals {HOSTILE} run"), check_run),
+    View("compare", lambda d: compare_path(d, "capitals lookup-v1", "capitals lookup-v2"), check_compare),
+    View("leaderboard", lambda d: f"{BASE}/leaderboard", check_leaderboard),
+    View("sdk-link", lambda d: sdk_link(d, "capitals lookup-v2"), check_sdk_link, exports=False),
 ]
 
 
@@ -604,15 +1024,42 @@ def test_runs_sort_filter_and_pages(ui: Ui) -> None:
     failed = [r["evaluation_run_id"] for r in runs if r["status"] == "failed"]
     assert [r["run"] for r in exported] == failed and len(cells) == len(failed), (exported, cells)
 
-    # Pages of 4: the first shows 4 and links to the rest, whose export holds the rest.
+    # The evaluation filter, through its select: that evaluation's runs, newest first.
+    capitals = ui.demo.scenario["evaluations"]["capitals"]
+    ui.get(BASE)
+    Select(ui.driver.find_element(By.NAME, "evaluation")).select_by_value(capitals)
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click)
+    expected_ids = newest_first(r for r in runs if r["evaluation"] == capitals)
+    assert page_run_ids(ui) == expected_ids and len(expected_ids) == 3, page_run_ids(ui)
+    assert [r["run"] for r in export_rows(ui, ui.driver.current_url)[2]] == expected_ids
+
+    # Pages of 4, newest first, by cursor: the first shows 4 and links to older runs, whose page
+    # shows the rest and links back to newer ones and to the newest.
+    order = newest_first(runs)
     ui.get(f"{BASE}/runs?limit=4")
-    assert "Rows 1–4" in ui.text()
+    assert page_run_ids(ui) == order[:4] and pager(ui) == ("4 runs", {"next": "Older →"}), pager(ui)
     _, _, first = export_rows(ui, ui.driver.current_url)
-    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "a[rel=next]").click)
-    assert f"Rows 5–{len(runs)}" in ui.text(), ui.text()
-    assert ui.driver.find_elements(By.CSS_SELECTOR, "a[rel=next]") == []
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "nav.pager a[rel=next]").click)
+    assert "after" in dict(parse_qsl(urlsplit(ui.driver.current_url).query)), ui.driver.current_url
+    assert page_run_ids(ui) == order[4:], (page_run_ids(ui), order)
+    assert pager(ui) == (f"{len(runs) - 4} runs", {"first": "Newest", "prev": "← Newer"}), pager(ui)
     _, _, rest = export_rows(ui, ui.driver.current_url)
-    assert sorted(r["run"] for r in first + rest) == sorted(r["evaluation_run_id"] for r in runs)
+    assert [r["run"] for r in first + rest] == order
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "nav.pager a[rel=prev]").click)
+    assert "before" in dict(parse_qsl(urlsplit(ui.driver.current_url).query)), ui.driver.current_url
+    assert page_run_ids(ui) == order[:4] and pager(ui) == ("4 runs", {"next": "Older →"}), pager(ui)
+
+    # Sorted by another column, pages go by offset: the duration, longest first.
+    ui.get(f"{BASE}/runs?sort=duration&dir=desc&limit=4")
+    by_duration = [r["run"] for r in export_rows(ui, ui.driver.current_url)[2]]
+    assert pager(ui) == ("Rows 1–4", {"next": "Next →"}), pager(ui)
+    ui.follow(ui.driver.find_element(By.CSS_SELECTOR, "nav.pager a[rel=next]").click)
+    assert pager(ui) == (f"Rows 5–{len(runs)}", {"prev": "← Previous"}), pager(ui)
+    by_duration += [r["run"] for r in export_rows(ui, ui.driver.current_url)[2]]
+    at = datetime.datetime.fromisoformat
+    seconds = {r["evaluation_run_id"]: at(r["finished_at"]) - at(r["started_at"]) for r in runs}
+    assert sorted(by_duration) == sorted(order), by_duration
+    assert [seconds[r] for r in by_duration] == sorted(seconds.values(), reverse=True), by_duration
     assert ui.driver.execute_script("return window.__weft") == {"dialogs": [], "csp": []}
 
 

@@ -1,7 +1,7 @@
 """Screenshots of the web UI for README.md: weft on a fresh data directory, the demo runs of
 `sdk_scenarios/ui_demo.py` logged with the official SDK (without its hostile model), and a
-1280 px wide PNG of each view, cropped to its content (the runs page in dark colours too). Views this build does not serve
-yet are left out. Run through `scripts/ui-screenshots`.
+1280 px wide PNG of each view (runs, run, compare, leaderboard), cropped to its content (the
+runs page in dark colours too). Views this build does not serve are left out. Run through `scripts/ui-screenshots`.
 
 Usage: ui_screenshots.py OUT_DIR
 """
@@ -37,6 +37,7 @@ def main() -> None:
                 ("ui-runs-dark.png", BASE, True),
                 ("ui-run.png", f"{BASE}/runs/{v2}", False),
                 ("ui-compare.png", f"{BASE}/compare?runs={v1},{v2}&baseline={v1}", False),
+                ("ui-leaderboard.png", f"{BASE}/leaderboard", False),
             ]
             driver = start_chromium(required=True)
             ui = Ui(driver=driver, demo=demo)

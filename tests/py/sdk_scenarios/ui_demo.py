@@ -7,7 +7,8 @@ different coverage, evaluated with `Evaluation.evaluate`:
 - `capitals` × `lookup-v2`, `lookup-v1` and, unless `--no-hostile`, a model named
   `<script>alert(1)</script>` whose outputs and run name carry that text too;
 - `conversions` × `lookup-v2`, `lookup-v1`;
-- `conversions` × `lookup-v1` once more with a scorer whose summary raises, so that run fails.
+- `conversions` × `lookup-v1` once more with a scorer whose summary raises, so that run fails,
+  on the conversions and one row more whose question (a list) the model fails on.
 
 Usage: ui_demo.py PROJECT [--no-hostile]. Prints the refs of the models and evaluations, and
 the display name of each run.
@@ -39,6 +40,8 @@ CONVERSIONS = [
     {"question": "100 F in C", "answer": 37.778},
     {"question": "3 ft in m", "answer": 0.914},
 ]
+# A row the models fail on: its question is a list, which no lookup table holds as a key.
+UNANSWERABLE = {"question": ["10 km", "in miles"], "answer": 6.214}
 
 # What each model knows: lookup-v2 all but one capital and all conversions, lookup-v1 less,
 # and approximately.
@@ -136,7 +139,7 @@ def main() -> None:
     )
     broken = weave.Evaluation(
         name="conversions-broken",
-        dataset=weave.Dataset(name="conversions", rows=CONVERSIONS),
+        dataset=weave.Dataset(name="conversions-broken", rows=[*CONVERSIONS, UNANSWERABLE]),
         scorers=[within_tolerance, BrokenSummary()],
     )
 
