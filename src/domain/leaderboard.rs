@@ -117,7 +117,11 @@ pub fn build(store: &dyn Store, project: &str, q: &LeaderboardQuery) -> Result<L
         return Err(e);
     }
     let metrics = metric_paths(latest.iter());
-    let metric = q.metric.clone().or_else(|| metrics.first().cloned());
+    // By default the first scorer aggregate a runs table would show (a rate, a mean), not a
+    // count.
+    let metric = q.metric.clone().or_else(|| {
+        super::run_table::column_metrics(&latest, 1).into_iter().next().or_else(|| metrics.first().cloned())
+    });
     let lower = q.lower.unwrap_or_else(|| metric.as_deref().is_some_and(lower_is_better));
     let mut evaluations: Vec<String> = latest.iter().map(|r| r.evaluation().to_string()).collect();
     evaluations.sort();

@@ -109,7 +109,7 @@ pub fn histogram(title: &str, series: &[(String, Vec<f64>)], bins: usize) -> Mar
                     let y = top + plot_h - (*n as f64 / peak) * plot_h;
                     format!("{:.1},{:.1} {:.1},{:.1}", left + bw * i as f64, y, left + bw * (i + 1) as f64, y)
                 }).collect::<Vec<_>>().join(" ");
-                polyline class=(series_class(s)) fill="none" stroke-width="2" fill-opacity="0"
+                polyline class=(series_class(s)) stroke-width="2" fill-opacity="0.12"
                     points={ (format!("{left:.1},{:.1} ", top + plot_h)) (points) (format!(" {:.1},{:.1}", left + plot_w, top + plot_h)) } {}
             }
             text x=(left) y=(top + plot_h + 14.0) { (number(lo)) }
