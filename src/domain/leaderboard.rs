@@ -117,10 +117,13 @@ pub fn build(store: &dyn Store, project: &str, q: &LeaderboardQuery) -> Result<L
         return Err(e);
     }
     let metrics = metric_paths(latest.iter());
-    // By default the first scorer aggregate a runs table would show (a rate, a mean), not a
-    // count.
+    // By default the scorer aggregate (a rate, a mean, as the runs table shows them) that the
+    // most cells have.
     let metric = q.metric.clone().or_else(|| {
-        super::run_table::column_metrics(&latest, 1).into_iter().next().or_else(|| metrics.first().cloned())
+        let choices = super::run_table::column_metrics(&latest, usize::MAX);
+        let cells = |m: &String| latest.iter().filter(|r| r.metric(m).is_some()).count();
+        let best = choices.iter().map(cells).max().unwrap_or(0);
+        choices.iter().find(|m| cells(m) == best).cloned().or_else(|| metrics.first().cloned())
     });
     let lower = q.lower.unwrap_or_else(|| metric.as_deref().is_some_and(lower_is_better));
     let mut evaluations: Vec<String> = latest.iter().map(|r| r.evaluation().to_string()).collect();
