@@ -213,13 +213,14 @@ fn emit(
     })
 }
 
+/// What applying updates gives: the digests of the rows each update added or removed, and the
+/// new rows to store as (digest, row).
+pub type Applied = (Vec<String>, Vec<(String, Value)>);
+
 /// Applies `updates` to a table's row digests as Weave does: returns the digests of the rows
 /// each update added or removed, in order, and the new rows to store as (digest, row) (each
 /// new digest once, none the table had). A 400 names the first update that does not apply.
-pub fn apply_updates(
-    list: &mut Vec<String>,
-    updates: Vec<TableUpdate>,
-) -> Result<(Vec<String>, Vec<(String, Value)>)> {
+pub fn apply_updates(list: &mut Vec<String>, updates: Vec<TableUpdate>) -> Result<Applied> {
     let mut known: std::collections::HashSet<String> = list.iter().cloned().collect();
     let mut updated = Vec::with_capacity(updates.len());
     let mut new_rows = Vec::new();
