@@ -30,6 +30,7 @@ pub mod score;
 pub mod sessions;
 pub mod stats;
 pub mod store;
+pub mod table;
 pub mod trace;
 pub mod validate;
 pub mod view;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::call::{Micros, format_time};
 use super::error::{Error, Result};
+use super::page::Page;
 
 /// Longest object id accepted.
 pub const MAX_OBJECT_ID: usize = 128;
@@ -137,6 +138,26 @@ pub struct TableRow {
     pub val: Value,
     /// Its position in the table.
     pub original_index: i64,
+}
+
+/// The rows of a table a read asks for, as (position, row digest): those of `list` (the
+/// table's row digests, in order) that `only` names, if given, then the window of `page`.
+/// One set lookup per row: linear in the rows and the digests named, not their product.
+pub fn wanted_rows<'a>(list: &'a [String], only: Option<&[String]>, page: Page) -> Vec<(usize, &'a String)> {
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let take = page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let only: Option<std::collections::HashSet<&str>> = only.map(|o| o.iter().map(String::as_str).collect());
+    list.iter()
+        .enumerate()
+        .filter(|(_, d)| only.as_ref().is_none_or(|o| o.contains(d.as_str())))
+        .skip(skip)
+        .take(take)
+        .collect()
+}
+
+/// A stored row's JSON text as a value (text that is not JSON reads as a string).
+pub fn row_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 /// Filters of an objects query.

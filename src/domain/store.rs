@@ -126,6 +126,17 @@ pub trait Store: Send + Sync + 'static {
         query: &ObjectQuery,
         sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
     ) -> Result<()>;
+    /// A table's row digests, in order; `None` if no such table.
+    fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>>;
+    /// Streams the stored JSON text of the rows `digests` names, in that order (a digest may
+    /// come more than once), each with its position in `digests`, to `sink` until it returns
+    /// `false`; rows not stored are left out. A backend holds a bounded number of rows at once.
+    fn table_row_texts(
+        &self,
+        project: &str,
+        digests: &[&str],
+        sink: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<()>;
     /// Rows of a table in order (only those named, if `only` is given); `None` if no such table.
     fn table_rows(
         &self,
@@ -133,9 +144,28 @@ pub trait Store: Send + Sync + 'static {
         digest: &str,
         only: Option<&[String]>,
         page: Page,
-    ) -> Result<Option<Vec<TableRow>>>;
+    ) -> Result<Option<Vec<TableRow>>> {
+        let Some(list) = self.table_digests(project, digest)? else {
+            return Ok(None);
+        };
+        let wanted = super::object::wanted_rows(&list, only, page);
+        let digests: Vec<&str> = wanted.iter().map(|(_, d)| d.as_str()).collect();
+        let mut rows = Vec::with_capacity(wanted.len());
+        self.table_row_texts(project, &digests, &mut |k, text| {
+            let (i, d) = wanted[k];
+            rows.push(TableRow {
+                digest: d.clone(),
+                val: super::object::row_value(text),
+                original_index: i as i64,
+            });
+            true
+        })?;
+        Ok(Some(rows))
+    }
     /// Number of rows of a table; `None` if no such table.
-    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>>;
+    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>> {
+        Ok(self.table_digests(project, digest)?.map(|l| l.len() as u64))
+    }
     /// A file's bytes.
     fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>>;
 
@@ -218,6 +248,11 @@ pub trait Writer {
         rows: &[(String, String)],
         row_digests: &[String],
     ) -> Result<()>;
+    /// A table's row digests, in order, as this transaction sees them; `None` if no such table.
+    fn table_digests(&mut self, project: &str, digest: &str) -> Result<Option<Vec<String>>>;
+    /// Those of the row digests `digests` (each named once) that no stored table row of
+    /// `project` has, as this transaction sees them, in the order given.
+    fn missing_table_rows(&mut self, project: &str, digests: &[&str]) -> Result<Vec<String>>;
     /// Stores a file's bytes under their digest.
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()>;
     /// Stores a feedback row; a row with the same id is kept as it is.

@@ -146,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .route("/objs/query", post(v1::objects::objs_query))
         .route("/obj/delete", post(v1::objects::obj_delete))
         .route("/table/create", post(v1::tables::table_create))
+        .route("/table/create_from_digests", post(v1::tables::table_create_from_digests))
+        .route("/table/update", post(v1::tables::table_update))
         .route("/table/query", post(v1::tables::table_query))
         .route("/table/query_stats", post(v1::tables::table_query_stats))
         .route("/refs/read_batch", post(v1::refs::refs_read_batch))

@@ -223,6 +223,12 @@ mod tests {
         fn put_table(&mut self, _: &str, _: &str, _: &[(String, String)], _: &[String]) -> Result<()> {
             unused()
         }
+        fn table_digests(&mut self, _: &str, _: &str) -> Result<Option<Vec<String>>> {
+            unused()
+        }
+        fn missing_table_rows(&mut self, _: &str, _: &[&str]) -> Result<Vec<String>> {
+            unused()
+        }
         fn insert_feedback(&mut self, _: &Feedback) -> Result<()> {
             unused()
         }

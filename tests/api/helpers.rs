@@ -380,3 +380,22 @@ pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
+
+/// Creates a table of `rows` in `project`; returns its digest and its row digests.
+pub async fn create_table(s: &Server, project: &str, rows: &[Value]) -> (String, Vec<String>) {
+    let t = json_ok(post_v1(
+        s,
+        "/table/create",
+        &serde_json::json!({"table": {"project_id": project, "rows": rows}}),
+    ))
+    .await;
+    let digests =
+        t["row_digests"].as_array().expect("row digests").iter().map(|d| d.as_str().unwrap().to_string());
+    (t["digest"].as_str().expect("digest").to_string(), digests.collect())
+}
+
+/// The rows `POST /table/query` answers for `body` (asserting a 200).
+pub async fn table_rows(s: &Server, body: &Value) -> Vec<Value> {
+    let r = json_ok(post_v1(s, "/table/query", body)).await;
+    r["rows"].as_array().expect("rows").clone()
+}

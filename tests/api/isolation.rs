@@ -118,6 +118,12 @@ fn attempts(t: &Theirs) -> Vec<(&'static str, String, Value)> {
         ("POST", "/objs/query".into(), json!({"project_id": p})),
         ("POST", "/obj/delete".into(), json!({"project_id": p, "object_id": "Secret"})),
         ("POST", "/table/create".into(), json!({"table": {"project_id": p, "rows": []}})),
+        ("POST", "/table/create_from_digests".into(), json!({"project_id": p, "row_digests": []})),
+        (
+            "POST",
+            "/table/update".into(),
+            json!({"project_id": p, "base_digest": table, "updates": [{"append": {"row": {"a": 2}}}]}),
+        ),
         ("POST", "/table/query".into(), json!({"project_id": p, "digest": table})),
         ("POST", "/table/query_stats".into(), json!({"project_id": p, "digest": table})),
         (

@@ -22,6 +22,7 @@ mod openapi;
 mod predictions_scores;
 mod store_cli;
 mod streaming;
+mod tables;
 mod trace_api;
 mod ui_calls;
 mod ui_runs;

@@ -1139,6 +1139,110 @@ def test_v1_tables(pair: Pair) -> None:
     )
 
 
+def test_v1_table_update_and_create_from_digests(pair: Pair) -> None:
+    p = pair
+    base = [{"q": "a", "n": 1}, {"q": "b", "n": 2.5}]
+    p.step("POST", "/table/create", json={"table": {"project_id": p.pid, "rows": base}}, capture={"t": "digest"})
+    updates = [
+        {"append": {"row": {"q": "c", "n": 3}}},
+        {"insert": {"index": 0, "row": {"q": "z", "nested": {"x": [1, None]}}}},
+        {"append": {"row": {"q": "a", "n": 1}}},
+        {"pop": {"index": 1}},
+    ]
+    p.step("POST", "/table/update", json={"project_id": p.pid, "base_digest": "<<t>>", "updates": updates}, capture={"u": "digest"})
+    p.step("POST", "/table/query", json={"project_id": p.pid, "digest": "<<u>>"})
+    p.step("POST", "/table/query_stats", json={"project_id": p.pid, "digest": "<<u>>"})
+    # Updating the updated table again, and an update with nothing to do.
+    p.step("POST", "/table/update", json={"project_id": p.pid, "base_digest": "<<u>>", "updates": [{"pop": {"index": 0}}]})
+    p.step("POST", "/table/update", json={"project_id": p.pid, "base_digest": "<<t>>", "updates": []})
+    # Sorting where both agree (Weave's SQLite server puts missing values first when ascending).
+    p.step("POST", "/table/query", json={"project_id": p.pid, "digest": "<<u>>", "sort_by": [{"field": "n", "direction": "desc"}]})
+    p.step("POST", "/table/query", json={"project_id": p.pid, "digest": "<<t>>", "sort_by": [{"field": "q", "direction": "asc"}]})
+    p.step(
+        "POST",
+        "/table/query",
+        json={"project_id": p.pid, "digest": "<<t>>", "sort_by": [{"field": "n", "direction": "up"}]},
+        differs=Differs(
+            "D-sort-direction",
+            "a sort direction other than asc/desc: the reference's body model refuses it (422), weft names it (400)",
+            status_is(422),
+            lambda s: (s.status == 400 and '"up"' in s.data["reason"] and "sort_by" in s.data["reason"]) or pytest.fail(str(s.raw)),
+        ),
+    )
+    p.step("POST", "/table/update", json={"project_id": p.pid, "base_digest": "<<t>>", "updates": [{"pop": {"index": 2}}]},
+           differs=Differs(
+               "D-table-update",
+               "an index out of range: both 400, weft's reason names the update and the table's length",
+               status_is(400, {"reason": "Index out of range"}),
+               lambda s: (s.status == 400 and "pop index 2" in s.data["reason"]) or pytest.fail(str(s.raw)),
+           ))
+    p.step("POST", "/table/update", json={"project_id": p.pid, "base_digest": "nope", "updates": [{"pop": {"index": 0}}]},
+           differs=Differs(
+               "D-table-update",
+               "an unknown base table: the reference fails (500), weft answers 404",
+               status_is(500),
+               status_is(404, {"reason": "Table nope not found"}),
+           ))
+    p.step("POST", "/table/update", json={"project_id": p.pid, "base_digest": "<<t>>", "updates": [{"append": {"row": 5}}]},
+           differs=Differs(
+               "D-table-update",
+               "a row that is not an object: the reference's body model refuses it (422), weft names the update (400)",
+               status_is(422),
+               lambda s: (s.status == 400 and "update 0" in s.data["reason"]) or pytest.fail(str(s.raw)),
+           ))
+
+    # table/create_from_digests: the reference (weave 0.52's routes) has no such route. weft's
+    # answer must be the digest the reference computes for the same rows created whole.
+    rows = [{"q": "b", "n": 2.5}, {"q": "a", "n": 1}, {"q": "b", "n": 2.5}]
+    seen = p.step("POST", "/table/create", json={"table": {"project_id": p.pid, "rows": rows}}, capture={"w": "digest"})
+    digests = seen["weft"].data["row_digests"]
+    assert digests == seen["ref"].data["row_digests"]
+    no_route = status_is(404, {"detail": "Not Found"})
+
+    def made(expected: str) -> Callable[[Seen], None]:
+        def check(s: Seen) -> None:
+            assert s.status == 200 and s.data == {"digest": expected}, s.raw
+
+        return check
+
+    for row_digests in (digests, []):
+        expected = seen["ref"].data["digest"] if row_digests else p.step("POST", "/table/create", json={"table": {"project_id": p.pid, "rows": []}})["ref"].data["digest"]
+        p.step(
+            "POST",
+            "/table/create_from_digests",
+            json={"project_id": p.pid, "row_digests": row_digests, "expected_digest": expected},
+            differs=Differs("D-from-digests", "the reference has no table/create_from_digests", no_route, made(expected)),
+        )
+    p.step(
+        "POST",
+        "/table/create_from_digests",
+        json={"project_id": p.pid, "row_digests": [digests[0], "nope"]},
+        differs=Differs(
+            "D-from-digests",
+            "rows the project does not hold: weft refuses the table (400 naming them)",
+            no_route,
+            lambda s: (s.status == 400 and "nope" in s.data["reason"]) or pytest.fail(str(s.raw)),
+        ),
+    )
+    p.step(
+        "POST",
+        "/table/create_from_digests",
+        json={"project_id": p.pid, "row_digests": digests, "expected_digest": "wrong"},
+        differs=Differs("D-from-digests", "a wrong expected digest: 409, as on table/create", no_route, status_is(409)),
+    )
+    p.step(
+        "POST",
+        "/table/create",
+        json={"table": {"project_id": p.pid, "rows": rows, "expected_digest": "wrong"}},
+        differs=Differs(
+            "D-expected-digest",
+            "both refuse a wrong expected digest with a 409, in their own words",
+            status_is(409),
+            status_is(409),
+        ),
+    )
+
+
 def test_v1_files(pair: Pair) -> None:
     p = pair
     content = b"def f(x):\n    return x + 1\n"

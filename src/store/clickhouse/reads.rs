@@ -10,14 +10,13 @@ use crate::domain::call::{Call, Micros};
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
-use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use crate::domain::object::{ObjectQuery, ObjectVersion, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
-use crate::store::{json_from_text, wanted_rows};
 
 /// `LIMIT .. OFFSET ..` of a page, as parameters.
 fn limit_offset(q: &mut Query, page: Page) -> String {
@@ -81,16 +80,6 @@ fn live_objects_with_latest(q: &mut Query, project: &str, object_ids: &[String])
 }
 
 impl ClickHouseStore {
-    fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
-        let mut q = Query::default();
-        let (p, d) = (q.string(project), q.string(digest));
-        q.push(&format!(
-            "SELECT row_digests FROM tables WHERE project_id = {p} AND digest = {d} LIMIT 1 \
-             FORMAT JSONCompactEachRow"
-        ));
-        Ok(self.client.query_all::<(Vec<String>,)>(&q)?.pop().map(|(l,)| l))
-    }
-
     /// Streams the runs of `project` passing `filters` (SQL over the calls table, after its
     /// own conditions), the inner select ending with `inner`, in the outer `order`.
     fn stream_runs(
@@ -140,6 +129,9 @@ impl ClickHouseStore {
         self.client.query_rows::<CallTuple>(q, &mut |t| Ok(sink(call_from_tuple(t).call)))
     }
 }
+
+/// Table rows read in one query: few enough that their texts fit in memory however large rows are.
+const ROW_CHUNK: usize = 256;
 
 impl Store for ClickHouseStore {
     fn submit(&self, job: WriteJob) {
@@ -354,25 +346,32 @@ impl Store for ClickHouseStore {
         })
     }
 
-    fn table_rows(
+    fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+        let mut q = Query::default();
+        let (p, d) = (q.string(project), q.string(digest));
+        q.push(&format!(
+            "SELECT row_digests FROM tables WHERE project_id = {p} AND digest = {d} LIMIT 1 \
+             FORMAT JSONCompactEachRow"
+        ));
+        Ok(self.client.query_all::<(Vec<String>,)>(&q)?.pop().map(|(l,)| l))
+    }
+
+    fn table_row_texts(
         &self,
         project: &str,
-        digest: &str,
-        only: Option<&[String]>,
-        page: Page,
-    ) -> Result<Option<Vec<TableRow>>> {
-        let Some(list) = self.table_digests(project, digest)? else {
-            return Ok(None);
-        };
-        let wanted = wanted_rows(&list, only, page);
+        digests: &[&str],
+        sink: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<()> {
+        // A chunk of positions at a time: its distinct rows in one query, then sent in order.
         let mut vals: HashMap<String, String> = HashMap::new();
-        let distinct: Vec<&String> = {
-            let mut seen = HashSet::new();
-            wanted.iter().map(|(_, d)| *d).filter(|d| seen.insert(*d)).collect()
-        };
-        for chunk in distinct.chunks(IN_CHUNK) {
+        for (c, chunk) in digests.chunks(ROW_CHUNK).enumerate() {
+            vals.clear();
+            let distinct: Vec<&str> = {
+                let mut seen = HashSet::new();
+                chunk.iter().copied().filter(|d| seen.insert(*d)).collect()
+            };
             let mut q = Query::default();
-            let (p, ds) = (q.string(project), q.strings(chunk));
+            let (p, ds) = (q.string(project), q.strings(&distinct));
             q.push(&format!(
                 "SELECT digest, val FROM table_rows WHERE project_id = {p} AND digest IN {ds} \
                  LIMIT 1 BY digest FORMAT JSONCompactEachRow"
@@ -381,23 +380,15 @@ impl Store for ClickHouseStore {
                 vals.insert(d, v);
                 Ok(true)
             })?;
+            for (k, d) in chunk.iter().enumerate() {
+                if let Some(v) = vals.get(*d)
+                    && !sink(c * ROW_CHUNK + k, v)
+                {
+                    return Ok(());
+                }
+            }
         }
-        Ok(Some(
-            wanted
-                .into_iter()
-                .filter_map(|(i, d)| {
-                    vals.get(d).map(|v| TableRow {
-                        digest: d.clone(),
-                        val: json_from_text(v),
-                        original_index: i as i64,
-                    })
-                })
-                .collect(),
-        ))
-    }
-
-    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>> {
-        Ok(self.table_digests(project, digest)?.map(|l| l.len() as u64))
+        Ok(())
     }
 
     fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>> {

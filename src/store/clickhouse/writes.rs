@@ -85,6 +85,10 @@ pub(super) struct Tx<'a> {
     table_rows: Appends,
     tables: Appends,
     files: Appends,
+    /// Table rows known to exist (written by the batch or read), by (project, digest).
+    known_rows: Overlay<CallKey, ()>,
+    /// Tables' row digests the batch wrote or read, by (project, digest).
+    table_lists: Overlay<CallKey, Vec<String>>,
 }
 
 impl<'a> Tx<'a> {
@@ -100,6 +104,8 @@ impl<'a> Tx<'a> {
             table_rows: Appends::default(),
             tables: Appends::default(),
             files: Appends::default(),
+            known_rows: Overlay::default(),
+            table_lists: Overlay::default(),
         }
     }
 
@@ -113,6 +119,8 @@ impl<'a> Tx<'a> {
         self.table_rows.end_job(keep);
         self.tables.end_job(keep);
         self.files.end_job(keep);
+        self.known_rows.end_job(keep);
+        self.table_lists.end_job(keep);
     }
 
     /// Inserts every row the batch wrote, one insert per table, with `version`.
@@ -136,6 +144,9 @@ impl<'a> Tx<'a> {
         let keys = encode(self.keys.take_written().iter().map(|k| key_line(k, version)).collect())?;
         let sessions =
             encode(self.sessions.take_written().iter().map(|s| session_line(s, version)).collect())?;
+        // What the batch knows of tables is inserted through `table_rows` and `tables`.
+        self.known_rows.take_written();
+        self.table_lists.take_written();
         // Contents first, then what refers to them.
         insert(self.client, "files", self.files.take())?;
         insert(self.client, "table_rows", self.table_rows.take())?;
@@ -366,9 +377,52 @@ impl Writer for Tx<'_> {
     ) -> Result<()> {
         for (d, val) in rows {
             self.table_rows.push(table_row_line(project, d, val));
+            self.known_rows.put((project.to_string(), d.clone()), ());
         }
         self.tables.push(table_line(project, digest, row_digests));
+        self.table_lists.put((project.to_string(), digest.to_string()), row_digests.to_vec());
         Ok(())
+    }
+
+    fn table_digests(&mut self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+        let key = (project.to_string(), digest.to_string());
+        if let Some(known) = self.table_lists.get(&key) {
+            return Ok(known.cloned());
+        }
+        let mut q = Query::default();
+        let (p, d) = (q.string(project), q.string(digest));
+        q.push(&format!(
+            "SELECT row_digests FROM tables WHERE project_id = {p} AND digest = {d} LIMIT 1 \
+             FORMAT JSONCompactEachRow"
+        ));
+        let found = self.client.query_all::<(Vec<String>,)>(&q)?.pop().map(|(l,)| l);
+        self.table_lists.remember(key, found.clone());
+        Ok(found)
+    }
+
+    fn missing_table_rows(&mut self, project: &str, digests: &[&str]) -> Result<Vec<String>> {
+        let key = |d: &str| (project.to_string(), d.to_string());
+        let unknown: Vec<&str> = digests
+            .iter()
+            .copied()
+            .filter(|d| !matches!(self.known_rows.get(&key(d)), Some(Some(()))))
+            .collect();
+        for chunk in unknown.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, ds) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT DISTINCT digest FROM table_rows WHERE project_id = {p} AND digest IN {ds} \
+                 FORMAT JSONCompactEachRow"
+            ));
+            for (d,) in self.client.query_all::<(String,)>(&q)? {
+                self.known_rows.remember(key(&d), Some(()));
+            }
+        }
+        Ok(unknown
+            .into_iter()
+            .filter(|d| !matches!(self.known_rows.get(&key(d)), Some(Some(()))))
+            .map(String::from)
+            .collect())
     }
 
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()> {

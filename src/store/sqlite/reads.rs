@@ -9,14 +9,13 @@ use crate::domain::call::Call;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
-use crate::domain::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use crate::domain::object::{ObjectQuery, ObjectVersion, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
-use crate::store::{json_from_text, wanted_rows};
 
 impl Store for SqliteStore {
     fn submit(&self, job: WriteJob) {
@@ -228,38 +227,29 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn table_rows(
+    fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+        table_digests(&*self.reader()?, project, digest)
+    }
+
+    fn table_row_texts(
         &self,
         project: &str,
-        digest: &str,
-        only: Option<&[String]>,
-        page: Page,
-    ) -> Result<Option<Vec<TableRow>>> {
+        digests: &[&str],
+        sink: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<()> {
         let conn = self.reader()?;
-        let Some(list) = table_digests(&conn, project, digest)? else {
-            return Ok(None);
-        };
         let mut stmt = conn
             .prepare_cached("SELECT val FROM table_rows WHERE project_id = ?1 AND digest = ?2")
             .map_err(storage)?;
-        let mut rows = Vec::new();
-        let wanted = wanted_rows(&list, only, page);
-        for (i, d) in wanted {
-            let val: Option<String> =
-                stmt.query_row(params![project, d], |r| r.get(0)).optional().map_err(storage)?;
-            if let Some(val) = val {
-                rows.push(TableRow {
-                    digest: d.clone(),
-                    val: json_from_text(&val),
-                    original_index: i as i64,
-                });
+        for (k, d) in digests.iter().enumerate() {
+            let mut rows = stmt.query(params![project, d]).map_err(storage)?;
+            if let Some(r) = rows.next().map_err(storage)?
+                && !sink(k, r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(storage)?)
+            {
+                break;
             }
         }
-        Ok(Some(rows))
-    }
-
-    fn table_len(&self, project: &str, digest: &str) -> Result<Option<u64>> {
-        Ok(table_digests(&*self.reader()?, project, digest)?.map(|l| l.len() as u64))
+        Ok(())
     }
 
     fn file(&self, project: &str, digest: &str) -> Result<Option<Vec<u8>>> {

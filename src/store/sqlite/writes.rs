@@ -329,6 +329,23 @@ impl Writer for Tx<'_> {
         .map_err(storage)
     }
 
+    fn table_digests(&mut self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+        table_digests(self.0, project, digest)
+    }
+
+    fn missing_table_rows(&mut self, project: &str, digests: &[&str]) -> Result<Vec<String>> {
+        let mut stmt = self
+            .prepare_cached("SELECT 1 FROM table_rows WHERE project_id = ?1 AND digest = ?2")
+            .map_err(storage)?;
+        let mut missing = Vec::new();
+        for d in digests {
+            if !stmt.exists(params![project, d]).map_err(storage)? {
+                missing.push((*d).to_string());
+            }
+        }
+        Ok(missing)
+    }
+
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()> {
         self.prepare_cached("INSERT OR IGNORE INTO files (project_id, digest, content) VALUES (?1, ?2, ?3)")
             .map_err(storage)?
