@@ -2,7 +2,8 @@
 //! field weft does not read is refused (400, naming it), never dropped. A body type's fields
 //! are its table of known fields: each one is either read (it changes the answer as Weave's
 //! does) or typed [`OutputOnly`] (accepted and documented as not read: it would only shape the
-//! answer, e.g. `include_costs`). Any other field that is present and not `null` is refused.
+//! answer, e.g. `include_costs`). Any other field is refused unless it asks for nothing (`null`,
+//! `""`, `[]` or `{}`: what Weave's clients send for an absent value).
 
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde_json::{Value, json};
@@ -17,29 +18,8 @@ pub struct OutputOnly;
 
 impl<'de> Deserialize<'de> for OutputOnly {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        // Read as a value (any shape), so that nothing inside it counts as an unread field.
-        serde::de::IgnoredAny::deserialize(Any(d)).map(|_| OutputOnly)
-    }
-}
-
-/// Forwards everything to `deserialize_any`, so that the value is consumed without being
-/// reported as ignored.
-struct Any<D>(D);
-
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for Any<D> {
-    type Error = D::Error;
-    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> std::result::Result<V::Value, D::Error> {
-        self.0.deserialize_any(v)
-    }
-    fn deserialize_ignored_any<V: serde::de::Visitor<'de>>(
-        self,
-        v: V,
-    ) -> std::result::Result<V::Value, D::Error> {
-        self.0.deserialize_any(v)
-    }
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        // Read as a value of any shape, so that nothing inside it counts as an unread field.
+        Value::deserialize(d).map(|_| OutputOnly)
     }
 }
 
@@ -103,7 +83,7 @@ fn shape_error(e: impl std::fmt::Display) -> Error {
 
 /// Reads `T` from `de`, then refuses the fields it did not read. `raw` gives the body as a
 /// value, asked for only when some field was not read, to let those that ask for nothing pass
-/// (`null`, `[]`, `{}`: a `null` is an absent field in Weave's API).
+/// (`null`, `""`, `[]`, `{}`: a `null` is an absent field in Weave's API).
 fn read<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     de: D,
     raw: impl FnOnce() -> Option<Value>,
@@ -122,9 +102,10 @@ where
         return Ok(value);
     }
     let raw = raw().unwrap_or(Value::Null);
-    // Nothing asked for: a `null`, an empty list or an empty object.
+    // Nothing asked for: a `null`, an empty string, list or object.
     let empty = |v: &Value| match v {
         Value::Null => true,
+        Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(m) => m.is_empty(),
         _ => false,
