@@ -167,7 +167,7 @@ fn order_by(q: &mut Query, sort: &[Sort]) -> String {
                 parts.push(format!(
                     "multiIf({t} IN ('Int64', 'UInt64', 'Double', 'Bool'), 1, {t} = 'Null', 0, 2) {dir}, \
                      if({t} = 'Bool', toFloat64(JSONExtractBool({doc}{args})), JSONExtractFloat({doc}{args})) {dir}, \
-                     if({t} = 'String', JSONExtractString({doc}{args}), JSONExtractRaw({doc}{args})) {dir}"
+                     multiIf({t} = 'String', JSONExtractString({doc}{args}), {t} = 'Null', '', JSONExtractRaw({doc}{args})) {dir}"
                 ));
             }
         }
