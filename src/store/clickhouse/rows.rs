@@ -414,7 +414,12 @@ mod tests {
             r#"{"acc":0.5}"#,
             null,
             null,
-            5
+            5,
+            null,
+            null,
+            null,
+            null,
+            null
         ]);
         let t: CallTuple = parse_row(&row.to_string()).expect("row");
         let s = call_from_tuple(t);
