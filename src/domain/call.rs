@@ -37,6 +37,16 @@ pub struct Call {
     pub summary: Option<Value>,
     /// The user that wrote the call, if known.
     pub wb_user_id: Option<String>,
+    /// The thread (a conversation) the call belongs to, if any.
+    pub thread_id: Option<String>,
+    /// The turn of its thread the call belongs to, if any.
+    pub turn_id: Option<String>,
+    /// The W&B run the call was logged in, if any.
+    pub wb_run_id: Option<String>,
+    /// The step of that run when the call started.
+    pub wb_run_step: Option<i64>,
+    /// The step of that run when the call ended.
+    pub wb_run_step_end: Option<i64>,
 }
 
 impl Call {
@@ -69,6 +79,11 @@ impl Call {
             output: None,
             summary: None,
             wb_user_id: None,
+            thread_id: None,
+            turn_id: None,
+            wb_run_id: None,
+            wb_run_step: None,
+            wb_run_step_end: None,
         }
     }
 

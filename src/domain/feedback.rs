@@ -22,7 +22,7 @@ pub struct Feedback {
     pub trigger_ref: Option<String>,
 }
 
-/// `FeedbackCreateReq`; fields the server does not keep are ignored.
+/// `FeedbackCreateReq`; a field weft does not keep is refused unless it asks for nothing.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FeedbackCreate {
     pub id: Option<String>,
@@ -36,6 +36,10 @@ pub struct FeedbackCreate {
     pub runnable_ref: Option<String>,
     pub call_ref: Option<String>,
     pub trigger_ref: Option<String>,
+    /// The status of the span scored; only its default, `UNSET`, is accepted (weft keeps none).
+    pub span_status_code: Option<String>,
+    /// Output only: the caller is the key's user.
+    pub wb_user_id: Option<super::body::OutputOnly>,
 }
 
 /// `FeedbackCreateRes`.

@@ -3,6 +3,7 @@
 //! (request bodies, FastAPI-shaped validation issues, the JSON of calls and runs) is the
 //! domain's own, because every backend and every route must agree on it. See ARCHITECTURE.md.
 
+pub mod body;
 pub mod call;
 pub mod call_tree;
 pub mod compare;

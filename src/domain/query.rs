@@ -31,6 +31,20 @@ impl Expr {
         }
     }
 
+    /// Whether the expression reads a call's feedback (`feedback.[type].path` fields).
+    pub fn uses_feedback(&self) -> bool {
+        fn walk(v: &Value) -> bool {
+            match v {
+                Value::Object(m) => m.iter().any(|(k, v)| {
+                    (k == "$getField" && v.as_str().is_some_and(|f| f.starts_with("feedback."))) || walk(v)
+                }),
+                Value::Array(items) => items.iter().any(walk),
+                _ => false,
+            }
+        }
+        walk(&self.0)
+    }
+
     /// Whether `row` satisfies the expression.
     pub fn matches(&self, row: &Value) -> Result<bool> {
         Ok(truthy(&self.eval(&self.0, row)?))
@@ -57,17 +71,53 @@ impl Expr {
             "$literal" => arg.clone(),
             "$getField" => {
                 let path = arg.as_str().ok_or_else(|| bad("$getField takes a string"))?;
-                get_path(row, path)
+                match path.strip_prefix("feedback.") {
+                    Some(rest) => feedback_field(row, rest)?,
+                    None => get_path(row, path),
+                }
             }
-            "$and" => Value::Bool(list(arg)?.iter().all(truthy)),
-            "$or" => Value::Bool(list(arg)?.iter().any(truthy)),
-            "$not" => Value::Bool(!list(arg)?.iter().all(truthy)),
+            // SQL's logic of three values, as Weave's stores evaluate these: `null` is unknown.
+            "$and" => {
+                let items = list(arg)?;
+                if items.iter().any(|v| !v.is_null() && !truthy(v)) {
+                    Value::Bool(false)
+                } else if items.iter().any(Value::is_null) {
+                    Value::Null
+                } else {
+                    Value::Bool(true)
+                }
+            }
+            "$or" => {
+                let items = list(arg)?;
+                if items.iter().any(truthy) {
+                    Value::Bool(true)
+                } else if items.iter().any(Value::is_null) {
+                    Value::Null
+                } else {
+                    Value::Bool(false)
+                }
+            }
+            "$not" => {
+                let items = list(arg)?;
+                match items.first() {
+                    Some(Value::Null) => Value::Null,
+                    _ => Value::Bool(!items.iter().all(truthy)),
+                }
+            }
             "$eq" => {
                 let (a, b) = pair(arg)?;
-                Value::Bool(loose_eq(&a, &b))
+                match (&a, &b) {
+                    // `= null` is `IS NULL`; any other comparison with null is unknown.
+                    (_, Value::Null) => Value::Bool(a.is_null()),
+                    (Value::Null, _) => Value::Null,
+                    _ => Value::Bool(loose_eq(&a, &b)),
+                }
             }
             "$gt" | "$gte" | "$lt" | "$lte" => {
                 let (a, b) = pair(arg)?;
+                if a.is_null() || b.is_null() {
+                    return Ok(Value::Null);
+                }
                 let ord = compare(&a, &b);
                 Value::Bool(match (op.as_str(), ord) {
                     (_, None) => false,
@@ -112,6 +162,42 @@ impl Expr {
             other => return Err(bad(format!("operator {other}"))),
         })
     }
+}
+
+/// A feedback field of a call (`[type].path`, the part after `feedback.`), read from the
+/// feedback rows in the row's `summary.weave.feedback`: `path` in the first row of that
+/// `feedback_type`, or every row's values joined by `,` for `[*]`. As in Weave, booleans
+/// read as `"true"` / `"false"` and objects as their JSON text.
+fn feedback_field(row: &Value, rest: &str) -> Result<Value> {
+    let invalid = || {
+        bad(format!(
+            "feedback field feedback.{rest}: expected feedback.[type].payload..., .runnable_ref or .trigger_ref"
+        ))
+    };
+    let inner = rest.strip_prefix('[').ok_or_else(invalid)?;
+    let (kind, path) = inner.split_once("].").ok_or_else(invalid)?;
+    let head = path.split('.').next().unwrap_or("");
+    let leaf = !path.contains('.');
+    if !(head == "payload" || (leaf && (head == "runnable_ref" || head == "trigger_ref"))) {
+        return Err(invalid());
+    }
+    let rows = get_path(row, "summary.weave.feedback");
+    let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
+    let text = |v: Value| match v {
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Object(_) | Value::Array(_) => Value::String(v.to_string()),
+        other => other,
+    };
+    let mut values = rows
+        .iter()
+        .filter(|f| kind == "*" || f.get("feedback_type").and_then(Value::as_str) == Some(kind))
+        .map(|f| text(get_path(f, path)))
+        .filter(|v| !v.is_null());
+    if kind != "*" {
+        return Ok(values.next().unwrap_or(Value::Null));
+    }
+    let all: Vec<String> = values.map(|v| as_text(&v)).collect();
+    Ok(if all.is_empty() { Value::Null } else { Value::String(all.join(",")) })
 }
 
 /// A dotted path into a JSON value (`summary.weave.status`); missing parts are `null`.

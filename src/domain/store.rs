@@ -39,6 +39,8 @@ pub struct CallEndFields<'a> {
     pub output: &'a Value,
     /// Summary.
     pub summary: &'a Value,
+    /// The W&B run's step at the end.
+    pub wb_run_step_end: Option<i64>,
 }
 
 /// A storage backend. Reads block; callers run them off the async threads. Writes are

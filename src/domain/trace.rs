@@ -4,21 +4,15 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::body::OutputOnly;
 use super::call::{Call, DerivedWeave, Micros, counts_errors, merge_weave};
 use super::error::{Error, Issue, Result};
 use super::validate::MAX_OP_NAMES;
 
-/// Reads a request body into `T`; a mismatch is a 422 naming the problem.
-pub fn from_body<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T> {
-    serde_json::from_value(body).map_err(|e| {
-        Error::invalid(Issue {
-            kind: "value_error",
-            loc: vec![json!("body")],
-            msg: e.to_string(),
-            input: Value::Null,
-            ctx: None,
-        })
-    })
+/// Reads a request body into `T`; a mismatch is a 422 naming the problem, a field `T` does not
+/// read a 400 naming it (see [`super::body`]).
+pub fn from_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T> {
+    super::body::from_value(body)
 }
 
 /// Parses an ISO-8601 time; one without an offset is taken as UTC.
@@ -53,20 +47,26 @@ pub struct CallStart {
     pub display_name: Option<String>,
     pub trace_id: Option<String>,
     pub parent_id: Option<String>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
     pub started_at: String,
     pub attributes: Option<Map<String, Value>>,
     pub inputs: Option<Map<String, Value>>,
     pub wb_user_id: Option<String>,
+    pub wb_run_id: Option<String>,
+    pub wb_run_step: Option<i64>,
+    /// Output only: the OpenTelemetry span a call came from, which no read of weft returns.
+    pub otel_dump: Option<OutputOnly>,
 }
 
 /// What a call's end carries, in an end or a completed call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Ending {
     pub ended_at: String,
     pub exception: Option<String>,
-    #[serde(default)]
     pub output: Value,
     pub summary: Option<Map<String, Value>>,
+    pub wb_run_step_end: Option<i64>,
 }
 
 /// `EndedCallSchemaForInsert`.
@@ -74,17 +74,92 @@ pub struct Ending {
 pub struct CallEnd {
     pub project_id: String,
     pub id: String,
-    #[serde(flatten)]
-    pub ending: Ending,
+    pub ended_at: String,
+    pub exception: Option<String>,
+    #[serde(default)]
+    pub output: Value,
+    pub summary: Option<Map<String, Value>>,
+    pub wb_run_step_end: Option<i64>,
+    /// Output only: the start of the call (its start is what weft keeps).
+    pub started_at: Option<OutputOnly>,
+    /// Output only: the trace of the call (its start is what weft keeps).
+    pub trace_id: Option<OutputOnly>,
+    /// Output only: a hint for Weave's storage of evaluation calls.
+    pub is_eval: Option<OutputOnly>,
+}
+
+impl CallEnd {
+    /// What this end writes.
+    pub fn ending(&self) -> Ending {
+        Ending {
+            ended_at: self.ended_at.clone(),
+            exception: self.exception.clone(),
+            output: self.output.clone(),
+            summary: self.summary.clone(),
+            wb_run_step_end: self.wb_run_step_end,
+        }
+    }
 }
 
 /// `CompletedCallSchemaForInsert`: a call sent once it has ended.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallComplete {
-    #[serde(flatten)]
-    pub start: CallStart,
-    #[serde(flatten)]
-    pub ending: Ending,
+    pub project_id: String,
+    pub id: Option<String>,
+    pub op_name: String,
+    pub display_name: Option<String>,
+    pub trace_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub thread_id: Option<String>,
+    pub turn_id: Option<String>,
+    pub started_at: String,
+    pub attributes: Option<Map<String, Value>>,
+    pub inputs: Option<Map<String, Value>>,
+    pub wb_user_id: Option<String>,
+    pub wb_run_id: Option<String>,
+    pub wb_run_step: Option<i64>,
+    pub wb_run_step_end: Option<i64>,
+    pub ended_at: String,
+    pub exception: Option<String>,
+    #[serde(default)]
+    pub output: Value,
+    pub summary: Option<Map<String, Value>>,
+    /// Output only: as in a start.
+    pub otel_dump: Option<OutputOnly>,
+}
+
+impl CallComplete {
+    /// Its start.
+    pub fn start(&self) -> CallStart {
+        CallStart {
+            project_id: self.project_id.clone(),
+            id: self.id.clone(),
+            op_name: self.op_name.clone(),
+            display_name: self.display_name.clone(),
+            trace_id: self.trace_id.clone(),
+            parent_id: self.parent_id.clone(),
+            thread_id: self.thread_id.clone(),
+            turn_id: self.turn_id.clone(),
+            started_at: self.started_at.clone(),
+            attributes: self.attributes.clone(),
+            inputs: self.inputs.clone(),
+            wb_user_id: self.wb_user_id.clone(),
+            wb_run_id: self.wb_run_id.clone(),
+            wb_run_step: self.wb_run_step,
+            otel_dump: None,
+        }
+    }
+
+    /// Its end.
+    pub fn ending(&self) -> Ending {
+        Ending {
+            ended_at: self.ended_at.clone(),
+            exception: self.exception.clone(),
+            output: self.output.clone(),
+            summary: self.summary.clone(),
+            wb_run_step_end: self.wb_run_step_end,
+        }
+    }
 }
 
 /// One item of `call/upsert_batch`.
@@ -145,23 +220,106 @@ pub struct CallQuery {
     pub op_names: Vec<String>,
     /// Only calls written by these users.
     pub wb_user_ids: Vec<String>,
+    /// Only calls of these threads.
+    pub thread_ids: Vec<String>,
+    /// Only calls of these turns.
+    pub turn_ids: Vec<String>,
+    /// Only calls logged in these W&B runs.
+    pub wb_run_ids: Vec<String>,
+    /// Only calls whose inputs' JSON text holds one of these refs as a string (a ref ending in
+    /// `:*`: a string starting with its name and `:`). A store may return more calls than
+    /// those whose inputs hold the ref (the text is searched, not parsed); the domain keeps
+    /// only the calls [`holds_ref`] says hold one.
+    pub input_refs: Vec<String>,
+    /// The same over the output.
+    pub output_refs: Vec<String>,
     /// Only root calls.
     pub trace_roots_only: bool,
-    /// Newest first instead of oldest first.
-    pub descending: bool,
+    /// The order: these keys, then the call id; none is `started_at` ascending.
+    pub sort: Vec<Sort>,
     /// Window over the ordered result.
     pub page: super::page::Page,
+}
+
+/// A key calls are ordered by.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortField {
+    /// A column of the call: one of [`SORT_COLUMNS`].
+    Column(&'static str),
+    /// A value inside a JSON field (`inputs`, `output`, `attributes`, `summary`) at a path of
+    /// keys. Values order as null (or missing) first, then numbers and booleans by value,
+    /// then strings and other values by their text.
+    Json(&'static str, Vec<String>),
+    /// `summary.weave.latency_ms`: the end minus the start; 0 while running.
+    LatencyMs,
+    /// `summary.weave.status`: as [`super::call::DerivedWeave`] derives it.
+    Status,
+}
+
+/// One key of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+/// The call columns `sort_by` accepts by name.
+pub const SORT_COLUMNS: &[&str] = &[
+    "id",
+    "project_id",
+    "trace_id",
+    "parent_id",
+    "thread_id",
+    "turn_id",
+    "op_name",
+    "display_name",
+    "started_at",
+    "ended_at",
+    "exception",
+    "wb_user_id",
+    "wb_run_id",
+    "wb_run_step",
+    "wb_run_step_end",
+];
+
+impl SortField {
+    /// The key a `sort_by` field names; a 400 for one weft cannot order by.
+    pub fn parse(field: &str) -> Result<SortField> {
+        if let Some(c) = SORT_COLUMNS.iter().find(|c| **c == field) {
+            return Ok(SortField::Column(c));
+        }
+        match field {
+            "summary.weave.latency_ms" => return Ok(SortField::LatencyMs),
+            "summary.weave.status" => return Ok(SortField::Status),
+            _ => {}
+        }
+        let mut parts = field.split('.');
+        let head = parts.next().unwrap_or("");
+        let path: Vec<String> = parts.map(String::from).collect();
+        let column = ["inputs", "output", "attributes", "summary"].into_iter().find(|c| *c == head);
+        match column {
+            Some(c) if path.iter().all(|p| !p.is_empty()) && (c == "output" || !path.is_empty()) => {
+                Ok(SortField::Json(c, path))
+            }
+            _ => Err(Error::BadRequest(format!("Unsupported sort_by field {field:?}"))),
+        }
+    }
 }
 
 /// `CallsFilter` of the wire.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CallsFilter {
     pub op_names: Option<Vec<String>>,
+    pub input_refs: Option<Vec<String>>,
+    pub output_refs: Option<Vec<String>>,
     pub parent_ids: Option<Vec<String>>,
     pub trace_ids: Option<Vec<String>>,
     pub call_ids: Option<Vec<String>>,
+    pub thread_ids: Option<Vec<String>>,
+    pub turn_ids: Option<Vec<String>>,
     pub trace_roots_only: Option<bool>,
     pub wb_user_ids: Option<Vec<String>>,
+    pub wb_run_ids: Option<Vec<String>>,
 }
 
 /// One `sort_by` entry.
@@ -171,7 +329,7 @@ pub struct SortBy {
     pub direction: Option<String>,
 }
 
-/// `CallsQueryReq` of the wire.
+/// `CallsQueryReq` of the wire. Fields typed [`OutputOnly`] are accepted and not read.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallsQueryReq {
     pub project_id: String,
@@ -179,10 +337,35 @@ pub struct CallsQueryReq {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     pub sort_by: Option<Vec<SortBy>>,
+    /// A query expression (`{"$expr": ...}`), see [`super::query`].
+    pub query: Option<Value>,
+    /// Each call's feedback rows in `summary.weave.feedback`.
+    pub include_feedback: Option<bool>,
+    /// Output only: costs in `summary.weave.costs` (weft keeps no prices).
+    pub include_costs: Option<OutputOnly>,
+    /// Output only: storage sizes (answered as `null`).
+    pub include_storage_size: Option<OutputOnly>,
+    /// Output only: a trace's storage size (answered as `null`).
+    pub include_total_storage_size: Option<OutputOnly>,
+    /// Output only: user names (weft answers ids).
+    pub include_usernames: Option<OutputOnly>,
+    /// Output only: which columns to answer (weft answers all).
+    pub columns: Option<OutputOnly>,
+    /// Output only: refs to expand in the answer (weft answers them unexpanded; clients read
+    /// them with `refs/read_batch`).
+    pub expand_columns: Option<OutputOnly>,
+    /// Output only: with `expand_columns`.
+    pub return_expanded_column_values: Option<OutputOnly>,
+    /// Output only: weft keeps one row per call, what `latest_only` asks for.
+    pub latest_only: Option<OutputOnly>,
 }
 
+/// The most refs a calls filter may name (Weave's bound on its filter lists).
+const MAX_REFS: usize = 1000;
+
 impl CallsQueryReq {
-    /// The store query this request asks for; negative windows are 422s.
+    /// The store query this request asks for; negative windows are 422s, an order weft
+    /// cannot follow a 400.
     pub fn query(&self) -> Result<CallQuery> {
         let f = self.filter.clone().unwrap_or_default();
         if let Some(ops) = &f.op_names
@@ -190,22 +373,74 @@ impl CallsQueryReq {
         {
             return Err(Error::TooLarge(format!("Too many op_names: at most {MAX_OP_NAMES} allowed")));
         }
-        let descending = self
-            .sort_by
-            .as_ref()
-            .and_then(|s| s.first())
-            .is_some_and(|s| s.field == "started_at" && s.direction.as_deref() == Some("desc"));
+        for (name, refs) in [("input_refs", &f.input_refs), ("output_refs", &f.output_refs)] {
+            if refs.as_ref().is_some_and(|r| r.len() > MAX_REFS) {
+                return Err(Error::TooLarge(format!("Too many {name}: at most {MAX_REFS} allowed")));
+            }
+        }
+        let mut sort = Vec::new();
+        for s in self.sort_by.iter().flatten() {
+            let descending = match s.direction.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(other) => {
+                    return Err(Error::BadRequest(format!(
+                        "Invalid sort_by direction {other:?} for {:?}: asc or desc",
+                        s.field
+                    )));
+                }
+            };
+            sort.push(Sort { field: SortField::parse(&s.field)?, descending });
+        }
         Ok(CallQuery {
             call_ids: f.call_ids.unwrap_or_default(),
             trace_ids: f.trace_ids.unwrap_or_default(),
             parent_ids: f.parent_ids.unwrap_or_default(),
             op_names: f.op_names.unwrap_or_default(),
             wb_user_ids: f.wb_user_ids.unwrap_or_default(),
+            thread_ids: f.thread_ids.unwrap_or_default(),
+            turn_ids: f.turn_ids.unwrap_or_default(),
+            wb_run_ids: f.wb_run_ids.unwrap_or_default(),
+            input_refs: f.input_refs.unwrap_or_default(),
+            output_refs: f.output_refs.unwrap_or_default(),
             trace_roots_only: f.trace_roots_only.unwrap_or(false),
-            descending,
+            sort,
             page: super::page::Page::from_body(self.limit, self.offset)?,
         })
     }
+}
+
+/// Whether `value` holds one of `refs` as Weave finds refs in a call's inputs or output: a
+/// string anywhere inside it (in objects' values and lists, not keys) that is a ref, equal
+/// to one of `refs` or, for one ending in `:*`, starting with its name and `:`.
+pub fn holds_ref(value: &Value, refs: &[String]) -> bool {
+    match value {
+        Value::String(s) => {
+            s.starts_with("weave:///")
+                && super::refs::Ref::parse(s).is_ok()
+                && refs.iter().any(|r| match r.strip_suffix(":*") {
+                    Some(name) => s.strip_prefix(name).is_some_and(|rest| rest.starts_with(':')),
+                    None => s == r,
+                })
+        }
+        Value::Array(items) => items.iter().any(|v| holds_ref(v, refs)),
+        Value::Object(m) => m.values().any(|v| holds_ref(v, refs)),
+        _ => false,
+    }
+}
+
+/// The text a store searches a call's JSON for, for a ref filter: the ref as a JSON string
+/// (`"weave:///...`), closed by its quote unless the ref ends in `:*` (then its name and `:`).
+pub fn ref_needle(r: &str) -> String {
+    let (text, open) = match r.strip_suffix(":*") {
+        Some(name) => (format!("{name}:"), true),
+        None => (r.to_string(), false),
+    };
+    let mut quoted = serde_json::to_string(&text).unwrap_or_default();
+    if open {
+        quoted.pop();
+    }
+    quoted
 }
 
 /// Writes a call as `CallSchema` JSON, with the derived `summary.weave` of Weave's reads.
@@ -232,8 +467,8 @@ pub fn call_json(c: &Call) -> Value {
         "display_name": c.display_name,
         "trace_id": c.trace_id,
         "parent_id": c.parent_id,
-        "thread_id": null,
-        "turn_id": null,
+        "thread_id": c.thread_id,
+        "turn_id": c.turn_id,
         "started_at": format_time(c.started_at),
         "attributes": c.attributes,
         "inputs": c.inputs,
@@ -242,9 +477,9 @@ pub fn call_json(c: &Call) -> Value {
         "output": c.output,
         "summary": summary,
         "wb_user_id": c.wb_user_id,
-        "wb_run_id": null,
-        "wb_run_step": null,
-        "wb_run_step_end": null,
+        "wb_run_id": c.wb_run_id,
+        "wb_run_step": c.wb_run_step,
+        "wb_run_step_end": c.wb_run_step_end,
         "deleted_at": null,
         "storage_size_bytes": null,
         "total_storage_size_bytes": null,

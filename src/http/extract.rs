@@ -103,9 +103,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
         let bytes = body_bytes(req, state).await?;
         let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         // One pass into `T` when the body is good; the error path parses again for its report.
-        match serde_json::from_slice(json) {
+        match crate::domain::body::from_slice(json) {
             Ok(value) => Ok(TypedBody(value)),
-            Err(_) => Ok(TypedBody(from_body(parse_json_body(&bytes)?)?)),
+            Err(Error::Validation(_)) => Ok(TypedBody(from_body(parse_json_body(&bytes)?)?)),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod backup;
+mod calls_surface;
 mod denial_of_service;
 mod eval_runs;
 mod graph_walks;

@@ -31,6 +31,10 @@ fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call
     call.attributes = object(s.attributes.clone());
     call.inputs = object(s.inputs.clone());
     call.wb_user_id = user.map(String::from).or_else(|| s.wb_user_id.clone());
+    call.thread_id = s.thread_id.clone();
+    call.turn_id = s.turn_id.clone();
+    call.wb_run_id = s.wb_run_id.clone();
+    call.wb_run_step = s.wb_run_step;
     Ok(call)
 }
 
@@ -85,15 +89,21 @@ pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(S
 
 /// Records a call's end; an end that arrives before its start is kept until the start comes.
 pub fn end(w: &mut dyn Writer, e: &CallEnd, user: Option<&str>) -> Result<()> {
-    let mut call = Call::with_ids(&e.project_id, PENDING_OP, 0, e.id.clone(), e.id.clone());
-    ended(&mut call, &e.ending)?;
+    end_of(w, &e.project_id, &e.id, &e.ending(), user)
+}
+
+/// Records the end of call `id` (see [`end`]).
+fn end_of(w: &mut dyn Writer, project: &str, id: &str, ending: &Ending, user: Option<&str>) -> Result<()> {
+    let mut call = Call::with_ids(project, PENDING_OP, 0, id.to_string(), id.to_string());
+    ended(&mut call, ending)?;
     let fields = CallEndFields {
         ended_at: call.ended_at.unwrap_or_default(),
         exception: call.exception.as_deref(),
         output: call.output.as_ref().unwrap_or(&Value::Null),
         summary: call.summary.as_ref().unwrap_or(&Value::Null),
+        wb_run_step_end: call.wb_run_step_end,
     };
-    if w.end_call(&e.project_id, &e.id, &fields)? {
+    if w.end_call(project, id, &fields)? {
         return Ok(());
     }
     call.started_at = call.ended_at.unwrap_or_default();
@@ -107,12 +117,13 @@ fn ended(call: &mut Call, e: &Ending) -> Result<()> {
     call.exception = e.exception.clone();
     call.output = Some(e.output.clone());
     call.summary = Some(object(e.summary.clone()));
+    call.wb_run_step_end = e.wb_run_step_end;
     Ok(())
 }
 
 /// Records a call that has already ended (start and end at once): one insert when new.
 pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
-    start_ended(w, &c.start, &c.ending, user).map(|_| ())
+    start_ended(w, &c.start(), &c.ending(), user).map(|_| ())
 }
 
 /// Records a start and then its call's end, as [`start`] and [`end`] one after the other
@@ -133,8 +144,7 @@ pub fn start_ended(
         return Ok((call.id, call.trace_id));
     }
     let ids = start(w, s, user)?;
-    let end_of = CallEnd { project_id: s.project_id.clone(), id: id.to_string(), ending: ending.clone() };
-    end(w, &end_of, user)?;
+    end_of(w, &s.project_id, id, ending, user)?;
     Ok(ids)
 }
 
@@ -168,7 +178,7 @@ pub fn upsert_batch(w: &mut dyn Writer, batch: &[UpsertItem], user: Option<&str>
                 let (id, trace_id) = match own_end {
                     Some(e) => {
                         items.next();
-                        start_ended(w, &s.start, &e.end.ending, user)?
+                        start_ended(w, &s.start, &e.end.ending(), user)?
                     }
                     None => start(w, &s.start, user)?,
                 };

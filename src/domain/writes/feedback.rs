@@ -9,6 +9,11 @@ use crate::domain::store::Writer;
 
 /// Stores one feedback row (idempotent on a client-given id).
 pub fn create(w: &mut dyn Writer, req: FeedbackCreate, user: Option<&str>) -> Result<FeedbackCreated> {
+    if let Some(code) = req.span_status_code.as_deref().filter(|c| *c != "UNSET") {
+        return Err(crate::domain::error::Error::BadRequest(format!(
+            "Unsupported field span_status_code: weft keeps no span status (got {code:?})"
+        )));
+    }
     let payload = if req.payload.is_null() { Value::Object(Default::default()) } else { req.payload };
     let f = Feedback {
         id: req.id.filter(|i| !i.is_empty()).unwrap_or_else(new_id),

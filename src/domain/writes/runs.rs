@@ -55,6 +55,7 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun) -> Re
         exception: None,
         output: &means,
         summary: &summary,
+        wb_run_step_end: None,
     };
     w.end_call(project, &run.id, &end)?;
     Ok(())

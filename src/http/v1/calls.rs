@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json_response;
+use crate::domain::body::OutputOnly;
 use crate::domain::error::{Error, Result};
 use crate::domain::query::Expr;
 use crate::domain::reads;
@@ -116,13 +117,11 @@ pub(crate) async fn calls_complete(
     TypedBody(req): TypedBody<CompleteBody>,
 ) -> Result<Response, ApiError> {
     for c in &req.batch {
-        who.check_project(&c.start.project_id)?;
-        if c.start.project_id != path.project_id {
-            return Err(Error::BadRequest(format!(
-                "project_id {} does not match the path",
-                c.start.project_id
-            ))
-            .into());
+        who.check_project(&c.project_id)?;
+        if c.project_id != path.project_id {
+            return Err(
+                Error::BadRequest(format!("project_id {} does not match the path", c.project_id)).into()
+            );
         }
     }
     store::write_async(state.store.as_ref(), move |w| {
@@ -155,9 +154,14 @@ pub(crate) async fn call_upsert_batch(
 }
 
 #[derive(Deserialize)]
+#[allow(dead_code)] // `OutputOnly` fields are accepted, never read
 pub(crate) struct CallRead {
     project_id: String,
     id: String,
+    /// Output only, as in `calls/query`.
+    include_costs: Option<OutputOnly>,
+    include_storage_size: Option<OutputOnly>,
+    include_total_storage_size: Option<OutputOnly>,
 }
 
 /// `POST /call/read`.
@@ -169,17 +173,12 @@ pub(crate) async fn call_read(
     Ok(json_response(json!({ "call": call.as_ref().map(call_json) })))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct QueryBody {
-    #[serde(flatten)]
-    req: CallsQueryReq,
-    query: Option<Value>,
-}
+type QueryBody = CallsQueryReq;
 
 /// The calls a query body matches, as `CallSchema` JSON, to `emit`.
 fn each_call(s: &dyn Store, body: &QueryBody, emit: &mut dyn FnMut(Value) -> bool) -> Result<()> {
     let expr = Expr::from_query(body.query.as_ref())?;
-    reads::calls(s, &body.req, expr.as_ref(), emit)
+    reads::calls(s, body, expr.as_ref(), emit)
 }
 
 /// `POST /calls/stream_query`: matching calls as JSONL.
@@ -187,7 +186,7 @@ pub(crate) async fn calls_stream_query(
     State(state): State<AppState>,
     ProjectBody(req, who): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
-    req.req.query()?;
+    req.query()?;
     Expr::from_query(req.query.as_ref())?;
     crate::http::stream::jsonl(&state, &who, move |s, emit| {
         each_call(s, &req, &mut |row| {
@@ -204,7 +203,7 @@ pub(crate) async fn calls_query(
     State(state): State<AppState>,
     ProjectBody(req, who): ProjectBody<QueryBody>,
 ) -> Result<Response, ApiError> {
-    req.req.query()?;
+    req.query()?;
     Expr::from_query(req.query.as_ref())?;
     crate::http::stream::json_list(&state, &who, "calls", move |s, emit| {
         each_call(s, &req, &mut |row| {
@@ -234,9 +233,12 @@ pub(crate) async fn calls_query_stats(
 }
 
 #[derive(Deserialize)]
+#[allow(dead_code)] // `OutputOnly` fields are accepted, never read
 pub(crate) struct CallsDelete {
     project_id: String,
     call_ids: Vec<String>,
+    /// Output only: the caller is the key's user.
+    wb_user_id: Option<OutputOnly>,
 }
 
 /// `POST /calls/delete`: soft-deletes calls with their descendants.
@@ -252,10 +254,13 @@ pub(crate) async fn calls_delete(
 }
 
 #[derive(Deserialize)]
+#[allow(dead_code)] // `OutputOnly` fields are accepted, never read
 pub(crate) struct CallUpdate {
     project_id: String,
     call_id: String,
     display_name: Option<String>,
+    /// Output only: the caller is the key's user.
+    wb_user_id: Option<OutputOnly>,
 }
 
 /// `POST /call/update`: renames a call.
@@ -272,7 +277,7 @@ pub(crate) async fn call_update(
 
 in_project! {
     CallRead => project_id;
-    QueryBody => req.project_id;
+    CallsQueryReq => project_id;
     CallsDelete => project_id;
     CallUpdate => project_id;
 }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json_response;
+use crate::domain::body::OutputOnly;
 use crate::domain::error::{Error, Result};
 use crate::domain::object::{ObjSchema, ObjectQuery, Version};
 use crate::domain::page::Page;
@@ -55,10 +56,15 @@ pub(crate) async fn obj_create(
 }
 
 #[derive(Deserialize)]
+#[allow(dead_code)] // `OutputOnly` fields are accepted, never read
 pub(crate) struct ObjRead {
     project_id: String,
     object_id: String,
     digest: String,
+    /// Output only, as in `objs/query`.
+    metadata_only: Option<OutputOnly>,
+    include_tags_and_aliases: Option<OutputOnly>,
+    include_storage_size: Option<OutputOnly>,
 }
 
 /// `POST /obj/read`: one object version (`digest` may be `latest` or `v<N>`).
@@ -84,11 +90,18 @@ pub(crate) struct ObjFilter {
 }
 
 #[derive(Deserialize)]
+#[allow(dead_code)] // `OutputOnly` fields are accepted, never read
 pub(crate) struct ObjQuery {
     project_id: String,
     filter: Option<ObjFilter>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Output only: weft answers every version with its value.
+    metadata_only: Option<OutputOnly>,
+    /// Output only: weft keeps no tags or aliases.
+    include_tags_and_aliases: Option<OutputOnly>,
+    /// Output only: sizes are not answered.
+    include_storage_size: Option<OutputOnly>,
 }
 
 /// `POST /objs/query`: object versions by id, class, op-ness, latest.

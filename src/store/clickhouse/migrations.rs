@@ -53,6 +53,9 @@ pub fn migrate(client: &Client) -> Result<Vec<(u32, &'static str)>> {
 /// child (deleted or not) and marked as it marks them now; then every `predict_and_score` call
 /// is written again, a new version of its row with the view columns `ViewColumns::of` derives.
 fn derive_logged_predictions(client: &Client) -> Result<()> {
+    for ddl in schema::step_ddl(&schema::CALL_THREAD_COLUMNS, client.database(), &Layout::Single) {
+        client.execute(&Query::new(ddl))?;
+    }
     let holding: Vec<(String, String)> = client.query_all(&Query::new(
         "SELECT DISTINCT project_id, assumeNotNull(parent_id) FROM calls FINAL \
          WHERE kind = 'prediction' AND parent_id IS NOT NULL FORMAT JSONCompactEachRow",

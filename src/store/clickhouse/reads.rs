@@ -15,7 +15,7 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
-use crate::domain::trace::CallQuery;
+use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
 use crate::domain::view::Kind;
 
 /// `LIMIT .. OFFSET ..` of a page, as parameters.
@@ -133,6 +133,41 @@ impl ClickHouseStore {
 /// Table rows read in one query: few enough that their texts fit in memory however large rows are.
 const ROW_CHUNK: usize = 256;
 
+/// The `ORDER BY` of a calls query: its keys, then the call id. JSON values order as the
+/// SQLite store orders them: null or missing first, then numbers and booleans, then text.
+fn order_by(q: &mut Query, sort: &[Sort]) -> String {
+    if sort.is_empty() {
+        return "started_at, id".into();
+    }
+    let mut parts = Vec::new();
+    for s in sort {
+        let dir = if s.descending { "DESC" } else { "ASC" };
+        match &s.field {
+            SortField::Column(c) => parts.push(format!("{c} {dir}")),
+            SortField::LatencyMs => parts.push(format!(
+                "if(ended_at IS NULL, 0, toUnixTimestamp64Micro(assumeNotNull(ended_at)) - toUnixTimestamp64Micro(started_at)) {dir}"
+            )),
+            SortField::Status => parts.push(format!(
+                "multiIf(exception IS NOT NULL, 'error', ended_at IS NULL, 'running', \
+                 JSONExtractFloat(ifNull(summary, '{{}}'), 'status_counts', 'error') > 0, 'descendant_error', 'success') {dir}"
+            )),
+            SortField::Json(column, path) => {
+                let keys: Vec<String> = path.iter().map(|k| q.string(k)).collect();
+                let args = if keys.is_empty() { String::new() } else { format!(", {}", keys.join(", ")) };
+                let doc = format!("ifNull({column}, 'null')");
+                let t = format!("JSONType({doc}{args})");
+                parts.push(format!(
+                    "multiIf({t} IN ('Int64', 'UInt64', 'Double', 'Bool'), 1, {t} = 'Null', 0, 2) {dir}, \
+                     if({t} = 'Bool', toFloat64(JSONExtractBool({doc}{args})), JSONExtractFloat({doc}{args})) {dir}, \
+                     multiIf({t} = 'String', JSONExtractString({doc}{args}), {t} = 'Null', '', JSONExtractRaw({doc}{args})) {dir}"
+                ));
+            }
+        }
+    }
+    parts.push("id".into());
+    parts.join(", ")
+}
+
 impl Store for ClickHouseStore {
     fn submit(&self, job: WriteJob) {
         self.writer.submit(job);
@@ -229,6 +264,9 @@ impl Store for ClickHouseStore {
             ("trace_id", &cq.trace_ids),
             ("parent_id", &cq.parent_ids),
             ("wb_user_id", &cq.wb_user_ids),
+            ("thread_id", &cq.thread_ids),
+            ("turn_id", &cq.turn_ids),
+            ("wb_run_id", &cq.wb_run_ids),
         ] {
             if !values.is_empty() {
                 filters.push_str(&format!(" AND {column} IN {}", q.strings(values)));
@@ -251,11 +289,20 @@ impl Store for ClickHouseStore {
         if cq.trace_roots_only {
             filters.push_str(" AND parent_id IS NULL");
         }
-        let dir = if cq.descending { "DESC" } else { "ASC" };
+        // A superset: the domain keeps the calls that hold one of the refs (`holds_ref`).
+        for (column, refs) in [("inputs", &cq.input_refs), ("output", &cq.output_refs)] {
+            if !refs.is_empty() {
+                let needles: Vec<String> = refs.iter().map(|r| ref_needle(r)).collect();
+                let n = q.strings(&needles);
+                filters
+                    .push_str(&format!(" AND arrayExists(x -> position(ifNull({column}, ''), x) > 0, {n})"));
+            }
+        }
+        let order = order_by(&mut q, &cq.sort);
         let window = limit_offset(&mut q, cq.page);
         q.push(&format!(
             "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND deleted_at IS NULL{filters} \
-             ORDER BY started_at {dir}, id {dir}{window} FORMAT JSONCompactEachRow"
+             ORDER BY {order}{window} FORMAT JSONCompactEachRow"
         ));
         self.stream_calls(&q, sink)
     }

@@ -63,25 +63,32 @@ pub struct StoredCall {
 /// The columns of a call as [`CallTuple`] reads them.
 pub const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, \
     toUnixTimestamp64Micro(started_at), toUnixTimestamp64Micro(ended_at), exception, attributes, \
-    inputs, output, summary, wb_user_id, toUnixTimestamp64Micro(deleted_at)";
+    inputs, output, summary, wb_user_id, toUnixTimestamp64Micro(deleted_at), thread_id, turn_id, wb_run_id, \
+    wb_run_step, wb_run_step_end";
 
 /// A row of [`CALL_COLUMNS`].
-pub type CallTuple = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Micros,
-    Option<Micros>,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<Micros>,
+#[derive(Debug, serde::Deserialize)]
+pub struct CallTuple(
+    pub String,
+    pub String,
+    pub String,
+    pub Option<String>,
+    pub String,
+    pub Option<String>,
+    pub Micros,
+    pub Option<Micros>,
+    pub Option<String>,
+    pub String,
+    pub String,
+    pub Option<String>,
+    pub Option<String>,
+    pub Option<String>,
+    pub Option<Micros>,
+    pub Option<String>,
+    pub Option<String>,
+    pub Option<String>,
+    pub Option<i64>,
+    pub Option<i64>,
 );
 
 /// Decodes a row of [`CALL_COLUMNS`].
@@ -103,6 +110,11 @@ pub fn call_from_tuple(t: CallTuple) -> StoredCall {
             output: json(t.11),
             summary: json(t.12),
             wb_user_id: t.13,
+            thread_id: t.15,
+            turn_id: t.16,
+            wb_run_id: t.17,
+            wb_run_step: t.18,
+            wb_run_step_end: t.19,
         },
         deleted_at: t.14,
     }
@@ -134,6 +146,11 @@ pub fn call_line(s: &StoredCall, version: u64) -> Result<String> {
         "model": v.model,
         "run_id": v.run_id,
         "logged_run": v.logged_run,
+        "thread_id": c.thread_id,
+        "turn_id": c.turn_id,
+        "wb_run_id": c.wb_run_id,
+        "wb_run_step": c.wb_run_step,
+        "wb_run_step_end": c.wb_run_step_end,
         "version": version,
     })
     .to_string())
@@ -397,7 +414,12 @@ mod tests {
             r#"{"acc":0.5}"#,
             null,
             null,
-            5
+            5,
+            null,
+            null,
+            null,
+            null,
+            null
         ]);
         let t: CallTuple = parse_row(&row.to_string()).expect("row");
         let s = call_from_tuple(t);

@@ -33,7 +33,9 @@ pub const CALLS: Table = Table {
         inputs String, output Nullable(String), summary Nullable(String), wb_user_id Nullable(String), \
         deleted_at Nullable(DateTime64(6, 'UTC')), kind LowCardinality(Nullable(String)), \
         evaluation Nullable(String), model Nullable(String), run_id Nullable(String), \
-        logged_run Bool, version UInt64, \
+        logged_run Bool, thread_id Nullable(String), turn_id Nullable(String), \
+        wb_run_id Nullable(String), wb_run_step Nullable(Int64), wb_run_step_end Nullable(Int64), \
+        version UInt64, \
         INDEX calls_kind kind TYPE set(8) GRANULARITY 1, \
         INDEX calls_trace trace_id TYPE bloom_filter GRANULARITY 1, \
         INDEX calls_parent parent_id TYPE bloom_filter GRANULARITY 1, \
@@ -129,10 +131,25 @@ pub const MIGRATIONS_TABLE: Table = Table {
 pub enum Step {
     /// Creates a table (if it does not exist).
     Create(&'static Table),
+    /// Adds columns to a table (if it lacks them): its name and the columns' definitions.
+    AddColumns(&'static str, &'static [&'static str]),
     /// Derives the view columns of the `predict_and_score` calls again: a call of a run logged
     /// through the trace API became a prediction (data, not DDL: `migrate` runs it).
     DeriveLoggedPredictions,
 }
+
+/// The thread, turn and W&B run columns of calls (migration 4). Reading calls needs them, so
+/// a data migration before 4 adds them first.
+pub const CALL_THREAD_COLUMNS: Step = Step::AddColumns(
+    "calls",
+    &[
+        "thread_id Nullable(String)",
+        "turn_id Nullable(String)",
+        "wb_run_id Nullable(String)",
+        "wb_run_step Nullable(Int64)",
+        "wb_run_step_end Nullable(Int64)",
+    ],
+);
 
 /// A numbered change to the schema, applied once, in order.
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +179,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 2, name: "predictions of logged runs", steps: &[Step::DeriveLoggedPredictions] },
     Migration { version: 3, name: "web UI sessions", steps: &[Step::Create(&UI_SESSIONS)] },
+    Migration { version: 4, name: "threads, turns and W&B runs of calls", steps: &[CALL_THREAD_COLUMNS] },
 ];
 
 /// Where the schema goes: one server, or every node of a named cluster.
@@ -237,6 +255,20 @@ pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<Strin
 pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
     match step {
         Step::Create(table) => create_table(table, database, layout),
+        Step::AddColumns(table, columns) => {
+            let add = columns
+                .iter()
+                .map(|c| format!("ADD COLUMN IF NOT EXISTS {c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            match layout {
+                Layout::Single => vec![format!("ALTER TABLE {database}.{table} {add}")],
+                Layout::Cluster(c) => vec![
+                    format!("ALTER TABLE {database}.{table}_local ON CLUSTER {c} {add}"),
+                    format!("ALTER TABLE {database}.{table} ON CLUSTER {c} {add}"),
+                ],
+            }
+        }
         Step::DeriveLoggedPredictions => Vec::new(),
     }
 }

@@ -320,6 +320,7 @@ impl Writer for Tx<'_> {
         s.call.exception = end.exception.map(String::from);
         s.call.output = Some(end.output.clone());
         s.call.summary = Some(end.summary.clone());
+        s.call.wb_run_step_end = end.wb_run_step_end;
         self.calls.put((project.to_string(), id.to_string()), s);
         Ok(true)
     }

@@ -14,8 +14,51 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
-use crate::domain::trace::CallQuery;
+use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
 use crate::domain::view::Kind;
+
+/// A JSON path of keys as SQLite's JSON functions take it: `$."a"."b"`.
+fn json_path(path: &[String]) -> String {
+    let mut p = String::from("$");
+    for key in path {
+        p.push_str(&format!(".\"{}\"", key.replace('"', "\\\"")));
+    }
+    p.replace('\'', "''")
+}
+
+/// The `ORDER BY` of a calls query: its keys, then the call id.
+fn order_by(sort: &[Sort]) -> String {
+    if sort.is_empty() {
+        return "started_at, id".into();
+    }
+    let mut parts = Vec::new();
+    for s in sort {
+        let dir = if s.descending { "DESC" } else { "ASC" };
+        match &s.field {
+            SortField::Column(c) => parts.push(format!("{c} {dir}")),
+            SortField::LatencyMs => {
+                parts.push(format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}"))
+            }
+            SortField::Status => parts.push(format!(
+                "CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' \
+                 WHEN coalesce(json_extract(summary, '$.status_counts.error'), 0) > 0 \
+                 THEN 'descendant_error' ELSE 'success' END {dir}"
+            )),
+            SortField::Json(column, path) => {
+                // Null or missing first, then numbers and booleans, then text (and other
+                // values, as their JSON text): what the ClickHouse store orders by too.
+                let p = json_path(path);
+                parts.push(format!(
+                    "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
+                     WHEN 'real' THEN 1 WHEN 'true' THEN 1 WHEN 'false' THEN 1 WHEN 'null' THEN 0 \
+                     ELSE 2 END {dir}, json_extract({column}, '{p}') {dir}"
+                ));
+            }
+        }
+    }
+    parts.push("id".into());
+    parts.join(", ")
+}
 
 impl Store for SqliteStore {
     fn submit(&self, job: WriteJob) {
@@ -98,6 +141,9 @@ impl Store for SqliteStore {
             ("trace_id", &q.trace_ids),
             ("parent_id", &q.parent_ids),
             ("wb_user_id", &q.wb_user_ids),
+            ("thread_id", &q.thread_ids),
+            ("turn_id", &q.turn_ids),
+            ("wb_run_id", &q.wb_run_ids),
         ] {
             if !values.is_empty() {
                 sql.push_str(&format!(" AND {column} IN rarray(?)"));
@@ -122,9 +168,18 @@ impl Store for SqliteStore {
         if q.trace_roots_only {
             sql.push_str(" AND parent_id IS NULL");
         }
+        // A superset: the domain keeps the calls that hold one of the refs (`holds_ref`).
+        for (column, refs) in [("inputs", &q.input_refs), ("output", &q.output_refs)] {
+            if !refs.is_empty() {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM rarray(?) n WHERE instr({column}, n.value) > 0)"
+                ));
+                let needles: Vec<String> = refs.iter().map(|r| ref_needle(r)).collect();
+                args.push(Arg::list(needles.iter().map(String::as_str)));
+            }
+        }
         let (limit, offset) = limit_offset(q.page);
-        let dir = if q.descending { "DESC" } else { "ASC" };
-        sql.push_str(&format!(" ORDER BY started_at {dir}, id {dir} LIMIT {limit} OFFSET {offset}"));
+        sql.push_str(&format!(" ORDER BY {} LIMIT {limit} OFFSET {offset}", order_by(&q.sort)));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;

@@ -22,7 +22,8 @@ pub(super) fn json_text(v: &Value) -> String {
 }
 
 pub(super) const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, \
-     ended_at, exception, attributes, inputs, output, summary, wb_user_id";
+     ended_at, exception, attributes, inputs, output, summary, wb_user_id, thread_id, turn_id, wb_run_id, \
+     wb_run_step, wb_run_step_end";
 
 pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
     let json = |i: usize| -> rusqlite::Result<Option<Value>> {
@@ -43,6 +44,11 @@ pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
         output: json(11)?,
         summary: json(12)?,
         wb_user_id: r.get(13)?,
+        thread_id: r.get(14)?,
+        turn_id: r.get(15)?,
+        wb_run_id: r.get(16)?,
+        wb_run_step: r.get(17)?,
+        wb_run_step_end: r.get(18)?,
     })
 }
 

@@ -10,13 +10,39 @@ use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_predicti
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
 /// are looked up by id in the new `calls_runs_ids`). Version 3 changed what a prediction is
-/// (see [`derive_logged_predictions`]), which no SQL here can express.
+/// (see [`derive_logged_predictions`]), which no SQL here can express. Version 4 added the
+/// columns in [`THREAD_COLUMNS`]. They apply to a store that has a calls table; a new store
+/// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
+
+/// The columns version 4 added to calls, each added to a store that lacks it.
+const THREAD_COLUMNS: &[(&str, &str)] = &[
+    ("thread_id", "TEXT"),
+    ("turn_id", "TEXT"),
+    ("wb_run_id", "TEXT"),
+    ("wb_run_step", "INTEGER"),
+    ("wb_run_step_end", "INTEGER"),
+];
+
+/// Adds the [`THREAD_COLUMNS`] the calls table lacks.
+fn add_thread_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, kind) in THREAD_COLUMNS {
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('calls') WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {name} {kind};"))?;
+        }
+    }
+    Ok(())
+}
 
 /// Brings the schema of the store open on `writer` to [`SCHEMA_VERSION`]: refuses a newer
 /// one, applies the [`MIGRATIONS`] past an older one's version, then creates what [`SCHEMA`]
@@ -28,17 +54,24 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
             "database schema version {version} is newer than this weft ({SCHEMA_VERSION})"
         )));
     }
+    let has_calls: bool = writer
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(&at)?;
     // One transaction: a store is left at its old version or fully at the new one.
     let mut upgrade = String::new();
-    for (_, sql) in MIGRATIONS.iter().filter(|(to, _)| version < *to) {
+    for (_, sql) in MIGRATIONS.iter().filter(|(to, _)| has_calls && version < *to) {
         upgrade.push_str(sql);
     }
     upgrade.push_str(SCHEMA);
     upgrade.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};"));
     writer.execute_batch("BEGIN IMMEDIATE;").map_err(&at)?;
-    let applied = writer
-        .execute_batch(&upgrade)
-        .and_then(|()| if version < 3 { derive_logged_predictions(writer) } else { Ok(()) });
+    let applied = (if has_calls && version < 4 { add_thread_columns(writer) } else { Ok(()) })
+        .and_then(|()| writer.execute_batch(&upgrade))
+        .and_then(|()| if has_calls && version < 3 { derive_logged_predictions(writer) } else { Ok(()) });
     match applied.and_then(|()| writer.execute_batch("COMMIT;")) {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -20,7 +20,12 @@ CREATE TABLE IF NOT EXISTS calls (
     evaluation   TEXT,
     model        TEXT,
     run_id       TEXT,
-    logged_run   INTEGER NOT NULL DEFAULT 0
+    logged_run   INTEGER NOT NULL DEFAULT 0,
+    thread_id    TEXT,
+    turn_id      TEXT,
+    wb_run_id    TEXT,
+    wb_run_step  INTEGER,
+    wb_run_step_end INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS calls_id ON calls (project_id, id);
 -- The list order; filtered lists merge ranges of the per-model and per-evaluation indexes.
@@ -50,6 +55,9 @@ CREATE INDEX IF NOT EXISTS calls_views ON calls (project_id, kind, run_id, start
     WHERE (kind = 'prediction' OR kind = 'score') AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_children ON calls (project_id, parent_id, started_at)
     WHERE parent_id IS NOT NULL;
+-- The calls of a thread (conversation), for thread filters and the thread list.
+CREATE INDEX IF NOT EXISTS calls_threads ON calls (project_id, thread_id, started_at)
+    WHERE thread_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_failed ON calls (project_id, trace_id)
     WHERE exception IS NOT NULL AND deleted_at IS NULL;
 

@@ -102,8 +102,10 @@ fn insert_call_row(conn: &Connection, c: &Call, conflict: &str) -> rusqlite::Res
     conn.prepare_cached(&format!(
         "INSERT INTO calls (project_id, id, trace_id, parent_id, op_name, display_name, \
          started_at, ended_at, exception, attributes, inputs, output, summary, wb_user_id, \
-         kind, evaluation, model, run_id, logged_run) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) {conflict}"
+         kind, evaluation, model, run_id, logged_run, thread_id, turn_id, wb_run_id, wb_run_step, \
+         wb_run_step_end) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+         ?20, ?21, ?22, ?23, ?24) {conflict}"
     ))?
     .execute(params![
         c.project_id,
@@ -125,6 +127,11 @@ fn insert_call_row(conn: &Connection, c: &Call, conflict: &str) -> rusqlite::Res
         v.model,
         v.run_id,
         v.logged_run,
+        c.thread_id,
+        c.turn_id,
+        c.wb_run_id,
+        c.wb_run_step,
+        c.wb_run_step_end,
     ])
 }
 
@@ -151,7 +158,8 @@ impl Writer for Tx<'_> {
             "UPDATE calls SET op_name = ?3, display_name = ?4, started_at = ?5, ended_at = ?6, \
              exception = ?7, attributes = ?8, inputs = ?9, output = ?10, summary = ?11, \
              kind = ?12, evaluation = ?13, model = ?14, run_id = ?15, trace_id = ?16, \
-             parent_id = ?17, wb_user_id = ?18, logged_run = ?19 \
+             parent_id = ?17, wb_user_id = ?18, logged_run = ?19, thread_id = ?20, turn_id = ?21, \
+             wb_run_id = ?22, wb_run_step = ?23, wb_run_step_end = ?24 \
              WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         )
         .map_err(storage)?
@@ -175,6 +183,11 @@ impl Writer for Tx<'_> {
             c.parent_id,
             c.wb_user_id,
             v.logged_run,
+            c.thread_id,
+            c.turn_id,
+            c.wb_run_id,
+            c.wb_run_step,
+            c.wb_run_step_end,
         ])
         .map(drop)
         .map_err(storage)
@@ -214,8 +227,8 @@ impl Writer for Tx<'_> {
 
     fn end_call(&mut self, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool> {
         self.prepare_cached(
-            "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6 \
-             WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+            "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, \
+             wb_run_step_end = ?7 WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         )
         .map_err(storage)?
         .execute(params![
@@ -224,7 +237,8 @@ impl Writer for Tx<'_> {
             end.ended_at,
             end.exception,
             json_text(end.output),
-            json_text(end.summary)
+            json_text(end.summary),
+            end.wb_run_step_end,
         ])
         .map(|n| n > 0)
         .map_err(storage)
