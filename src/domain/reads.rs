@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::call::Call;
+use super::costs::{Prices, output_row};
+use super::row_query::{RowSort, compare, select};
 
 use super::error::Result;
 use super::page::{Page, Window};
@@ -69,6 +71,8 @@ pub fn calls(
     emit: &mut dyn FnMut(Value) -> bool,
 ) -> Result<()> {
     let mut q = req.query()?;
+    let prices =
+        if req.include_costs == Some(true) { Some(project_prices(s, &req.project_id)?) } else { None };
     let include = req.include_feedback == Some(true);
     let feedback = if include || expr.is_some_and(Expr::uses_feedback) {
         Some(call_feedback(s, &req.project_id)?)
@@ -77,6 +81,9 @@ pub fn calls(
     };
     let to_json = |c: Call| {
         let mut row = call_json(&c);
+        if let Some(prices) = &prices {
+            add_costs(&mut row, prices, c.started_at);
+        }
         if let Some(by_call) = &feedback {
             let rows = by_call.get(&c.id).cloned().unwrap_or_default();
             row["summary"]["weave"]["feedback"] = Value::Array(rows);
@@ -113,20 +120,111 @@ pub fn calls(
     )
 }
 
-/// Streams a project's feedback rows that match `expr`, oldest first, windowed by `page`.
+/// The LLM token prices of `project`, to price calls with.
+pub fn project_prices(s: &dyn Store, project: &str) -> Result<Prices> {
+    let mut prices = Prices::default();
+    s.costs(project, &mut |p| {
+        prices.add(p);
+        true
+    })?;
+    Ok(prices)
+}
+
+/// Prices a call's `summary.usage` into `summary.weave.costs` (nothing if no model of it has
+/// a price).
+pub fn add_costs(row: &mut Value, prices: &Prices, started_at: super::call::Micros) {
+    if let Some(costs) = prices.costs(&row["summary"]["usage"], started_at)
+        && let Some(weave) = row["summary"]["weave"].as_object_mut()
+    {
+        weave.insert("costs".into(), costs);
+    }
+}
+
+/// `fields`, `sort_by` and the window of a table query (`feedback/query`, `cost/query`).
+#[derive(Debug, Clone, Default)]
+pub struct RowShape {
+    /// Only these fields (`None`: every column).
+    pub fields: Option<Vec<String>>,
+    /// The order; empty keeps the store's (oldest first).
+    pub sort: Vec<RowSort>,
+    pub page: Page,
+}
+
+/// Passes the rows `read` streams that match `expr` to `emit` in `shape`'s order and window,
+/// as `output` writes them. Unordered, they stream; ordered, the matching rows are held (a
+/// project's feedback or prices) and sorted first.
+fn shaped(
+    read: impl FnOnce(&mut dyn FnMut(Value) -> bool) -> Result<()>,
+    expr: Option<&Expr>,
+    shape: &RowShape,
+    output: impl Fn(Value) -> Value,
+    emit: &mut dyn FnMut(Value) -> bool,
+) -> Result<()> {
+    let keep = |row: &Value| expr.map_or(Ok(true), |e| e.matches(row));
+    if shape.sort.is_empty() {
+        return filtered(read, |row| row, keep, output, shape.page, emit);
+    }
+    let mut rows = Vec::new();
+    let mut failure = None;
+    read(&mut |row| match keep(&row) {
+        Ok(true) => {
+            rows.push(row);
+            true
+        }
+        Ok(false) => true,
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    rows.sort_by(|a, b| compare(a, b, &shape.sort));
+    let mut window = Window::new(shape.page);
+    for row in rows {
+        if window.full() {
+            break;
+        }
+        if window.admit() && !emit(output(row)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Streams a project's feedback rows that match `expr`, in `shape`'s order (oldest first
+/// unless it sorts), fields and window.
 pub fn feedback(
     s: &dyn Store,
     project: &str,
     expr: Option<&Expr>,
-    page: Page,
+    shape: &RowShape,
     emit: &mut dyn FnMut(Value) -> bool,
 ) -> Result<()> {
-    filtered(
-        |sink| s.feedback(project, sink),
-        |f| f.to_json(),
-        |row: &Value| expr.map_or(Ok(true), |e| e.matches(row)),
-        |row| row,
-        page,
+    shaped(
+        |sink| s.feedback(project, &mut |f| sink(f.to_json())),
+        expr,
+        shape,
+        |row| select(row, shape.fields.as_deref()),
+        emit,
+    )
+}
+
+/// Streams a project's LLM token prices that match `expr` as `cost/query` answers them, in
+/// `shape`'s order (oldest first unless it sorts), fields and window.
+pub fn costs(
+    s: &dyn Store,
+    project: &str,
+    expr: Option<&Expr>,
+    shape: &RowShape,
+    emit: &mut dyn FnMut(Value) -> bool,
+) -> Result<()> {
+    shaped(
+        |sink| s.costs(project, &mut |p| sink(p.to_json())),
+        expr,
+        shape,
+        |row| output_row(&row, shape.fields.as_deref()),
         emit,
     )
 }

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::call::{Call, Micros};
+use super::costs::LlmPrice;
 use super::error::{Error, Result};
 use super::feedback::Feedback;
 use super::keys::ApiKey;
@@ -13,6 +14,7 @@ use super::object::{ObjectQuery, ObjectVersion, TableRow, Version};
 use super::page::Page;
 use super::run_rows::{RunDimension, RunHead, RunQuery, RunRow};
 use super::sessions::Session;
+use super::threads::{Turn, TurnQuery};
 use super::trace::CallQuery;
 use super::view::Kind;
 
@@ -174,6 +176,14 @@ pub trait Store: Send + Sync + 'static {
     /// The live feedback rows of a project, oldest first.
     fn feedback(&self, project: &str, sink: &mut dyn FnMut(Feedback) -> bool) -> Result<()>;
 
+    /// The LLM token prices of a project, oldest first (by `created_at`, then id).
+    fn costs(&self, project: &str, sink: &mut dyn FnMut(LlmPrice) -> bool) -> Result<()>;
+
+    /// Streams the live turn calls of `project` (a call whose id is its `turn_id`, with a
+    /// non-empty `thread_id`) that `query` selects, in any order, to `sink` until it returns
+    /// `false`.
+    fn turns(&self, project: &str, query: &TurnQuery, sink: &mut dyn FnMut(Turn) -> bool) -> Result<()>;
+
     /// Finds an unrevoked key by the hash of its secret.
     fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
     /// Whether [`Store::key_by_hash`] answers at once, never waiting behind other reads or
@@ -259,6 +269,13 @@ pub trait Writer {
     fn put_file(&mut self, project: &str, digest: &str, content: &[u8]) -> Result<()>;
     /// Stores a feedback row; a row with the same id is kept as it is.
     fn insert_feedback(&mut self, feedback: &Feedback) -> Result<()>;
+    /// Deletes the feedback rows of `project` with these ids; returns how many there were.
+    /// A row with one of these ids may be stored again afterwards.
+    fn delete_feedback(&mut self, project: &str, ids: &[String]) -> Result<u64>;
+    /// Stores an LLM token price.
+    fn insert_cost(&mut self, price: &LlmPrice) -> Result<()>;
+    /// Deletes the prices of `project` with these ids; returns how many there were.
+    fn delete_costs(&mut self, project: &str, ids: &[String]) -> Result<u64>;
     /// Stores a new API key.
     fn put_key(&mut self, key: &ApiKey) -> Result<()>;
     /// Revokes a key by id; `false` if no such unrevoked key exists.

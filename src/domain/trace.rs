@@ -341,8 +341,8 @@ pub struct CallsQueryReq {
     pub query: Option<Value>,
     /// Each call's feedback rows in `summary.weave.feedback`.
     pub include_feedback: Option<bool>,
-    /// Output only: costs in `summary.weave.costs` (weft keeps no prices).
-    pub include_costs: Option<OutputOnly>,
+    /// Each call's `summary.usage` priced in `summary.weave.costs` (see [`super::costs`]).
+    pub include_costs: Option<bool>,
     /// Output only: storage sizes (answered as `null`).
     pub include_storage_size: Option<OutputOnly>,
     /// Output only: a trace's storage size (answered as `null`).

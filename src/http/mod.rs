@@ -156,6 +156,12 @@ pub fn router(state: AppState) -> Router {
         .route("/feedback/create", post(v1::feedback::feedback_create))
         .route("/feedback/batch/create", post(v1::feedback::feedback_batch_create))
         .route("/feedback/query", post(v1::feedback::feedback_query))
+        .route("/feedback/purge", post(v1::feedback::feedback_purge))
+        .route("/feedback/replace", post(v1::feedback::feedback_replace))
+        .route("/cost/create", post(v1::costs::cost_create))
+        .route("/cost/query", post(v1::costs::cost_query))
+        .route("/cost/purge", post(v1::costs::cost_purge))
+        .route("/threads/stream_query", post(v1::threads::threads_stream_query))
         .route("/graphql", post(v1::graphql::graphql))
         .route_layer(auth());
     Router::new()

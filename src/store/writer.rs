@@ -232,6 +232,15 @@ mod tests {
         fn insert_feedback(&mut self, _: &Feedback) -> Result<()> {
             unused()
         }
+        fn delete_feedback(&mut self, _: &str, _: &[String]) -> Result<u64> {
+            unused()
+        }
+        fn insert_cost(&mut self, _: &crate::domain::costs::LlmPrice) -> Result<()> {
+            unused()
+        }
+        fn delete_costs(&mut self, _: &str, _: &[String]) -> Result<u64> {
+            unused()
+        }
         fn put_key(&mut self, _: &ApiKey) -> Result<()> {
             unused()
         }

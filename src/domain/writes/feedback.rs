@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use crate::domain::call::{format_time, new_id, now};
 use crate::domain::error::Result;
-use crate::domain::feedback::{Feedback, FeedbackCreate, FeedbackCreated};
+use crate::domain::feedback::{Feedback, FeedbackCreate, FeedbackCreated, FeedbackReplace, PURGE_REFUSED};
+use crate::domain::row_query::purge_ids;
 use crate::domain::store::Writer;
 
 /// Stores one feedback row (idempotent on a client-given id).
@@ -36,4 +37,21 @@ pub fn create(w: &mut dyn Writer, req: FeedbackCreate, user: Option<&str>) -> Re
         wb_user_id: f.wb_user_id,
         payload: f.payload,
     })
+}
+
+/// The ids a `feedback/purge` query names (Weave purges feedback by id only; any other query
+/// is a 400). Checked before the write, so a refused purge writes nothing.
+pub fn purge_query(query: &Value) -> Result<Vec<String>> {
+    purge_ids(query, false, PURGE_REFUSED)
+}
+
+/// Deletes the feedback rows of `project` with these ids; returns how many there were.
+pub fn purge(w: &mut dyn Writer, project: &str, ids: &[String]) -> Result<u64> {
+    w.delete_feedback(project, ids)
+}
+
+/// `feedback/replace`: deletes the row `feedback_id`, then creates the new one, in one job.
+pub fn replace(w: &mut dyn Writer, req: FeedbackReplace, user: Option<&str>) -> Result<FeedbackCreated> {
+    w.delete_feedback(&req.project_id, std::slice::from_ref(&req.feedback_id))?;
+    create(w, req.create(), user)
 }

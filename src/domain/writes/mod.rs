@@ -6,6 +6,7 @@
 //! arrows run writes → store → types, never back.
 
 pub mod calls;
+pub mod costs;
 pub mod deletes;
 pub mod feedback;
 pub mod objects;

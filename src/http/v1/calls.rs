@@ -158,8 +158,9 @@ pub(crate) async fn call_upsert_batch(
 pub(crate) struct CallRead {
     project_id: String,
     id: String,
+    /// The call's usage priced in `summary.weave.costs`, as in `calls/query`.
+    include_costs: Option<bool>,
     /// Output only, as in `calls/query`.
-    include_costs: Option<OutputOnly>,
     include_storage_size: Option<OutputOnly>,
     include_total_storage_size: Option<OutputOnly>,
 }
@@ -169,8 +170,16 @@ pub(crate) async fn call_read(
     State(state): State<AppState>,
     ProjectBody(req, _): ProjectBody<CallRead>,
 ) -> Result<Response, ApiError> {
-    let call = blocking(&state, move |s| s.call(&req.project_id, &req.id)).await?;
-    Ok(json_response(json!({ "call": call.as_ref().map(call_json) })))
+    let call = blocking(&state, move |s| {
+        let Some(call) = s.call(&req.project_id, &req.id)? else { return Ok(None) };
+        let mut row = call_json(&call);
+        if req.include_costs == Some(true) {
+            reads::add_costs(&mut row, &reads::project_prices(s, &req.project_id)?, call.started_at);
+        }
+        Ok(Some(row))
+    })
+    .await?;
+    Ok(json_response(json!({ "call": call })))
 }
 
 type QueryBody = CallsQueryReq;

@@ -13,12 +13,14 @@ macro_rules! in_project {
 }
 
 pub mod calls;
+pub mod costs;
 pub mod feedback;
 pub mod files;
 pub mod graphql;
 pub mod objects;
 pub mod refs;
 pub mod tables;
+pub mod threads;
 
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};

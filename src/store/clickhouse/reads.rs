@@ -7,6 +7,7 @@ use super::client::Query;
 use super::rows::*;
 use super::{ClickHouseStore, IN_CHUNK};
 use crate::domain::call::{Call, Micros};
+use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
@@ -15,6 +16,7 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
+use crate::domain::threads::{Turn, TurnQuery};
 use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
 use crate::domain::view::Kind;
 
@@ -452,10 +454,50 @@ impl Store for ClickHouseStore {
         let mut q = Query::default();
         let p = q.string(project);
         q.push(&format!(
-            "SELECT {FEEDBACK_COLUMNS} FROM feedback FINAL WHERE project_id = {p} \
+            "SELECT {FEEDBACK_COLUMNS} FROM feedback FINAL WHERE project_id = {p} AND deleted_at IS NULL \
              ORDER BY created_at, id FORMAT JSONCompactEachRow"
         ));
         self.client.query_rows::<FeedbackTuple>(&q, &mut |t| Ok(sink(feedback_from_tuple(t))))
+    }
+
+    fn costs(&self, project: &str, sink: &mut dyn FnMut(LlmPrice) -> bool) -> Result<()> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        q.push(&format!(
+            "SELECT {PRICE_COLUMNS} FROM llm_token_prices FINAL WHERE project_id = {p} AND deleted_at IS NULL \
+             ORDER BY created_at, id FORMAT JSONCompactEachRow"
+        ));
+        self.client.query_rows::<PriceTuple>(&q, &mut |t| Ok(sink(price_from_tuple(t))))
+    }
+
+    fn turns(&self, project: &str, tq: &TurnQuery, sink: &mut dyn FnMut(Turn) -> bool) -> Result<()> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        let mut sql = format!(
+            "SELECT assumeNotNull(thread_id), id, toUnixTimestamp64Micro(started_at), \
+               toUnixTimestamp64Micro(ended_at) FROM calls FINAL \
+             WHERE project_id = {p} AND deleted_at IS NULL AND thread_id IS NOT NULL AND thread_id != '' \
+               AND turn_id IS NOT NULL AND id = turn_id"
+        );
+        if let Some(after) = tq.after {
+            sql.push_str(&format!(" AND toUnixTimestamp64Micro(started_at) > {}", q.int(after)));
+        }
+        if let Some(before) = tq.before {
+            sql.push_str(&format!(" AND toUnixTimestamp64Micro(started_at) < {}", q.int(before)));
+        }
+        if !tq.thread_ids.is_empty() {
+            sql.push_str(&format!(" AND thread_id IN {}", q.strings(&tq.thread_ids)));
+        }
+        sql.push_str(" FORMAT JSONCompactEachRow");
+        q.push(&sql);
+        self.client.query_rows::<(String, String, Micros, Option<Micros>)>(&q, &mut |(
+            thread_id,
+            id,
+            started_at,
+            ended_at,
+        )| {
+            Ok(sink(Turn { thread_id, id, started_at, ended_at }))
+        })
     }
 
     fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::domain::call::{Call, Micros};
+use crate::domain::costs::LlmPrice;
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
@@ -262,8 +263,58 @@ pub fn feedback_from_tuple(t: FeedbackTuple) -> Feedback {
     }
 }
 
-/// Encodes a feedback row.
-pub fn feedback_line(f: &Feedback, version: u64) -> Result<String> {
+/// The columns of a price as [`PriceTuple`] reads them.
+pub const PRICE_COLUMNS: &str = "project_id, id, llm_id, provider_id, toUnixTimestamp64Micro(effective_date), \
+    prompt_token_cost, completion_token_cost, cache_read_input_token_cost, cache_creation_input_token_cost, \
+    prompt_token_cost_unit, completion_token_cost_unit, created_by, toUnixTimestamp64Micro(created_at)";
+
+/// A row of [`PRICE_COLUMNS`].
+pub type PriceTuple =
+    (String, String, String, String, Micros, f64, f64, f64, f64, String, String, Option<String>, Micros);
+
+/// Decodes a row of [`PRICE_COLUMNS`].
+pub fn price_from_tuple(t: PriceTuple) -> LlmPrice {
+    LlmPrice {
+        project_id: t.0,
+        id: t.1,
+        llm_id: t.2,
+        provider_id: t.3,
+        effective_date: t.4,
+        prompt_token_cost: t.5,
+        completion_token_cost: t.6,
+        cache_read_input_token_cost: t.7,
+        cache_creation_input_token_cost: t.8,
+        prompt_token_cost_unit: t.9,
+        completion_token_cost_unit: t.10,
+        created_by: t.11,
+        created_at: t.12,
+    }
+}
+
+/// Encodes a price, deleted at `deleted_at` if it was.
+pub fn price_line(p: &LlmPrice, deleted_at: Option<Micros>, version: u64) -> Result<String> {
+    Ok(json!({
+        "project_id": p.project_id,
+        "id": p.id,
+        "llm_id": p.llm_id,
+        "provider_id": p.provider_id,
+        "effective_date": time(p.effective_date)?,
+        "prompt_token_cost": p.prompt_token_cost,
+        "completion_token_cost": p.completion_token_cost,
+        "cache_read_input_token_cost": p.cache_read_input_token_cost,
+        "cache_creation_input_token_cost": p.cache_creation_input_token_cost,
+        "prompt_token_cost_unit": p.prompt_token_cost_unit,
+        "completion_token_cost_unit": p.completion_token_cost_unit,
+        "created_by": p.created_by,
+        "created_at": time(p.created_at)?,
+        "deleted_at": opt_time(deleted_at)?,
+        "version": version,
+    })
+    .to_string())
+}
+
+/// Encodes a feedback row, deleted at `deleted_at` if it was.
+pub fn feedback_line(f: &Feedback, deleted_at: Option<Micros>, version: u64) -> Result<String> {
     Ok(json!({
         "project_id": f.project_id,
         "id": f.id,
@@ -277,6 +328,7 @@ pub fn feedback_line(f: &Feedback, version: u64) -> Result<String> {
         "runnable_ref": f.runnable_ref,
         "call_ref": f.call_ref,
         "trigger_ref": f.trigger_ref,
+        "deleted_at": opt_time(deleted_at)?,
         "version": version,
     })
     .to_string())

@@ -96,6 +96,25 @@ pub const FEEDBACK: Table = Table {
     shard_by: "cityHash64(project_id)",
 };
 
+/// The soft-delete time of feedback rows (migration 5): `feedback/purge` and
+/// `feedback/replace` write a new version of the row with it set.
+pub const FEEDBACK_DELETED: Step =
+    Step::AddColumns("feedback", &["deleted_at Nullable(DateTime64(6, 'UTC'))"]);
+
+/// LLM token prices per project (`cost/create`); a purge writes a new version of the row with
+/// `deleted_at` set.
+pub const LLM_TOKEN_PRICES: Table = Table {
+    name: "llm_token_prices",
+    columns: "project_id String, id String, llm_id String, provider_id String, \
+        effective_date DateTime64(6, 'UTC'), prompt_token_cost Float64, completion_token_cost Float64, \
+        cache_read_input_token_cost Float64, cache_creation_input_token_cost Float64, \
+        prompt_token_cost_unit String, completion_token_cost_unit String, created_by Nullable(String), \
+        created_at DateTime64(6, 'UTC'), deleted_at Nullable(DateTime64(6, 'UTC')), version UInt64",
+    order_by: "project_id, id",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
 /// API keys: hashes of secrets, never secrets.
 pub const API_KEYS: Table = Table {
     name: "api_keys",
@@ -180,6 +199,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "predictions of logged runs", steps: &[Step::DeriveLoggedPredictions] },
     Migration { version: 3, name: "web UI sessions", steps: &[Step::Create(&UI_SESSIONS)] },
     Migration { version: 4, name: "threads, turns and W&B runs of calls", steps: &[CALL_THREAD_COLUMNS] },
+    Migration {
+        version: 5,
+        name: "feedback purges and LLM token prices",
+        steps: &[FEEDBACK_DELETED, Step::Create(&LLM_TOKEN_PRICES)],
+    },
 ];
 
 /// Where the schema goes: one server, or every node of a named cluster.
@@ -331,6 +355,7 @@ mod tests {
             "feedback",
             "api_keys",
             "ui_sessions",
+            "llm_token_prices",
         ] {
             assert!(ddl.iter().any(|s| s.contains(&format!("weft.{t} ("))), "{t}");
         }

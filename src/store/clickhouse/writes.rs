@@ -9,6 +9,7 @@ use super::client::{Client, Query};
 use super::overlay::{Appends, Overlay};
 use super::rows::*;
 use crate::domain::call::{Call, Micros, now};
+use crate::domain::costs::LlmPrice;
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
@@ -76,7 +77,10 @@ pub(super) struct Tx<'a> {
     pub(super) client: &'a Client,
     calls: Overlay<CallKey, StoredCall>,
     objects: Overlay<ObjectKey, StoredObject>,
-    feedback: Overlay<CallKey, Feedback>,
+    /// Feedback rows, each with its deletion time (a purged row is a new version of it).
+    feedback: Overlay<CallKey, (Feedback, Option<Micros>)>,
+    /// LLM token prices, each with its deletion time.
+    prices: Overlay<CallKey, (LlmPrice, Option<Micros>)>,
     pub(super) keys: Overlay<String, ApiKey>,
     pub(super) sessions: Overlay<String, Session>,
     /// Calls the running job inserted without knowing whether they existed: checked at once
@@ -98,6 +102,7 @@ impl<'a> Tx<'a> {
             calls: Overlay::default(),
             objects: Overlay::default(),
             feedback: Overlay::default(),
+            prices: Overlay::default(),
             keys: Overlay::default(),
             sessions: Overlay::default(),
             unchecked: Vec::new(),
@@ -114,6 +119,7 @@ impl<'a> Tx<'a> {
         self.calls.end_job(keep);
         self.objects.end_job(keep);
         self.feedback.end_job(keep);
+        self.prices.end_job(keep);
         self.keys.end_job(keep);
         self.sessions.end_job(keep);
         self.table_rows.end_job(keep);
@@ -139,8 +145,11 @@ impl<'a> Tx<'a> {
         let encode = |lines: Vec<Result<String>>| lines.into_iter().collect::<Result<Vec<_>>>();
         let calls = encode(self.calls.take_written().iter().map(|c| call_line(c, version)).collect())?;
         let objects = encode(self.objects.take_written().iter().map(|o| object_line(o, version)).collect())?;
-        let feedback =
-            encode(self.feedback.take_written().iter().map(|f| feedback_line(f, version)).collect())?;
+        let feedback = encode(
+            self.feedback.take_written().iter().map(|(f, d)| feedback_line(f, *d, version)).collect(),
+        )?;
+        let prices =
+            encode(self.prices.take_written().iter().map(|(p, d)| price_line(p, *d, version)).collect())?;
         let keys = encode(self.keys.take_written().iter().map(|k| key_line(k, version)).collect())?;
         let sessions =
             encode(self.sessions.take_written().iter().map(|s| session_line(s, version)).collect())?;
@@ -154,6 +163,7 @@ impl<'a> Tx<'a> {
         insert(self.client, "objects", objects)?;
         insert(self.client, "calls", calls)?;
         insert(self.client, "feedback", feedback)?;
+        insert(self.client, "llm_token_prices", prices)?;
         insert(self.client, "api_keys", keys)?;
         insert(self.client, "ui_sessions", sessions)
     }
@@ -249,6 +259,45 @@ impl<'a> Tx<'a> {
             .rows()
             .filter(|((p, o, _), _)| p == project && o == object_id)
             .map(|(_, s)| s.clone())
+            .collect())
+    }
+}
+
+impl Tx<'_> {
+    /// The live feedback rows of `project` among `ids`, as the batch sees them (those it does
+    /// not know yet are read in a few queries and remembered).
+    fn live_feedback(&mut self, ids: &[String], project: &str) -> Result<Vec<Feedback>> {
+        let mut unknown: Vec<&String> =
+            ids.iter().filter(|id| !self.feedback.knows(&(project.to_string(), (*id).clone()))).collect();
+        unknown.sort();
+        unknown.dedup();
+        for chunk in unknown.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, i) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback FINAL WHERE project_id = {p} AND id IN {i} \
+                 AND deleted_at IS NULL FORMAT JSONCompactEachRow"
+            ));
+            let found: HashMap<String, Feedback> = self
+                .client
+                .query_all::<FeedbackTuple>(&q)?
+                .into_iter()
+                .map(feedback_from_tuple)
+                .map(|f| (f.id.clone(), f))
+                .collect();
+            for id in chunk {
+                let key = (project.to_string(), (*id).clone());
+                self.feedback.remember(key, found.get(*id).map(|f| (f.clone(), None)));
+            }
+        }
+        let mut seen = HashSet::new();
+        Ok(ids
+            .iter()
+            .filter(|id| seen.insert(*id))
+            .filter_map(|id| match self.feedback.get(&(project.to_string(), id.clone())) {
+                Some(Some((f, None))) => Some(f.clone()),
+                _ => None,
+            })
             .collect())
     }
 }
@@ -433,25 +482,68 @@ impl Writer for Tx<'_> {
 
     fn insert_feedback(&mut self, f: &Feedback) -> Result<()> {
         let key = (f.project_id.clone(), f.id.clone());
-        let exists = match self.feedback.get(&key) {
-            Some(known) => known.is_some(),
-            None => {
-                let mut q = Query::default();
-                let (p, i) = (q.string(&f.project_id), q.string(&f.id));
-                q.push(&format!(
-                    "SELECT {FEEDBACK_COLUMNS} FROM feedback FINAL WHERE project_id = {p} AND id = {i} \
-                     LIMIT 1 FORMAT JSONCompactEachRow"
-                ));
-                let found = self.client.query_all::<FeedbackTuple>(&q)?.pop().map(feedback_from_tuple);
-                let exists = found.is_some();
-                self.feedback.remember(key.clone(), found);
-                exists
-            }
-        };
-        if !exists {
-            self.feedback.put(key, f.clone());
+        let live = self.live_feedback(&[f.id.clone()], &f.project_id)?;
+        if live.is_empty() {
+            self.feedback.put(key, (f.clone(), None));
         }
         Ok(())
+    }
+
+    fn delete_feedback(&mut self, project: &str, ids: &[String]) -> Result<u64> {
+        let at = now();
+        let live = self.live_feedback(ids, project)?;
+        let n = live.len() as u64;
+        for f in live {
+            self.feedback.put((project.to_string(), f.id.clone()), (f, Some(at)));
+        }
+        Ok(n)
+    }
+
+    fn insert_cost(&mut self, p: &LlmPrice) -> Result<()> {
+        check_time(p.effective_date)?;
+        self.prices.put((p.project_id.clone(), p.id.clone()), (p.clone(), None));
+        Ok(())
+    }
+
+    fn delete_costs(&mut self, project: &str, ids: &[String]) -> Result<u64> {
+        let at = now();
+        let mut unknown: Vec<&String> = Vec::new();
+        for id in ids {
+            if !self.prices.knows(&(project.to_string(), id.clone())) {
+                unknown.push(id);
+            }
+        }
+        unknown.sort();
+        unknown.dedup();
+        for chunk in unknown.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, i) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT {PRICE_COLUMNS} FROM llm_token_prices FINAL WHERE project_id = {p} AND id IN {i} \
+                 AND deleted_at IS NULL FORMAT JSONCompactEachRow"
+            ));
+            let found: HashMap<String, LlmPrice> = self
+                .client
+                .query_all::<PriceTuple>(&q)?
+                .into_iter()
+                .map(price_from_tuple)
+                .map(|p| (p.id.clone(), p))
+                .collect();
+            for id in chunk {
+                let key = (project.to_string(), (*id).clone());
+                self.prices.remember(key, found.get(*id).map(|p| (p.clone(), None)));
+            }
+        }
+        let mut n = 0;
+        for id in ids {
+            let key = (project.to_string(), id.clone());
+            if let Some(Some((p, None))) = self.prices.get(&key) {
+                let p = p.clone();
+                self.prices.put(key, (p, Some(at)));
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     fn put_key(&mut self, k: &ApiKey) -> Result<()> {

@@ -6,6 +6,7 @@ use super::rows::*;
 use super::runs::{eval_runs_on, latest_runs_on, run_values_on};
 use super::{SqliteStore, storage};
 use crate::domain::call::Call;
+use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
@@ -14,6 +15,7 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
+use crate::domain::threads::{Turn, TurnQuery};
 use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
 use crate::domain::view::Kind;
 
@@ -326,6 +328,58 @@ impl Store for SqliteStore {
         let mut rows = stmt.query([project]).map_err(storage)?;
         while let Some(r) = rows.next().map_err(storage)? {
             if !sink(feedback_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn costs(&self, project: &str, sink: &mut dyn FnMut(LlmPrice) -> bool) -> Result<()> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {PRICE_COLUMNS} FROM llm_token_prices WHERE project_id = ?1 ORDER BY created_at, id"
+            ))
+            .map_err(storage)?;
+        let mut rows = stmt.query([project]).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            if !sink(price_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn turns(&self, project: &str, q: &TurnQuery, sink: &mut dyn FnMut(Turn) -> bool) -> Result<()> {
+        let conn = self.reader()?;
+        let mut sql = String::from(
+            "SELECT thread_id, id, started_at, ended_at FROM calls INDEXED BY calls_threads \
+             WHERE project_id = ?1 AND thread_id IS NOT NULL AND thread_id != '' AND id = turn_id \
+             AND deleted_at IS NULL AND started_at > ?2 AND started_at < ?3",
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            project.to_string().into(),
+            q.after.unwrap_or(i64::MIN).into(),
+            q.before.unwrap_or(i64::MAX).into(),
+        ];
+        if !q.thread_ids.is_empty() {
+            sql.push_str(" AND thread_id IN (");
+            for (i, t) in q.thread_ids.iter().enumerate() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
+                args.push(t.clone().into());
+            }
+            sql.push(')');
+        }
+        let mut stmt = conn.prepare(&sql).map_err(storage)?;
+        let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            let turn = Turn {
+                thread_id: r.get(0).map_err(storage)?,
+                id: r.get(1).map_err(storage)?,
+                started_at: r.get(2).map_err(storage)?,
+                ended_at: r.get(3).map_err(storage)?,
+            };
+            if !sink(turn) {
                 break;
             }
         }

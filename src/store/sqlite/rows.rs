@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::storage;
 use crate::domain::call::Call;
+use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::object::ObjectVersion;
@@ -120,6 +121,28 @@ pub(super) fn feedback_from_row(r: &Row<'_>) -> rusqlite::Result<Feedback> {
         runnable_ref: r.get(9)?,
         call_ref: r.get(10)?,
         trigger_ref: r.get(11)?,
+    })
+}
+
+pub(super) const PRICE_COLUMNS: &str = "project_id, id, llm_id, provider_id, effective_date, prompt_token_cost, \
+     completion_token_cost, cache_read_input_token_cost, cache_creation_input_token_cost, \
+     prompt_token_cost_unit, completion_token_cost_unit, created_by, created_at";
+
+pub(super) fn price_from_row(r: &Row<'_>) -> rusqlite::Result<LlmPrice> {
+    Ok(LlmPrice {
+        project_id: r.get(0)?,
+        id: r.get(1)?,
+        llm_id: r.get(2)?,
+        provider_id: r.get(3)?,
+        effective_date: r.get(4)?,
+        prompt_token_cost: r.get(5)?,
+        completion_token_cost: r.get(6)?,
+        cache_read_input_token_cost: r.get(7)?,
+        cache_creation_input_token_cost: r.get(8)?,
+        prompt_token_cost_unit: r.get(9)?,
+        completion_token_cost_unit: r.get(10)?,
+        created_by: r.get(11)?,
+        created_at: r.get(12)?,
     })
 }
 

@@ -128,6 +128,24 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_refs ON feedback (project_id, weave_ref);
 
+-- LLM token prices per project (`cost/create`), which price calls' usage (`include_costs`).
+CREATE TABLE IF NOT EXISTS llm_token_prices (
+    project_id                      TEXT NOT NULL,
+    id                              TEXT NOT NULL,
+    llm_id                          TEXT NOT NULL,
+    provider_id                     TEXT NOT NULL,
+    effective_date                  INTEGER NOT NULL,
+    prompt_token_cost               REAL NOT NULL,
+    completion_token_cost           REAL NOT NULL,
+    cache_read_input_token_cost     REAL NOT NULL,
+    cache_creation_input_token_cost REAL NOT NULL,
+    prompt_token_cost_unit          TEXT NOT NULL,
+    completion_token_cost_unit      TEXT NOT NULL,
+    created_by                      TEXT,
+    created_at                      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+
 -- Web UI sessions: the hash of each token, the hash of the key it acts with, its CSRF token.
 CREATE TABLE IF NOT EXISTS ui_sessions (
     hash       TEXT PRIMARY KEY,

@@ -7,6 +7,7 @@ use super::keys;
 use super::rows::*;
 use super::storage;
 use crate::domain::call::{Call, Micros};
+use crate::domain::costs::LlmPrice;
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
@@ -387,6 +388,52 @@ impl Writer for Tx<'_> {
             ])
             .map(drop)
             .map_err(storage)
+    }
+
+    fn delete_feedback(&mut self, project: &str, ids: &[String]) -> Result<u64> {
+        let mut stmt =
+            self.prepare_cached("DELETE FROM feedback WHERE project_id = ?1 AND id = ?2").map_err(storage)?;
+        let mut n = 0;
+        for id in ids {
+            n += stmt.execute(params![project, id]).map_err(storage)? as u64;
+        }
+        Ok(n)
+    }
+
+    fn insert_cost(&mut self, p: &LlmPrice) -> Result<()> {
+        self.prepare_cached(&format!(
+            "INSERT INTO llm_token_prices ({PRICE_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ))
+        .map_err(storage)?
+        .execute(params![
+            p.project_id,
+            p.id,
+            p.llm_id,
+            p.provider_id,
+            p.effective_date,
+            p.prompt_token_cost,
+            p.completion_token_cost,
+            p.cache_read_input_token_cost,
+            p.cache_creation_input_token_cost,
+            p.prompt_token_cost_unit,
+            p.completion_token_cost_unit,
+            p.created_by,
+            p.created_at,
+        ])
+        .map(drop)
+        .map_err(storage)
+    }
+
+    fn delete_costs(&mut self, project: &str, ids: &[String]) -> Result<u64> {
+        let mut stmt = self
+            .prepare_cached("DELETE FROM llm_token_prices WHERE project_id = ?1 AND id = ?2")
+            .map_err(storage)?;
+        let mut n = 0;
+        for id in ids {
+            n += stmt.execute(params![project, id]).map_err(storage)? as u64;
+        }
+        Ok(n)
     }
 
     fn put_key(&mut self, k: &ApiKey) -> Result<()> {
