@@ -12,6 +12,7 @@ mod backup;
 mod calls_surface;
 mod denial_of_service;
 mod eval_runs;
+mod feedback_costs;
 mod graph_walks;
 mod hostile_http;
 mod hostile_lists;
