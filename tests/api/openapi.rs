@@ -57,5 +57,5 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 45, "documented operations");
+    assert_eq!(operations, 51, "documented operations");
 }
