@@ -2,7 +2,7 @@
 //! field weft does not read is refused (400, naming it), never dropped. A body type's fields
 //! are its table of known fields: each one is either read (it changes the answer as Weave's
 //! does) or typed [`OutputOnly`] (accepted and documented as not read: it would only shape the
-//! answer, e.g. `include_costs`). Any other field is refused unless it asks for nothing (`null`,
+//! answer, e.g. `include_storage_size`). Any other field is refused unless it asks for nothing (`null`,
 //! `""`, `[]` or `{}`: what Weave's clients send for an absent value).
 
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};

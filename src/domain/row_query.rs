@@ -172,12 +172,12 @@ pub fn purge_ids(query: &Value, allow_in: bool, message: &str) -> Result<Vec<Str
         let items = items.as_array().ok_or_else(refuse)?;
         return items.iter().map(|i| eq(i).ok_or_else(refuse)).collect();
     }
-    if allow_in && let Some(pair) = one_key(&expr, "$in") {
-        if let Some([field, Value::Array(lits)]) = pair.as_array().map(Vec::as_slice)
-            && is_id(field)
-        {
-            return lits.iter().map(|l| literal(l).ok_or_else(refuse)).collect();
-        }
+    if allow_in
+        && let Some(pair) = one_key(&expr, "$in")
+        && let Some([field, Value::Array(lits)]) = pair.as_array().map(Vec::as_slice)
+        && is_id(field)
+    {
+        return lits.iter().map(|l| literal(l).ok_or_else(refuse)).collect();
     }
     Err(refuse())
 }

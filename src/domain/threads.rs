@@ -67,6 +67,9 @@ const SORT_FIELDS: &[&str] = &[
     "p99_turn_duration_ms",
 ];
 
+/// A key of the threads' order: the index of a [`SORT_FIELDS`] field, and whether descending.
+type SortKey = (usize, bool);
+
 #[derive(Debug, Default)]
 struct Thread {
     turns: u64,
@@ -89,7 +92,7 @@ fn quantile(sorted: &[i64], q: f64) -> Option<f64> {
 
 impl ThreadsQueryReq {
     /// The store query, the order and the window; bad values are 4xx.
-    fn plan(&self) -> Result<(TurnQuery, Vec<(usize, bool)>, Page)> {
+    fn plan(&self) -> Result<(TurnQuery, Vec<SortKey>, Page)> {
         let f = self.filter.clone().unwrap_or_default();
         let q = TurnQuery {
             thread_ids: f.thread_ids.unwrap_or_default(),

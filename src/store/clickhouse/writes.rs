@@ -482,7 +482,7 @@ impl Writer for Tx<'_> {
 
     fn insert_feedback(&mut self, f: &Feedback) -> Result<()> {
         let key = (f.project_id.clone(), f.id.clone());
-        let live = self.live_feedback(&[f.id.clone()], &f.project_id)?;
+        let live = self.live_feedback(std::slice::from_ref(&f.id), &f.project_id)?;
         if live.is_empty() {
             self.feedback.put(key, (f.clone(), None));
         }
