@@ -1324,6 +1324,30 @@ def test_v1_calls(pair: Pair) -> None:
     p.step("POST", "/calls/stream_query", json={**base, "filter": {"call_ids": [named]}}, headers=accept)
 
 
+def test_v1_feedback_purge_replace_and_fields(pair: Pair) -> None:
+    """Feedback purged by id (the only purge both accept), replaced, and queried with `fields`
+    and `sort_by`; purges of feedback and of prices by anything else are refused alike."""
+    p = pair
+    target = f"weave:///{p.pid}/call/{uuid.uuid4()}"
+    for fid, score in [("fb-a", 3), ("fb-b", 1), ("fb-c", 2)]:
+        body = {"project_id": p.pid, "id": fid, "weave_ref": target, "feedback_type": "custom", "payload": {"score": score}}
+        p.step("POST", "/feedback/create", json=body, capture={fid.replace("-", "_"): "id"})
+    shape = {"project_id": p.pid, "fields": ["id", "feedback_type", "payload"]}
+    p.step("POST", "/feedback/query", json={**shape, "sort_by": [{"field": "id", "direction": "desc"}]})
+    # (Sorting by a payload path 500s in the reference's SQLite store; tests/api/feedback_costs.rs covers it.)
+    p.step("POST", "/feedback/query", json={**shape, "sort_by": [{"field": "id", "direction": "asc"}], "limit": 2, "offset": 1})
+    by_type = {"$expr": {"$eq": [{"$getField": "feedback_type"}, {"$literal": "custom"}]}}
+    p.step("POST", "/feedback/purge", json={"project_id": p.pid, "query": by_type})
+    one = {"$expr": {"$eq": [{"$getField": "id"}, {"$literal": "fb-a"}]}}
+    p.step("POST", "/feedback/purge", json={"project_id": p.pid, "query": one})
+    p.step("POST", "/feedback/query", json={**shape, "sort_by": [{"field": "id", "direction": "asc"}]})
+    replace = {"project_id": p.pid, "feedback_id": "fb-b", "id": "fb-d", "weave_ref": target, "feedback_type": "custom", "payload": {"score": 9}}
+    p.step("POST", "/feedback/replace", json=replace, capture={"fb_d": "id"})
+    p.step("POST", "/feedback/query", json={**shape, "sort_by": [{"field": "id", "direction": "asc"}]})
+    by_llm = {"$expr": {"$eq": [{"$getField": "llm_id"}, {"$literal": "m"}]}}
+    p.step("POST", "/cost/purge", json={"project_id": p.pid, "query": by_llm})
+
+
 def test_logged_run_predictions(pair: Pair) -> None:
     """A run logged as the SDK's `Evaluation.evaluate` logs it: its `predict_and_score` child."""
     p, v2 = pair, pair.v2
