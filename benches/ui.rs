@@ -16,7 +16,9 @@
 //! overlap, fluency: {score}}, model_latency}`) holding the model's `predict` call. Four
 //! metrics per example; the compare page's statistics draw 10,000 bootstrap resamples.
 //!
-//! What is measured, each repeated and reported as the median (and the fastest):
+//! What is measured, each repeated and reported as the median (and the fastest) wall time, and
+//! the mean CPU time per request of the process doing the work (all its threads, counted in
+//! 10 ms ticks, hence a mean over the repetitions), which a loaded machine disturbs less:
 //!
 //! - the domain reads alone, called directly on a store opened in a temporary directory
 //!   (`compare_view::read`, `run_view::read`): what a page costs the server before rendering;
@@ -179,16 +181,28 @@ fn compare_query() -> CompareQuery {
     }
 }
 
-/// Median and fastest of `repeats` timings of `f`, in ms.
-fn time(repeats: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<(f64, f64), String> {
+/// User + system CPU time of a process (`"self"` for this one), in ms, all its threads.
+fn cpu_ms(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// Median and fastest of `repeats` timings of `f`, and the mean CPU time of process `pid`
+/// per call, in ms.
+fn time(repeats: usize, pid: &str, mut f: impl FnMut() -> Result<(), String>) -> Result<Line, String> {
     let mut ms = Vec::with_capacity(repeats);
+    let cpu = cpu_ms(pid);
     for _ in 0..repeats {
         let started = Instant::now();
         f()?;
         ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
+    let cpu_ms = (cpu_ms(pid) - cpu) / repeats as f64;
     ms.sort_by(f64::total_cmp);
-    Ok((ms[ms.len() / 2], ms[0]))
+    Ok(Line { what: String::new(), median_ms: ms[ms.len() / 2], fastest_ms: ms[0], cpu_ms })
 }
 
 /// One line of the table.
@@ -196,6 +210,8 @@ struct Line {
     what: String,
     median_ms: f64,
     fastest_ms: f64,
+    /// CPU time per request, all threads of the process serving it.
+    cpu_ms: f64,
 }
 
 /// Times the domain reads of both pages on `store`.
@@ -205,13 +221,15 @@ fn domain_reads(store: &dyn Store, label: &str, repeats: usize, out: &mut Vec<Li
     if page.comparison.metrics.len() != 4 || page.rows.len() != 50.min(page.matching) {
         return Err(format!("unexpected compare page: {} metrics", page.comparison.metrics.len()));
     }
-    let (median_ms, fastest_ms) =
-        time(repeats, || compare_view::read(store, PROJECT, &q).map(drop).map_err(|e| e.to_string()))?;
-    out.push(Line { what: format!("{label}: compare_view::read (direct call)"), median_ms, fastest_ms });
+    let line = time(repeats, "self", || {
+        compare_view::read(store, PROJECT, &q).map(drop).map_err(|e| e.to_string())
+    })?;
+    out.push(Line { what: format!("{label}: compare_view::read (direct call)"), ..line });
     let rq = RunPageQuery::default();
-    let (median_ms, fastest_ms) =
-        time(repeats, || run_view::read(store, PROJECT, RUNS[0], &rq).map(drop).map_err(|e| e.to_string()))?;
-    out.push(Line { what: format!("{label}: run_view::read (direct call)"), median_ms, fastest_ms });
+    let line = time(repeats, "self", || {
+        run_view::read(store, PROJECT, RUNS[0], &rq).map(drop).map_err(|e| e.to_string())
+    })?;
+    out.push(Line { what: format!("{label}: run_view::read (direct call)"), ..line });
     Ok(())
 }
 
@@ -351,17 +369,21 @@ fn run_path() -> String {
 async fn http_pages(s: &Server, label: &str, repeats: usize, out: &mut Vec<Line>) -> Result<(), String> {
     for (name, path) in [("compare page", compare_path()), ("run page", run_path())] {
         s.page(&path).await?;
+        let pid = s.child.id().to_string();
+        let cpu = cpu_ms(&pid);
         let mut ms = Vec::with_capacity(repeats);
         for _ in 0..repeats {
             let started = Instant::now();
             s.page(&path).await?;
             ms.push(started.elapsed().as_secs_f64() * 1e3);
         }
+        let cpu_ms = (cpu_ms(&pid) - cpu) / repeats as f64;
         ms.sort_by(f64::total_cmp);
         out.push(Line {
             what: format!("{label}: GET {name} over HTTP"),
             median_ms: ms[ms.len() / 2],
             fastest_ms: ms[0],
+            cpu_ms,
         });
     }
     Ok(())
@@ -392,9 +414,9 @@ fn print_table(args: &Args, lines: &[Line], memory: &[(String, f64, f64)], notes
         "\n2 runs × {} examples (4 metrics each), 10,000 bootstrap resamples; {} repetitions; load {load}\n",
         args.examples, args.repeats
     );
-    println!("| what | median | fastest |\n|---|---:|---:|");
+    println!("| what | median | fastest | CPU per request |\n|---|---:|---:|---:|");
     for l in lines {
-        println!("| {} | {:.1} ms | {:.1} ms |", l.what, l.median_ms, l.fastest_ms);
+        println!("| {} | {:.1} ms | {:.1} ms | {:.0} ms |", l.what, l.median_ms, l.fastest_ms, l.cpu_ms);
     }
     if !memory.is_empty() {
         println!(
@@ -485,7 +507,8 @@ async fn run(args: &Args) -> Result<(), String> {
     }
     notes.push(
         "Direct calls run the domain function on a store opened in a temporary directory, in this \
-         process; HTTP rows time a signed-in GET of the page from the weft binary, request to last byte."
+         process; HTTP rows time a signed-in GET of the page from the weft binary, request to last byte \
+         (CPU: the server's)."
             .into(),
     );
     print_table(args, &lines, &memory, &notes);

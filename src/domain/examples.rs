@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::call::{Call, Micros};
+use super::call::{Call, CallText, Micros, op_short_name, stored_json};
 use super::digest::value_digest;
 use super::error::Result;
 use super::refs::ref_name;
 use super::store::Store;
 use super::trace::CallQuery;
-use super::view::{HOLDS_PREDICTION, is_predict_and_score};
+use super::view::{HOLDS_PREDICTION, PREDICT_AND_SCORE_OPS, is_predict_and_score};
 
 /// One example of a run: the model's prediction on it and every score it got.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,21 +77,8 @@ pub fn of_run(
     // The examples not sent yet, in order: made, or waiting for their call's children.
     let mut queue: Vec<Result<Example, (Call, Option<String>)>> = Vec::new();
     let mut open = true;
-    store.children_of(project, &[run_id.to_string()], &mut |mut c| {
-        if !is_predict_and_score(&c) {
-            return true;
-        }
-        let key = match keep {
-            Keep::All => None,
-            Keep::Scores => {
-                let key = row_key(c.inputs.get("example").unwrap_or(&Value::Null));
-                c.inputs = Value::Null;
-                if let Some(Value::Object(out)) = &mut c.output {
-                    out.remove("output");
-                }
-                Some(key)
-            }
-        };
+    store.children_text(project, &[run_id.to_string()], &mut |t| {
+        let Some((c, key)) = parsed(t, keep) else { return true };
         if needs_children(&c) {
             queue.push(Err((c, key)));
         } else if queue.is_empty() {
@@ -130,6 +117,53 @@ pub fn of_run(
         }
     }
     Ok(())
+}
+
+/// A run's child as read by [`of_run`], parsed as far as its example needs: its attributes
+/// and output (without the model's output for [`Keep::Scores`]), and of its inputs only
+/// `example` (only its row key for [`Keep::Scores`], returned beside the call). `None` unless
+/// it is a `predict_and_score` call.
+fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>)> {
+    if !PREDICT_AND_SCORE_OPS.contains(&op_short_name(t.op_name)) {
+        return None;
+    }
+    let mut call = Call::with_ids("", t.op_name, t.started_at, t.id.to_string(), String::new());
+    call.parent_id = t.parent_id.map(String::from);
+    call.ended_at = t.ended_at;
+    call.exception = t.exception.map(String::from);
+    call.attributes = stored_json(t.attributes);
+    call.output = t.output.map(stored_json);
+    let example = example_of(t.inputs);
+    match keep {
+        Keep::All => {
+            call.inputs = Value::Object(Map::from_iter([("example".to_string(), example)]));
+            Some((call, None))
+        }
+        Keep::Scores => {
+            call.inputs = Value::Null;
+            if let Some(Value::Object(out)) = &mut call.output {
+                out.remove("output");
+            }
+            Some((call, Some(row_key(&example))))
+        }
+    }
+}
+
+/// `example` of a call's inputs (JSON text), `Null` when it has none, without parsing the rest.
+fn example_of(inputs: &str) -> Value {
+    #[derive(serde::Deserialize)]
+    struct Inputs {
+        #[serde(default)]
+        example: Value,
+    }
+    // Only an object has keys (a struct would also read a list); a key given twice is read as
+    // the whole value reads it (the last one).
+    if inputs.trim_start().starts_with('{')
+        && let Ok(i) = serde_json::from_str::<Inputs>(inputs)
+    {
+        return i.example;
+    }
+    stored_json(inputs).get("example").cloned().unwrap_or(Value::Null)
 }
 
 /// The examples whose `predict_and_score` calls have these ids (those that exist), in the
@@ -292,6 +326,25 @@ mod tests {
             row_key(&json!("weave:///e/p/object/D:abc")),
             value_digest(&json!("weave:///e/p/object/D:abc"))
         );
+    }
+
+    #[test]
+    fn the_example_of_inputs_text_is_read_as_the_whole_inputs_give_it() {
+        for text in [
+            r#"{"self": "E", "example": "weave:///e/p/object/D:x/attr/rows/id/R1", "model": "M"}"#,
+            r#"{"example": {"q": [1, 2.5, "x"]}, "other": {"deep": [null]}}"#,
+            r#"{"example": 1, "example": 2}"#,
+            r#"{"example": null}"#,
+            r#"{"self": "E"}"#,
+            r#"[{"example": 1}]"#,
+            r#"["x"]"#,
+            "not json",
+            "null",
+            "",
+        ] {
+            let whole = stored_json(text).get("example").cloned().unwrap_or(Value::Null);
+            assert_eq!(example_of(text), whole, "{text}");
+        }
     }
 
     fn pas(output: Option<Value>) -> Call {
