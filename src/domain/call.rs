@@ -49,6 +49,37 @@ pub struct Call {
     pub wb_run_step_end: Option<i64>,
 }
 
+/// Parses stored JSON text, treating text that is not JSON as a string value: how every
+/// store reads the JSON fields of what it holds.
+pub fn stored_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// A stored call narrowed to what a run's examples are made of, its JSON fields as the stored
+/// text, unparsed and borrowed from the store's row: for readers of many calls that parse only
+/// the parts they use. What [`crate::domain::store::Store::children_text`] streams.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallText<'a> {
+    /// The call's id.
+    pub id: &'a str,
+    /// Parent call, `None` for a root.
+    pub parent_id: Option<&'a str>,
+    /// Op name or op ref.
+    pub op_name: &'a str,
+    /// Start time.
+    pub started_at: Micros,
+    /// End time, `None` while running.
+    pub ended_at: Option<Micros>,
+    /// Exception text when the call failed.
+    pub exception: Option<&'a str>,
+    /// Attributes, JSON text.
+    pub attributes: &'a str,
+    /// Inputs, JSON text.
+    pub inputs: &'a str,
+    /// Output, JSON text, once ended.
+    pub output: Option<&'a str>,
+}
+
 impl Call {
     /// A new root or child call started at `started_at`, with empty output and summary.
     pub fn new(project_id: &str, op_name: &str, started_at: Micros) -> Self {

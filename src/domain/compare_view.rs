@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use super::compare::{self, AlignedRow, Alignment, Comparison, ExampleMetrics, RunExamples, Sort};
 use super::error::{Error, Result};
-use super::examples::{self, Example};
+use super::examples::{self, Example, Keep};
 use super::metrics::Direction;
 use super::page::Page;
 use super::run_table::{self, RunSummary};
-use super::run_view::resolved_inputs;
+use super::run_view::resolved_inputs_of;
 use super::stats::Bootstrap;
 use super::store::Store;
 
@@ -97,7 +97,7 @@ fn read_run(
 ) -> Result<(RunExamples, HashMap<String, String>)> {
     let mut rows = Vec::new();
     let mut first = HashMap::new();
-    examples::of_run(store, project, run_id, &mut |e| {
+    examples::of_run(store, project, run_id, Keep::Scores, &mut |e| {
         first.entry(e.row_key.clone()).or_insert_with(|| e.call_id.clone());
         rows.push(ExampleMetrics::of(&e));
         true
@@ -114,10 +114,16 @@ pub fn read(store: &dyn Store, project: &str, q: &CompareQuery) -> Result<Compar
                 .ok_or_else(|| Error::NotFound(format!("Evaluation run {id} not found")))?,
         );
     }
+    // The runs' examples are read at once, each on a thread of its own (and a read connection
+    // of its own, on a store that has several).
+    let read: Vec<Result<(RunExamples, HashMap<String, String>)>> = std::thread::scope(|s| {
+        let reads: Vec<_> = q.runs.iter().map(|id| s.spawn(move || read_run(store, project, id))).collect();
+        reads.into_iter().map(|r| r.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
     let mut sides = Vec::new();
     let mut firsts = Vec::new();
-    for id in &q.runs {
-        let (side, first) = read_run(store, project, id)?;
+    for r in read {
+        let (side, first) = r?;
         sides.push(side);
         firsts.push(first);
     }
@@ -169,18 +175,24 @@ pub fn read(store: &dyn Store, project: &str, q: &CompareQuery) -> Result<Compar
         let found = examples::of_calls(store, project, &ids)?;
         by_run.push(found.into_iter().map(|e| (e.row_key.clone(), e)).collect());
     }
-    let rows = window
+    let shown: Vec<(AlignedRow, Vec<Option<Example>>)> = window
         .into_iter()
         .map(|row| {
-            let examples: Vec<Option<Example>> = by_run.iter_mut().map(|m| m.remove(&row.row_key)).collect();
-            let inputs = examples
-                .iter()
-                .flatten()
-                .next()
-                .map(|e| resolved_inputs(store, &e.inputs))
-                .unwrap_or(Value::Null);
-            ShownRow { row, inputs, examples }
+            let examples = by_run.iter_mut().map(|m| m.remove(&row.row_key)).collect();
+            (row, examples)
         })
+        .collect();
+    // Each row's inputs from its first run's example, the rows' dataset refs read together.
+    let firsts: Vec<Option<&Value>> =
+        shown.iter().map(|(_, examples)| examples.iter().flatten().next().map(|e| &e.inputs)).collect();
+    let mut resolved =
+        resolved_inputs_of(store, &firsts.iter().flatten().copied().collect::<Vec<_>>()).into_iter();
+    let inputs: Vec<Value> =
+        firsts.iter().map(|f| f.and_then(|_| resolved.next()).unwrap_or(Value::Null)).collect();
+    let rows = shown
+        .into_iter()
+        .zip(inputs)
+        .map(|((row, examples), inputs)| ShownRow { row, inputs, examples })
         .collect();
     Ok(ComparePage { runs, comparison, metric, direction, rows, matching, values, pairs })
 }

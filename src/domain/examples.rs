@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::call::{Call, Micros};
+use super::call::{Call, CallText, Micros, op_short_name, stored_json};
 use super::digest::value_digest;
 use super::error::Result;
 use super::refs::ref_name;
 use super::store::Store;
 use super::trace::CallQuery;
-use super::view::{HOLDS_PREDICTION, is_predict_and_score};
+use super::view::{HOLDS_PREDICTION, PREDICT_AND_SCORE_OPS, is_predict_and_score};
 
 /// One example of a run: the model's prediction on it and every score it got.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,40 +40,130 @@ pub struct Example {
     pub started_at: Micros,
 }
 
+/// What [`of_run`] keeps of each example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole example.
+    All,
+    /// All but its inputs and output (both `Null`): what statistics over every example of a
+    /// run need. Outputs and inputs are dropped as the calls arrive, so a run's are never held
+    /// all at once; [`of_calls`] reads the whole examples of the few that are shown.
+    Scores,
+}
+
 /// Streams the examples of run `run_id` in start order to `sink` until it returns `false`.
 ///
 /// Two reads, whatever the run's size: the run's `predict_and_score` children, then the
 /// children of those that need them (a prediction `POST /predictions` wrote, whose parts are
-/// its children; a logged one without a model latency or without an output). The children are
-/// held while the second read runs; an example is then sent as soon as it is made.
+/// its children; a logged one without a model latency or without an output). An example that
+/// needs no children is made as its call arrives, and sent at once unless an earlier one waits
+/// for its children: a run logged by the SDKs streams through without being held. Those that
+/// wait are held (without their inputs and outputs when `keep` is [`Keep::Scores`]) until the
+/// second read.
 pub fn of_run(
     store: &dyn Store,
     project: &str,
     run_id: &str,
+    keep: Keep,
     sink: &mut dyn FnMut(Example) -> bool,
 ) -> Result<()> {
-    let mut calls = Vec::new();
-    store.children_of(project, &[run_id.to_string()], &mut |c| {
-        if is_predict_and_score(&c) {
-            calls.push(c);
+    let make = |call: Call, children: &[Call], key: Option<String>| {
+        let mut example = Example::made(call, children, key);
+        if keep == Keep::Scores {
+            example.output = Value::Null;
         }
-        true
+        example
+    };
+    // The examples not sent yet, in order: made, or waiting for their call's children.
+    let mut queue: Vec<Result<Example, (Call, Option<String>)>> = Vec::new();
+    let mut open = true;
+    store.children_text(project, &[run_id.to_string()], &mut |t| {
+        let Some((c, key)) = parsed(t, keep) else { return true };
+        if needs_children(&c) {
+            queue.push(Err((c, key)));
+        } else if queue.is_empty() {
+            open = sink(make(c, &[], key));
+        } else {
+            queue.push(Ok(make(c, &[], key)));
+        }
+        open
     })?;
-    let wanted: Vec<String> = calls.iter().filter(|c| needs_children(c)).map(|c| c.id.clone()).collect();
+    if !open {
+        return Ok(());
+    }
+    let wanted: Vec<String> =
+        queue.iter().filter_map(|p| p.as_ref().err().map(|(c, _)| c.id.clone())).collect();
     let mut under: HashMap<String, Vec<Call>> = HashMap::new();
     if !wanted.is_empty() {
-        store.children_of(project, &wanted, &mut |c| {
+        store.children_of(project, &wanted, &mut |mut c| {
+            if keep == Keep::Scores {
+                (c.inputs, c.summary) = (Value::Null, None);
+                // A score's output is its result; any other child's is an output.
+                if c.weave_attr("score") != Some("true") {
+                    c.output = c.output.map(|_| Value::Null);
+                }
+            }
             under.entry(c.parent_id.clone().unwrap_or_default()).or_default().push(c);
             true
         })?;
     }
-    for call in calls {
-        let children = under.remove(&call.id).unwrap_or_default();
-        if !sink(Example::of(call, &children)) {
+    for pending in queue {
+        let example = pending.unwrap_or_else(|(call, key)| {
+            let children = under.remove(&call.id).unwrap_or_default();
+            make(call, &children, key)
+        });
+        if !sink(example) {
             break;
         }
     }
     Ok(())
+}
+
+/// A run's child as read by [`of_run`], parsed as far as its example needs: its attributes
+/// and output (without the model's output for [`Keep::Scores`]), and of its inputs only
+/// `example` (only its row key for [`Keep::Scores`], returned beside the call). `None` unless
+/// it is a `predict_and_score` call.
+fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>)> {
+    if !PREDICT_AND_SCORE_OPS.contains(&op_short_name(t.op_name)) {
+        return None;
+    }
+    let mut call = Call::with_ids("", t.op_name, t.started_at, t.id.to_string(), String::new());
+    call.parent_id = t.parent_id.map(String::from);
+    call.ended_at = t.ended_at;
+    call.exception = t.exception.map(String::from);
+    call.attributes = stored_json(t.attributes);
+    call.output = t.output.map(stored_json);
+    let example = example_of(t.inputs);
+    match keep {
+        Keep::All => {
+            call.inputs = Value::Object(Map::from_iter([("example".to_string(), example)]));
+            Some((call, None))
+        }
+        Keep::Scores => {
+            call.inputs = Value::Null;
+            if let Some(Value::Object(out)) = &mut call.output {
+                out.remove("output");
+            }
+            Some((call, Some(row_key(&example))))
+        }
+    }
+}
+
+/// `example` of a call's inputs (JSON text), `Null` when it has none, without parsing the rest.
+fn example_of(inputs: &str) -> Value {
+    #[derive(serde::Deserialize)]
+    struct Inputs {
+        #[serde(default)]
+        example: Value,
+    }
+    // Only an object has keys (a struct would also read a list); a key given twice is read as
+    // the whole value reads it (the last one).
+    if inputs.trim_start().starts_with('{')
+        && let Ok(i) = serde_json::from_str::<Inputs>(inputs)
+    {
+        return i.example;
+    }
+    stored_json(inputs).get("example").cloned().unwrap_or(Value::Null)
 }
 
 /// The examples whose `predict_and_score` calls have these ids (those that exist), in the
@@ -162,6 +252,11 @@ impl Example {
     /// `scores`, `model_latency`), its error from its exception; its model's call (the first
     /// child) gives what the output lacks: the output while running, the latency, the error.
     pub fn of(call: Call, children: &[Call]) -> Example {
+        Example::made(call, children, None)
+    }
+
+    /// [`Example::of`], given the row key when it was taken before the inputs were dropped.
+    fn made(mut call: Call, children: &[Call], row_key_of: Option<String>) -> Example {
         let flagged = |key: &str, c: &&Call| c.weave_attr(key) == Some("true");
         let holds = holds_prediction(&call);
         let predict = match children.iter().find(|c| flagged("prediction", c)) {
@@ -169,35 +264,42 @@ impl Example {
             None if holds => None,
             None => children.iter().find(|c| !flagged("score", c)),
         };
-        let out = call.output.as_ref().filter(|o| o.is_object());
-        let output = match (holds, out.and_then(|o| o.get("output"))) {
-            (false, Some(o)) => o.clone(),
+        let latency = latency_of(call.output.as_ref()).or_else(|| {
+            let p = predict?;
+            Some((p.ended_at? - p.started_at) as f64 / 1e6)
+        });
+        let mut out = match call.output.take() {
+            Some(Value::Object(o)) => Some(o),
+            _ => None,
+        };
+        let output = match (holds, out.as_mut().and_then(|o| o.remove("output"))) {
+            (false, Some(o)) => o,
             _ => predict.and_then(|p| p.output.clone()).unwrap_or(Value::Null),
         };
-        let mut scores = Map::new();
-        match out.and_then(|o| o.get("scores")) {
-            Some(Value::Object(s)) if !holds => scores = s.clone(),
+        let scores = match out.as_mut().and_then(|o| o.remove("scores")) {
+            Some(Value::Object(s)) if !holds => s,
             _ => {
+                let mut scores = Map::new();
                 for s in children.iter().filter(|c| flagged("score", c)) {
                     let scorer = s.weave_attr("scorer").unwrap_or_default();
                     let name = ref_name(scorer).unwrap_or(scorer).to_string();
                     scores.insert(name, s.output.clone().unwrap_or(Value::Null));
                 }
+                scores
             }
-        }
-        let latency = latency_of(call.output.as_ref()).or_else(|| {
-            let p = predict?;
-            Some((p.ended_at? - p.started_at) as f64 / 1e6)
-        });
-        let error = call.exception.clone().or_else(|| predict.and_then(|p| p.exception.clone()));
-        let inputs = call.inputs.get("example").cloned().unwrap_or(Value::Null);
+        };
+        let error = call.exception.take().or_else(|| predict.and_then(|p| p.exception.clone()));
+        let inputs = match &mut call.inputs {
+            Value::Object(i) => i.remove("example").unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
         let id = match predict {
             Some(p) if holds => p.id.clone(),
             _ => call.id.clone(),
         };
         Example {
             id,
-            row_key: row_key(&inputs),
+            row_key: row_key_of.unwrap_or_else(|| row_key(&inputs)),
             inputs,
             output,
             scores,
@@ -228,6 +330,25 @@ mod tests {
             row_key(&json!("weave:///e/p/object/D:abc")),
             value_digest(&json!("weave:///e/p/object/D:abc"))
         );
+    }
+
+    #[test]
+    fn the_example_of_inputs_text_is_read_as_the_whole_inputs_give_it() {
+        for text in [
+            r#"{"self": "E", "example": "weave:///e/p/object/D:x/attr/rows/id/R1", "model": "M"}"#,
+            r#"{"example": {"q": [1, 2.5, "x"]}, "other": {"deep": [null]}}"#,
+            r#"{"example": 1, "example": 2}"#,
+            r#"{"example": null}"#,
+            r#"{"self": "E"}"#,
+            r#"[{"example": 1}]"#,
+            r#"["x"]"#,
+            "not json",
+            "null",
+            "",
+        ] {
+            let whole = stored_json(text).get("example").cloned().unwrap_or(Value::Null);
+            assert_eq!(example_of(text), whole, "{text}");
+        }
     }
 
     fn pas(output: Option<Value>) -> Call {

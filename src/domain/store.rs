@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::call::{Call, Micros};
+use super::call::{Call, CallText, Micros};
 use super::costs::LlmPrice;
 use super::error::{Error, Result};
 use super::feedback::Feedback;
@@ -113,6 +113,16 @@ pub trait Store: Send + Sync + 'static {
         project: &str,
         parent_ids: &[String],
         sink: &mut dyn FnMut(Call) -> bool,
+    ) -> Result<()>;
+
+    /// [`Store::children_of`] narrowed to [`CallText`]: the same calls in the same order, without
+    /// their trace, display name, user and summary, their JSON fields unparsed. What a run's
+    /// examples are read with, where parsing every field of every call would be most of the work.
+    fn children_text(
+        &self,
+        project: &str,
+        parent_ids: &[String],
+        sink: &mut dyn FnMut(&CallText<'_>) -> bool,
     ) -> Result<()>;
 
     /// Reads a live object version; the flag tells whether it is the latest.

@@ -1,5 +1,6 @@
 //! `domain::examples::of_run` against each backend: the same run, logged the SDK's way and
-//! the v2 routes' way, read as the same examples. ClickHouse is checked when
+//! the v2 routes' way, read as the same examples (whole, or without inputs and outputs); and
+//! dataset rows resolved together as one by one. ClickHouse is checked when
 //! `WEFT_TEST_CLICKHOUSE_URL` names a server (as the API tests' ClickHouse runs set it).
 
 use std::time::Instant;
@@ -7,11 +8,12 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::domain::call::Call;
-use crate::domain::examples::{Example, count_of_run, of_run};
+use crate::domain::examples::{Example, Keep, count_of_run, of_run};
 use crate::domain::prediction::{self, CreatePrediction};
+use crate::domain::run_view::{resolved_inputs, resolved_inputs_of};
 use crate::domain::score::{self, CreateScore};
 use crate::domain::store::{Store, write};
-use crate::domain::writes::runs;
+use crate::domain::writes::{objects, runs};
 
 /// A run logged as `Evaluation.evaluate` logs it: `n` examples, each a `predict_and_score`
 /// child holding the model's call and a scorer's, ended with its output; every third without
@@ -50,7 +52,7 @@ fn write_calls(store: &dyn Store, calls: Vec<Call>) {
 
 fn examples(store: &dyn Store, project: &str, run: &str) -> Vec<Example> {
     let mut out = Vec::new();
-    of_run(store, project, run, &mut |e| {
+    of_run(store, project, run, Keep::All, &mut |e| {
         out.push(e);
         true
     })
@@ -77,6 +79,7 @@ pub(crate) fn check(store: &dyn Store, project: &str) {
         assert_eq!(e.error, None);
     }
     assert_eq!(count_of_run(store, project, &run.id).unwrap(), 4);
+    assert_eq!(scored(store, project, &run.id), without_io(&got));
 
     // The v2 routes: a run, a prediction with a score (not finished), one finished.
     let p = project.to_string();
@@ -124,6 +127,52 @@ pub(crate) fn check(store: &dyn Store, project: &str) {
     );
     assert_eq!(got[0].row_key, crate::domain::digest::value_digest(&json!({"q": 1})));
     assert!(got.iter().all(|e| e.latency.is_some() && e.call_id != e.id));
+    assert_eq!(scored(store, project, &run2), without_io(&got));
+
+    check_resolved_inputs(store, project);
+}
+
+/// The examples of a run without their inputs and outputs ([`Keep::Scores`]).
+fn scored(store: &dyn Store, project: &str, run: &str) -> Vec<Example> {
+    let mut out = Vec::new();
+    of_run(store, project, run, Keep::Scores, &mut |e| {
+        out.push(e);
+        true
+    })
+    .unwrap();
+    out
+}
+
+fn without_io(examples: &[Example]) -> Vec<Example> {
+    examples.iter().cloned().map(|e| Example { inputs: Value::Null, output: Value::Null, ..e }).collect()
+}
+
+/// Dataset row refs read together are read as one by one.
+fn check_resolved_inputs(store: &dyn Store, project: &str) {
+    let p = project.to_string();
+    let (table, digests) = write(store, move |w| {
+        objects::create_table(w, &p, &[json!({"q": 1}), json!({"q": 2}), json!({"q": 3})], None)
+    })
+    .unwrap();
+    let p = project.to_string();
+    let val = json!({"_type": "Dataset", "_class_name": "Dataset", "_bases": ["Object", "BaseModel"],
+        "rows": format!("weave:///{project}/table/{table}")});
+    let dataset = write(store, move |w| objects::create(w, &p, "D", val, None, None, None)).unwrap();
+    let row = |d: &str| json!(format!("weave:///{project}/object/D:{}/attr/rows/id/{d}", dataset.digest));
+    let inputs = [
+        row(&digests[2]),
+        json!({"inline": true}),
+        row(&digests[0]),
+        row("missing"),
+        row(&digests[2]),
+        json!(format!("weave:///{project}/object/Nothing:abc/attr/rows/id/{}", digests[1])),
+        json!(format!("weave:///{project}/object/D:{}", dataset.digest)),
+    ];
+    let refs: Vec<&Value> = inputs.iter().collect();
+    let one_by_one: Vec<Value> = inputs.iter().map(|v| resolved_inputs(store, v)).collect();
+    assert_eq!(resolved_inputs_of(store, &refs), one_by_one);
+    assert_eq!(one_by_one[0], json!({"q": 3}));
+    assert_eq!(one_by_one[3], inputs[3], "a missing row stays a ref");
 }
 
 /// Two runs of `n` examples each, read back; the time is printed (it is measured in release

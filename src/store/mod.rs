@@ -13,5 +13,5 @@ use serde_json::Value;
 
 /// Parses stored JSON text, treating text that is not JSON as a string value.
 pub fn json_from_text(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+    crate::domain::call::stored_json(text)
 }

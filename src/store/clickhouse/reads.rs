@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::client::Query;
 use super::rows::*;
 use super::{ClickHouseStore, IN_CHUNK};
-use crate::domain::call::{Call, Micros};
+use crate::domain::call::{Call, CallText, Micros};
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
@@ -337,6 +337,31 @@ impl Store for ClickHouseStore {
             self.stream_calls(&q, &mut |c| {
                 open = sink(c);
                 open
+            })?;
+            if !open {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn children_text(
+        &self,
+        project: &str,
+        parent_ids: &[String],
+        sink: &mut dyn FnMut(&CallText<'_>) -> bool,
+    ) -> Result<()> {
+        for chunk in parent_ids.chunks(IN_CHUNK) {
+            let mut q = Query::default();
+            let (p, ids) = (q.string(project), q.strings(chunk));
+            q.push(&format!(
+                "SELECT {CALL_TEXT_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND parent_id IN {ids} \
+                 AND deleted_at IS NULL ORDER BY parent_id, started_at, id FORMAT JSONCompactEachRow"
+            ));
+            let mut open = true;
+            self.client.query_rows::<CallTextTuple>(&q, &mut |t| {
+                open = sink(&call_text(&t));
+                Ok(open)
             })?;
             if !open {
                 break;

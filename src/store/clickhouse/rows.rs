@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::domain::call::{Call, Micros};
+use crate::domain::call::{Call, CallText, Micros};
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
@@ -118,6 +118,29 @@ pub fn call_from_tuple(t: CallTuple) -> StoredCall {
             wb_run_step_end: t.19,
         },
         deleted_at: t.14,
+    }
+}
+
+/// The columns of a call as [`CallTextTuple`] reads them.
+pub const CALL_TEXT_COLUMNS: &str = "id, parent_id, op_name, toUnixTimestamp64Micro(started_at), \
+    toUnixTimestamp64Micro(ended_at), exception, attributes, inputs, output";
+
+/// A row of [`CALL_TEXT_COLUMNS`].
+pub type CallTextTuple =
+    (String, Option<String>, String, Micros, Option<Micros>, Option<String>, String, String, Option<String>);
+
+/// The [`CallText`] of a row of [`CALL_TEXT_COLUMNS`].
+pub fn call_text(t: &CallTextTuple) -> CallText<'_> {
+    CallText {
+        id: &t.0,
+        parent_id: t.1.as_deref(),
+        op_name: &t.2,
+        started_at: t.3,
+        ended_at: t.4,
+        exception: t.5.as_deref(),
+        attributes: &t.6,
+        inputs: &t.7,
+        output: t.8.as_deref(),
     }
 }
 

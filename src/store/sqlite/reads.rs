@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 use super::rows::*;
 use super::runs::{eval_runs_on, latest_runs_on, run_values_on};
 use super::{SqliteStore, storage};
-use crate::domain::call::Call;
+use crate::domain::call::{Call, CallText};
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
@@ -218,6 +218,32 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![project, ids]).map_err(storage)?;
         while let Some(r) = rows.next().map_err(storage)? {
             if !sink(call_from_row(r).map_err(storage)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn children_text(
+        &self,
+        project: &str,
+        parent_ids: &[String],
+        sink: &mut dyn FnMut(&CallText<'_>) -> bool,
+    ) -> Result<()> {
+        if parent_ids.is_empty() {
+            return Ok(());
+        }
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CALL_TEXT_COLUMNS} FROM calls WHERE project_id = ?1 AND parent_id IN rarray(?2) \
+                 AND deleted_at IS NULL ORDER BY parent_id, started_at, id"
+            ))
+            .map_err(storage)?;
+        let ids = Arg::list(parent_ids.iter().map(String::as_str));
+        let mut rows = stmt.query(params![project, ids]).map_err(storage)?;
+        while let Some(r) = rows.next().map_err(storage)? {
+            if !with_call_text(r, &mut *sink).map_err(storage)? {
                 break;
             }
         }

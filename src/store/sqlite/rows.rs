@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use serde_json::Value;
 
 use super::storage;
-use crate::domain::call::Call;
+use crate::domain::call::{Call, CallText};
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
@@ -51,6 +51,31 @@ pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
         wb_run_step: r.get(17)?,
         wb_run_step_end: r.get(18)?,
     })
+}
+
+/// The columns of a [`CallText`].
+pub(super) const CALL_TEXT_COLUMNS: &str =
+    "id, parent_id, op_name, started_at, ended_at, exception, attributes, inputs, output";
+
+/// Gives `sink` the [`CallText`] of a row of [`CALL_TEXT_COLUMNS`], borrowed from the row.
+pub(super) fn with_call_text(
+    r: &Row<'_>,
+    sink: &mut dyn FnMut(&CallText<'_>) -> bool,
+) -> rusqlite::Result<bool> {
+    let text = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
+    let opt = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
+    Ok(sink(&CallText {
+        id: text(0)?,
+        parent_id: opt(1)?,
+        op_name: text(2)?,
+        started_at: r.get(3)?,
+        ended_at: r.get(4)?,
+        exception: opt(5)?,
+        // A NULL JSON column reads as JSON null, as `call_from_row` reads it.
+        attributes: opt(6)?.unwrap_or("null"),
+        inputs: opt(7)?.unwrap_or("null"),
+        output: opt(8)?,
+    }))
 }
 
 pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
