@@ -320,7 +320,7 @@ impl Store for SqliteStore {
                 (false, _) => format!(" AND {by_name}"),
             });
             if !named.is_empty() {
-                args.push(Arg::list(named.into_iter()));
+                args.push(Arg::list(named));
             }
         }
         match q.is_op {
