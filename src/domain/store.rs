@@ -10,7 +10,7 @@ use super::costs::LlmPrice;
 use super::error::{Error, Result};
 use super::feedback::Feedback;
 use super::keys::ApiKey;
-use super::object::{ObjectQuery, ObjectVersion, TableRow, Version};
+use super::object::{Labels, ObjectQuery, ObjectVersion, TableRow, Version};
 use super::page::Page;
 use super::run_rows::{RunDimension, RunHead, RunQuery, RunRow};
 use super::sessions::Session;
@@ -125,21 +125,29 @@ pub trait Store: Send + Sync + 'static {
         sink: &mut dyn FnMut(&CallText<'_>) -> bool,
     ) -> Result<()>;
 
-    /// Reads a live object version; the flag tells whether it is the latest.
+    /// Reads a live object version; the flag tells whether it is the latest. An alias names
+    /// the version it is set on (or, when no such alias is set, the digest of that name).
     fn object(
         &self,
         project: &str,
         object_id: &str,
         version: &Version,
     ) -> Result<Option<(ObjectVersion, bool)>>;
-    /// Streams the live object versions matching `query`, by object id then version, to `sink`
-    /// until it returns `false`; flags mark the latest.
+    /// Streams the live object versions matching `query`, in its order, to `sink` until it
+    /// returns `false`; flags mark the latest, and each comes with its [`Labels`] when
+    /// `query.with_labels`.
     fn objects(
         &self,
         project: &str,
         query: &ObjectQuery,
-        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+        sink: &mut dyn FnMut(ObjectVersion, bool, Option<Labels>) -> bool,
     ) -> Result<()>;
+    /// The tags and aliases of an object version.
+    fn labels(&self, project: &str, object_id: &str, digest: &str) -> Result<Labels>;
+    /// The distinct tags of a project's object versions, sorted.
+    fn project_tags(&self, project: &str) -> Result<Vec<String>>;
+    /// The distinct aliases of a project's objects, sorted.
+    fn project_aliases(&self, project: &str) -> Result<Vec<String>>;
     /// A table's row digests, in order; `None` if no such table.
     fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>>;
     /// Streams the stored JSON text of the rows `digests` names, in that order (a digest may
@@ -254,7 +262,19 @@ pub trait Writer {
     fn children(&mut self, project: &str, parent_id: &str) -> Result<Vec<Call>>;
     /// Stores an object version, or finds the identical one; returns it with its version index.
     fn put_object(&mut self, object: &ObjectVersion) -> Result<ObjectVersion>;
-    /// Soft-deletes object versions (all of `object_id`, or those with the given digests).
+    /// Whether a live version of `object_id` has this digest.
+    fn object_live(&mut self, project: &str, object_id: &str, digest: &str) -> Result<bool>;
+    /// Adds tags to an object version (those it has already stay as they are).
+    fn add_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String]) -> Result<()>;
+    /// Removes tags from an object version (those it lacks are ignored).
+    fn remove_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String]) -> Result<()>;
+    /// Points aliases of `object_id` at the version `digest`, moving them from any other version.
+    fn set_aliases(&mut self, project: &str, object_id: &str, digest: &str, aliases: &[String])
+    -> Result<()>;
+    /// Removes aliases of `object_id` (those not set are ignored).
+    fn remove_aliases(&mut self, project: &str, object_id: &str, aliases: &[String]) -> Result<()>;
+    /// Soft-deletes object versions (all of `object_id`, or those with the given digests),
+    /// dropping their tags and the aliases naming them.
     fn delete_objects(
         &mut self,
         project: &str,

@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use crate::domain::error::{Error, Issue, Result};
@@ -145,6 +145,12 @@ pub fn router(state: AppState) -> Router {
         .route("/obj/read", post(v1::objects::obj_read))
         .route("/objs/query", post(v1::objects::objs_query))
         .route("/obj/delete", post(v1::objects::obj_delete))
+        .route("/objs/{object_id}/versions/{digest}/tags", put(v1::objects::tags_add))
+        .route("/objs/{object_id}/versions/{digest}/tags/remove", post(v1::objects::tags_remove))
+        .route("/objs/{object_id}/aliases", put(v1::objects::aliases_set))
+        .route("/objs/{object_id}/aliases/remove", post(v1::objects::aliases_remove))
+        .route("/tags", get(v1::objects::tags_list))
+        .route("/aliases", get(v1::objects::aliases_list))
         .route("/table/create", post(v1::tables::table_create))
         .route("/table/create_from_digests", post(v1::tables::table_create_from_digests))
         .route("/table/update", post(v1::tables::table_update))

@@ -220,6 +220,21 @@ mod tests {
         fn delete_objects(&mut self, _: &str, _: &str, _: Option<&[String]>, _: Micros) -> Result<u64> {
             unused()
         }
+        fn object_live(&mut self, _: &str, _: &str, _: &str) -> Result<bool> {
+            unused()
+        }
+        fn add_tags(&mut self, _: &str, _: &str, _: &str, _: &[String]) -> Result<()> {
+            unused()
+        }
+        fn remove_tags(&mut self, _: &str, _: &str, _: &str, _: &[String]) -> Result<()> {
+            unused()
+        }
+        fn set_aliases(&mut self, _: &str, _: &str, _: &str, _: &[String]) -> Result<()> {
+            unused()
+        }
+        fn remove_aliases(&mut self, _: &str, _: &str, _: &[String]) -> Result<()> {
+            unused()
+        }
         fn put_table(&mut self, _: &str, _: &str, _: &[(String, String)], _: &[String]) -> Result<()> {
             unused()
         }

@@ -298,6 +298,16 @@ pub fn post_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder 
     s.client.post(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
 }
 
+/// A v1 `PUT` of `body` as JSON to `path` at the server's root, with the admin key.
+pub fn put_v1(s: &Server, path: &str, body: &Value) -> reqwest::RequestBuilder {
+    s.client.put(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key)).json(body)
+}
+
+/// A v1 `GET` of `path` (with its query string) at the server's root, with the admin key.
+pub fn get_v1(s: &Server, path: &str) -> reqwest::RequestBuilder {
+    s.client.get(format!("{}{path}", s.base)).basic_auth("api", Some(&s.key))
+}
+
 /// Asserts that the server still answers its health check.
 pub async fn health_ok(s: &Server) {
     let r = s.client.get(format!("{}/health", s.base)).send().await.expect("the server is still up");

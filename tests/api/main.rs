@@ -19,6 +19,7 @@ mod hostile_lists;
 mod isolation;
 mod limits;
 mod logged_predictions;
+mod object_labels;
 mod odd_values;
 mod openapi;
 mod predictions_scores;

@@ -1117,6 +1117,93 @@ def test_v1_objects_and_refs(pair: Pair) -> None:
     p.step("POST", "/refs/read_batch", json={"refs": [f"weave:///{p.pid}/object/Nope:{digest}"]})
 
 
+def obj_as_weft(obj: dict[str, Any]) -> dict[str, Any]:
+    """D-v1-obj-fields: an object of the reference as weft answers it, without the null
+    `size_bytes` (and `tags` / `aliases` when null, i.e. not asked for)."""
+    o = dict(obj)
+    assert o.pop("size_bytes", None) is None, obj
+    for k in ("tags", "aliases"):
+        if k in o and o[k] is None:
+            o.pop(k)
+    return o
+
+
+def objs_alike() -> Differs:
+    """The same objects on both sides, but for D-v1-obj-fields."""
+    held: dict[str, Any] = {}
+
+    def ref(s: Seen) -> None:
+        assert s.status == 200, s.raw
+        held["objs"] = [obj_as_weft(o) for o in s.body["objs"]]
+
+    def weft(s: Seen) -> None:
+        assert s.status == 200, s.raw
+        assert s.body["objs"] == held["objs"], f"ref  {held['objs']!r}\nweft {s.body['objs']!r}"
+
+    return Differs("D-v1-obj-fields", "weft omits the null size_bytes, and tags/aliases unless asked for", ref, weft)
+
+
+def test_v1_objs_query_filters_order_and_labels(pair: Pair) -> None:
+    p = pair
+    model = {"_type": "MyModel", "_class_name": "MyModel", "_bases": ["Model", "Object", "BaseModel"], "name": "m"}
+    for name, val in [
+        ("M", model),
+        ("D", {"_type": "Dataset", "_class_name": "Dataset", "_bases": ["Object", "BaseModel"], "name": "d"}),
+        ("M", dict(model, name="m2")),
+        ("P", {"plain": True}),
+    ]:
+        p.step(
+            "POST",
+            "/obj/create",
+            json={"obj": {"project_id": p.pid, "object_id": name, "val": val}},
+            differs=Differs("D-v1-obj-fields", "weft's obj/create answer also has version_index", status_is(200), status_is(200)),
+        )
+    by_time = [{"field": "created_at", "direction": "asc"}]
+    for body in [
+        {"filter": {"leaf_object_classes": ["MyModel"]}, "sort_by": by_time, "metadata_only": True},
+        {"filter": {"exclude_base_object_classes": ["Model"]}, "sort_by": by_time},
+        {"filter": {"base_object_classes": ["Dataset"], "latest_only": True}, "sort_by": by_time},
+        {"filter": {"aliases": ["latest"]}, "sort_by": by_time, "include_tags_and_aliases": True},
+        {"filter": {"object_ids": ["M"]}, "sort_by": by_time, "include_tags_and_aliases": True, "metadata_only": True},
+        {"filter": {"tags": ["nope"]}, "sort_by": by_time},
+        {"filter": {"aliases": ["nope"]}, "sort_by": by_time},
+        {"sort_by": [{"field": "object_id", "direction": "desc"}, {"field": "created_at", "direction": "desc"}]},
+        {"sort_by": by_time, "limit": 2, "offset": 1},
+    ]:
+        p.step("POST", "/objs/query", json={"project_id": p.pid, **body}, differs=objs_alike())
+    seen = p.step(
+        "POST",
+        "/obj/read",
+        json={"project_id": p.pid, "object_id": "M", "digest": "v0", "include_tags_and_aliases": True, "metadata_only": True},
+        differs=Differs("D-v1-obj-fields", "created_at with Z; no size_bytes", status_is(200), status_is(200)),
+    )
+    ref_obj = obj_as_weft(seen["ref"].body["obj"])
+    assert ref_obj == seen["weft"].body["obj"] and ref_obj["aliases"] == [] and ref_obj["val"] == {}
+    p.step(
+        "POST",
+        "/objs/query",
+        json={"project_id": p.pid, "sort_by": [{"field": "val.name", "direction": "asc"}]},
+        differs=Differs(
+            "D-objs-sort",
+            "a sort_by field other than object_id or created_at is refused, not dropped",
+            status_is(200),
+            status_is(400),
+        ),
+    )
+    # The tag and alias routes are newer than the reference's routes.
+    p.step(
+        "PUT",
+        "/objs/M/versions/<<md>>/tags".replace("<<md>>", object_digest(model)),
+        json={"project_id": p.pid, "tags": ["reviewed"]},
+        differs=Differs("D-labels-routes", "weave 0.52's routes have no tag or alias routes", status_is(404), status_is(200, {})),
+    )
+    p.step(
+        "GET",
+        f"/tags?project_id={p.pid}",
+        differs=Differs("D-labels-routes", "weave 0.52's routes have no tag or alias routes", status_is(404), status_is(200, {"tags": ["reviewed"]})),
+    )
+
+
 def test_v1_tables(pair: Pair) -> None:
     p = pair
     table_rows = [{"q": "a", "n": 1}, {"b": "x", "a": 2.5}, {"nested": {"z": [1, None]}}]

@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::domain::call::now;
 use crate::domain::digest::{bytes_digest, table_digest, value_digest};
 use crate::domain::error::{Error, Result};
-use crate::domain::object::{ObjectVersion, check_object_id, is_op, object_classes};
+use crate::domain::object::{
+    ObjectVersion, check_aliases, check_object_id, check_tags, is_op, object_classes,
+};
 use crate::domain::store::Writer;
 use crate::domain::table::{TableUpdate, apply_updates};
 
@@ -47,6 +49,65 @@ pub fn create(
         created_at: now(),
         wb_user_id: user.map(String::from),
     })
+}
+
+/// A 404 unless a live version of `object_id` has this digest.
+fn live_version(w: &mut dyn Writer, project_id: &str, object_id: &str, digest: &str) -> Result<()> {
+    if w.object_live(project_id, object_id, digest)? {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!("Object version {object_id}:{digest} not found")))
+    }
+}
+
+/// Adds tags (checked as Weave checks them, 422) to a live object version (else 404).
+pub fn add_tags(
+    w: &mut dyn Writer,
+    project_id: &str,
+    object_id: &str,
+    digest: &str,
+    tags: &[String],
+) -> Result<()> {
+    let tags = check_tags(tags)?;
+    live_version(w, project_id, object_id, digest)?;
+    w.add_tags(project_id, object_id, digest, &tags)
+}
+
+/// Removes tags from an object version; tags it lacks, or a version that is not stored, are
+/// no error (as in Weave).
+pub fn remove_tags(
+    w: &mut dyn Writer,
+    project_id: &str,
+    object_id: &str,
+    digest: &str,
+    tags: &[String],
+) -> Result<()> {
+    w.remove_tags(project_id, object_id, digest, tags)
+}
+
+/// Points aliases (checked as Weave checks them, 422) at a live object version (else 404),
+/// moving each from the version it named before.
+pub fn set_aliases(
+    w: &mut dyn Writer,
+    project_id: &str,
+    object_id: &str,
+    digest: &str,
+    aliases: &[String],
+) -> Result<()> {
+    let aliases = check_aliases(aliases)?;
+    live_version(w, project_id, object_id, digest)?;
+    w.set_aliases(project_id, object_id, digest, &aliases)
+}
+
+/// Removes aliases (checked as Weave checks them, 422) of an object; those not set are no error.
+pub fn remove_aliases(
+    w: &mut dyn Writer,
+    project_id: &str,
+    object_id: &str,
+    aliases: &[String],
+) -> Result<()> {
+    let aliases = check_aliases(aliases)?;
+    w.remove_aliases(project_id, object_id, &aliases)
 }
 
 /// A 409 unless `expected` (a digest the client computed, if it sent one) is `actual`.

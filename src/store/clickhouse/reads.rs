@@ -11,7 +11,7 @@ use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
-use crate::domain::object::{ObjectQuery, ObjectVersion, Version};
+use crate::domain::object::{Labels, ObjectQuery, ObjectSortField, ObjectVersion, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
@@ -57,6 +57,58 @@ type LatestObjectTuple = (
     Option<Micros>,
     bool,
 );
+
+/// A [`LatestObjectTuple`] with the version's tags and aliases.
+type LabeledObjectTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Micros,
+    Option<String>,
+    Option<Micros>,
+    bool,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// The `ORDER BY` of an objects query: its keys then the version, or object id then version.
+fn object_order(q: &ObjectQuery) -> String {
+    if q.sort.is_empty() {
+        return "object_id, version_index".into();
+    }
+    let mut parts: Vec<String> = q
+        .sort
+        .iter()
+        .map(|s| {
+            let column = match s.field {
+                ObjectSortField::ObjectId => "object_id",
+                ObjectSortField::CreatedAt => "created_at",
+            };
+            format!("{column} {}", if s.descending { "DESC" } else { "ASC" })
+        })
+        .collect();
+    parts.push("version_index ASC".into());
+    parts.join(", ")
+}
+
+/// The (object id, digest) pairs of a project's live rows of `table` whose `column` is one of
+/// `names`, as a subquery.
+fn labeled(q: &mut Query, project: &str, table: &str, column: &str, names: &[&str]) -> String {
+    let (p, list) = (q.string(project), q.strings(names));
+    format!(
+        "(SELECT object_id, digest FROM {table} FINAL WHERE project_id = {p} AND {column} IN {list} AND NOT removed)"
+    )
+}
+
+/// The names in the first column of a query's rows.
+fn names(client: &super::client::Client, q: &Query) -> Result<Vec<String>> {
+    Ok(client.query_all::<(String,)>(q)?.into_iter().map(|(n,)| n).collect())
+}
 
 fn latest_object(t: LatestObjectTuple) -> (ObjectVersion, bool) {
     let s = object_from_tuple((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8, t.9, t.10));
@@ -378,13 +430,23 @@ impl Store for ClickHouseStore {
     ) -> Result<Option<(ObjectVersion, bool)>> {
         let mut q = Query::default();
         let source = live_objects_with_latest(&mut q, project, &[object_id.to_string()]);
-        let pick = match version {
-            Version::Latest => "is_latest".to_string(),
-            Version::Index(i) => format!("version_index = {}", q.int(*i)),
-            Version::Digest(d) => format!("digest = {}", q.string(d)),
+        let (pick, order) = match version {
+            Version::Latest => ("is_latest".to_string(), String::new()),
+            Version::Index(i) => (format!("version_index = {}", q.int(*i)), String::new()),
+            Version::Digest(d) => (format!("digest = {}", q.string(d)), String::new()),
+            Version::Alias(a) => {
+                let (p, o, a) = (q.string(project), q.string(object_id), q.string(a));
+                (
+                    format!(
+                        "(digest IN (SELECT digest FROM object_aliases FINAL WHERE project_id = {p} \
+                         AND object_id = {o} AND alias = {a} AND NOT removed) OR digest = {a})"
+                    ),
+                    format!(" ORDER BY digest = {a}"),
+                )
+            }
         };
         q.push(&format!(
-            "SELECT {OBJECT_COLUMNS}, is_latest FROM {source} WHERE {pick} LIMIT 1 FORMAT JSONCompactEachRow"
+            "SELECT {OBJECT_COLUMNS}, is_latest FROM {source} WHERE {pick}{order} LIMIT 1 FORMAT JSONCompactEachRow"
         ));
         Ok(self.client.query_all::<LatestObjectTuple>(&q)?.pop().map(latest_object))
     }
@@ -393,13 +455,44 @@ impl Store for ClickHouseStore {
         &self,
         project: &str,
         oq: &ObjectQuery,
-        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+        sink: &mut dyn FnMut(ObjectVersion, bool, Option<Labels>) -> bool,
     ) -> Result<()> {
         let mut q = Query::default();
         let source = live_objects_with_latest(&mut q, project, &oq.object_ids);
         let mut filters = String::from("1");
         if !oq.base_object_classes.is_empty() {
             filters.push_str(&format!(" AND base_object_class IN {}", q.strings(&oq.base_object_classes)));
+        }
+        if !oq.exclude_base_object_classes.is_empty() {
+            filters.push_str(&format!(
+                " AND base_object_class IS NOT NULL AND base_object_class NOT IN {}",
+                q.strings(&oq.exclude_base_object_classes)
+            ));
+        }
+        if !oq.leaf_object_classes.is_empty() {
+            filters.push_str(&format!(" AND leaf_object_class IN {}", q.strings(&oq.leaf_object_classes)));
+        }
+        if !oq.tags.is_empty() {
+            let tags: Vec<&str> = oq.tags.iter().map(String::as_str).collect();
+            let sub = labeled(&mut q, project, "object_tags", "tag", &tags);
+            filters.push_str(&format!(" AND (object_id, digest) IN {sub}"));
+        }
+        if !oq.aliases.is_empty() {
+            let named: Vec<&str> = oq.aliases.iter().map(String::as_str).filter(|a| *a != "latest").collect();
+            let latest = named.len() < oq.aliases.len();
+            let by_name = if named.is_empty() {
+                "0".to_string()
+            } else {
+                format!(
+                    "(object_id, digest) IN {}",
+                    labeled(&mut q, project, "object_aliases", "alias", &named)
+                )
+            };
+            filters.push_str(&if latest {
+                format!(" AND (is_latest OR {by_name})")
+            } else {
+                format!(" AND {by_name}")
+            });
         }
         match oq.is_op {
             Some(true) => filters.push_str(" AND kind = 'op'"),
@@ -409,15 +502,65 @@ impl Store for ClickHouseStore {
         if oq.latest_only {
             filters.push_str(" AND is_latest");
         }
+        let (labels, joins) = if oq.with_labels {
+            let p = q.string(project);
+            (
+                ", tags, aliases",
+                format!(
+                    " LEFT JOIN (SELECT object_id, digest, groupArray(tag) AS tags FROM object_tags FINAL \
+                     WHERE project_id = {p} AND NOT removed GROUP BY object_id, digest) AS t USING (object_id, digest) \
+                     LEFT JOIN (SELECT object_id, digest, groupArray(alias) AS aliases FROM object_aliases FINAL \
+                     WHERE project_id = {p} AND NOT removed GROUP BY object_id, digest) AS a USING (object_id, digest)"
+                ),
+            )
+        } else {
+            (", [], []", String::new())
+        };
         let window = limit_offset(&mut q, oq.page);
         q.push(&format!(
-            "SELECT {OBJECT_COLUMNS}, is_latest FROM {source} WHERE {filters} \
-             ORDER BY object_id, version_index{window} FORMAT JSONCompactEachRow"
+            "SELECT {}, is_latest{labels} FROM {source} AS o{joins} WHERE {filters} \
+             ORDER BY {}{window} FORMAT JSONCompactEachRow",
+            object_columns(oq.metadata_only),
+            object_order(oq),
         ));
-        self.client.query_rows::<LatestObjectTuple>(&q, &mut |row| {
-            let (o, latest) = latest_object(row);
-            Ok(sink(o, latest))
+        self.client.query_rows::<LabeledObjectTuple>(&q, &mut |t| {
+            let (o, latest) = latest_object((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8, t.9, t.10, t.11));
+            let labels = oq.with_labels.then_some(Labels { tags: t.12, aliases: t.13 });
+            Ok(sink(o, latest, labels))
         })
+    }
+
+    fn labels(&self, project: &str, object_id: &str, digest: &str) -> Result<Labels> {
+        let read = |table: &str, column: &str| -> Result<Vec<String>> {
+            let mut q = Query::default();
+            let (p, o, d) = (q.string(project), q.string(object_id), q.string(digest));
+            q.push(&format!(
+                "SELECT {column} FROM {table} FINAL WHERE project_id = {p} AND object_id = {o} AND digest = {d} \
+                 AND NOT removed ORDER BY {column} FORMAT JSONCompactEachRow"
+            ));
+            names(&self.client, &q)
+        };
+        Ok(Labels { tags: read("object_tags", "tag")?, aliases: read("object_aliases", "alias")? })
+    }
+
+    fn project_tags(&self, project: &str) -> Result<Vec<String>> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        q.push(&format!(
+            "SELECT DISTINCT tag FROM object_tags FINAL WHERE project_id = {p} AND NOT removed ORDER BY tag \
+             FORMAT JSONCompactEachRow"
+        ));
+        names(&self.client, &q)
+    }
+
+    fn project_aliases(&self, project: &str) -> Result<Vec<String>> {
+        let mut q = Query::default();
+        let p = q.string(project);
+        q.push(&format!(
+            "SELECT DISTINCT alias FROM object_aliases FINAL WHERE project_id = {p} AND NOT removed \
+             ORDER BY alias FORMAT JSONCompactEachRow"
+        ));
+        names(&self.client, &q)
     }
 
     fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {

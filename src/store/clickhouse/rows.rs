@@ -248,6 +248,57 @@ pub fn object_line(s: &StoredObject, version: u64) -> Result<String> {
     .to_string())
 }
 
+/// [`OBJECT_COLUMNS`], with `'{}'` read in place of each value when `metadata_only`.
+pub fn object_columns(metadata_only: bool) -> String {
+    if metadata_only { OBJECT_COLUMNS.replacen(" val,", " '{}',", 1) } else { OBJECT_COLUMNS.to_string() }
+}
+
+/// A tag of an object version, or its removal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRow {
+    pub project_id: String,
+    pub object_id: String,
+    pub digest: String,
+    pub tag: String,
+    pub removed: bool,
+}
+
+/// Encodes a tag as a row of the object_tags table.
+pub fn tag_line(t: &TagRow, version: u64) -> Result<String> {
+    Ok(json!({
+        "project_id": t.project_id,
+        "object_id": t.object_id,
+        "digest": t.digest,
+        "tag": t.tag,
+        "removed": t.removed,
+        "version": version,
+    })
+    .to_string())
+}
+
+/// An alias of an object and the version it names, or its removal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasRow {
+    pub project_id: String,
+    pub object_id: String,
+    pub alias: String,
+    pub digest: String,
+    pub removed: bool,
+}
+
+/// Encodes an alias as a row of the object_aliases table.
+pub fn alias_line(a: &AliasRow, version: u64) -> Result<String> {
+    Ok(json!({
+        "project_id": a.project_id,
+        "object_id": a.object_id,
+        "alias": a.alias,
+        "digest": a.digest,
+        "removed": a.removed,
+        "version": version,
+    })
+    .to_string())
+}
+
 /// The columns of a feedback row as [`FeedbackTuple`] reads them.
 pub const FEEDBACK_COLUMNS: &str = "project_id, id, weave_ref, feedback_type, payload, creator, \
     toUnixTimestamp64Micro(created_at), wb_user_id, annotation_ref, runnable_ref, call_ref, trigger_ref";

@@ -57,6 +57,25 @@ pub const OBJECTS: Table = Table {
     shard_by: "cityHash64(project_id)",
 };
 
+/// Tags of object versions: removing one is a new version of its row, marked `removed`.
+pub const OBJECT_TAGS: Table = Table {
+    name: "object_tags",
+    columns: "project_id String, object_id String, digest String, tag String, removed Bool, version UInt64",
+    order_by: "project_id, object_id, digest, tag",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
+/// Aliases of objects, each naming one version (`digest`); moving or removing one is a new
+/// version of its row.
+pub const OBJECT_ALIASES: Table = Table {
+    name: "object_aliases",
+    columns: "project_id String, object_id String, alias String, digest String, removed Bool, version UInt64",
+    order_by: "project_id, object_id, alias",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
 /// Table rows, content-addressed.
 pub const TABLE_ROWS: Table = Table {
     name: "table_rows",
@@ -203,6 +222,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "feedback purges and LLM token prices",
         steps: &[FEEDBACK_DELETED, Step::Create(&LLM_TOKEN_PRICES)],
+    },
+    Migration {
+        version: 6,
+        name: "tags and aliases of objects",
+        steps: &[Step::Create(&OBJECT_TAGS), Step::Create(&OBJECT_ALIASES)],
     },
 ];
 
@@ -356,6 +380,8 @@ mod tests {
             "api_keys",
             "ui_sessions",
             "llm_token_prices",
+            "object_tags",
+            "object_aliases",
         ] {
             assert!(ddl.iter().any(|s| s.contains(&format!("weft.{t} ("))), "{t}");
         }

@@ -72,6 +72,9 @@ type CallKey = (String, String);
 
 type ObjectKey = (String, String, String);
 
+/// (project, object id, digest, tag).
+type TagKey = (String, String, String, String);
+
 /// A batch of writes in progress, as the domain's [`Writer`].
 pub(super) struct Tx<'a> {
     pub(super) client: &'a Client,
@@ -81,6 +84,9 @@ pub(super) struct Tx<'a> {
     feedback: Overlay<CallKey, (Feedback, Option<Micros>)>,
     /// LLM token prices, each with its deletion time.
     prices: Overlay<CallKey, (LlmPrice, Option<Micros>)>,
+    tags: Overlay<TagKey, TagRow>,
+    /// By (project, object id, alias).
+    aliases: Overlay<ObjectKey, AliasRow>,
     pub(super) keys: Overlay<String, ApiKey>,
     pub(super) sessions: Overlay<String, Session>,
     /// Calls the running job inserted without knowing whether they existed: checked at once
@@ -101,6 +107,8 @@ impl<'a> Tx<'a> {
             client,
             calls: Overlay::default(),
             objects: Overlay::default(),
+            tags: Overlay::default(),
+            aliases: Overlay::default(),
             feedback: Overlay::default(),
             prices: Overlay::default(),
             keys: Overlay::default(),
@@ -118,6 +126,8 @@ impl<'a> Tx<'a> {
         self.unchecked.clear();
         self.calls.end_job(keep);
         self.objects.end_job(keep);
+        self.tags.end_job(keep);
+        self.aliases.end_job(keep);
         self.feedback.end_job(keep);
         self.prices.end_job(keep);
         self.keys.end_job(keep);
@@ -150,6 +160,8 @@ impl<'a> Tx<'a> {
         )?;
         let prices =
             encode(self.prices.take_written().iter().map(|(p, d)| price_line(p, *d, version)).collect())?;
+        let tags = encode(self.tags.take_written().iter().map(|t| tag_line(t, version)).collect())?;
+        let aliases = encode(self.aliases.take_written().iter().map(|a| alias_line(a, version)).collect())?;
         let keys = encode(self.keys.take_written().iter().map(|k| key_line(k, version)).collect())?;
         let sessions =
             encode(self.sessions.take_written().iter().map(|s| session_line(s, version)).collect())?;
@@ -161,6 +173,8 @@ impl<'a> Tx<'a> {
         insert(self.client, "table_rows", self.table_rows.take())?;
         insert(self.client, "tables", self.tables.take())?;
         insert(self.client, "objects", objects)?;
+        insert(self.client, "object_tags", tags)?;
+        insert(self.client, "object_aliases", aliases)?;
         insert(self.client, "calls", calls)?;
         insert(self.client, "feedback", feedback)?;
         insert(self.client, "llm_token_prices", prices)?;
@@ -300,6 +314,77 @@ impl Tx<'_> {
             })
             .collect())
     }
+
+    /// Drops the tags of the versions `digests` of an object, and the aliases naming them.
+    fn drop_labels(&mut self, project: &str, object_id: &str, digests: &HashSet<String>) -> Result<()> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let mut q = Query::default();
+        let (p, o) = (q.string(project), q.string(object_id));
+        q.push(&format!(
+            "SELECT digest, tag FROM object_tags FINAL WHERE project_id = {p} AND object_id = {o} \
+             AND NOT removed FORMAT JSONCompactEachRow"
+        ));
+        for (digest, tag) in self.client.query_all::<(String, String)>(&q)? {
+            let key = (project.to_string(), object_id.to_string(), digest.clone(), tag.clone());
+            let row =
+                TagRow { project_id: key.0.clone(), object_id: key.1.clone(), digest, tag, removed: false };
+            self.tags.remember(key, Some(row));
+        }
+        let doomed: Vec<(TagKey, TagRow)> = self
+            .tags
+            .rows()
+            .filter(|((p, o, d, _), t)| p == project && o == object_id && digests.contains(d) && !t.removed)
+            .map(|(k, t)| (k.clone(), TagRow { removed: true, ..t.clone() }))
+            .collect();
+        for (k, t) in doomed {
+            self.tags.put(k, t);
+        }
+        let mut q = Query::default();
+        let (p, o) = (q.string(project), q.string(object_id));
+        q.push(&format!(
+            "SELECT alias, digest FROM object_aliases FINAL WHERE project_id = {p} AND object_id = {o} \
+             AND NOT removed FORMAT JSONCompactEachRow"
+        ));
+        for (alias, digest) in self.client.query_all::<(String, String)>(&q)? {
+            let key = (project.to_string(), object_id.to_string(), alias.clone());
+            let row = AliasRow {
+                project_id: key.0.clone(),
+                object_id: key.1.clone(),
+                alias,
+                digest,
+                removed: false,
+            };
+            self.aliases.remember(key, Some(row));
+        }
+        let doomed: Vec<(ObjectKey, AliasRow)> = self
+            .aliases
+            .rows()
+            .filter(|((p, o, _), a)| {
+                p == project && o == object_id && digests.contains(&a.digest) && !a.removed
+            })
+            .map(|(k, a)| (k.clone(), AliasRow { removed: true, ..a.clone() }))
+            .collect();
+        for (k, a) in doomed {
+            self.aliases.put(k, a);
+        }
+        Ok(())
+    }
+
+    fn put_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String], removed: bool) {
+        for tag in tags {
+            let key = (project.to_string(), object_id.to_string(), digest.to_string(), tag.clone());
+            let row = TagRow {
+                project_id: key.0.clone(),
+                object_id: key.1.clone(),
+                digest: key.2.clone(),
+                tag: tag.clone(),
+                removed,
+            };
+            self.tags.put(key, row);
+        }
+    }
 }
 
 impl Writer for Tx<'_> {
@@ -396,6 +481,59 @@ impl Writer for Tx<'_> {
         Ok(stored)
     }
 
+    fn object_live(&mut self, project: &str, object_id: &str, digest: &str) -> Result<bool> {
+        Ok(self
+            .object_versions(project, object_id)?
+            .iter()
+            .any(|s| s.object.digest == digest && s.deleted_at.is_none()))
+    }
+
+    fn add_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String]) -> Result<()> {
+        self.put_tags(project, object_id, digest, tags, false);
+        Ok(())
+    }
+
+    fn remove_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String]) -> Result<()> {
+        self.put_tags(project, object_id, digest, tags, true);
+        Ok(())
+    }
+
+    fn set_aliases(
+        &mut self,
+        project: &str,
+        object_id: &str,
+        digest: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        for alias in aliases {
+            let key = (project.to_string(), object_id.to_string(), alias.clone());
+            let row = AliasRow {
+                project_id: key.0.clone(),
+                object_id: key.1.clone(),
+                alias: alias.clone(),
+                digest: digest.to_string(),
+                removed: false,
+            };
+            self.aliases.put(key, row);
+        }
+        Ok(())
+    }
+
+    fn remove_aliases(&mut self, project: &str, object_id: &str, aliases: &[String]) -> Result<()> {
+        for alias in aliases {
+            let key = (project.to_string(), object_id.to_string(), alias.clone());
+            let row = AliasRow {
+                project_id: key.0.clone(),
+                object_id: key.1.clone(),
+                alias: alias.clone(),
+                digest: String::new(),
+                removed: true,
+            };
+            self.aliases.put(key, row);
+        }
+        Ok(())
+    }
+
     fn delete_objects(
         &mut self,
         project: &str,
@@ -405,16 +543,19 @@ impl Writer for Tx<'_> {
     ) -> Result<u64> {
         let mut n = 0;
         let digests: Option<HashSet<&str>> = digests.map(|d| d.iter().map(String::as_str).collect());
+        let mut deleted = HashSet::new();
         for s in self.object_versions(project, object_id)? {
             if s.deleted_at.is_some()
                 || digests.as_ref().is_some_and(|d| !d.contains(s.object.digest.as_str()))
             {
                 continue;
             }
+            deleted.insert(s.object.digest.clone());
             let key = (project.to_string(), object_id.to_string(), s.object.digest.clone());
             self.objects.put(key, StoredObject { object: s.object, deleted_at: Some(at) });
             n += 1;
         }
+        self.drop_labels(project, object_id, &deleted)?;
         Ok(n)
     }
 

@@ -10,7 +10,7 @@ use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
-use crate::domain::object::{ObjectQuery, ObjectVersion, Version};
+use crate::domain::object::{Labels, ObjectQuery, ObjectSortField, ObjectVersion, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
@@ -26,6 +26,33 @@ fn json_path(path: &[String]) -> String {
         p.push_str(&format!(".\"{}\"", key.replace('"', "\\\"")));
     }
     p.replace('\'', "''")
+}
+
+/// The `ORDER BY` of an objects query: its keys then the version, or object id then version.
+fn object_order(q: &ObjectQuery) -> String {
+    if q.sort.is_empty() {
+        return "object_id, version_index".into();
+    }
+    let mut parts: Vec<String> = q
+        .sort
+        .iter()
+        .map(|s| {
+            let column = match s.field {
+                ObjectSortField::ObjectId => "object_id",
+                ObjectSortField::CreatedAt => "created_at",
+            };
+            format!("{column} {}", if s.descending { "DESC" } else { "ASC" })
+        })
+        .collect();
+    parts.push("version_index ASC".into());
+    parts.join(", ")
+}
+
+/// The first column of `sql`'s rows (one parameter: the project), as strings.
+fn distinct_names(conn: &rusqlite::Connection, sql: &str, project: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
+    let rows = stmt.query_map([project], |r| r.get(0)).map_err(storage)?;
+    rows.collect::<rusqlite::Result<Vec<String>>>().map_err(storage)
 }
 
 /// The `ORDER BY` of a calls query: its keys, then the call id.
@@ -260,6 +287,12 @@ impl Store for SqliteStore {
             Version::Latest => ("ORDER BY version_index DESC LIMIT 1", None),
             Version::Index(i) => ("AND version_index = ?3", Some(i.to_string())),
             Version::Digest(d) => ("AND digest = ?3", Some(d.clone())),
+            Version::Alias(a) => (
+                "AND digest IN (SELECT digest FROM object_aliases WHERE project_id = ?1 \
+                 AND object_id = ?2 AND alias = ?3 UNION ALL SELECT ?3) \
+                 ORDER BY digest = ?3 LIMIT 1",
+                Some(a.clone()),
+            ),
         };
         let sql = format!(
             "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ?1 AND object_id = ?2 \
@@ -275,17 +308,47 @@ impl Store for SqliteStore {
         &self,
         project: &str,
         q: &ObjectQuery,
-        sink: &mut dyn FnMut(ObjectVersion, bool) -> bool,
+        sink: &mut dyn FnMut(ObjectVersion, bool, Option<Labels>) -> bool,
     ) -> Result<()> {
+        let labels = if q.with_labels { format!(", {LABEL_COLUMNS}") } else { String::new() };
         let mut sql = format!(
-            "SELECT {OBJECT_COLUMNS}, {IS_LATEST} FROM objects o WHERE project_id = ? AND deleted_at IS NULL"
+            "SELECT {}, {IS_LATEST}{labels} FROM objects o WHERE project_id = ? AND deleted_at IS NULL",
+            object_columns(q.metadata_only)
         );
         let mut args: Vec<Arg<'_>> = vec![Arg::Text(project)];
-        for (column, values) in [("object_id", &q.object_ids), ("base_object_class", &q.base_object_classes)]
-        {
+        for (column, values) in [
+            ("object_id", &q.object_ids),
+            ("base_object_class", &q.base_object_classes),
+            ("leaf_object_class", &q.leaf_object_classes),
+        ] {
             if !values.is_empty() {
                 sql.push_str(&format!(" AND {column} IN rarray(?)"));
                 args.push(Arg::list(values.iter().map(String::as_str)));
+            }
+        }
+        if !q.exclude_base_object_classes.is_empty() {
+            sql.push_str(" AND base_object_class NOT IN rarray(?)");
+            args.push(Arg::list(q.exclude_base_object_classes.iter().map(String::as_str)));
+        }
+        if !q.tags.is_empty() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM object_tags t WHERE t.project_id = o.project_id \
+                 AND t.object_id = o.object_id AND t.digest = o.digest AND t.tag IN rarray(?))",
+            );
+            args.push(Arg::list(q.tags.iter().map(String::as_str)));
+        }
+        if !q.aliases.is_empty() {
+            let named: Vec<&str> = q.aliases.iter().map(String::as_str).filter(|a| *a != "latest").collect();
+            let by_name = "EXISTS (SELECT 1 FROM object_aliases a WHERE a.project_id = o.project_id \
+                 AND a.object_id = o.object_id AND a.digest = o.digest AND a.alias IN rarray(?))";
+            let latest = named.len() < q.aliases.len();
+            sql.push_str(&match (latest, named.is_empty()) {
+                (true, true) => format!(" AND {IS_LATEST}"),
+                (true, false) => format!(" AND ({IS_LATEST} OR {by_name})"),
+                (false, _) => format!(" AND {by_name}"),
+            });
+            if !named.is_empty() {
+                args.push(Arg::list(named));
             }
         }
         match q.is_op {
@@ -297,17 +360,59 @@ impl Store for SqliteStore {
             sql.push_str(&format!(" AND {IS_LATEST}"));
         }
         let (limit, offset) = limit_offset(q.page);
-        sql.push_str(&format!(" ORDER BY object_id, version_index LIMIT {limit} OFFSET {offset}"));
+        sql.push_str(&format!(" ORDER BY {} LIMIT {limit} OFFSET {offset}", object_order(q)));
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
         let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
         while let Some(r) = rows.next().map_err(storage)? {
             let (o, latest) = object_with_latest(r).map_err(storage)?;
-            if !sink(o, latest) {
+            let labels = if q.with_labels {
+                Some(Labels {
+                    tags: string_list(r, 11).map_err(storage)?,
+                    aliases: string_list(r, 12).map_err(storage)?,
+                })
+            } else {
+                None
+            };
+            if !sink(o, latest, labels) {
                 break;
             }
         }
         Ok(())
+    }
+
+    fn labels(&self, project: &str, object_id: &str, digest: &str) -> Result<Labels> {
+        let conn = self.reader()?;
+        let read = |sql: &str| -> Result<Vec<String>> {
+            let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
+            let rows = stmt.query_map(params![project, object_id, digest], |r| r.get(0)).map_err(storage)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(storage)
+        };
+        Ok(Labels {
+            tags: read(
+                "SELECT tag FROM object_tags WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3 ORDER BY tag",
+            )?,
+            aliases: read(
+                "SELECT alias FROM object_aliases WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3 \
+                 ORDER BY alias",
+            )?,
+        })
+    }
+
+    fn project_tags(&self, project: &str) -> Result<Vec<String>> {
+        distinct_names(
+            &*self.reader()?,
+            "SELECT DISTINCT tag FROM object_tags WHERE project_id = ?1 ORDER BY tag",
+            project,
+        )
+    }
+
+    fn project_aliases(&self, project: &str) -> Result<Vec<String>> {
+        distinct_names(
+            &*self.reader()?,
+            "SELECT DISTINCT alias FROM object_aliases WHERE project_id = ?1 ORDER BY alias",
+            project,
+        )
     }
 
     fn table_digests(&self, project: &str, digest: &str) -> Result<Option<Vec<String>>> {

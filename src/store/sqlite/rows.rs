@@ -189,6 +189,23 @@ pub(super) fn object_from_row(r: &Row<'_>) -> rusqlite::Result<ObjectVersion> {
     })
 }
 
+/// [`OBJECT_COLUMNS`], with `'{}'` read in place of each value when `metadata_only`.
+pub(super) fn object_columns(metadata_only: bool) -> String {
+    if metadata_only { OBJECT_COLUMNS.replacen(" val,", " '{}',", 1) } else { OBJECT_COLUMNS.to_string() }
+}
+
+/// The columns reading an object version's tags and aliases (of the row `o`) as JSON arrays.
+pub(super) const LABEL_COLUMNS: &str = "(SELECT json_group_array(t.tag) FROM object_tags t \
+     WHERE t.project_id = o.project_id AND t.object_id = o.object_id AND t.digest = o.digest), \
+     (SELECT json_group_array(a.alias) FROM object_aliases a \
+     WHERE a.project_id = o.project_id AND a.object_id = o.object_id AND a.digest = o.digest)";
+
+/// A JSON array of strings as read from [`LABEL_COLUMNS`].
+pub(super) fn string_list(r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+    let text: Option<String> = r.get(i)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
+}
+
 /// An object version and whether it is its object's latest live version.
 pub(super) fn object_with_latest(r: &Row<'_>) -> rusqlite::Result<(ObjectVersion, bool)> {
     Ok((object_from_row(r)?, r.get(10)?))

@@ -10,14 +10,15 @@ use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_predicti
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
 /// are looked up by id in the new `calls_runs_ids`). Version 3 changed what a prediction is
 /// (see [`derive_logged_predictions`]), which no SQL here can express. Version 4 added the
-/// columns in [`THREAD_COLUMNS`]. Version 5 added the `llm_token_prices` table, which
-/// [`SCHEMA`] creates in a store that lacks it. They apply to a store that has a calls table; a new store
+/// columns in [`THREAD_COLUMNS`]. Version 5 added the `llm_token_prices` table and version 6
+/// the tables of object tags and aliases, which [`SCHEMA`] creates in a store that lacks them.
+/// They apply to a store that has a calls table; a new store
 /// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
 
@@ -176,6 +177,23 @@ mod tests {
             })
             .unwrap();
         assert_eq!(found, [run.id.clone()]);
+    }
+
+    #[test]
+    fn a_version_4_store_gains_object_tags_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        {
+            let c = Connection::open(dir.path().join("weft.db")).unwrap();
+            c.execute_batch("DROP TABLE object_tags; DROP TABLE object_aliases; PRAGMA user_version = 4;")
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.project_tags("e/p").unwrap(), Vec::<String>::new());
+        assert_eq!(store.project_aliases("e/p").unwrap(), Vec::<String>::new());
+        let version: i64 =
+            store.reader().unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

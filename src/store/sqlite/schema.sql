@@ -88,6 +88,25 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE INDEX IF NOT EXISTS objects_versions ON objects (project_id, object_id, version_index);
 
+-- Tags of object versions, and aliases naming them (an alias names one version of its object).
+-- Deleting a version drops its tags and the aliases naming it.
+CREATE TABLE IF NOT EXISTS object_tags (
+    project_id TEXT NOT NULL,
+    object_id  TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    PRIMARY KEY (project_id, object_id, digest, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_tags_names ON object_tags (project_id, tag);
+CREATE TABLE IF NOT EXISTS object_aliases (
+    project_id TEXT NOT NULL,
+    object_id  TEXT NOT NULL,
+    alias      TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    PRIMARY KEY (project_id, object_id, alias)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_aliases_names ON object_aliases (project_id, alias);
+
 -- Tables: content-addressed rows, and each table's ordered list of row digests.
 CREATE TABLE IF NOT EXISTS table_rows (
     project_id TEXT NOT NULL,

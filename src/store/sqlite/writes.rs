@@ -300,6 +300,69 @@ impl Writer for Tx<'_> {
         Ok(ObjectVersion { version_index: next, ..o.clone() })
     }
 
+    fn object_live(&mut self, project: &str, object_id: &str, digest: &str) -> Result<bool> {
+        self.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM objects WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3 \
+             AND deleted_at IS NULL)",
+        )
+        .and_then(|mut s| s.query_row(params![project, object_id, digest], |r| r.get(0)))
+        .map_err(storage)
+    }
+
+    fn add_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String]) -> Result<()> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO object_tags (project_id, object_id, digest, tag) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(storage)?;
+        for tag in tags {
+            stmt.execute(params![project, object_id, digest, tag]).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn remove_tags(&mut self, project: &str, object_id: &str, digest: &str, tags: &[String]) -> Result<()> {
+        self.prepare_cached(
+            "DELETE FROM object_tags WHERE project_id = ?1 AND object_id = ?2 AND digest = ?3 \
+             AND tag IN rarray(?4)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![project, object_id, digest, Arg::list(tags.iter().map(String::as_str))])
+        })
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    fn set_aliases(
+        &mut self,
+        project: &str,
+        object_id: &str,
+        digest: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR REPLACE INTO object_aliases (project_id, object_id, alias, digest) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(storage)?;
+        for alias in aliases {
+            stmt.execute(params![project, object_id, alias, digest]).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn remove_aliases(&mut self, project: &str, object_id: &str, aliases: &[String]) -> Result<()> {
+        self.prepare_cached(
+            "DELETE FROM object_aliases WHERE project_id = ?1 AND object_id = ?2 AND alias IN rarray(?3)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![project, object_id, Arg::list(aliases.iter().map(String::as_str))])
+        })
+        .map_err(storage)?;
+        Ok(())
+    }
+
     fn delete_objects(
         &mut self,
         project: &str,
@@ -307,15 +370,22 @@ impl Writer for Tx<'_> {
         digests: Option<&[String]>,
         at: Micros,
     ) -> Result<u64> {
-        let mut sql = String::from(
-            "UPDATE objects SET deleted_at = ? WHERE project_id = ? AND object_id = ? AND deleted_at IS NULL",
+        let only = if digests.is_some() { " AND digest IN rarray(?)" } else { "" };
+        let list = || digests.map(|d| Arg::list(d.iter().map(String::as_str)));
+        // The tags of the versions deleted, and the aliases naming them, go with them.
+        for table in ["object_tags", "object_aliases"] {
+            let mut args: Vec<Arg<'_>> = vec![Arg::Text(project), Arg::Text(object_id)];
+            args.extend(list());
+            self.prepare_cached(&format!("DELETE FROM {table} WHERE project_id = ? AND object_id = ?{only}"))
+                .and_then(|mut s| s.execute(params_from_iter(args)))
+                .map_err(storage)?;
+        }
+        let sql = format!(
+            "UPDATE objects SET deleted_at = ? WHERE project_id = ? AND object_id = ? AND deleted_at IS NULL{only}"
         );
         let at = at.to_string();
         let mut args: Vec<Arg<'_>> = vec![Arg::Text(&at), Arg::Text(project), Arg::Text(object_id)];
-        if let Some(d) = digests {
-            sql.push_str(" AND digest IN rarray(?)");
-            args.push(Arg::list(d.iter().map(String::as_str)));
-        }
+        args.extend(list());
         let n =
             self.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(args))).map_err(storage)?;
         Ok(n as u64)
