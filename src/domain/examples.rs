@@ -13,7 +13,7 @@ use super::error::Result;
 use super::refs::ref_name;
 use super::store::Store;
 use super::trace::CallQuery;
-use super::view::{HOLDS_PREDICTION, is_predict_and_score};
+use super::view::{HOLDS_PREDICTION, is_predict_and_score, logged_output};
 
 /// One example of a run: the model's prediction on it and every score it got.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +123,7 @@ pub fn count_of_run(store: &dyn Store, project: &str, run_id: &str) -> Result<u6
 /// holds) or its latency.
 fn needs_children(call: &Call) -> bool {
     holds_prediction(call)
-        || call.output.as_ref().and_then(|o| o.get("output")).is_none_or(Value::is_null)
+        || call.output.as_ref().and_then(logged_output).is_none_or(Value::is_null)
         || latency_of(call.output.as_ref()).is_none()
 }
 
@@ -170,7 +170,7 @@ impl Example {
             None => children.iter().find(|c| !flagged("score", c)),
         };
         let out = call.output.as_ref().filter(|o| o.is_object());
-        let output = match (holds, out.and_then(|o| o.get("output"))) {
+        let output = match (holds, out.and_then(logged_output)) {
             (false, Some(o)) => o.clone(),
             _ => predict.and_then(|p| p.output.clone()).unwrap_or(Value::Null),
         };
