@@ -79,7 +79,7 @@ def run_ts(
         text=True,
         timeout=SCENARIO_TIMEOUT,
         env=full_env,
-        cwd=TS,
+        cwd=home,  # the SDK writes weaveErrors.log in its working directory
     )
     output = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
     assert proc.returncode == 0, f"{name}.js exited with {proc.returncode}\n{output}"
@@ -211,7 +211,7 @@ def test_a_refused_upload_is_answered_401_not_a_broken_connection(
             "WEFT_PROJECT": "acme/ts",
             "WEAVE_PRINT_CALL_LINK": "false",
         },
-        cwd=TS,
+        cwd=tmp_path,
     )
     out = proc.stdout + proc.stderr
     assert "Error saving file" in out and "status: 401" in out, out[-4000:]
