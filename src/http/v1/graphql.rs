@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json_response;
+use crate::domain::body::OutputOnly;
 use crate::domain::error::Result;
 use crate::domain::trace::from_body;
 use crate::http::AppState;
@@ -19,6 +20,13 @@ pub(crate) struct GraphqlBody {
     query: String,
     #[serde(default)]
     variables: Value,
+    /// Output only: the operation to run (weft tells its few operations apart by the query).
+    #[serde(rename = "operationName")]
+    #[allow(dead_code)]
+    operation_name: Option<OutputOnly>,
+    /// Output only: protocol extensions a GraphQL client may send.
+    #[allow(dead_code)]
+    extensions: Option<OutputOnly>,
 }
 
 /// `POST /graphql`: the few W&B API operations the SDK sends during `weave.init`.
