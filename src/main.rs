@@ -93,6 +93,19 @@ struct ServeArgs {
     /// `X-Forwarded-For`. That header is ignored from any other peer.
     #[arg(long = "trusted-proxy", env = "WEFT_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// The default entity of admin keys: where `weave.init("project")` (no entity) puts its
+    /// project when the key is an admin key. A key scoped to entities defaults to its first.
+    #[arg(long, env = "WEFT_DEFAULT_ENTITY", default_value = http::DEFAULT_ENTITY,
+          value_parser = entity_name)]
+    default_entity: String,
+}
+
+/// An entity name as a project id takes it: 1 to 256 characters, no `/`.
+fn entity_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().count() > 256 || s.contains('/') {
+        return Err("an entity name is 1 to 256 characters, without '/'".into());
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Subcommand)]
@@ -225,10 +238,12 @@ fn serve_command(cli: &Cli, args: ServeArgs) -> Result<(), AnyError> {
     let opened = cli.open(args.max_db_mib, args.read_mmap_mib)?;
     let store = opened.store();
     let deadlines = http::Deadlines::all(std::time::Duration::from_secs(args.client_timeout));
-    let ServeArgs { max_requests_per_address, max_streams_per_key, trusted_proxies, .. } = args;
+    let ServeArgs { max_requests_per_address, max_streams_per_key, trusted_proxies, default_entity, .. } =
+        args;
     let configure = move |state: AppState| {
         let state = state
             .with_deadlines(deadlines)
+            .with_default_entity(default_entity)
             .with_streams_per_key(max_streams_per_key)
             .with_trusted_proxies(trusted_proxies);
         match max_requests_per_address {

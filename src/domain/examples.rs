@@ -13,7 +13,7 @@ use super::error::Result;
 use super::refs::ref_name;
 use super::store::Store;
 use super::trace::CallQuery;
-use super::view::{HOLDS_PREDICTION, PREDICT_AND_SCORE_OPS, is_predict_and_score};
+use super::view::{HOLDS_PREDICTION, PREDICT_AND_SCORE_OPS, is_predict_and_score, logged_output};
 
 /// One example of a run: the model's prediction on it and every score it got.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +143,7 @@ fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>)> {
             call.inputs = Value::Null;
             if let Some(Value::Object(out)) = &mut call.output {
                 out.remove("output");
+                out.remove("model_output");
             }
             Some((call, Some(row_key(&example))))
         }
@@ -213,7 +214,7 @@ pub fn count_of_run(store: &dyn Store, project: &str, run_id: &str) -> Result<u6
 /// holds) or its latency.
 fn needs_children(call: &Call) -> bool {
     holds_prediction(call)
-        || call.output.as_ref().and_then(|o| o.get("output")).is_none_or(Value::is_null)
+        || call.output.as_ref().and_then(logged_output).is_none_or(Value::is_null)
         || latency_of(call.output.as_ref()).is_none()
 }
 
@@ -272,10 +273,12 @@ impl Example {
             Some(Value::Object(o)) => Some(o),
             _ => None,
         };
-        let output = match (holds, out.as_mut().and_then(|o| o.remove("output"))) {
-            (false, Some(o)) => o,
-            _ => predict.and_then(|p| p.output.clone()).unwrap_or(Value::Null),
-        };
+        let output =
+            match (holds, out.as_mut().and_then(|o| o.remove("output").or_else(|| o.remove("model_output"))))
+            {
+                (false, Some(o)) => o,
+                _ => predict.and_then(|p| p.output.clone()).unwrap_or(Value::Null),
+            };
         let scores = match out.as_mut().and_then(|o| o.remove("scores")) {
             Some(Value::Object(s)) if !holds => s,
             _ => {

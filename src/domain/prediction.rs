@@ -11,7 +11,7 @@ use super::eval_run::PREDICT_AND_SCORE_OP;
 use super::refs::{check_ref, method_op, ref_name};
 use super::store::Writer;
 use super::validate::Fields;
-use super::view::{Kind, ViewColumns, is_logged_prediction, mark_holds_prediction};
+use super::view::{Kind, ViewColumns, is_logged_prediction, logged_output, mark_holds_prediction};
 use super::writes::runs::get_run;
 
 /// Body of `POST /predictions`.
@@ -62,7 +62,7 @@ pub struct PredictionRead {
 
 impl PredictionRead {
     /// The view of a prediction call. A logged `predict_and_score` call reads as its example
-    /// (`inputs.example`) and its model's output (`output.output`).
+    /// (`inputs.example`) and its model's output ([`logged_output`]).
     pub fn of(mut call: Call) -> Self {
         let v = ViewColumns::of(&call);
         if is_logged_prediction(&call) {
@@ -72,7 +72,7 @@ impl PredictionRead {
             };
             return PredictionRead {
                 inputs: take(Some(&mut call.inputs), "example"),
-                output: take(call.output.as_mut(), "output"),
+                output: call.output.as_ref().and_then(logged_output).cloned().unwrap_or(Value::Null),
                 prediction_id: call.id,
                 model: v.model.unwrap_or_default(),
                 evaluation_run_id: v.run_id,

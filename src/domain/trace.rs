@@ -63,6 +63,8 @@ pub struct CallStart {
 #[derive(Debug, Clone, Default)]
 pub struct Ending {
     pub ended_at: String,
+    /// A name given to the call while it ran (the TypeScript SDK sends it with the end).
+    pub display_name: Option<String>,
     pub exception: Option<String>,
     pub output: Value,
     pub summary: Option<Map<String, Value>>,
@@ -80,6 +82,9 @@ pub struct CallEnd {
     pub output: Value,
     pub summary: Option<Map<String, Value>>,
     pub wb_run_step_end: Option<i64>,
+    /// Not in Weave's schema (its server ignores it): the TypeScript SDK sends the name a call
+    /// was given while it ran with its end; weft renames the call with it.
+    pub display_name: Option<String>,
     /// Output only: the start of the call (its start is what weft keeps).
     pub started_at: Option<OutputOnly>,
     /// Output only: the trace of the call (its start is what weft keeps).
@@ -93,6 +98,7 @@ impl CallEnd {
     pub fn ending(&self) -> Ending {
         Ending {
             ended_at: self.ended_at.clone(),
+            display_name: self.display_name.clone(),
             exception: self.exception.clone(),
             output: self.output.clone(),
             summary: self.summary.clone(),
@@ -154,6 +160,7 @@ impl CallComplete {
     pub fn ending(&self) -> Ending {
         Ending {
             ended_at: self.ended_at.clone(),
+            display_name: None,
             exception: self.exception.clone(),
             output: self.output.clone(),
             summary: self.summary.clone(),

@@ -71,9 +71,15 @@ pub fn is_predict_and_score(call: &Call) -> bool {
     PREDICT_AND_SCORE_OPS.contains(&call.op_short_name())
 }
 
+/// The model's output in a logged `predict_and_score` call's output: `output` as the Python
+/// SDK names it, or `model_output` as the TypeScript SDK does.
+pub fn logged_output(output: &serde_json::Value) -> Option<&serde_json::Value> {
+    output.get("output").or_else(|| output.get("model_output"))
+}
+
 /// Whether `call` is a prediction logged through the trace API: a `predict_and_score` child of
 /// a call that `POST /predictions` did not write. Its id is the prediction's id, its parent
-/// the run, `inputs.example` the example and `output.output` the model's output.
+/// the run, `inputs.example` the example and [`logged_output`] the model's output.
 pub fn is_logged_prediction(call: &Call) -> bool {
     call.parent_id.is_some()
         && call.weave_attr("prediction") != Some("true")

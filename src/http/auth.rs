@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::MAX_BODY;
 use crate::domain::error::Error;
 use crate::domain::keys::{ApiKey, hash_secret};
 
@@ -139,7 +140,7 @@ pub async fn require_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let Some(secret) = secret_from_headers(req.headers()) else {
-        return Err(ApiError::Unauthenticated("Not authenticated"));
+        return refused(req, &state, ApiError::Unauthenticated("Not authenticated")).await;
     };
     // The lookup is by the secret's hash (which reveals nothing about the secret); the match
     // is then confirmed with a constant-time comparison.
@@ -158,12 +159,40 @@ pub async fn require_key(
     let Some(key) = key.filter(|k| k.has_hash(&hash)) else {
         let client = client_address(&req, &state.trusted_proxies);
         if client.is_some_and(|ip| state.auth_failures.failed(ip)) {
-            return Err(Error::TooMany("Too many failed authentication attempts; retry later".into()).into());
+            let err = Error::TooMany("Too many failed authentication attempts; retry later".into());
+            return refused(req, &state, err.into()).await;
         }
-        return Err(ApiError::Unauthenticated("Invalid API key"));
+        return refused(req, &state, ApiError::Unauthenticated("Invalid API key")).await;
     };
     req.extensions_mut().insert(Principal { key });
     Ok(next.run(req).await)
+}
+
+/// Refuses `req` with `err`, once what is left of its body is read (see [`drain`]).
+async fn refused(req: Request, state: &AppState, err: ApiError) -> Result<Response, ApiError> {
+    drain(req.into_body(), state.deadlines.body).await;
+    Err(err)
+}
+
+/// Reads and drops a refused request's body, at most [`MAX_BODY`] bytes within `limit`.
+///
+/// hyper closes a connection whose request body was left unread; a client still writing that
+/// body (a file upload) then meets a reset connection, not the answer: Node's `fetch` reports
+/// `EPIPE` and the TypeScript SDK retries, never seeing the 401. Read to its end, the body no
+/// longer stands between the client and the answer, and the connection stays open.
+async fn drain(body: axum::body::Body, limit: std::time::Duration) {
+    use futures_util::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut left = MAX_BODY;
+    let read = async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, read).await;
 }
 
 #[cfg(test)]

@@ -55,7 +55,12 @@ pub struct Shared {
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Requests in progress per client address.
     pub per_address: Arc<limits::AddressSlots>,
+    /// The default entity of admin keys (what `viewer.defaultEntity` names for them).
+    pub default_entity: Arc<str>,
 }
+
+/// The default entity of admin keys unless configured otherwise.
+pub const DEFAULT_ENTITY: &str = "admin";
 
 /// Requests served at once by default; more are refused with 429.
 pub const MAX_REQUESTS: usize = 512;
@@ -71,6 +76,7 @@ impl AppState {
             streams: Arc::new(stream::KeyStreams::new(stream::MAX_STREAMS_PER_KEY)),
             trusted_proxies: Arc::from([]),
             per_address: Arc::new(limits::AddressSlots::new(limits::per_address_default(max_requests))),
+            default_entity: Arc::from(DEFAULT_ENTITY),
         }))
     }
 
@@ -95,6 +101,11 @@ impl AppState {
     /// The same state, each API key having at most `cap` streams open at once.
     pub fn with_streams_per_key(self, cap: usize) -> Self {
         self.changed(|s| s.streams = Arc::new(stream::KeyStreams::new(cap)))
+    }
+
+    /// The same state, admin keys defaulting to `entity`.
+    pub fn with_default_entity(self, entity: String) -> Self {
+        self.changed(|s| s.default_entity = entity.into())
     }
 
     /// The same state, waiting on clients as `deadlines` says.

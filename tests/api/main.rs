@@ -27,6 +27,7 @@ mod store_cli;
 mod streaming;
 mod tables;
 mod trace_api;
+mod ts_sdk;
 mod ui_calls;
 mod ui_runs;
 mod ui_session;

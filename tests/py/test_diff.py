@@ -1410,6 +1410,40 @@ def test_v1_calls(pair: Pair) -> None:
     p.step("POST", "/call/end", json={"end": {"project_id": p.pid, "id": named, "ended_at": "2026-01-02T11:00:01Z", "output": None, "summary": {}}})
     p.step("POST", "/calls/stream_query", json={**base, "filter": {"call_ids": [named]}}, headers=accept)
 
+    def named_as(name: str | None) -> Callable[[Seen], None]:
+        def check(s: Seen) -> None:
+            assert s.status == 200, s.raw
+            rows = [json.loads(line) for line in s.raw.splitlines() if line.strip()]
+            assert [r["display_name"] for r in rows] == [name], rows
+
+        return check
+
+    # A rename sent before its call's start (the TypeScript SDK's call.setDisplayName() while
+    # the start waits in its batch): the reference updates no row, weft keeps it for the start.
+    early = str(uuid.uuid4())
+    p.step("POST", "/call/update", json={"project_id": p.pid, "call_id": early, "display_name": "early"})
+    p.step("POST", "/call/start", json={"start": {**start, "id": early, "trace_id": early, "display_name": None}})
+    p.step("POST", "/call/end", json={"end": {"project_id": p.pid, "id": early, "ended_at": "2026-01-02T11:00:01Z", "output": None, "summary": {}}})
+    p.step(
+        "POST",
+        "/calls/stream_query",
+        json={**base, "filter": {"call_ids": [early]}},
+        headers=accept,
+        differs=Differs("D-early-rename", "weft applies a rename sent before the start", named_as(None), named_as("early")),
+    )
+    # A name sent with the end (the TypeScript SDK's): ignored by the reference, applied by weft.
+    ended = str(uuid.uuid4())
+    p.step("POST", "/call/start", json={"start": {**start, "id": ended, "trace_id": ended}})
+    end = {"project_id": p.pid, "id": ended, "ended_at": "2026-01-02T11:00:01Z", "output": None, "summary": {}}
+    p.step("POST", "/call/end", json={"end": {**end, "display_name": "at end"}})
+    p.step(
+        "POST",
+        "/calls/stream_query",
+        json={**base, "filter": {"call_ids": [ended]}},
+        headers=accept,
+        differs=Differs("D-end-name", "weft renames a call with the name its end carries", named_as("my f"), named_as("at end")),
+    )
+
 
 def test_v1_feedback_purge_replace_and_fields(pair: Pair) -> None:
     """Feedback purged by id (the only purge both accept), replaced, and queried with `fields`

@@ -147,6 +147,28 @@ def test_init_with_env_only_and_trace_an_op(sdk_env: Weft, api: Api) -> None:
     assert op["object_id"] == "add_one" and op["digest"] == parse_ref(res["op_ref"])["digest"]
 
 
+def test_init_without_an_entity_uses_the_keys_default_entity(
+    sdk_env: Weft, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key scoped to entities: its first one.
+    res = run_scenario("init", "proj")
+    assert res["ok"], res
+    assert (res["entity"], res["project"]) == ("acme", "proj")
+    assert [c["id"] for c in api.calls("acme/proj")] == [res["call_id"]]
+
+    # An admin key: the server's default entity (`--default-entity`, "admin" unless set).
+    admin_key = create_key(sdk_env.data_dir, "--admin")
+    monkeypatch.setenv("WANDB_API_KEY", admin_key)
+    res = run_scenario("init", "solo")
+    assert res["ok"], res
+    assert (res["entity"], res["project"]) == ("admin", "solo")
+    admin = Api(sdk_env, admin_key)
+    try:
+        assert [c["id"] for c in admin.calls("admin/solo")] == [res["call_id"]]
+    finally:
+        admin.close()
+
+
 def test_init_on_another_entity_is_refused_and_writes_nothing(sdk_env: Weft, api: Api) -> None:
     res = run_scenario("init", "other/proj")
     # weft refuses the GraphQL project lookup with 403, and weave.init raises.

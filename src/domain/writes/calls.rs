@@ -3,12 +3,12 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::call::{Call, new_id};
+use crate::domain::call::{Call, new_id, now};
 use crate::domain::error::{Error, Result};
 use crate::domain::store::{CallEndFields, Writer};
 use crate::domain::trace::{CallComplete, CallEnd, CallStart, Ending, UpsertItem, object, parse_time};
 
-/// An op name that names nothing yet: a call whose end arrived before its start.
+/// An op name that names nothing yet: a call whose end (or rename) arrived before its start.
 const PENDING_OP: &str = "";
 
 /// The call `s` starts, over `base` (an end that arrived first) if there is one.
@@ -16,8 +16,13 @@ fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call
     let id = s.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(new_id);
     let trace_id = s.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_id);
     let started_at = parse_time(&s.started_at)?;
+    // A rename that arrived before the start was sent after it: its name wins.
+    let mut renamed = None;
     let mut call = match base {
         Some(mut call) => {
+            if call.op_name == PENDING_OP {
+                renamed = call.display_name.take();
+            }
             call.id = id;
             call.trace_id = trace_id;
             call
@@ -26,7 +31,7 @@ fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call
     };
     call.parent_id = s.parent_id.clone();
     call.op_name = s.op_name.clone();
-    call.display_name = s.display_name.clone();
+    call.display_name = renamed.or_else(|| s.display_name.clone());
     call.started_at = started_at;
     call.attributes = object(s.attributes.clone());
     call.inputs = object(s.inputs.clone());
@@ -104,6 +109,9 @@ fn end_of(w: &mut dyn Writer, project: &str, id: &str, ending: &Ending, user: Op
         wb_run_step_end: call.wb_run_step_end,
     };
     if w.end_call(project, id, &fields)? {
+        if ending.display_name.is_some() {
+            rename(w, project, id, ending.display_name.clone())?;
+        }
         return Ok(());
     }
     call.started_at = call.ended_at.unwrap_or_default();
@@ -114,6 +122,9 @@ fn end_of(w: &mut dyn Writer, project: &str, id: &str, ending: &Ending, user: Op
 /// Sets the end fields of `call` from an end.
 fn ended(call: &mut Call, e: &Ending) -> Result<()> {
     call.ended_at = Some(parse_time(&e.ended_at)?);
+    if e.display_name.is_some() {
+        call.display_name = e.display_name.clone();
+    }
     call.exception = e.exception.clone();
     call.output = Some(e.output.clone());
     call.summary = Some(object(e.summary.clone()));
@@ -154,11 +165,17 @@ pub fn ends_start(s: &CallStart, e: &CallEnd) -> bool {
     s.id.as_deref().is_some_and(|id| !id.is_empty() && id == e.id) && s.project_id == e.project_id
 }
 
-/// Renames a call (`display_name`); a 404 if it does not exist.
+/// Renames a call (`display_name`). A rename that arrives before its call's start (the SDKs
+/// send starts in batches, and a rename at once) is kept, as an early end is, until the start
+/// comes; a deleted call is a 404.
 pub fn rename(w: &mut dyn Writer, project: &str, id: &str, display_name: Option<String>) -> Result<()> {
-    let mut call = w.call(project, id)?.ok_or_else(|| Error::NotFound(format!("Call {id} not found")))?;
-    call.display_name = display_name;
-    w.update_call(&call)
+    if let Some(mut call) = w.call(project, id)? {
+        call.display_name = display_name;
+        return w.update_call(&call);
+    }
+    let mut pending = Call::with_ids(project, PENDING_OP, now(), id.to_string(), id.to_string());
+    pending.display_name = display_name;
+    if w.insert_new_call(&pending)? { Ok(()) } else { Err(Error::NotFound(format!("Call {id} not found"))) }
 }
 
 /// Applies an upsert batch in order, as one job; returns one answer per item: `{id,
