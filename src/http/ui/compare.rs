@@ -98,7 +98,7 @@ fn params(raw: Option<&str>) -> Result<Params, Error> {
 
 impl Params {
     fn link(&self, here: &str, metric: &str, changes: &[(&str, String)]) -> String {
-        let mut pairs: Vec<(&str, String)> = vec![
+        let pairs: Vec<(&str, String)> = vec![
             ("runs", self.query.runs.join(",")),
             ("baseline", self.query.baseline.clone()),
             ("metric", metric.to_string()),
@@ -107,14 +107,7 @@ impl Params {
             ("regressions", if self.query.regressions_only { "1".into() } else { String::new() }),
             ("offset", self.query.page.offset.to_string()),
         ];
-        for (k, v) in changes {
-            match pairs.iter_mut().find(|(pk, _)| pk == k) {
-                Some(p) => p.1 = v.clone(),
-                None => pairs.push((k, v.clone())),
-            }
-        }
-        let kept = pairs.iter().filter(|(k, v)| !(v.is_empty() || *k == "offset" && v == "0"));
-        format!("{here}?{}", layout::query_string(kept.map(|(k, v)| (*k, v.as_str()))))
+        layout::link_with(here, pairs, changes, &|_, _| false)
     }
 }
 

@@ -145,6 +145,25 @@ pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
     q.finish()
 }
 
+/// `here` with the query string of a page's parameters `pairs`, each replaced by its value in
+/// `changes` (added when new). Parameters with an empty value, an offset of 0, and those
+/// `omit` names (defaults a page leaves out) are left out.
+pub fn link_with<'a>(
+    here: &str,
+    mut pairs: Vec<(&'a str, String)>,
+    changes: &[(&'a str, String)],
+    omit: &dyn Fn(&str, &str) -> bool,
+) -> String {
+    for (k, v) in changes {
+        match pairs.iter_mut().find(|(pk, _)| pk == k) {
+            Some(p) => p.1 = v.clone(),
+            None => pairs.push((k, v.clone())),
+        }
+    }
+    let kept = pairs.iter().filter(|(k, v)| !(v.is_empty() || *k == "offset" && v == "0" || omit(k, v)));
+    format!("{here}?{}", query_string(kept.map(|(k, v)| (*k, v.as_str()))))
+}
+
 /// A time as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn time(t: Micros) -> String {
     let s = crate::domain::call::format_time(t);

@@ -73,21 +73,14 @@ fn params(raw: Option<&str>) -> Result<Params, Error> {
 
 impl Params {
     fn link(&self, here: &str, changes: &[(&str, String)]) -> String {
-        let mut pairs: Vec<(&str, String)> = vec![
+        let pairs: Vec<(&str, String)> = vec![
             ("failed", if self.query.failed_only { "1".into() } else { String::new() }),
             ("metric", self.metric.clone()),
             ("below", self.below.clone()),
             ("offset", self.query.page.offset.to_string()),
             ("limit", self.query.page.limit.unwrap_or(PAGE_ROWS).to_string()),
         ];
-        for (k, v) in changes {
-            match pairs.iter_mut().find(|(pk, _)| pk == k) {
-                Some(p) => p.1 = v.clone(),
-                None => pairs.push((k, v.clone())),
-            }
-        }
-        let kept = pairs.iter().filter(|(k, v)| !(v.is_empty() || *k == "offset" && v == "0"));
-        format!("{here}?{}", layout::query_string(kept.map(|(k, v)| (*k, v.as_str()))))
+        layout::link_with(here, pairs, changes, &|_, _| false)
     }
 }
 

@@ -101,7 +101,7 @@ impl Params {
             Position::After(c) => (c.encode(), String::new()),
             Position::Before(c) => (String::new(), c.encode()),
         };
-        let mut pairs: Vec<(&str, String)> = vec![
+        let pairs: Vec<(&str, String)> = vec![
             ("evaluation", self.evaluation.clone()),
             ("model", self.model.clone()),
             ("status", self.status.clone()),
@@ -113,20 +113,13 @@ impl Params {
             ("before", before),
             ("limit", self.table.page.limit.unwrap_or(PAGE_ROWS).to_string()),
         ];
-        for (k, v) in changes {
-            match pairs.iter_mut().find(|(pk, _)| pk == k) {
-                Some(p) => p.1 = v.clone(),
-                None => pairs.push((k, v.clone())),
-            }
-        }
-        let kept = pairs.iter().filter(|(k, v)| {
-            !(v.is_empty()
-                || *k == "offset" && v == "0"
-                || *k == "limit" && *v == PAGE_ROWS.to_string()
-                || *k == "sort" && v == "started"
-                || *k == "dir" && v == "desc" && self.table.sort.key == "started")
-        });
-        format!("{base}/runs?{}", layout::query_string(kept.map(|(k, v)| (*k, v.as_str()))))
+        let started = self.table.sort.key == "started";
+        let omit = |k: &str, v: &str| {
+            k == "limit" && v == PAGE_ROWS.to_string()
+                || k == "sort" && v == "started"
+                || k == "dir" && v == "desc" && started
+        };
+        layout::link_with(&format!("{base}/runs"), pairs, changes, &omit)
     }
 }
 
