@@ -241,12 +241,23 @@ class Ui:
     def follow(self, action: Callable[[], Any]) -> None:
         """Does `action` (a click, a key) and waits until the page it opens has loaded."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
+
+        from selenium.common.exceptions import WebDriverException
 
         old = self.driver.find_element(By.TAG_NAME, "html")
         action()
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+
+        def replaced(_driver: Any) -> bool:
+            # The old page's root is gone once asking about it fails: Chromium says so either
+            # as a stale element or as a node that "does not belong to the document".
+            try:
+                old.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
+        WebDriverWait(self.driver, 15).until(replaced)
         self.wait_loaded()
 
     def wait_loaded(self) -> None:
@@ -848,7 +859,12 @@ def check_leaderboard(ui: Ui, page: dict[str, Any]) -> None:
     # Every cell's number stays readable on its heat colour, in either colour scheme.
     for dark in (False, True):
         ui.scheme(dark)
-        contrasts = ui.driver.execute_script(CONTRASTS, "table.data tbody td a")
+        # The emulated scheme applies with the next style recalculation: measure until it has.
+        for _ in range(20):
+            contrasts = ui.driver.execute_script(CONTRASTS, "table.data tbody td a")
+            if contrasts and min(c for _, c in contrasts) >= 3:
+                break
+            time.sleep(0.1)
         assert contrasts and min(c for _, c in contrasts) >= 3, (dark, contrasts)
     ui.scheme(False)
     # Another metric, through the form.
