@@ -137,7 +137,7 @@ async fn prices_are_kept_queried_purged_and_price_calls() {
     let s = Server::start();
     let create = json!({"project_id": P, "costs": {
         "gpt-x": {"prompt_token_cost": 0.01, "completion_token_cost": 0.02, "effective_date": "2024-01-01T00:00:00Z"},
-        "claude-y": {"prompt_token_cost": 0.5, "completion_token_cost": 1.0, "provider_id": "anthropic",
+        "model-y": {"prompt_token_cost": 0.5, "completion_token_cost": 1.0, "provider_id": "provider-b",
                      "prompt_token_cost_unit": "EUR", "effective_date": "2024-01-01T00:00:00Z"}}});
     let res = json_ok(post_v1(&s, "/cost/create", &create)).await;
     let ids = res["ids"].as_array().unwrap();
@@ -158,14 +158,14 @@ async fn prices_are_kept_queried_purged_and_price_calls() {
     };
     let all = json_ok(post_v1(&s, "/cost/query", &query(json!({})))).await;
     assert_eq!(all["results"].as_array().unwrap().len(), 3);
-    let claude = json_ok(post_v1(
+    let priced = json_ok(post_v1(
         &s,
         "/cost/query",
-        &query(json!({"query": {"$expr": {"$eq": [{"$getField": "llm_id"}, {"$literal": "claude-y"}]}}})),
+        &query(json!({"query": {"$expr": {"$eq": [{"$getField": "llm_id"}, {"$literal": "model-y"}]}}})),
     ))
     .await;
-    let row = &claude["results"][0];
-    assert_eq!(row["provider_id"], "anthropic");
+    let row = &priced["results"][0];
+    assert_eq!(row["provider_id"], "provider-b");
     assert_eq!(row["prompt_token_cost_unit"], "EUR");
     assert_eq!(row["completion_token_cost_unit"], "USD");
     assert_eq!(row["prompt_token_cost"], 0.5);
@@ -178,7 +178,7 @@ async fn prices_are_kept_queried_purged_and_price_calls() {
     .await;
     let sorted = sorted["results"].as_array().unwrap();
     assert_eq!(sorted.len(), 2);
-    assert_eq!(sorted[0]["llm_id"], "claude-y");
+    assert_eq!(sorted[0]["llm_id"], "model-y");
     assert_eq!(sorted[1]["prompt_token_cost"], 0.1);
     assert!(sorted[0]["id"].is_null(), "fields not asked for are null");
 
@@ -225,7 +225,7 @@ async fn prices_are_kept_queried_purged_and_price_calls() {
     let (status, err) = status_json(post_v1(&s, "/cost/purge", &bad)).await;
     assert_eq!(status, 400);
     assert!(err.to_string().contains("cost ids"), "{err}");
-    let purge = json!({"project_id": P, "query": {"$expr": {"$in": [{"$getField": "id"}, [{"$literal": id_of("claude-y")}]]}}});
+    let purge = json!({"project_id": P, "query": {"$expr": {"$in": [{"$getField": "id"}, [{"$literal": id_of("model-y")}]]}}});
     assert_eq!(json_ok(post_v1(&s, "/cost/purge", &purge)).await, json!({}));
     json_ok(post_v1(&s, "/cost/purge", &json!({"project_id": P, "query": by_id(&[&id_of("gpt-x")])}))).await;
     let left = json_ok(post_v1(&s, "/cost/query", &query(json!({})))).await;

@@ -81,7 +81,7 @@ const EVALS: [&str; 2] =
     ["weave:///acme/proj/object/Qa:0123456789abcdef", "weave:///acme/proj/object/Math:fedcba9876543210"];
 const MODELS: [&str; 3] = [
     "weave:///acme/proj/object/Gpt:1111111111111111",
-    "weave:///acme/proj/object/Claude:2222222222222222",
+    "weave:///acme/proj/object/Llama:2222222222222222",
     "weave:///acme/proj/object/Llama:3333333333333333",
 ];
 
@@ -170,7 +170,7 @@ async fn filters_select_and_page_through_the_store() {
     for r in EVALS.iter().chain(&MODELS) {
         assert!(html.contains(&format!("<option value=\"{r}\">")), "{r} offered");
     }
-    assert!(html.contains(">Qa:01234567</option>") && html.contains(">Claude:22222222</option>"));
+    assert!(html.contains(">Qa:01234567</option>") && html.contains(">Llama:22222222</option>"));
 
     let by = |key: &str, value: &str| -> Vec<String> {
         all.iter()
@@ -326,7 +326,7 @@ async fn the_leaderboard_shows_latest_or_best_runs_per_pair() {
     assert_eq!(latest.len(), 3);
     assert_eq!(latest[&(MODELS[0].to_string(), EVALS[0].to_string())], 0.5);
     assert_eq!(latest[&(MODELS[1].to_string(), EVALS[0].to_string())], 0.55);
-    // Higher is better for accuracy: the best of the first evaluation's column is Claude's.
+    // Higher is better for accuracy: the best of the first evaluation's column is Llama's.
     let best_cells: Vec<&str> = html.split("<td class=\"num h9 best\">").skip(1).collect();
     assert_eq!(best_cells.len(), 2, "one best cell per evaluation");
     assert!(html.contains(&format!(
