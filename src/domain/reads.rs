@@ -150,6 +150,24 @@ pub struct RowShape {
     pub page: Page,
 }
 
+impl RowShape {
+    /// The shape a row query asks for of a table with `columns`: its `fields`, `sort_by` and
+    /// window, each checked (400 naming a field or key the table lacks, 422 for a bad window).
+    pub fn of(
+        columns: &super::row_query::Columns,
+        fields: Option<&[String]>,
+        sort_by: Option<&[super::trace::SortBy]>,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<RowShape> {
+        Ok(RowShape {
+            fields: columns.fields(fields)?,
+            sort: columns.sort(sort_by)?,
+            page: Page::from_body(limit, offset)?,
+        })
+    }
+}
+
 /// Passes the rows `read` streams that match `expr` to `emit` in `shape`'s order and window,
 /// as `output` writes them. Unordered, they stream; ordered, the matching rows are held (a
 /// project's feedback or prices) and sorted first.

@@ -7,7 +7,6 @@ use serde_json::json;
 
 use super::json_response;
 use crate::domain::costs::{COLUMNS, CostCreate, CostPurge, CostQuery, PURGE_REFUSED};
-use crate::domain::page::Page;
 use crate::domain::query::Expr;
 use crate::domain::reads::{self, RowShape};
 use crate::domain::row_query::purge_ids;
@@ -40,11 +39,7 @@ pub(crate) async fn cost_query(
     ProjectBody(req, who): ProjectBody<CostQuery>,
 ) -> Result<Response, ApiError> {
     let expr = Expr::from_query(req.query.as_ref())?;
-    let shape = RowShape {
-        fields: COLUMNS.fields(req.fields.as_deref())?,
-        sort: COLUMNS.sort(req.sort_by.as_deref())?,
-        page: Page::from_body(req.limit, req.offset)?,
-    };
+    let shape = RowShape::of(&COLUMNS, req.fields.as_deref(), req.sort_by.as_deref(), req.limit, req.offset)?;
     crate::http::stream::json_list(&state, &who, "results", move |s, emit| {
         reads::costs(s, &req.project_id, expr.as_ref(), &shape, &mut |row| {
             emit(&|buf| {

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::json_response;
 use crate::domain::error::Result;
 use crate::domain::feedback::{COLUMNS, FeedbackCreate, FeedbackReplace};
-use crate::domain::page::Page;
 use crate::domain::query::Expr;
 use crate::domain::reads::{self, RowShape};
 use crate::domain::store;
@@ -74,11 +73,7 @@ pub(crate) async fn feedback_query(
     ProjectBody(req, who): ProjectBody<FeedbackQuery>,
 ) -> Result<Response, ApiError> {
     let expr = Expr::from_query(req.query.as_ref())?;
-    let shape = RowShape {
-        fields: COLUMNS.fields(req.fields.as_deref())?,
-        sort: COLUMNS.sort(req.sort_by.as_deref())?,
-        page: Page::from_body(req.limit, req.offset)?,
-    };
+    let shape = RowShape::of(&COLUMNS, req.fields.as_deref(), req.sort_by.as_deref(), req.limit, req.offset)?;
     crate::http::stream::json_list(&state, &who, "result", move |s, emit| {
         reads::feedback(s, &req.project_id, expr.as_ref(), &shape, &mut |row| {
             emit(&|buf| {
