@@ -12,6 +12,7 @@ A few examples per operation by default (a smoke run of seconds); set `WEFT_SCHE
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import pathlib
@@ -23,9 +24,18 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
+    missing_required_header,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
+    use_after_free,
 )
 
 from conftest import Weft, create_key, start_weft
@@ -37,11 +47,23 @@ CHECKS = [
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    missing_required_header,
+    unsupported_method,
+    allow_header_conformance,
+    ignored_auth,
+    use_after_free,
+    ensure_resource_availability,
 ]
 
 # The key's entity: the `entity` path parameter and the entity part of every `project_id` are
 # set to it so requests reach validation and the store (any other entity is a plain 403).
 ENTITY = "acme"
+
+# A client address per case (see `server`), so failed authentications stay under the limit.
+ADDRESSES = (f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in itertools.count(1))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +72,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weft]:
     data_dir = tmp_path_factory.mktemp("schema") / "data"
     data_dir.mkdir()
     key = create_key(data_dir, "--entity", ENTITY)
-    srv = start_weft(data_dir, key)
+    # The test client counts as a proxy, so each case can name a client address of its own:
+    # the `ignored_auth` check sends invalid keys for every operation, and weft answers an
+    # address's failed attempts past its limit with 429 rather than 401.
+    srv = start_weft(data_dir, key, {"WEFT_TRUSTED_PROXIES": "127.0.0.1"})
     yield srv
     srv.proc.terminate()
     srv.proc.wait(timeout=15)
@@ -105,10 +130,14 @@ def test_every_operation_matches_the_schema(case: schemathesis.Case, server: Wef
         case.path_parameters["entity"] = ENTITY
     if isinstance(case.body, (dict, list)):
         case.body = in_scope(case.body)
+        # A v2 body's `project_id` must name the path's project.
+        project = (case.path_parameters or {}).get("project")
+        if isinstance(case.body, dict) and isinstance(project, str) and "project_id" in case.body:
+            case.body["project_id"] = f"{ENTITY}/{project}"
     auth = base64.b64encode(f"api:{server.key}".encode()).decode()
     case.call_and_validate(
         base_url=server.base,
-        headers={"Authorization": f"Basic {auth}"},
+        headers={"Authorization": f"Basic {auth}", "X-Forwarded-For": next(ADDRESSES)},
         checks=CHECKS,
         timeout=30,
     )
