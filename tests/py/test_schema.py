@@ -134,6 +134,12 @@ def test_every_operation_matches_the_schema(case: schemathesis.Case, server: Wef
         project = (case.path_parameters or {}).get("project")
         if isinstance(case.body, dict) and isinstance(project, str) and "project_id" in case.body:
             case.body["project_id"] = f"{ENTITY}/{project}"
+        # So must the object and version a body names beside the path's.
+        if isinstance(case.body, dict):
+            for name in ("object_id", "digest"):
+                value = (case.path_parameters or {}).get(name)
+                if name in case.body and isinstance(value, str):
+                    case.body[name] = value
     auth = base64.b64encode(f"api:{server.key}".encode()).decode()
     case.call_and_validate(
         base_url=server.base,
