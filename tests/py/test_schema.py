@@ -98,19 +98,19 @@ def jsonl(ctx, response):
     return [json.loads(line) for line in response.content.splitlines() if line.strip()]
 
 
-def in_scope(value):
+def in_scope(value, project=None):
     """Points every `project_id` of a body at a project of the key's entity, keeping the
-    generated project name, so requests get past the access check to validation and the store.
+    generated project name (or naming `project` when given), so requests get past the access check to validation and the store.
     Values of other types are left as generated (they are the invalid cases)."""
     if isinstance(value, dict):
         return {
-            k: f"{ENTITY}/{(v.replace('/', '_') or 'p')}"
+            k: f"{ENTITY}/{project or v.replace('/', '_') or 'p'}"
             if k == "project_id" and isinstance(v, str)
-            else in_scope(v)
+            else in_scope(v, project)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [in_scope(v) for v in value]
+        return [in_scope(v, project) for v in value]
     return value
 
 
@@ -129,11 +129,9 @@ def test_every_operation_matches_the_schema(case: schemathesis.Case, server: Wef
     if case.path_parameters and "entity" in case.path_parameters:
         case.path_parameters["entity"] = ENTITY
     if isinstance(case.body, (dict, list)):
-        case.body = in_scope(case.body)
-        # A v2 body's `project_id` must name the path's project.
+        # A v2 body's `project_id`s must name the path's project.
         project = (case.path_parameters or {}).get("project")
-        if isinstance(case.body, dict) and isinstance(project, str) and "project_id" in case.body:
-            case.body["project_id"] = f"{ENTITY}/{project}"
+        case.body = in_scope(case.body, project if isinstance(project, str) else None)
         # So must the object and version a body names beside the path's.
         if isinstance(case.body, dict):
             for name in ("object_id", "digest"):
