@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import pathlib
+import re
 import urllib.request
 from urllib.parse import unquote
 from collections.abc import Iterator
@@ -99,14 +100,18 @@ def jsonl(ctx, response):
     return [json.loads(line) for line in response.content.splitlines() if line.strip()]
 
 
+PROJECT_ID = re.compile(r"[^/]+/[^/]+\Z")
+
+
 def in_scope(value, project=None):
-    """Points every `project_id` of a body at a project of the key's entity, keeping the
-    generated project name (or naming `project` when given), so requests get past the access check to validation and the store.
-    Values of other types are left as generated (they are the invalid cases)."""
+    """Points every well-formed `project_id` of a body at a project of the key's entity (the
+    generated project name, or `project` when given), so requests get past the access check to
+    validation and the store. Malformed ids and values of other types are left as generated
+    (they are the invalid cases)."""
     if isinstance(value, dict):
         return {
-            k: f"{ENTITY}/{project or v.replace('/', '_') or 'p'}"
-            if k == "project_id" and isinstance(v, str)
+            k: f"{ENTITY}/{project or v.split('/', 1)[1]}"
+            if k == "project_id" and isinstance(v, str) and PROJECT_ID.match(v)
             else in_scope(v, project)
             for k, v in value.items()
         }
@@ -138,7 +143,7 @@ def test_every_operation_matches_the_schema(case: schemathesis.Case, server: Wef
         if isinstance(case.body, dict):
             for name in ("object_id", "digest"):
                 value = (case.path_parameters or {}).get(name)
-                if name in case.body and isinstance(value, str):
+                if isinstance(case.body.get(name), str) and isinstance(value, str):
                     case.body[name] = unquote(value)
     auth = base64.b64encode(f"api:{server.key}".encode()).decode()
     case.call_and_validate(
