@@ -23,6 +23,33 @@ impl<'de> Deserialize<'de> for OutputOnly {
     }
 }
 
+/// An integer of a request body, read as Weave reads one: a JSON integer, or a number without
+/// a fractional part (`3.0`) that fits. Anything else is the usual "expected i64" error.
+pub fn int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    use serde::de::{Error as _, Unexpected};
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    if let Some(u) = n.as_u64() {
+        return Err(D::Error::invalid_value(Unexpected::Unsigned(u), &"i64"));
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    // The range of i64, exactly: -2^63 inclusive, 2^63 exclusive.
+    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+        #[allow(clippy::cast_possible_truncation)]
+        return Ok(f as i64);
+    }
+    Err(D::Error::invalid_type(Unexpected::Float(f), &"i64"))
+}
+
+/// An optional [`int`]: `null` or absent is `None` (with `#[serde(default)]`).
+pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Int(#[serde(deserialize_with = "int")] i64);
+    Ok(Option::<Int>::deserialize(d)?.map(|Int(i)| i))
+}
+
 /// One step of a path into a body.
 #[derive(Debug, Clone, PartialEq)]
 enum Step {

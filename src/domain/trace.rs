@@ -341,7 +341,9 @@ pub struct SortBy {
 pub struct CallsQueryReq {
     pub project_id: String,
     pub filter: Option<CallsFilter>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub offset: Option<i64>,
     pub sort_by: Option<Vec<SortBy>>,
     /// A query expression (`{"$expr": ...}`), see [`super::query`].
