@@ -196,4 +196,23 @@ mod tests {
         assert!(matches!(from_value::<Outer>(json!({"items": [], "z": 1})), Err(Error::BadRequest(_))));
         assert!(matches!(from_value::<Outer>(json!({"items": 3})), Err(Error::Validation(_))));
     }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Window {
+        #[serde(default, deserialize_with = "opt_int")]
+        limit: Option<i64>,
+    }
+
+    #[test]
+    fn integers_without_a_fraction_are_read_as_weave_reads_them() {
+        let limit = |v: Value| from_value::<Window>(json!({ "limit": v })).map(|w| w.limit);
+        assert_eq!(limit(json!(3)).unwrap(), Some(3));
+        assert_eq!(limit(json!(3.0)).unwrap(), Some(3));
+        assert_eq!(limit(json!(-2.0)).unwrap(), Some(-2));
+        assert_eq!(limit(Value::Null).unwrap(), None);
+        assert_eq!(from_value::<Window>(json!({})).unwrap().limit, None);
+        for bad in [json!(3.5), json!(1e19), json!(u64::MAX), json!("3"), json!([3])] {
+            assert!(matches!(limit(bad.clone()), Err(Error::Validation(_))), "{bad}");
+        }
+    }
 }
