@@ -53,6 +53,9 @@ impl Expr {
     fn eval(&self, e: &Value, row: &Value) -> Result<Value> {
         let Value::Object(m) = e else { return Err(bad("an operand must be an object")) };
         let (op, arg) = m.iter().next().ok_or_else(|| bad("empty operation"))?;
+        if m.len() > 1 {
+            return Err(bad("an operation has one operator"));
+        }
         let list = |arg: &Value| -> Result<Vec<Value>> {
             match arg {
                 Value::Array(items) => items.iter().map(|i| self.eval(i, row)).collect(),
