@@ -18,6 +18,7 @@ impl Expr {
     pub fn from_query(q: Option<&Value>) -> Result<Option<Expr>> {
         match q {
             None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) if m.len() > 1 => Err(bad("expected an object with only \"$expr\"")),
             Some(Value::Object(m)) => match m.get("$expr") {
                 Some(e) => {
                     let expr = Expr(e.clone());
