@@ -146,10 +146,13 @@ def test_every_operation_matches_the_schema(case: schemathesis.Case, server: Wef
                 if isinstance(case.body.get(name), str) and isinstance(value, str):
                     case.body[name] = unquote(value)
     auth = base64.b64encode(f"api:{server.key}".encode()).decode()
+    # A table made from row digests needs those rows stored, or it is a 400 (tests/api/tables.rs);
+    # generated digests never are, so a valid body cannot be told to be accepted there.
+    excluded = [positive_data_acceptance] if case.operation.path == "/table/create_from_digests" else []
     case.call_and_validate(
         base_url=server.base,
         headers={"Authorization": f"Basic {auth}", "X-Forwarded-For": next(ADDRESSES)},
-        checks=CHECKS,
+        checks=[c for c in CHECKS if c not in excluded],
         timeout=30,
     )
 
