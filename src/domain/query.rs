@@ -146,7 +146,11 @@ impl Expr {
                 let input = self.eval(arg.get("input").ok_or_else(|| bad("$contains needs input"))?, row)?;
                 let substr =
                     self.eval(arg.get("substr").ok_or_else(|| bad("$contains needs substr"))?, row)?;
-                let ci = arg.get("case_insensitive").and_then(Value::as_bool).unwrap_or(false);
+                let ci = match arg.get("case_insensitive") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(bad("$contains takes a boolean case_insensitive")),
+                };
                 let (hay, needle) = (as_text(&input), as_text(&substr));
                 Value::Bool(if ci {
                     hay.to_lowercase().contains(&needle.to_lowercase())
