@@ -2,8 +2,10 @@
 and invalid requests, against a live server with a valid key.
 
 For each response: no 5xx, the status is one the document lists for the operation, the
-content type is a documented one, and the body matches the documented schema (so every 4xx
-carries its documented error body).
+content type and headers are documented ones, and the body matches the documented schema (so
+every 4xx carries its documented error body; the streamed lists are read line by line). Data
+the schema allows is accepted and data it refuses is refused, invalid keys get 401 or 403, and
+methods the document does not list are refused.
 
 A few examples per operation by default (a smoke run of seconds); set `WEFT_SCHEMA_EXAMPLES`
 (for example to 200) for a thorough run.
