@@ -23,6 +23,33 @@ impl<'de> Deserialize<'de> for OutputOnly {
     }
 }
 
+/// An integer of a request body, read as Weave reads one: a JSON integer, or a number without
+/// a fractional part (`3.0`) that fits. Anything else is the usual "expected i64" error.
+pub fn int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    use serde::de::{Error as _, Unexpected};
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    if let Some(u) = n.as_u64() {
+        return Err(D::Error::invalid_value(Unexpected::Unsigned(u), &"i64"));
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    // The range of i64, exactly: -2^63 inclusive, 2^63 exclusive.
+    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+        #[allow(clippy::cast_possible_truncation)]
+        return Ok(f as i64);
+    }
+    Err(D::Error::invalid_type(Unexpected::Float(f), &"i64"))
+}
+
+/// An optional [`int`]: `null` or absent is `None` (with `#[serde(default)]`).
+pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Int(#[serde(deserialize_with = "int")] i64);
+    Ok(Option::<Int>::deserialize(d)?.map(|Int(i)| i))
+}
+
 /// One step of a path into a body.
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
@@ -168,5 +195,24 @@ mod tests {
         assert!(msg.contains("inner.b") && msg.contains("items[1].c"), "{msg}");
         assert!(matches!(from_value::<Outer>(json!({"items": [], "z": 1})), Err(Error::BadRequest(_))));
         assert!(matches!(from_value::<Outer>(json!({"items": 3})), Err(Error::Validation(_))));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Window {
+        #[serde(default, deserialize_with = "opt_int")]
+        limit: Option<i64>,
+    }
+
+    #[test]
+    fn integers_without_a_fraction_are_read_as_weave_reads_them() {
+        let limit = |v: Value| from_value::<Window>(json!({ "limit": v })).map(|w| w.limit);
+        assert_eq!(limit(json!(3)).unwrap(), Some(3));
+        assert_eq!(limit(json!(3.0)).unwrap(), Some(3));
+        assert_eq!(limit(json!(-2.0)).unwrap(), Some(-2));
+        assert_eq!(limit(Value::Null).unwrap(), None);
+        assert_eq!(from_value::<Window>(json!({})).unwrap().limit, None);
+        for bad in [json!(3.5), json!(1e19), json!(u64::MAX), json!("3"), json!([3])] {
+            assert!(matches!(limit(bad.clone()), Err(Error::Validation(_))), "{bad}");
+        }
     }
 }

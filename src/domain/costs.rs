@@ -65,7 +65,9 @@ pub struct CostQuery {
     pub fields: Option<Vec<String>>,
     pub query: Option<Value>,
     pub sort_by: Option<Vec<SortBy>>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub offset: Option<i64>,
 }
 

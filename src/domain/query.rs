@@ -18,6 +18,7 @@ impl Expr {
     pub fn from_query(q: Option<&Value>) -> Result<Option<Expr>> {
         match q {
             None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) if m.len() > 1 => Err(bad("expected an object with only \"$expr\"")),
             Some(Value::Object(m)) => match m.get("$expr") {
                 Some(e) => {
                     let expr = Expr(e.clone());
@@ -53,6 +54,9 @@ impl Expr {
     fn eval(&self, e: &Value, row: &Value) -> Result<Value> {
         let Value::Object(m) = e else { return Err(bad("an operand must be an object")) };
         let (op, arg) = m.iter().next().ok_or_else(|| bad("empty operation"))?;
+        if m.len() > 1 {
+            return Err(bad("an operation has one operator"));
+        }
         let list = |arg: &Value| -> Result<Vec<Value>> {
             match arg {
                 Value::Array(items) => items.iter().map(|i| self.eval(i, row)).collect(),
@@ -142,7 +146,11 @@ impl Expr {
                 let input = self.eval(arg.get("input").ok_or_else(|| bad("$contains needs input"))?, row)?;
                 let substr =
                     self.eval(arg.get("substr").ok_or_else(|| bad("$contains needs substr"))?, row)?;
-                let ci = arg.get("case_insensitive").and_then(Value::as_bool).unwrap_or(false);
+                let ci = match arg.get("case_insensitive") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(bad("$contains takes a boolean case_insensitive")),
+                };
                 let (hay, needle) = (as_text(&input), as_text(&substr));
                 Value::Bool(if ci {
                     hay.to_lowercase().contains(&needle.to_lowercase())

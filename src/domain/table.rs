@@ -31,11 +31,13 @@ pub enum TableUpdate {
     /// `{"pop": {"index": n}}`: removes the row at `index`.
     Pop {
         /// Its position, from 0.
+        #[serde(deserialize_with = "super::body::int")]
         index: i64,
     },
     /// `{"insert": {"index": n, "row": {...}}}`: puts a row before position `index`.
     Insert {
         /// Its position, from 0 to the table's length.
+        #[serde(deserialize_with = "super::body::int")]
         index: i64,
         /// The row.
         row: Value,

@@ -32,7 +32,9 @@ pub struct ThreadsFilter {
 pub struct ThreadsQueryReq {
     pub project_id: String,
     pub filter: Option<ThreadsFilter>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub offset: Option<i64>,
     pub sort_by: Option<Vec<SortBy>>,
 }

@@ -171,12 +171,48 @@ impl CallComplete {
 
 /// One item of `call/upsert_batch`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "mode", content = "req", rename_all = "lowercase")]
+#[serde(try_from = "RawUpsertItem")]
 pub enum UpsertItem {
     /// `{"mode": "start", "req": {"start": ...}}`.
     Start(StartReq),
     /// `{"mode": "end", "req": {"end": ...}}`.
     End(EndReq),
+}
+
+/// An item as sent: its `req` is read by the body rule of its own (an adjacently tagged enum
+/// would let fields it does not read pass unnoticed).
+#[derive(Deserialize)]
+struct RawUpsertItem {
+    mode: String,
+    req: Value,
+}
+
+impl TryFrom<RawUpsertItem> for UpsertItem {
+    type Error = String;
+
+    fn try_from(item: RawUpsertItem) -> std::result::Result<Self, String> {
+        let why = |e: Error| match e {
+            Error::Validation(issues) => {
+                let each = issues.iter().map(|i| {
+                    // The issue's place inside `req` (its first part is `body`).
+                    let at: Vec<String> = i
+                        .loc
+                        .iter()
+                        .skip(1)
+                        .map(|l| l.as_str().map_or(l.to_string(), String::from))
+                        .collect();
+                    format!("req.{}: {}", at.join("."), i.msg)
+                });
+                each.collect::<Vec<_>>().join("; ")
+            }
+            other => format!("req: {other}"),
+        };
+        match item.mode.as_str() {
+            "start" => super::body::from_value(item.req).map(UpsertItem::Start).map_err(why),
+            "end" => super::body::from_value(item.req).map(UpsertItem::End).map_err(why),
+            other => Err(format!("unknown mode {other:?}, expected `start` or `end`")),
+        }
+    }
 }
 
 /// `{"start": ...}`.
@@ -341,7 +377,9 @@ pub struct SortBy {
 pub struct CallsQueryReq {
     pub project_id: String,
     pub filter: Option<CallsFilter>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::body::opt_int")]
     pub offset: Option<i64>,
     pub sort_by: Option<Vec<SortBy>>,
     /// A query expression (`{"$expr": ...}`), see [`super::query`].

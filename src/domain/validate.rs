@@ -147,11 +147,18 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A required object field.
+    /// A required object field (`null` is not one).
     pub fn req_object(&mut self, name: &str) -> Map<String, Value> {
-        if !self.obj.contains_key(name) {
-            self.missing(name);
-            return Map::new();
+        match self.obj.get(name) {
+            None => {
+                self.missing(name);
+                return Map::new();
+            }
+            Some(Value::Null) => {
+                self.wrong(name, "dict_type", "Input should be a valid dictionary", &Value::Null);
+                return Map::new();
+            }
+            Some(_) => {}
         }
         self.opt_object(name).unwrap_or_default()
     }

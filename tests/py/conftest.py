@@ -61,14 +61,15 @@ def create_key(data_dir: pathlib.Path, *args: str) -> str:
     return out.stdout.strip()
 
 
-def start_weft(data_dir: pathlib.Path, key: str) -> Weft:
-    """Starts `weft serve` on a free port and waits until it listens."""
+def start_weft(data_dir: pathlib.Path, key: str, env: dict[str, str] | None = None) -> Weft:
+    """Starts `weft serve` on a free port and waits until it listens (with `env` added to its
+    environment)."""
     proc = subprocess.Popen(
         [str(BIN), "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **store_env(data_dir), "WEFT_LOG": "info"},
+        env={**os.environ, **store_env(data_dir), "WEFT_LOG": "info", **(env or {})},
     )
     assert proc.stderr is not None
     addr = None

@@ -62,7 +62,9 @@ pub(crate) struct FeedbackQuery {
     fields: Option<Vec<String>>,
     query: Option<Value>,
     sort_by: Option<Vec<SortBy>>,
+    #[serde(default, deserialize_with = "crate::domain::body::opt_int")]
     limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::domain::body::opt_int")]
     offset: Option<i64>,
 }
 

@@ -32,7 +32,13 @@ pub(crate) async fn file_create(
                 Some("project_id") => project_id = Some(field.text().await.map_err(bad)?),
                 Some("expected_digest") => expected = Some(field.text().await.map_err(bad)?),
                 Some("file") => content = Some(field.bytes().await.map_err(bad)?),
-                _ => {}
+                other => {
+                    let name = other.unwrap_or_default();
+                    return Err(Error::BadRequest(format!(
+                        "Unsupported form field {name}: weft does not implement it, and refuses rather than ignores it"
+                    ))
+                    .into());
+                }
             }
         }
         Ok::<_, ApiError>(())

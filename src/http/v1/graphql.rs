@@ -18,8 +18,9 @@ use crate::http::extract::JsonBody;
 #[derive(Deserialize)]
 pub(crate) struct GraphqlBody {
     query: String,
+    /// An object, or `null` or absent for none.
     #[serde(default)]
-    variables: Value,
+    variables: Option<serde_json::Map<String, Value>>,
     /// Output only: the operation to run (weft tells its few operations apart by the query).
     #[serde(rename = "operationName")]
     #[allow(dead_code)]
@@ -36,7 +37,8 @@ pub(crate) async fn graphql(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: GraphqlBody = from_body(body)?;
-    let var = |name: &str| req.variables.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+    let variables = req.variables.unwrap_or_default();
+    let var = |name: &str| variables.get(name).and_then(Value::as_str).unwrap_or("").to_string();
     let data = if req.query.contains("viewer") {
         // Every key has a default entity, so `weave.init("project")` works without one: an
         // admin key's is the server's `--default-entity`, a scoped key's its first entity.
@@ -53,7 +55,7 @@ pub(crate) async fn graphql(
         }})
     } else if req.query.contains("upsertModel") {
         who.check_entity(&var("entity"))?;
-        json!({ "upsertModel": { "model": { "name": var("name"), "description": req.variables.get("description") } } })
+        json!({ "upsertModel": { "model": { "name": var("name"), "description": variables.get("description") } } })
     } else if req.query.contains("project(") {
         who.check_entity(&var("entityName"))?;
         json!({ "project": { "name": var("name") } })

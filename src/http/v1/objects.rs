@@ -116,7 +116,9 @@ pub(crate) struct SortBy {
 pub(crate) struct ObjQuery {
     project_id: String,
     filter: Option<ObjFilter>,
+    #[serde(default, deserialize_with = "crate::domain::body::opt_int")]
     limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::domain::body::opt_int")]
     offset: Option<i64>,
     sort_by: Option<Vec<SortBy>>,
     metadata_only: Option<bool>,

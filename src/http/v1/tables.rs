@@ -100,7 +100,9 @@ pub(crate) struct TableQueryReq {
     project_id: String,
     digest: String,
     filter: Option<RowFilter>,
+    #[serde(default, deserialize_with = "crate::domain::body::opt_int")]
     limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::domain::body::opt_int")]
     offset: Option<i64>,
     sort_by: Option<Vec<SortBy>>,
 }

@@ -201,7 +201,7 @@ impl<'a> Tx<'a> {
                      FORMAT JSONCompactEachRow"
                 ));
                 if let Some((id,)) = self.client.query_all::<(String,)>(&q)?.pop() {
-                    return Err(Error::BadRequest(format!("Call {id} already exists")));
+                    return Err(Error::Conflict(format!("Call {id} already exists")));
                 }
             }
         }
@@ -392,7 +392,7 @@ impl Writer for Tx<'_> {
         check_call_times(c)?;
         let key = (c.project_id.clone(), c.id.clone());
         match self.calls.get(&key) {
-            Some(Some(_)) => return Err(Error::BadRequest(format!("Call {} already exists", c.id))),
+            Some(Some(_)) => return Err(Error::Conflict(format!("Call {} already exists", c.id))),
             Some(None) => {}
             // Whether ClickHouse holds it is checked for all such inserts when the job ends;
             // the job fails then as it would now.

@@ -142,7 +142,7 @@ impl Writer for Tx<'_> {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Err(Error::BadRequest(format!("Call {} already exists", c.id)))
+                Err(Error::Conflict(format!("Call {} already exists", c.id)))
             }
             other => other.map(drop).map_err(storage),
         }
