@@ -1,7 +1,7 @@
 """FINAL against argMax for reading the calls table: 100k calls as 205k row versions.
 
 Run with chdb (ClickHouse in process): `python3 benches/clickhouse_dedup.py`, in the virtual
-environment `scripts/clickhouse-front` makes.
+environment `scripts/clickhouse` makes.
 """
 import json, random, statistics, tempfile, time
 from chdb import session

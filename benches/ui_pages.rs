@@ -27,9 +27,10 @@
 //! - the server's peak RSS (VmHWM) before and after one request of each page, on a fresh
 //!   server over a store whose outputs are 10 KB each: a page must not hold every output.
 //!
-//! With `WEFT_BENCH_CLICKHOUSE_URL` set (e.g. the test front: `scripts/clickhouse-front --port
-//! 0 --data $(mktemp -d)` prints `listening on URL`), the same on ClickHouse, in a database of
-//! its own that is dropped at the end.
+//! With `WEFT_BENCH_CLICKHOUSE_URL` set (e.g. to ClickHouse's own server for tests:
+//! `scripts/clickhouse --port 0 --data $(mktemp -d)` prints `listening on URL`; its user and
+//! password, `weft` and `weft`, go in `WEFT_CLICKHOUSE_USER` and `WEFT_CLICKHOUSE_PASSWORD`),
+//! the same on ClickHouse, in a database of its own that is dropped at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -494,8 +495,8 @@ async fn run(args: &Args) -> Result<(), String> {
             let config = Config {
                 url: url.clone(),
                 database: database.clone(),
-                user: "default".into(),
-                password: String::new(),
+                user: std::env::var("WEFT_CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
+                password: std::env::var("WEFT_CLICKHOUSE_PASSWORD").unwrap_or_default(),
             };
             let result = clickhouse(args, &bin, &config, work.path(), &mut lines).await;
             let q = Query::new(format!("DROP DATABASE IF EXISTS {database}"));

@@ -13,6 +13,10 @@ use crate::reference::tail;
 use crate::server::{Impl, Launch, basic_auth};
 use crate::workloads::{Measured, bench_server};
 
+/// ClickHouse's user (and password) for weft, on the server the bench starts.
+const USER: &str = "weft";
+const PASSWORD: &str = "weft-bench";
+
 /// The ClickHouse test front: ClickHouse run in-process by chdb behind a Python HTTP server
 /// (`scripts/clickhouse-front`), started by the bench and stopped when dropped.
 pub(crate) struct Front {
@@ -26,9 +30,9 @@ impl Front {
     /// Starts the front on the data directory `data` and waits for its listening line (its
     /// first start ever makes its virtualenv, which takes minutes).
     pub(crate) fn start(root: &Path, data: &Path, log: &Path) -> Result<Front, String> {
-        let script = root.join("scripts/clickhouse-front");
+        let script = root.join("scripts/clickhouse");
         let mut child = Command::new(&script)
-            .args(["--port", "0", "--data"])
+            .args(["--port", "0", "--user", USER, "--password", PASSWORD, "--data"])
             .arg(data)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -63,16 +67,27 @@ impl Front {
         Config {
             url: self.url.clone(),
             database: database.into(),
-            user: "default".into(),
-            password: String::new(),
+            user: USER.into(),
+            password: PASSWORD.into(),
         }
     }
 
     /// weft's global options for this front and `database`.
     fn weft_args(&self, database: &str) -> Vec<String> {
-        ["--store", "clickhouse", "--clickhouse-url", &self.url, "--clickhouse-database", database]
-            .map(String::from)
-            .to_vec()
+        [
+            "--store",
+            "clickhouse",
+            "--clickhouse-url",
+            &self.url,
+            "--clickhouse-database",
+            database,
+            "--clickhouse-user",
+            USER,
+            "--clickhouse-password",
+            PASSWORD,
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// Bytes on disk of a database's active parts.

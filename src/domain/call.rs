@@ -6,6 +6,11 @@ use serde_json::Value;
 /// Microseconds since the Unix epoch, UTC.
 pub type Micros = i64;
 
+/// The times a store keeps, on every backend: 1900-01-01T00:00:00Z to
+/// 2299-12-31T23:59:59.999999Z, the range of ClickHouse's `DateTime64(6)`. A written time
+/// outside it is refused, so that both stores accept the same calls.
+pub const STORED_TIMES: std::ops::RangeInclusive<Micros> = -2_208_988_800_000_000..=10_413_791_999_999_999;
+
 /// One call as stored. JSON-valued fields are kept as parsed values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {

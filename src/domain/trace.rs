@@ -34,6 +34,19 @@ pub fn parse_time(s: &str) -> Result<Micros> {
     }))
 }
 
+/// Parses a time to be stored (in `field` of a body): [`parse_time`], then a 400 naming the
+/// field when it is outside [`STORED_TIMES`](super::call::STORED_TIMES).
+pub fn parse_stored_time(s: &str, field: &str) -> Result<Micros> {
+    let t = parse_time(s)?;
+    if super::call::STORED_TIMES.contains(&t) {
+        Ok(t)
+    } else {
+        Err(Error::BadRequest(format!(
+            "{field}: time out of the stored range (1900-01-01 to 2299-12-31 UTC): {s:?}"
+        )))
+    }
+}
+
 pub(crate) fn object(v: Option<Map<String, Value>>) -> Value {
     Value::Object(v.unwrap_or_default())
 }

@@ -2,7 +2,8 @@
 //!
 //! With `WEFT_TEST_STORE=clickhouse` and `WEFT_TEST_CLICKHOUSE_URL=http://HOST:PORT`, every
 //! server (and every `weft` command) runs on ClickHouse instead, each data directory with its
-//! own fresh database; otherwise on SQLite in the data directory.
+//! own fresh database; otherwise on SQLite in the data directory. ClickHouse's user and password
+//! are those weft itself reads, `WEFT_CLICKHOUSE_USER` and `WEFT_CLICKHOUSE_PASSWORD`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -105,8 +106,8 @@ pub fn open_store(dir: &Path) -> std::sync::Arc<dyn weft::domain::store::Store> 
             weft::store::clickhouse::ClickHouseStore::open(weft::store::clickhouse::client::Config {
                 url,
                 database: clickhouse_database(dir),
-                user: "default".into(),
-                password: String::new(),
+                user: std::env::var("WEFT_CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
+                password: std::env::var("WEFT_CLICKHOUSE_PASSWORD").unwrap_or_default(),
             })
             .expect("open ClickHouse store"),
         ),

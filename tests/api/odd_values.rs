@@ -63,3 +63,48 @@ fn urlencode(v: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+/// Both stores keep the same times: 1900-01-01 to 2299-12-31 UTC (ClickHouse's `DateTime64`).
+/// A start, an end or a price outside it is a 400 naming the field, and nothing is written.
+#[tokio::test]
+async fn times_outside_the_stored_range_are_refused_on_every_store() {
+    let s = Server::start();
+    let start = |id: &str, at: &str| {
+        json!({"start": {"project_id": "acme/proj", "id": id, "trace_id": "t", "op_name": "op",
+            "started_at": at, "attributes": {}, "inputs": {}}})
+    };
+    for (id, at) in [("c1", "1900-01-01T00:00:00Z"), ("c2", "2299-12-31T23:59:59.999999Z")] {
+        json_ok(post_v1(&s, "/call/start", &start(id, at))).await;
+    }
+    for at in [
+        "1899-12-31T23:59:59.999999Z",
+        "0204-11-02T09:00:42.2+06:46",
+        "1900-01-01T00:30:00+01:00",
+        "2300-01-01T00:00:00Z",
+    ] {
+        let (status, body) = status_json(post_v1(&s, "/call/start", &start("bad", at))).await;
+        assert_eq!(status, 400, "{at}: {body}");
+        assert!(
+            body["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("started_at: time out of the stored range"),
+            "{body}"
+        );
+    }
+    let end = json!({"end": {"project_id": "acme/proj", "id": "c1", "ended_at": "2400-01-01T00:00:00Z",
+        "output": null, "summary": {}}});
+    let (status, body) = status_json(post_v1(&s, "/call/end", &end)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["reason"].as_str().unwrap_or_default().starts_with("ended_at:"), "{body}");
+    let price = json!({"project_id": "acme/proj", "costs": {"m": {"prompt_token_cost": 1.0,
+        "completion_token_cost": 1.0, "effective_date": "1800-01-01T00:00:00Z"}}});
+    let (status, body) = status_json(post_v1(&s, "/cost/create", &price)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["reason"].as_str().unwrap_or_default().starts_with("effective_date:"), "{body}");
+    let rows = jsonl(post_v1(&s, "/calls/stream_query", &json!({"project_id": "acme/proj"}))).await;
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["c1", "c2"]);
+    assert!(rows[0]["ended_at"].is_null(), "the refused end wrote nothing");
+    assert_eq!(rows[1]["started_at"], "2299-12-31T23:59:59.999999Z");
+}

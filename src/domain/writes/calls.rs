@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::domain::call::{Call, new_id, now};
 use crate::domain::error::{Error, Result};
 use crate::domain::store::{CallEndFields, Writer};
-use crate::domain::trace::{CallComplete, CallEnd, CallStart, Ending, UpsertItem, object, parse_time};
+use crate::domain::trace::{CallComplete, CallEnd, CallStart, Ending, UpsertItem, object, parse_stored_time};
 
 /// An op name that names nothing yet: a call whose end (or rename) arrived before its start.
 const PENDING_OP: &str = "";
@@ -15,7 +15,7 @@ const PENDING_OP: &str = "";
 fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call> {
     let id = s.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(new_id);
     let trace_id = s.trace_id.clone().filter(|t| !t.is_empty()).unwrap_or_else(new_id);
-    let started_at = parse_time(&s.started_at)?;
+    let started_at = parse_stored_time(&s.started_at, "started_at")?;
     // A rename that arrived before the start was sent after it: its name wins.
     let mut renamed = None;
     let mut call = match base {
@@ -121,7 +121,7 @@ fn end_of(w: &mut dyn Writer, project: &str, id: &str, ending: &Ending, user: Op
 
 /// Sets the end fields of `call` from an end.
 fn ended(call: &mut Call, e: &Ending) -> Result<()> {
-    call.ended_at = Some(parse_time(&e.ended_at)?);
+    call.ended_at = Some(parse_stored_time(&e.ended_at, "ended_at")?);
     if e.display_name.is_some() {
         call.display_name = e.display_name.clone();
     }

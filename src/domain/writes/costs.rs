@@ -4,7 +4,7 @@ use crate::domain::call::{new_id, now};
 use crate::domain::costs::{CostCreate, LlmPrice};
 use crate::domain::error::Result;
 use crate::domain::store::Writer;
-use crate::domain::trace::parse_time;
+use crate::domain::trace::parse_stored_time;
 
 /// Stores the prices of `cost/create`; returns (price id, model id) pairs, as Weave does.
 pub fn create(w: &mut dyn Writer, req: &CostCreate, user: Option<&str>) -> Result<Vec<(String, String)>> {
@@ -16,7 +16,12 @@ pub fn create(w: &mut dyn Writer, req: &CostCreate, user: Option<&str>) -> Resul
             id: new_id(),
             llm_id: llm_id.clone(),
             provider_id: c.provider_id.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "default".into()),
-            effective_date: c.effective_date.as_deref().map(parse_time).transpose()?.unwrap_or(created_at),
+            effective_date: c
+                .effective_date
+                .as_deref()
+                .map(|d| parse_stored_time(d, "effective_date"))
+                .transpose()?
+                .unwrap_or(created_at),
             prompt_token_cost: c.prompt_token_cost,
             completion_token_cost: c.completion_token_cost,
             cache_read_input_token_cost: c.cache_read_input_token_cost,

@@ -23,7 +23,7 @@ pub(crate) async fn cost_create(
 ) -> Result<Response, ApiError> {
     for c in req.costs.values() {
         if let Some(d) = &c.effective_date {
-            crate::domain::trace::parse_time(d)?;
+            crate::domain::trace::parse_stored_time(d, "effective_date")?;
         }
     }
     let ids = store::write_async(state.store.as_ref(), move |w| {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::domain::call::{Call, CallText, Micros};
+use crate::domain::call::{Call, CallText, Micros, STORED_TIMES};
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::{Error, Result};
 use crate::domain::feedback::Feedback;
@@ -14,14 +14,10 @@ use crate::domain::sessions::Session;
 use crate::domain::view::ViewColumns;
 use crate::store::json_from_text;
 
-/// First instant a `DateTime64(6, 'UTC')` holds: 1900-01-01T00:00:00Z, in µs.
-const TIME_MIN: Micros = -2_208_988_800_000_000;
-/// Last instant a `DateTime64(6, 'UTC')` holds: 2299-12-31T23:59:59.999999Z, in µs.
-const TIME_MAX: Micros = 10_413_791_999_999_999;
-
-/// Refuses (400) a time a `DateTime64(6, 'UTC')` column cannot hold (before 1900 or after 2299).
+/// Refuses (400) a time a `DateTime64(6, 'UTC')` column cannot hold (before 1900 or after
+/// 2299); the domain refuses those before they reach a store, so this is a last guard.
 pub fn check_time(micros: Micros) -> Result<()> {
-    if (TIME_MIN..=TIME_MAX).contains(&micros) {
+    if STORED_TIMES.contains(&micros) {
         Ok(())
     } else {
         Err(Error::BadRequest(format!(
@@ -503,9 +499,9 @@ mod tests {
         assert_eq!(time(1_700_000_000_123_456).expect("time"), "2023-11-14 22:13:20.123456");
         assert_eq!(time(0).expect("time"), "1970-01-01 00:00:00.000000");
         assert!(time(i64::MAX).is_err());
-        assert_eq!(time(TIME_MIN).expect("time"), "1900-01-01 00:00:00.000000");
-        assert_eq!(time(TIME_MAX).expect("time"), "2299-12-31 23:59:59.999999");
-        assert!(time(TIME_MIN - 1).is_err() && time(TIME_MAX + 1).is_err());
+        assert_eq!(time(*STORED_TIMES.start()).expect("time"), "1900-01-01 00:00:00.000000");
+        assert_eq!(time(*STORED_TIMES.end()).expect("time"), "2299-12-31 23:59:59.999999");
+        assert!(time(*STORED_TIMES.start() - 1).is_err() && time(*STORED_TIMES.end() + 1).is_err());
     }
 
     #[test]
