@@ -43,6 +43,16 @@ struct Cli {
         hide_default_value = true
     )]
     clickhouse_password: String,
+    /// ClickHouse cluster (a `remote_servers` name) holding weft's tables: `<table>_local`
+    /// tables on its shards behind `Distributed` tables sharded by project. Without
+    /// `--clickhouse-shard`, a cluster with Keeper (`ON CLUSTER`, replicated tables).
+    #[arg(long, global = true, env = "WEFT_CLICKHOUSE_CLUSTER", visible_alias = "cluster")]
+    clickhouse_cluster: Option<String>,
+    /// With `--clickhouse-cluster`, a cluster without Keeper: the HTTP URL of one of its shards
+    /// (repeat it, or separate URLs with commas, one per shard). The schema's local tables are
+    /// made on each shard, its `Distributed` tables on each shard and on --clickhouse-url.
+    #[arg(long = "clickhouse-shard", global = true, env = "WEFT_CLICKHOUSE_SHARDS", value_delimiter = ',')]
+    clickhouse_shards: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -124,13 +134,10 @@ enum Command {
     /// Applies pending ClickHouse schema migrations (also done at every start), or prints the
     /// schema's DDL.
     Migrate {
-        /// Print the DDL instead of applying it (no connection is made).
+        /// Print the DDL instead of applying it (no connection is made), laid out as
+        /// `--clickhouse-cluster` and `--clickhouse-shard` say.
         #[arg(long)]
         print: bool,
-        /// With `--print`: the DDL for a cluster of this name (`ON CLUSTER`, replicated
-        /// `<table>_local` tables, `Distributed` tables sharded by `cityHash64(project_id)`).
-        #[arg(long, requires = "print")]
-        cluster: Option<String>,
     },
 }
 
@@ -203,6 +210,13 @@ impl Cli {
         })
     }
 
+    fn clickhouse_topology(&self) -> Result<clickhouse::Topology, AnyError> {
+        // An empty value (as an environment variable may give) names nothing.
+        let cluster = self.clickhouse_cluster.as_deref().filter(|c| !c.is_empty());
+        let shards: Vec<String> = self.clickhouse_shards.iter().filter(|s| !s.is_empty()).cloned().collect();
+        Ok(clickhouse::Topology::new(cluster, &shards)?)
+    }
+
     fn open(&self, quota: Option<u64>, read_mmap: Option<u64>) -> Result<Opened, AnyError> {
         match self.store {
             Backend::Sqlite => {
@@ -218,7 +232,9 @@ impl Cli {
                 if read_mmap.is_some() {
                     return Err("--read-mmap-mib applies to the SQLite store only".into());
                 }
-                Ok(Opened::ClickHouse(Arc::new(ClickHouseStore::open(self.clickhouse_config()?)?)))
+                let store =
+                    ClickHouseStore::open_on(self.clickhouse_config()?, &self.clickhouse_topology()?)?;
+                Ok(Opened::ClickHouse(Arc::new(store)))
             }
         }
     }
@@ -229,7 +245,7 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         Command::Serve(args) => serve_command(&cli, args.clone()),
         Command::Backup { file } => backup_command(&cli, file),
         Command::Keys(keys) => keys_command(&cli, keys.clone()),
-        Command::Migrate { print, cluster } => migrate_command(&cli, *print, cluster.clone()),
+        Command::Migrate { print } => migrate_command(&cli, *print),
     }
 }
 
@@ -313,9 +329,15 @@ fn keys_command(cli: &Cli, keys: KeysCommand) -> Result<(), AnyError> {
 }
 
 /// `weft migrate`: applies the ClickHouse schema's pending migrations, or prints its DDL.
-fn migrate_command(cli: &Cli, print: bool, cluster: Option<String>) -> Result<(), AnyError> {
+fn migrate_command(cli: &Cli, print: bool) -> Result<(), AnyError> {
+    let topology = cli.clickhouse_topology()?;
     if print {
-        for ddl in clickhouse::schema_ddl(&cli.clickhouse_database, cluster.as_deref())? {
+        for (place, ddl) in clickhouse::schema_ddl(&cli.clickhouse_database, &topology)? {
+            match place {
+                clickhouse::schema::Place::Entry => {}
+                clickhouse::schema::Place::EachShard => println!("-- on each shard"),
+                clickhouse::schema::Place::EveryNode => println!("-- on each shard and each entry node"),
+            }
             println!("{ddl};\n");
         }
         return Ok(());
@@ -325,7 +347,7 @@ fn migrate_command(cli: &Cli, print: bool, cluster: Option<String>) -> Result<()
                     the SQLite store updates its schema when it opens"
             .into());
     }
-    let applied = clickhouse::migrate_database(cli.clickhouse_config()?)?;
+    let applied = clickhouse::migrate_database(cli.clickhouse_config()?, &topology)?;
     if applied.is_empty() {
         eprintln!("the schema of database {} is up to date", cli.clickhouse_database);
     }

@@ -3,7 +3,8 @@
 //! With `WEFT_TEST_STORE=clickhouse` and `WEFT_TEST_CLICKHOUSE_URL=http://HOST:PORT`, every
 //! server (and every `weft` command) runs on ClickHouse instead, each data directory with its
 //! own fresh database; otherwise on SQLite in the data directory. ClickHouse's user and password
-//! are those weft itself reads, `WEFT_CLICKHOUSE_USER` and `WEFT_CLICKHOUSE_PASSWORD`.
+//! are those weft itself reads, `WEFT_CLICKHOUSE_USER` and `WEFT_CLICKHOUSE_PASSWORD`, and so is
+//! a cluster: `WEFT_CLICKHOUSE_CLUSTER` and `WEFT_CLICKHOUSE_SHARDS`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -102,15 +103,24 @@ pub fn store_args(dir: &Path) -> Vec<String> {
 /// Opens the store of data directory `dir` in this process (to fill it before a server starts).
 pub fn open_store(dir: &Path) -> std::sync::Arc<dyn weft::domain::store::Store> {
     match clickhouse_url() {
-        Some(url) => std::sync::Arc::new(
-            weft::store::clickhouse::ClickHouseStore::open(weft::store::clickhouse::client::Config {
+        Some(url) => {
+            let config = weft::store::clickhouse::client::Config {
                 url,
                 database: clickhouse_database(dir),
                 user: std::env::var("WEFT_CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
                 password: std::env::var("WEFT_CLICKHOUSE_PASSWORD").unwrap_or_default(),
-            })
-            .expect("open ClickHouse store"),
-        ),
+            };
+            let cluster = std::env::var("WEFT_CLICKHOUSE_CLUSTER").ok().filter(|c| !c.is_empty());
+            let shards: Vec<String> = std::env::var("WEFT_CLICKHOUSE_SHARDS")
+                .map(|s| s.split(',').filter(|u| !u.is_empty()).map(String::from).collect())
+                .unwrap_or_default();
+            let topology =
+                weft::store::clickhouse::Topology::new(cluster.as_deref(), &shards).expect("topology");
+            std::sync::Arc::new(
+                weft::store::clickhouse::ClickHouseStore::open_on(config, &topology)
+                    .expect("open ClickHouse store"),
+            )
+        }
         None => std::sync::Arc::new(weft::store::sqlite::SqliteStore::open(dir).expect("open store")),
     }
 }

@@ -5,9 +5,14 @@ use crate::helpers::*;
 
 use std::process::Command;
 
-/// Runs `weft ARGS...`; returns (success, stdout, stderr).
+/// Runs `weft ARGS...` (with no cluster from the environment); returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run weft");
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("WEFT_CLICKHOUSE_CLUSTER")
+        .env_remove("WEFT_CLICKHOUSE_SHARDS")
+        .output()
+        .expect("run weft");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -37,6 +42,26 @@ fn migrate_print_cluster_emits_replicated_and_distributed_tables() {
     assert!(out.contains("ENGINE = Distributed(main, weft, calls_local, cityHash64(project_id));"));
     let (ok, _, err) = run(&["migrate", "--print", "--cluster", "main; DROP"]);
     assert!(!ok && err.contains("not a plain identifier"), "{err}");
+}
+
+#[test]
+fn migrate_print_shards_without_keeper_says_where_each_statement_goes() {
+    let shards = ["--clickhouse-shard", "http://127.0.0.1:1,http://127.0.0.1:2"];
+    let (ok, out, err) =
+        run(&[&["migrate", "--print", "--clickhouse-cluster", "two"][..], &shards[..]].concat());
+    assert!(ok, "{err}");
+    assert!(!out.contains("ON CLUSTER") && !out.contains("Replicated"), "{out}");
+    assert!(
+        out.starts_with("-- on each shard and each entry node\nCREATE DATABASE IF NOT EXISTS weft;"),
+        "{out}"
+    );
+    assert!(out.contains("-- on each shard\nCREATE TABLE IF NOT EXISTS weft.calls_local (project_id String"));
+    assert!(out.contains(
+        "-- on each shard and each entry node\nCREATE TABLE IF NOT EXISTS weft.calls AS weft.calls_local \
+         ENGINE = Distributed(two, weft, calls_local, cityHash64(project_id));"
+    ));
+    let (ok, _, err) = run(&["migrate", "--print", "--clickhouse-shard", "http://127.0.0.1:1"]);
+    assert!(!ok && err.contains("--clickhouse-shard needs --clickhouse-cluster"), "{err}");
 }
 
 #[test]

@@ -29,9 +29,17 @@ const ERROR_BODY_LIMIT: u64 = 8 * 1024;
 /// ClickHouse's error code for a full disk.
 const NOT_ENOUGH_SPACE: &str = "243";
 
-/// Settings sent with every request: integers as JSON numbers, so rows parse as typed tuples.
-const SETTINGS: &[(&str, &str)] =
-    &[("output_format_json_quote_64bit_integers", "0"), ("output_format_json_quote_denormals", "0")];
+/// Settings sent with every request: integers as JSON numbers, so rows parse as typed tuples;
+/// and, for tables on a cluster (`Distributed` ones; elsewhere they change nothing): an insert
+/// is acknowledged once every shard wrote its rows, so a read that follows sees them; and a
+/// subquery on a `Distributed` table inside a query on one reads each shard's own table, which
+/// is exact because every table is sharded by project and a query reads one project.
+const SETTINGS: &[(&str, &str)] = &[
+    ("output_format_json_quote_64bit_integers", "0"),
+    ("output_format_json_quote_denormals", "0"),
+    ("distributed_foreground_insert", "1"),
+    ("distributed_product_mode", "local"),
+];
 
 /// A SQL text with its query parameters (`{name:Type}` placeholders and their values).
 #[derive(Debug, Clone, Default)]
@@ -165,6 +173,24 @@ impl Client {
             .build()
             .into();
         Client { agent, config }
+    }
+
+    /// The same client (user, database, connection pool) for the server at `url`.
+    pub fn at(&self, url: &str) -> Client {
+        Client { agent: self.agent.clone(), config: Config { url: url.to_string(), ..self.config.clone() } }
+    }
+
+    /// The same client working in `database`.
+    pub fn in_database(&self, database: &str) -> Client {
+        Client {
+            agent: self.agent.clone(),
+            config: Config { database: database.to_string(), ..self.config.clone() },
+        }
+    }
+
+    /// The base URL of the server.
+    pub fn url(&self) -> &str {
+        &self.config.url
     }
 
     /// The database this client works in.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::client::{Client, Query};
 use super::rows::{CALL_COLUMNS, CallTuple, call_from_tuple, call_line, time};
-use super::schema::{self, Layout, MIGRATIONS, MIGRATIONS_TABLE, Step};
+use super::schema::{self, Ddl, Layout, MIGRATIONS, MIGRATIONS_TABLE, Place, Step};
 use crate::domain::call::now;
 use crate::domain::error::{Error, Result};
 use crate::domain::view::{is_predict_and_score, mark_holds_prediction};
@@ -13,14 +13,90 @@ use crate::domain::view::{is_predict_and_score, mark_holds_prediction};
 /// Rows per insert of a data migration.
 const INSERT_ROWS: usize = 10_000;
 
-/// Applies the migrations `client`'s database lacks (creating the database first); returns
-/// those applied now.
-pub fn migrate(client: &Client) -> Result<Vec<(u32, &'static str)>> {
+/// Where weft's tables are: how they are laid out, and for a cluster without Keeper
+/// ([`Layout::Shards`]) the HTTP URL of each shard, where its own tables are made.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// The layout of the tables.
+    pub layout: Layout,
+    /// The shards' URLs (with [`Layout::Shards`] only).
+    pub shards: Vec<String>,
+}
+
+impl Topology {
+    /// One server.
+    pub fn single() -> Topology {
+        Topology { layout: Layout::Single, shards: Vec::new() }
+    }
+
+    /// The topology `--clickhouse-cluster` and `--clickhouse-shard` name: one server without a
+    /// cluster; a cluster with Keeper without shards; a cluster without Keeper with them.
+    pub fn new(cluster: Option<&str>, shards: &[String]) -> Result<Topology> {
+        let Some(cluster) = cluster else {
+            if !shards.is_empty() {
+                return Err(Error::BadRequest("--clickhouse-shard needs --clickhouse-cluster".into()));
+            }
+            return Ok(Topology::single());
+        };
+        schema::identifier(cluster, "--clickhouse-cluster")?;
+        let layout =
+            if shards.is_empty() { Layout::Cluster(cluster.into()) } else { Layout::Shards(cluster.into()) };
+        Ok(Topology { layout, shards: shards.to_vec() })
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.layout != Layout::Single
+    }
+}
+
+/// Sends a statement of the schema where it goes: to the entry node (`client`), to each shard,
+/// or to each shard and the entry node.
+fn apply(client: &Client, topology: &Topology, (place, sql): &Ddl, in_database: bool) -> Result<()> {
+    let q = Query::new(sql.clone());
+    let run = |c: &Client| if in_database { c.execute(&q) } else { c.execute_in(&q, None) };
+    let shards = || topology.shards.iter().map(|url| client.at(url));
+    match place {
+        Place::Entry => run(client),
+        Place::EachShard => shards().try_for_each(|c| run(&c)),
+        Place::EveryNode => {
+            shards().try_for_each(|c| run(&c))?;
+            let entry = client.url().trim_end_matches('/');
+            if topology.shards.iter().any(|s| s.trim_end_matches('/') == entry) {
+                Ok(())
+            } else {
+                run(client)
+            }
+        }
+    }
+}
+
+/// Applies the migrations `client`'s database lacks (creating the database first), laid out
+/// as `topology` says; returns those applied now. A database laid out otherwise than
+/// `topology` says (on a cluster or not) is an error, not a second schema.
+pub fn migrate(client: &Client, topology: &Topology) -> Result<Vec<(u32, &'static str)>> {
     let db = client.database();
     schema::identifier(db, "database name")?;
-    client.execute_in(&Query::new(schema::create_database(db, &Layout::Single)), None)?;
-    for ddl in schema::create_table(&MIGRATIONS_TABLE, db, &Layout::Single) {
-        client.execute(&Query::new(ddl))?;
+    let layout = &topology.layout;
+    let mut q = Query::default();
+    let name = q.string(db);
+    q.push(&format!(
+        "SELECT engine FROM system.tables WHERE database = {name} AND name = 'weft_migrations' \
+         FORMAT JSONCompactEachRow"
+    ));
+    let engine: Vec<(String,)> = client.in_database("system").query_all(&q)?;
+    if let Some((engine,)) = engine.first() {
+        let distributed = engine == "Distributed";
+        if distributed != topology.is_cluster() {
+            return Err(Error::Storage(if distributed {
+                format!("database {db} is laid out on a cluster: name it with --clickhouse-cluster")
+            } else {
+                format!("database {db} is laid out for one server, not for --clickhouse-cluster")
+            }));
+        }
+    }
+    apply(client, topology, &schema::create_database(db, layout), false)?;
+    for ddl in schema::create_table(&MIGRATIONS_TABLE, db, layout) {
+        apply(client, topology, &ddl, true)?;
     }
     let applied: Vec<(u32,)> =
         client.query_all(&Query::new("SELECT version FROM weft_migrations FORMAT JSONCompactEachRow"))?;
@@ -35,10 +111,10 @@ pub fn migrate(client: &Client) -> Result<Vec<(u32, &'static str)>> {
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         for step in m.steps {
             if let Step::DeriveLoggedPredictions = step {
-                derive_logged_predictions(client)?;
+                derive_logged_predictions(client, topology)?;
             }
-            for ddl in schema::step_ddl(step, db, &Layout::Single) {
-                client.execute(&Query::new(ddl))?;
+            for ddl in schema::step_ddl(step, db, layout) {
+                apply(client, topology, &ddl, true)?;
             }
         }
         let line = serde_json::json!({"version": m.version, "name": m.name, "applied_at": time(now())?});
@@ -52,9 +128,9 @@ pub fn migrate(client: &Client) -> Result<Vec<(u32, &'static str)>> {
 /// around a flagged prediction. The parents that route wrote before are recognised by such a
 /// child (deleted or not) and marked as it marks them now; then every `predict_and_score` call
 /// is written again, a new version of its row with the view columns `ViewColumns::of` derives.
-fn derive_logged_predictions(client: &Client) -> Result<()> {
-    for ddl in schema::step_ddl(&schema::CALL_THREAD_COLUMNS, client.database(), &Layout::Single) {
-        client.execute(&Query::new(ddl))?;
+fn derive_logged_predictions(client: &Client, topology: &Topology) -> Result<()> {
+    for ddl in schema::step_ddl(&schema::CALL_THREAD_COLUMNS, client.database(), &topology.layout) {
+        apply(client, topology, &ddl, true)?;
     }
     let holding: Vec<(String, String)> = client.query_all(&Query::new(
         "SELECT DISTINCT project_id, assumeNotNull(parent_id) FROM calls FINAL \

@@ -23,7 +23,7 @@ mod writes;
 
 use self::client::Client;
 pub use self::client::Config;
-pub use self::migrations::migrate;
+pub use self::migrations::{Topology, migrate};
 pub use self::schema::identifier as check_identifier;
 use self::writes::WriteClient;
 use super::writer::WriterThread;
@@ -40,10 +40,16 @@ pub struct ClickHouseStore {
 }
 
 impl ClickHouseStore {
-    /// Connects, applies pending migrations and starts the writer.
+    /// Connects to one server, applies pending migrations and starts the writer.
     pub fn open(config: Config) -> Result<Self> {
+        Self::open_on(config, &Topology::single())
+    }
+
+    /// Connects (to the entry node of `topology`), applies pending migrations as `topology`
+    /// lays tables out, and starts the writer.
+    pub fn open_on(config: Config, topology: &Topology) -> Result<Self> {
         let client = Client::new(config);
-        let applied = migrate(&client)?;
+        let applied = migrate(&client, topology)?;
         for (version, name) in applied {
             tracing::info!(version, name, "applied ClickHouse migration");
         }
@@ -54,20 +60,13 @@ impl ClickHouseStore {
 
 /// Brings the configured database to this weft's schema without starting a store (what
 /// `weft migrate` does); returns the migrations applied now.
-pub fn migrate_database(config: Config) -> Result<Vec<(u32, &'static str)>> {
-    migrate(&Client::new(config))
+pub fn migrate_database(config: Config, topology: &Topology) -> Result<Vec<(u32, &'static str)>> {
+    migrate(&Client::new(config), topology)
 }
 
-/// The schema's DDL for `database`: for one server, or with `cluster` for a cluster of that
-/// name (`ON CLUSTER`, replicated tables, `Distributed` tables sharded by project).
-pub fn schema_ddl(database: &str, cluster: Option<&str>) -> Result<Vec<String>> {
-    let layout = match cluster {
-        Some(name) => {
-            schema::identifier(name, "--cluster")?;
-            schema::Layout::Cluster(name.to_string())
-        }
-        None => schema::Layout::Single,
-    };
+/// The schema's DDL for `database` laid out as `topology` says, each statement with where it
+/// is sent.
+pub fn schema_ddl(database: &str, topology: &Topology) -> Result<Vec<schema::Ddl>> {
     schema::identifier(database, "--clickhouse-database")?;
-    Ok(schema::full_ddl(database, &layout))
+    Ok(schema::full_ddl(database, &topology.layout))
 }

@@ -1,5 +1,6 @@
 //! The ClickHouse schema: tables, versioned migrations, and their DDL for a single server or a
-//! cluster (`ON CLUSTER`, replicated local tables behind `Distributed` ones).
+//! cluster: with Keeper (`ON CLUSTER`, replicated local tables behind `Distributed` ones) or
+//! without (plain local tables made on each shard, `Distributed` ones on every node).
 //!
 //! Every table is a `ReplacingMergeTree(version)` ordered by its key: a change to a row (an
 //! end, a soft delete, a revocation) is a new version of the whole row, and reads deduplicate
@@ -235,10 +236,30 @@ pub const MIGRATIONS: &[Migration] = &[
 pub enum Layout {
     /// One server: plain `ReplacingMergeTree` tables.
     Single,
-    /// A cluster: `Replicated*MergeTree` tables named `<table>_local` on every node, and
-    /// `Distributed` tables of the plain names over them, sharded by [`Table::shard_by`].
+    /// A cluster with Keeper: `Replicated*MergeTree` tables named `<table>_local` on every
+    /// node (`ON CLUSTER`), and `Distributed` tables of the plain names over them, sharded by
+    /// [`Table::shard_by`].
     Cluster(String),
+    /// A cluster without Keeper (one replica per shard): plain `<table>_local` tables made on
+    /// each shard, and the same `Distributed` tables made on every node queries enter by; no
+    /// `ON CLUSTER`, so whoever applies the schema sends each statement to each node
+    /// ([`Place`]).
+    Shards(String),
 }
+
+/// Which nodes a statement of the schema is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The node weft connects to (on a cluster with Keeper, `ON CLUSTER` takes it further).
+    Entry,
+    /// Each shard ([`Layout::Shards`]).
+    EachShard,
+    /// Each shard and the entry node ([`Layout::Shards`]).
+    EveryNode,
+}
+
+/// A statement of the schema and where it is sent.
+pub type Ddl = (Place, String);
 
 /// Checks that `name` is a plain identifier (database and cluster names go into DDL as is).
 pub fn identifier(name: &str, what: &str) -> Result<()> {
@@ -255,28 +276,39 @@ pub fn identifier(name: &str, what: &str) -> Result<()> {
 
 fn on_cluster(layout: &Layout) -> String {
     match layout {
-        Layout::Single => String::new(),
         Layout::Cluster(c) => format!(" ON CLUSTER {c}"),
+        Layout::Single | Layout::Shards(_) => String::new(),
+    }
+}
+
+/// Where a statement on every node goes in `layout`.
+fn everywhere(layout: &Layout) -> Place {
+    match layout {
+        Layout::Shards(_) => Place::EveryNode,
+        Layout::Single | Layout::Cluster(_) => Place::Entry,
     }
 }
 
 /// `CREATE DATABASE` for `database`.
-pub fn create_database(database: &str, layout: &Layout) -> String {
-    format!("CREATE DATABASE IF NOT EXISTS {database}{}", on_cluster(layout))
+pub fn create_database(database: &str, layout: &Layout) -> Ddl {
+    (everywhere(layout), format!("CREATE DATABASE IF NOT EXISTS {database}{}", on_cluster(layout)))
 }
 
 /// The statements creating `table` in `database`.
-pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<String> {
+pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<Ddl> {
     let Table { name, columns, order_by, version, shard_by } = *table;
-    match layout {
+    let plain = match version {
+        Some(v) => format!("ReplacingMergeTree({v})"),
+        None => "MergeTree".to_string(),
+    };
+    let (cluster, local) = match layout {
         Layout::Single => {
-            let engine = match version {
-                Some(v) => format!("ReplacingMergeTree({v})"),
-                None => "MergeTree".to_string(),
-            };
-            vec![format!(
-                "CREATE TABLE IF NOT EXISTS {database}.{name} ({columns}) ENGINE = {engine} ORDER BY ({order_by})"
-            )]
+            return vec![(
+                Place::Entry,
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {database}.{name} ({columns}) ENGINE = {plain} ORDER BY ({order_by})"
+                ),
+            )];
         }
         Layout::Cluster(cluster) => {
             let path = format!("'/clickhouse/tables/{{shard}}/{database}/{name}', '{{replica}}'");
@@ -284,23 +316,32 @@ pub fn create_table(table: &Table, database: &str, layout: &Layout) -> Vec<Strin
                 Some(v) => format!("ReplicatedReplacingMergeTree({path}, {v})"),
                 None => format!("ReplicatedMergeTree({path})"),
             };
-            vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {database}.{name}_local ON CLUSTER {cluster} ({columns}) \
-                     ENGINE = {engine} ORDER BY ({order_by})"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} \
-                     AS {database}.{name}_local \
-                     ENGINE = Distributed({cluster}, {database}, {name}_local, {shard_by})"
-                ),
-            ]
+            (cluster, (Place::Entry, engine))
         }
-    }
+        Layout::Shards(cluster) => (cluster, (Place::EachShard, plain)),
+    };
+    let on = on_cluster(layout);
+    let (place, engine) = local;
+    vec![
+        (
+            place,
+            format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{name}_local{on} ({columns}) \
+                 ENGINE = {engine} ORDER BY ({order_by})"
+            ),
+        ),
+        (
+            everywhere(layout),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{name}{on} AS {database}.{name}_local \
+                 ENGINE = Distributed({cluster}, {database}, {name}_local, {shard_by})"
+            ),
+        ),
+    ]
 }
 
 /// The statements of a migration step.
-pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
+pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<Ddl> {
     match step {
         Step::Create(table) => create_table(table, database, layout),
         Step::AddColumns(table, columns) => {
@@ -309,12 +350,16 @@ pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
                 .map(|c| format!("ADD COLUMN IF NOT EXISTS {c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let on = on_cluster(layout);
             match layout {
-                Layout::Single => vec![format!("ALTER TABLE {database}.{table} {add}")],
-                Layout::Cluster(c) => vec![
-                    format!("ALTER TABLE {database}.{table}_local ON CLUSTER {c} {add}"),
-                    format!("ALTER TABLE {database}.{table} ON CLUSTER {c} {add}"),
-                ],
+                Layout::Single => vec![(Place::Entry, format!("ALTER TABLE {database}.{table} {add}"))],
+                Layout::Cluster(_) | Layout::Shards(_) => {
+                    let local = if let Layout::Shards(_) = layout { Place::EachShard } else { Place::Entry };
+                    vec![
+                        (local, format!("ALTER TABLE {database}.{table}_local{on} {add}")),
+                        (everywhere(layout), format!("ALTER TABLE {database}.{table}{on} {add}")),
+                    ]
+                }
             }
         }
         Step::DeriveLoggedPredictions => Vec::new(),
@@ -323,7 +368,7 @@ pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<String> {
 
 /// The whole schema as DDL, for `weft migrate --print`: the database, the migrations table,
 /// then every migration's statements.
-pub fn full_ddl(database: &str, layout: &Layout) -> Vec<String> {
+pub fn full_ddl(database: &str, layout: &Layout) -> Vec<Ddl> {
     let mut out = vec![create_database(database, layout)];
     out.extend(create_table(&MIGRATIONS_TABLE, database, layout));
     for m in MIGRATIONS {
@@ -340,17 +385,19 @@ mod tests {
 
     #[test]
     fn single_server_tables_replace_by_version() {
-        let ddl = create_table(&CALLS, "weft", &Layout::Single);
+        let ddl: Vec<String> =
+            create_table(&CALLS, "weft", &Layout::Single).into_iter().map(|d| d.1).collect();
         assert_eq!(ddl.len(), 1);
         assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS weft.calls ("));
         assert!(ddl[0].ends_with("ENGINE = ReplacingMergeTree(version) ORDER BY (project_id, id)"));
         let m = create_table(&MIGRATIONS_TABLE, "weft", &Layout::Single);
-        assert!(m[0].ends_with("ENGINE = MergeTree ORDER BY (version)"));
+        assert!(m[0].1.ends_with("ENGINE = MergeTree ORDER BY (version)"));
     }
 
     #[test]
     fn cluster_tables_are_replicated_and_distributed_by_project() {
-        let ddl = create_table(&CALLS, "w", &Layout::Cluster("main".into()));
+        let ddl: Vec<String> =
+            create_table(&CALLS, "w", &Layout::Cluster("main".into())).into_iter().map(|d| d.1).collect();
         assert_eq!(ddl.len(), 2);
         assert!(ddl[0].starts_with("CREATE TABLE IF NOT EXISTS w.calls_local ON CLUSTER main ("));
         assert!(ddl[0].contains(
@@ -362,12 +409,35 @@ mod tests {
              ENGINE = Distributed(main, w, calls_local, cityHash64(project_id))"
         );
         let keys = create_table(&API_KEYS, "w", &Layout::Cluster("main".into()));
-        assert!(keys[1].ends_with("cityHash64(id))"));
+        assert!(keys[1].1.ends_with("cityHash64(id))"));
+    }
+
+    #[test]
+    fn shards_without_keeper_get_plain_local_tables_on_each_shard_and_distributed_everywhere() {
+        let ddl = create_table(&CALLS, "w", &Layout::Shards("two".into()));
+        assert_eq!(ddl.len(), 2);
+        assert_eq!(ddl[0].0, Place::EachShard);
+        assert!(ddl[0].1.starts_with("CREATE TABLE IF NOT EXISTS w.calls_local ("));
+        assert!(ddl[0].1.ends_with("ENGINE = ReplacingMergeTree(version) ORDER BY (project_id, id)"));
+        assert_eq!(
+            ddl[1],
+            (
+                Place::EveryNode,
+                "CREATE TABLE IF NOT EXISTS w.calls AS w.calls_local \
+                 ENGINE = Distributed(two, w, calls_local, cityHash64(project_id))"
+                    .to_string()
+            )
+        );
+        let add = step_ddl(&CALL_THREAD_COLUMNS, "w", &Layout::Shards("two".into()));
+        assert_eq!(add.iter().map(|d| d.0).collect::<Vec<_>>(), [Place::EachShard, Place::EveryNode]);
+        assert!(add[0].1.starts_with("ALTER TABLE w.calls_local ADD COLUMN IF NOT EXISTS thread_id"));
+        assert_eq!(create_database("w", &Layout::Shards("two".into())).0, Place::EveryNode);
+        assert!(full_ddl("w", &Layout::Shards("two".into())).iter().all(|d| !d.1.contains("ON CLUSTER")));
     }
 
     #[test]
     fn full_ddl_starts_with_the_database_and_covers_every_table() {
-        let ddl = full_ddl("weft", &Layout::Single);
+        let ddl: Vec<String> = full_ddl("weft", &Layout::Single).into_iter().map(|d| d.1).collect();
         assert_eq!(ddl[0], "CREATE DATABASE IF NOT EXISTS weft");
         for t in [
             "weft_migrations",
