@@ -48,13 +48,18 @@ fn filtered<T, R>(
 
 /// The feedback rows on calls of `project`, by call id, oldest first: what
 /// `summary.weave.feedback` holds. Read whole (the project's call feedback, not its calls)
-/// before the calls are streamed.
+/// before the calls are streamed. A row holds the fields Weave asks its feedback query for:
+/// every column but `project_id`.
 fn call_feedback(s: &dyn Store, project: &str) -> Result<HashMap<String, Vec<Value>>> {
     let prefix = format!("weave:///{project}/call/");
     let mut by_call: HashMap<String, Vec<Value>> = HashMap::new();
     s.feedback(project, &mut |f| {
         if let Some(id) = f.weave_ref.strip_prefix(&prefix) {
-            by_call.entry(id.to_string()).or_default().push(f.to_json());
+            let mut row = f.to_json();
+            if let Some(o) = row.as_object_mut() {
+                o.remove("project_id");
+            }
+            by_call.entry(id.to_string()).or_default().push(row);
         }
         true
     })?;

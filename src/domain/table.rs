@@ -152,7 +152,8 @@ impl SortKey {
 /// A `table/query`, checked.
 #[derive(Debug, Clone, Default)]
 pub struct TableQuery {
-    /// Only rows with these digests, if given.
+    /// Only rows with these digests, if given and not empty (an empty list filters nothing,
+    /// as on Weave's servers).
     pub only: Option<Vec<String>>,
     /// The order; the table's own when empty.
     pub sort_by: Vec<SortField>,
@@ -172,11 +173,12 @@ pub fn query(
     let list = store
         .table_digests(project, digest)?
         .ok_or_else(|| Error::NotFound(format!("Table {digest} not found")))?;
+    let only = q.only.as_deref().filter(|d| !d.is_empty());
     if q.sort_by.is_empty() {
-        let wanted = wanted_rows(&list, q.only.as_deref(), q.page);
+        let wanted = wanted_rows(&list, only, q.page);
         return emit(store, project, &wanted, sink);
     }
-    let all = wanted_rows(&list, q.only.as_deref(), Page::default());
+    let all = wanted_rows(&list, only, Page::default());
     // First pass: the sort keys of every row (rows not stored are left out, as in a plain read).
     let mut keyed: Vec<(Vec<SortKey>, usize)> = Vec::with_capacity(all.len());
     let digests: Vec<&str> = all.iter().map(|(_, d)| d.as_str()).collect();

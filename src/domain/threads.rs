@@ -104,10 +104,12 @@ impl ThreadsQueryReq {
         let mut sort = Vec::new();
         for s in self.sort_by.iter().flatten() {
             let Some(i) = SORT_FIELDS.iter().position(|f| *f == s.field) else {
+                // Weave's own words.
+                let names: Vec<String> = SORT_FIELDS.iter().map(|f| format!("'{f}'")).collect();
                 return Err(Error::BadRequest(format!(
-                    "Unsupported sort_by field {:?}: one of {}",
+                    "Unsupported sort field: {}. Supported fields: [{}]",
                     s.field,
-                    SORT_FIELDS.join(", ")
+                    names.join(", ")
                 )));
             };
             let descending = match s.direction.as_deref().map(str::to_ascii_lowercase).as_deref() {

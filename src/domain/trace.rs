@@ -291,7 +291,8 @@ pub struct CallQuery {
     pub output_refs: Vec<String>,
     /// Only root calls.
     pub trace_roots_only: bool,
-    /// The order: these keys, then the call id; none is `started_at` ascending.
+    /// The order: these keys, then the call id (ascending when there are no keys: `started_at`
+    /// ascending).
     pub sort: Vec<Sort>,
     /// Window over the ordered result.
     pub page: super::page::Page,
@@ -310,6 +311,9 @@ pub enum SortField {
     LatencyMs,
     /// `summary.weave.status`: as [`super::call::DerivedWeave`] derives it.
     Status,
+    /// `summary.weave.trace_name` as Weave orders by it: the display name when there is a
+    /// non-empty one, else the op's name ([`super::call::op_short_name`]).
+    TraceName,
 }
 
 /// One key of an order.
@@ -347,6 +351,7 @@ impl SortField {
         match field {
             "summary.weave.latency_ms" => return Ok(SortField::LatencyMs),
             "summary.weave.status" => return Ok(SortField::Status),
+            "summary.weave.trace_name" => return Ok(SortField::TraceName),
             _ => {}
         }
         let mut parts = field.split('.');
@@ -449,6 +454,14 @@ impl CallsQueryReq {
                 }
             };
             sort.push(Sort { field: SortField::parse(&s.field)?, descending });
+        }
+        // Ties end on the id as Weave's servers end them: in the direction of a last key
+        // `started_at`, else descending.
+        if let Some(last) = sort.last()
+            && !sort.iter().any(|s| s.field == SortField::Column("id"))
+        {
+            let descending = last.field != SortField::Column("started_at") || last.descending;
+            sort.push(Sort { field: SortField::Column("id"), descending });
         }
         Ok(CallQuery {
             call_ids: f.call_ids.unwrap_or_default(),

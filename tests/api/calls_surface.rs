@@ -126,9 +126,15 @@ async fn threads_turns_and_runs_are_kept_and_filter() {
 async fn sort_by_orders_by_nested_fields_in_the_store() {
     let s = seeded().await;
     let by = |field: &str, dir: &str| json!({"sort_by": [{"field": field, "direction": dir}]});
-    // Null or missing first, then numbers, then text.
-    assert_eq!(ids(&s, by("inputs.x", "asc")).await, ["d", "e", "a", "b", "c"]);
-    assert_eq!(ids(&s, by("inputs.x", "desc")).await, ["c", "b", "a", "d", "e"]);
+    // Null or missing first, then numbers, then text; ties (d and e have no x) end on the id
+    // descending, as Weave's servers end them.
+    assert_eq!(ids(&s, by("inputs.x", "asc")).await, ["e", "d", "a", "b", "c"]);
+    assert_eq!(ids(&s, by("inputs.x", "desc")).await, ["c", "b", "a", "e", "d"]);
+    // A last key started_at: ties in its direction.
+    let tie = json!({"sort_by": [{"field": "inputs.x", "direction": "asc"}, {"field": "started_at", "direction": "asc"}]});
+    assert_eq!(ids(&s, tie).await, ["d", "e", "a", "b", "c"]);
+    // The trace name: the display name if any, else the op's name.
+    assert_eq!(ids(&s, by("summary.weave.trace_name", "asc")).await.len(), 5);
     assert_eq!(ids(&s, by("started_at", "desc")).await, ["e", "d", "c", "b", "a"]);
     assert_eq!(ids(&s, json!({"sort_by": [{"field": "thread_id", "direction": "desc"}, {"field": "started_at", "direction": "desc"}]})).await, ["c", "b", "a", "e", "d"]);
     let mut limited = by("inputs.x", "desc");
@@ -182,6 +188,8 @@ async fn feedback_is_included_and_queried() {
         rows.iter().map(|c| c["summary"]["weave"]["feedback"].as_array().unwrap().len()).collect();
     assert_eq!(counts, [1, 2, 0, 0, 0]);
     assert_eq!(rows[0]["summary"]["weave"]["feedback"][0]["payload"]["output"], true);
+    // The fields Weave reads feedback with for calls: every column but the project.
+    assert!(rows[0]["summary"]["weave"]["feedback"][0].get("project_id").is_none());
     // What `get_calls(scored_by=...)` sends: the output exists, or the scorer's ref is the one named.
     let exists = |name: &str| json!({"$not": [{"$eq": [{"$getField": format!("feedback.[wandb.runnable.{name}].payload.output")}, {"$literal": ""}]}]});
     let q = |e: Value| json!({"query": {"$expr": e}});

@@ -294,4 +294,10 @@ async fn threads_are_built_from_turn_calls() {
     ))
     .await;
     assert_eq!(status, 400, "{err}");
+    // In Weave's words.
+    assert_eq!(
+        err["reason"],
+        "Unsupported sort field: nope. Supported fields: ['thread_id', 'turn_count', 'start_time', \
+         'last_updated', 'p50_turn_duration_ms', 'p99_turn_duration_ms']"
+    );
 }

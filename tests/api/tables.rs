@@ -186,6 +186,12 @@ async fn rows_sort_by_fields_of_the_row() {
         sorted(json!([{"field": "score", "direction": "asc"}]), json!({})).await,
         vec![4, 0, 1, 5, 2, 3]
     );
+    // An empty row_digests filter filters nothing, as on Weave's servers.
+    assert_eq!(
+        sorted(json!([{"field": "score", "direction": "asc"}]), json!({"filter": {"row_digests": []}})).await,
+        vec![4, 0, 1, 5, 2, 3]
+    );
+    assert_eq!(sorted(json!([]), json!({"filter": {"row_digests": []}})).await, vec![0, 1, 2, 3, 4, 5]);
     assert_eq!(
         sorted(json!([{"field": "score", "direction": "desc"}]), json!({})).await,
         vec![1, 0, 4, 5, 2, 3]

@@ -187,6 +187,20 @@ impl ClickHouseStore {
 /// Table rows read in one query: few enough that their texts fit in memory however large rows are.
 const ROW_CHUNK: usize = 256;
 
+/// A call's `summary.weave.trace_name` as [`crate::domain::call::op_short_name`] derives it
+/// from its op (the name between the first `/op/` after a ref's scheme and the next `:`),
+/// or its display name when it has a non-empty one.
+fn trace_name() -> String {
+    let rest = "multiIf(startsWith(op_name, 'weave:///'), substring(op_name, 10), \
+                startsWith(op_name, 'weave-trace-internal:///'), substring(op_name, 25), '')";
+    let tail = format!("substring({rest}, position({rest}, '/op/') + 4)");
+    format!(
+        "multiIf(ifNull(display_name, '') != '', assumeNotNull(display_name), \
+         position({rest}, '/op/') > 0, if(position({tail}, ':') > 0, \
+         substring({tail}, 1, position({tail}, ':') - 1), {tail}), op_name)"
+    )
+}
+
 /// The `ORDER BY` of a calls query: its keys, then the call id. JSON values order as the
 /// SQLite store orders them: null or missing first, then numbers and booleans, then text.
 fn order_by(q: &mut Query, sort: &[Sort]) -> String {
@@ -205,6 +219,7 @@ fn order_by(q: &mut Query, sort: &[Sort]) -> String {
                 "multiIf(exception IS NOT NULL, 'error', ended_at IS NULL, 'running', \
                  JSONExtractFloat(ifNull(summary, '{{}}'), 'status_counts', 'error') > 0, 'descendant_error', 'success') {dir}"
             )),
+            SortField::TraceName => parts.push(format!("{} {dir}", trace_name())),
             SortField::Json(column, path) => {
                 let keys: Vec<String> = path.iter().map(|k| q.string(k)).collect();
                 let args = if keys.is_empty() { String::new() } else { format!(", {}", keys.join(", ")) };

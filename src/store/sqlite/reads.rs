@@ -55,6 +55,20 @@ fn distinct_names(conn: &rusqlite::Connection, sql: &str, project: &str) -> Resu
     rows.collect::<rusqlite::Result<Vec<String>>>().map_err(storage)
 }
 
+/// A call's `summary.weave.trace_name` as [`crate::domain::call::op_short_name`] derives it
+/// from its op (the name between the first `/op/` after a ref's scheme and the next `:`),
+/// or its display name when it has a non-empty one.
+fn trace_name() -> String {
+    let rest = "(CASE WHEN substr(op_name, 1, 9) = 'weave:///' THEN substr(op_name, 10) \
+                WHEN substr(op_name, 1, 24) = 'weave-trace-internal:///' THEN substr(op_name, 25) END)";
+    let tail = format!("substr({rest}, instr({rest}, '/op/') + 4)");
+    format!(
+        "(CASE WHEN coalesce(display_name, '') != '' THEN display_name \
+         WHEN instr(coalesce({rest}, ''), '/op/') > 0 THEN (CASE WHEN instr({tail}, ':') > 0 \
+         THEN substr({tail}, 1, instr({tail}, ':') - 1) ELSE {tail} END) ELSE op_name END)"
+    )
+}
+
 /// The `ORDER BY` of a calls query: its keys, then the call id.
 fn order_by(sort: &[Sort]) -> String {
     if sort.is_empty() {
@@ -73,6 +87,7 @@ fn order_by(sort: &[Sort]) -> String {
                  WHEN coalesce(json_extract(summary, '$.status_counts.error'), 0) > 0 \
                  THEN 'descendant_error' ELSE 'success' END {dir}"
             )),
+            SortField::TraceName => parts.push(format!("{} {dir}", trace_name())),
             SortField::Json(column, path) => {
                 // Null or missing first, then numbers and booleans, then text (and other
                 // values, as their JSON text): what the ClickHouse store orders by too.
