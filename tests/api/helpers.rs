@@ -38,6 +38,17 @@ pub fn clickhouse_url() -> Option<String> {
     }
 }
 
+/// The HTTP URLs of the shards when the tests run on a cluster of ClickHouse shards
+/// (`WEFT_CLICKHOUSE_SHARDS`), else none.
+pub fn clickhouse_shards() -> Vec<String> {
+    match clickhouse_url() {
+        Some(_) => std::env::var("WEFT_CLICKHOUSE_SHARDS")
+            .map(|s| s.split(',').filter(|u| !u.is_empty()).map(String::from).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
 /// Whether the tests run on ClickHouse.
 pub fn on_clickhouse() -> bool {
     clickhouse_url().is_some()
@@ -48,18 +59,35 @@ pub fn on_clickhouse() -> bool {
 /// command can list every skip and count it as skipped rather than passed.
 pub fn skip_on_clickhouse(reason: &str) -> bool {
     if on_clickhouse() {
-        println!("skipped on ClickHouse: {reason}");
-        if let Some(path) = std::env::var_os("WEFT_SKIP_LOG") {
-            use std::io::Write;
-            let line = format!("{}: skipped on ClickHouse: {reason}\n", current_test());
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
-            if let Ok(mut file) = file {
-                let _ = file.write_all(line.as_bytes());
-            }
-        }
+        log_skip(&format!("on ClickHouse: {reason}"));
         return true;
     }
     false
+}
+
+/// `true` (after saying why, as [`skip_on_clickhouse`] does) unless the tests run on ClickHouse
+/// (`shards`: on a cluster of shards).
+pub fn skip_unless_clickhouse(shards: bool, reason: &str) -> bool {
+    let here = if shards { !clickhouse_shards().is_empty() } else { on_clickhouse() };
+    if here {
+        return false;
+    }
+    let place = if shards { "a cluster of ClickHouse shards" } else { "ClickHouse" };
+    log_skip(&format!("off {place}: {reason}"));
+    true
+}
+
+/// Says why a test skips, and appends it to the file `WEFT_SKIP_LOG` names, if set.
+fn log_skip(why: &str) {
+    println!("skipped {why}");
+    if let Some(path) = std::env::var_os("WEFT_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{}: skipped {why}\n", current_test());
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        if let Ok(mut file) = file {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
 }
 
 /// The name of the running test (the harness names each test's thread after it).
@@ -111,9 +139,7 @@ pub fn open_store(dir: &Path) -> std::sync::Arc<dyn weft::domain::store::Store> 
                 password: std::env::var("WEFT_CLICKHOUSE_PASSWORD").unwrap_or_default(),
             };
             let cluster = std::env::var("WEFT_CLICKHOUSE_CLUSTER").ok().filter(|c| !c.is_empty());
-            let shards: Vec<String> = std::env::var("WEFT_CLICKHOUSE_SHARDS")
-                .map(|s| s.split(',').filter(|u| !u.is_empty()).map(String::from).collect())
-                .unwrap_or_default();
+            let shards = clickhouse_shards();
             let topology =
                 weft::store::clickhouse::Topology::new(cluster.as_deref(), &shards).expect("topology");
             std::sync::Arc::new(
@@ -153,6 +179,22 @@ impl Server {
         let (child, base, key) = spawn(dir.path(), args);
         let client = reqwest::Client::builder().build().expect("client");
         Server { child, base, key: key.unwrap_or_default(), dir, client }
+    }
+
+    /// Starts another weft process on this server's ClickHouse database (at `url`, another node
+    /// of the same cluster, when given), with this server's admin key: a second instance
+    /// behind the same load balancer.
+    pub fn sibling(&self, url: Option<&str>) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = clickhouse_database(self.dir.path());
+        std::fs::write(dir.path().join(".clickhouse-database"), &database).expect("write database marker");
+        let mut args = store_args(dir.path());
+        if let (Some(url), Some(i)) = (url, args.iter().position(|a| a == "--clickhouse-url")) {
+            args[i + 1] = url.to_string();
+        }
+        let (child, base, _) = spawn_with(args, &[]);
+        let client = reqwest::Client::builder().build().expect("client");
+        Server { child, base, key: self.key.clone(), dir, client }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -272,8 +314,13 @@ impl Drop for Server {
 /// Spawns `weft serve` on a free port; returns the child, its base URL and the admin key it
 /// printed (only on a first start).
 fn spawn(dir: &Path, args: &[&str]) -> (Child, String, Option<String>) {
+    spawn_with(store_args(dir), args)
+}
+
+/// [`spawn`] with the given global (store) arguments.
+fn spawn_with(store_args: Vec<String>, args: &[&str]) -> (Child, String, Option<String>) {
     let mut child = Command::new(BIN)
-        .args(store_args(dir))
+        .args(store_args)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(args)
         .env("WEFT_LOG", "info")

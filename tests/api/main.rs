@@ -10,6 +10,7 @@ mod helpers;
 mod auth;
 mod backup;
 mod calls_surface;
+mod cluster;
 mod denial_of_service;
 mod eval_runs;
 mod feedback_costs;
