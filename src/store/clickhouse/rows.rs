@@ -263,6 +263,18 @@ pub struct TagRow {
     pub removed: bool,
 }
 
+impl TagRow {
+    pub fn new(project: &str, object_id: &str, digest: &str, tag: &str, removed: bool) -> Self {
+        TagRow {
+            project_id: project.into(),
+            object_id: object_id.into(),
+            digest: digest.into(),
+            tag: tag.into(),
+            removed,
+        }
+    }
+}
+
 /// Encodes a tag as a row of the object_tags table.
 pub fn tag_line(t: &TagRow, version: u64) -> Result<String> {
     Ok(json!({
@@ -284,6 +296,18 @@ pub struct AliasRow {
     pub alias: String,
     pub digest: String,
     pub removed: bool,
+}
+
+impl AliasRow {
+    pub fn new(project: &str, object_id: &str, alias: &str, digest: &str, removed: bool) -> Self {
+        AliasRow {
+            project_id: project.into(),
+            object_id: object_id.into(),
+            alias: alias.into(),
+            digest: digest.into(),
+            removed,
+        }
+    }
 }
 
 /// Encodes an alias as a row of the object_aliases table.

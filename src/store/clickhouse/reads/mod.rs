@@ -9,6 +9,8 @@ mod objects;
 mod runs;
 mod threads;
 
+pub(super) use objects::table_digests;
+
 use super::ClickHouseStore;
 use super::client::{Client, Query};
 use crate::domain::call::{Call, CallText};

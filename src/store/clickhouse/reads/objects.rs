@@ -235,7 +235,11 @@ pub(super) fn project_labels(
 /// Table rows read in one query: few enough that their texts fit in memory however large rows are.
 const ROW_CHUNK: usize = 256;
 
-pub(super) fn table_digests(client: &Client, project: &str, digest: &str) -> Result<Option<Vec<String>>> {
+pub(in crate::store::clickhouse) fn table_digests(
+    client: &Client,
+    project: &str,
+    digest: &str,
+) -> Result<Option<Vec<String>>> {
     let mut q = Query::default();
     let (p, d) = (q.string(project), q.string(digest));
     q.push(&format!(
