@@ -6,13 +6,14 @@ use super::limit_offset;
 use crate::domain::call::{Call, CallText};
 use crate::domain::error::Result;
 use crate::domain::page::Page;
-use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
+use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::clickhouse::IN_CHUNK;
 use crate::store::clickhouse::client::{Client, Query};
 use crate::store::clickhouse::rows::{
     CALL_COLUMNS, CALL_TEXT_COLUMNS, CallTextTuple, CallTuple, call_from_tuple, call_text,
 };
+use crate::store::{call_list_filters, op_name_filters, ref_filters};
 
 /// Streams the calls of a query to `sink`.
 fn stream_calls(client: &Client, q: &Query, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
@@ -88,28 +89,13 @@ pub(super) fn calls(
     let mut q = Query::default();
     let p = q.string(project);
     let mut filters = String::new();
-    for (column, values) in [
-        ("id", &cq.call_ids),
-        ("trace_id", &cq.trace_ids),
-        ("parent_id", &cq.parent_ids),
-        ("wb_user_id", &cq.wb_user_ids),
-        ("thread_id", &cq.thread_ids),
-        ("turn_id", &cq.turn_ids),
-        ("wb_run_id", &cq.wb_run_ids),
-    ] {
+    for (column, values) in call_list_filters(cq) {
         if !values.is_empty() {
             filters.push_str(&format!(" AND {column} IN {}", q.strings(values)));
         }
     }
     if !cq.op_names.is_empty() {
-        let mut exact = Vec::new();
-        let mut prefixes = Vec::new();
-        for op in &cq.op_names {
-            match op.strip_suffix(":*") {
-                Some(prefix) => prefixes.push(format!("{prefix}:")),
-                None => exact.push(op.clone()),
-            }
-        }
+        let (exact, prefixes) = op_name_filters(cq);
         let (e, pre) = (q.strings(&exact), q.strings(&prefixes));
         filters
             .push_str(&format!(" AND (op_name IN {e} OR arrayExists(x -> startsWith(op_name, x), {pre}))"));
@@ -117,13 +103,9 @@ pub(super) fn calls(
     if cq.trace_roots_only {
         filters.push_str(" AND parent_id IS NULL");
     }
-    // A superset: the domain keeps the calls that hold one of the refs (`holds_ref`).
-    for (column, refs) in [("inputs", &cq.input_refs), ("output", &cq.output_refs)] {
-        if !refs.is_empty() {
-            let needles: Vec<String> = refs.iter().map(|r| ref_needle(r)).collect();
-            let n = q.strings(&needles);
-            filters.push_str(&format!(" AND arrayExists(x -> position(ifNull({column}, ''), x) > 0, {n})"));
-        }
+    for (column, needles) in ref_filters(cq) {
+        let n = q.strings(&needles);
+        filters.push_str(&format!(" AND arrayExists(x -> position(ifNull({column}, ''), x) > 0, {n})"));
     }
     let order = order_by(&mut q, &cq.sort);
     let window = limit_offset(&mut q, cq.page);

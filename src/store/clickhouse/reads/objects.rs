@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 use super::{limit_offset, names};
 use crate::domain::call::Micros;
 use crate::domain::error::Result;
-use crate::domain::object::{Labels, ObjectQuery, ObjectSortField, ObjectVersion, Version};
+use crate::domain::object::{Labels, ObjectQuery, ObjectVersion, Version};
 use crate::store::clickhouse::client::{Client, Query};
 use crate::store::clickhouse::rows::{OBJECT_COLUMNS, file_content, object_columns, object_from_tuple};
+use crate::store::object_order;
 
 /// An object version, whether it is its object's latest live version, and its tags and
 /// aliases (empty when not asked for).
@@ -33,26 +34,6 @@ type LabeledObjectTuple = (
 fn labeled_object(t: LabeledObjectTuple) -> (ObjectVersion, bool, Labels) {
     let s = object_from_tuple((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8, t.9, t.10));
     (s.object, t.11, Labels { tags: t.12, aliases: t.13 })
-}
-
-/// The `ORDER BY` of an objects query: its keys then the version, or object id then version.
-fn object_order(q: &ObjectQuery) -> String {
-    if q.sort.is_empty() {
-        return "object_id, version_index".into();
-    }
-    let mut parts: Vec<String> = q
-        .sort
-        .iter()
-        .map(|s| {
-            let column = match s.field {
-                ObjectSortField::ObjectId => "object_id",
-                ObjectSortField::CreatedAt => "created_at",
-            };
-            format!("{column} {}", if s.descending { "DESC" } else { "ASC" })
-        })
-        .collect();
-    parts.push("version_index ASC".into());
-    parts.join(", ")
 }
 
 /// The (object id, digest) pairs of a project's live rows of `table` whose `column` is one of

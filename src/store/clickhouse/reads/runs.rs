@@ -99,10 +99,7 @@ pub(super) fn run_values(
     dimension: RunDimension,
     max: usize,
 ) -> Result<Vec<String>> {
-    let column = match dimension {
-        RunDimension::Evaluation => "evaluation",
-        RunDimension::Model => "model",
-    };
+    let column = crate::store::run_column(dimension);
     let mut q = Query::default();
     let (p, n) = (q.string(project), q.uint(max as u64));
     q.push(&format!(
