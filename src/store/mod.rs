@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::domain::object::{ObjectQuery, ObjectSortField};
 use crate::domain::run_rows::RunDimension;
-use crate::domain::trace::{CallQuery, ref_needle};
+use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
 
 /// Parses stored JSON text, treating text that is not JSON as a string value.
 pub fn json_from_text(text: &str) -> Value {
@@ -65,6 +65,18 @@ pub(crate) fn ref_filters(q: &CallQuery) -> Vec<(&'static str, Vec<String>)> {
         .filter(|(_, refs)| !refs.is_empty())
         .map(|(column, refs)| (column, refs.iter().map(|r| ref_needle(r)).collect()))
         .collect()
+}
+
+/// The `ORDER BY` of a calls query: its keys, each as `key` writes it in its direction
+/// (`ASC` or `DESC`), then the call id; without keys, `started_at` then the id.
+pub(crate) fn call_order(sort: &[Sort], mut key: impl FnMut(&SortField, &str) -> String) -> String {
+    if sort.is_empty() {
+        return "started_at, id".into();
+    }
+    let mut parts: Vec<String> =
+        sort.iter().map(|s| key(&s.field, if s.descending { "DESC" } else { "ASC" })).collect();
+    parts.push("id".into());
+    parts.join(", ")
 }
 
 /// The `ORDER BY` of an objects query: its keys then the version, or object id then version.

@@ -13,7 +13,7 @@ use crate::store::clickhouse::client::{Client, Query};
 use crate::store::clickhouse::rows::{
     CALL_COLUMNS, CALL_TEXT_COLUMNS, CallTextTuple, CallTuple, call_from_tuple, call_text,
 };
-use crate::store::{call_list_filters, op_name_filters, ref_filters};
+use crate::store::{call_list_filters, call_order, op_name_filters, ref_filters};
 
 /// Streams the calls of a query to `sink`.
 fn stream_calls(client: &Client, q: &Query, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
@@ -23,36 +23,27 @@ fn stream_calls(client: &Client, q: &Query, sink: &mut dyn FnMut(Call) -> bool) 
 /// The `ORDER BY` of a calls query: its keys, then the call id. JSON values order as the
 /// SQLite store orders them: null or missing first, then numbers and booleans, then text.
 fn order_by(q: &mut Query, sort: &[Sort]) -> String {
-    if sort.is_empty() {
-        return "started_at, id".into();
-    }
-    let mut parts = Vec::new();
-    for s in sort {
-        let dir = if s.descending { "DESC" } else { "ASC" };
-        match &s.field {
-            SortField::Column(c) => parts.push(format!("{c} {dir}")),
-            SortField::LatencyMs => parts.push(format!(
-                "if(ended_at IS NULL, 0, toUnixTimestamp64Micro(assumeNotNull(ended_at)) - toUnixTimestamp64Micro(started_at)) {dir}"
-            )),
-            SortField::Status => parts.push(format!(
-                "multiIf(exception IS NOT NULL, 'error', ended_at IS NULL, 'running', \
-                 JSONExtractFloat(ifNull(summary, '{{}}'), 'status_counts', 'error') > 0, 'descendant_error', 'success') {dir}"
-            )),
-            SortField::Json(column, path) => {
-                let keys: Vec<String> = path.iter().map(|k| q.string(k)).collect();
-                let args = if keys.is_empty() { String::new() } else { format!(", {}", keys.join(", ")) };
-                let doc = format!("ifNull({column}, 'null')");
-                let t = format!("JSONType({doc}{args})");
-                parts.push(format!(
-                    "multiIf({t} IN ('Int64', 'UInt64', 'Double', 'Bool'), 1, {t} = 'Null', 0, 2) {dir}, \
-                     if({t} = 'Bool', toFloat64(JSONExtractBool({doc}{args})), JSONExtractFloat({doc}{args})) {dir}, \
-                     multiIf({t} = 'String', JSONExtractString({doc}{args}), {t} = 'Null', '', JSONExtractRaw({doc}{args})) {dir}"
-                ));
-            }
+    call_order(sort, |field, dir| match field {
+        SortField::Column(c) => format!("{c} {dir}"),
+        SortField::LatencyMs => format!(
+            "if(ended_at IS NULL, 0, toUnixTimestamp64Micro(assumeNotNull(ended_at)) - toUnixTimestamp64Micro(started_at)) {dir}"
+        ),
+        SortField::Status => format!(
+            "multiIf(exception IS NOT NULL, 'error', ended_at IS NULL, 'running', \
+             JSONExtractFloat(ifNull(summary, '{{}}'), 'status_counts', 'error') > 0, 'descendant_error', 'success') {dir}"
+        ),
+        SortField::Json(column, path) => {
+            let keys: Vec<String> = path.iter().map(|k| q.string(k)).collect();
+            let args = if keys.is_empty() { String::new() } else { format!(", {}", keys.join(", ")) };
+            let doc = format!("ifNull({column}, 'null')");
+            let t = format!("JSONType({doc}{args})");
+            format!(
+                "multiIf({t} IN ('Int64', 'UInt64', 'Double', 'Bool'), 1, {t} = 'Null', 0, 2) {dir}, \
+                 if({t} = 'Bool', toFloat64(JSONExtractBool({doc}{args})), JSONExtractFloat({doc}{args})) {dir}, \
+                 multiIf({t} = 'String', JSONExtractString({doc}{args}), {t} = 'Null', '', JSONExtractRaw({doc}{args})) {dir}"
+            )
         }
-    }
-    parts.push("id".into());
-    parts.join(", ")
+    })
 }
 
 pub(super) fn view_calls(

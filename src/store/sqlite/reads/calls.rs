@@ -11,7 +11,7 @@ use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
 };
 use crate::store::sqlite::storage;
-use crate::store::{call_list_filters, op_name_filters, ref_filters};
+use crate::store::{call_list_filters, call_order, op_name_filters, ref_filters};
 
 /// A JSON path of keys as SQLite's JSON functions take it: `$."a"."b"`.
 fn json_path(path: &[String]) -> String {
@@ -24,36 +24,27 @@ fn json_path(path: &[String]) -> String {
 
 /// The `ORDER BY` of a calls query: its keys, then the call id.
 fn order_by(sort: &[Sort]) -> String {
-    if sort.is_empty() {
-        return "started_at, id".into();
-    }
-    let mut parts = Vec::new();
-    for s in sort {
-        let dir = if s.descending { "DESC" } else { "ASC" };
-        match &s.field {
-            SortField::Column(c) => parts.push(format!("{c} {dir}")),
-            SortField::LatencyMs => {
-                parts.push(format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}"))
-            }
-            SortField::Status => parts.push(format!(
-                "CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' \
-                 WHEN coalesce(json_extract(summary, '$.status_counts.error'), 0) > 0 \
-                 THEN 'descendant_error' ELSE 'success' END {dir}"
-            )),
-            SortField::Json(column, path) => {
-                // Null or missing first, then numbers and booleans, then text (and other
-                // values, as their JSON text): what the ClickHouse store orders by too.
-                let p = json_path(path);
-                parts.push(format!(
-                    "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
-                     WHEN 'real' THEN 1 WHEN 'true' THEN 1 WHEN 'false' THEN 1 WHEN 'null' THEN 0 \
-                     ELSE 2 END {dir}, json_extract({column}, '{p}') {dir}"
-                ));
-            }
+    call_order(sort, |field, dir| match field {
+        SortField::Column(c) => format!("{c} {dir}"),
+        SortField::LatencyMs => {
+            format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}")
         }
-    }
-    parts.push("id".into());
-    parts.join(", ")
+        SortField::Status => format!(
+            "CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' \
+             WHEN coalesce(json_extract(summary, '$.status_counts.error'), 0) > 0 \
+             THEN 'descendant_error' ELSE 'success' END {dir}"
+        ),
+        SortField::Json(column, path) => {
+            // Null or missing first, then numbers and booleans, then text (and other values,
+            // as their JSON text): what the ClickHouse store orders by too.
+            let p = json_path(path);
+            format!(
+                "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
+                 WHEN 'real' THEN 1 WHEN 'true' THEN 1 WHEN 'false' THEN 1 WHEN 'null' THEN 0 \
+                 ELSE 2 END {dir}, json_extract({column}, '{p}') {dir}"
+            )
+        }
+    })
 }
 
 /// The statement of a view's calls; the kind is a literal (one of a few static tags): plans
