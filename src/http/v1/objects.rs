@@ -11,7 +11,7 @@ use crate::domain::body::OutputOnly;
 use crate::domain::error::{Error, Result};
 use crate::domain::object::{ObjSchema, ObjectQuery, ObjectSort, Version};
 use crate::domain::page::Page;
-use crate::domain::store;
+use crate::domain::store::{self, Writer};
 use crate::domain::writes::{deletes, objects};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
@@ -226,34 +226,48 @@ fn same_as_path(name: &str, path: &str, body: Option<&str>) -> Result<()> {
     }
 }
 
-/// `PUT /objs/{object_id}/versions/{digest}/tags`: adds tags to an object version.
-pub(crate) async fn tags_add(
-    State(state): State<AppState>,
-    Path((object_id, digest)): Path<(String, String)>,
-    ProjectBody(req, _): ProjectBody<TagsBody>,
+/// Runs a write of an object's labels as one job; answers `{}`.
+async fn write_labels(
+    state: &AppState,
+    write: impl FnOnce(&mut dyn Writer) -> Result<()> + Send + 'static,
+) -> Result<Response, ApiError> {
+    store::write_async(state.store.as_ref(), write).await?;
+    Ok(json_response(json!({})))
+}
+
+/// A change to the tags of an object version: [`objects::add_tags`] or
+/// [`objects::remove_tags`].
+type TagChange = fn(&mut dyn Writer, &str, &str, &str, &[String]) -> Result<()>;
+
+/// A tag route: `change` on the tags of the version the path names, once the body agrees
+/// with the path.
+async fn change_tags(
+    state: AppState,
+    (object_id, digest): (String, String),
+    req: TagsBody,
+    change: TagChange,
 ) -> Result<Response, ApiError> {
     same_as_path("object_id", &object_id, req.object_id.as_deref())?;
     same_as_path("digest", &digest, req.digest.as_deref())?;
-    store::write_async(state.store.as_ref(), move |w| {
-        objects::add_tags(w, &req.project_id, &object_id, &digest, &req.tags)
-    })
-    .await?;
-    Ok(json_response(json!({})))
+    write_labels(&state, move |w| change(w, &req.project_id, &object_id, &digest, &req.tags)).await
+}
+
+/// `PUT /objs/{object_id}/versions/{digest}/tags`: adds tags to an object version.
+pub(crate) async fn tags_add(
+    State(state): State<AppState>,
+    Path(version): Path<(String, String)>,
+    ProjectBody(req, _): ProjectBody<TagsBody>,
+) -> Result<Response, ApiError> {
+    change_tags(state, version, req, objects::add_tags).await
 }
 
 /// `POST /objs/{object_id}/versions/{digest}/tags/remove`: removes tags from an object version.
 pub(crate) async fn tags_remove(
     State(state): State<AppState>,
-    Path((object_id, digest)): Path<(String, String)>,
+    Path(version): Path<(String, String)>,
     ProjectBody(req, _): ProjectBody<TagsBody>,
 ) -> Result<Response, ApiError> {
-    same_as_path("object_id", &object_id, req.object_id.as_deref())?;
-    same_as_path("digest", &digest, req.digest.as_deref())?;
-    store::write_async(state.store.as_ref(), move |w| {
-        objects::remove_tags(w, &req.project_id, &object_id, &digest, &req.tags)
-    })
-    .await?;
-    Ok(json_response(json!({})))
+    change_tags(state, version, req, objects::remove_tags).await
 }
 
 /// `PUT /objs/{object_id}/aliases`: points aliases at a version of the object.
@@ -263,11 +277,10 @@ pub(crate) async fn aliases_set(
     ProjectBody(req, _): ProjectBody<AliasesSet>,
 ) -> Result<Response, ApiError> {
     same_as_path("object_id", &object_id, req.object_id.as_deref())?;
-    store::write_async(state.store.as_ref(), move |w| {
+    write_labels(&state, move |w| {
         objects::set_aliases(w, &req.project_id, &object_id, &req.digest, &req.aliases)
     })
-    .await?;
-    Ok(json_response(json!({})))
+    .await
 }
 
 /// `POST /objs/{object_id}/aliases/remove`: removes aliases of the object.
@@ -277,11 +290,21 @@ pub(crate) async fn aliases_remove(
     ProjectBody(req, _): ProjectBody<AliasesRemove>,
 ) -> Result<Response, ApiError> {
     same_as_path("object_id", &object_id, req.object_id.as_deref())?;
-    store::write_async(state.store.as_ref(), move |w| {
-        objects::remove_aliases(w, &req.project_id, &object_id, &req.aliases)
-    })
-    .await?;
-    Ok(json_response(json!({})))
+    write_labels(&state, move |w| objects::remove_aliases(w, &req.project_id, &object_id, &req.aliases)).await
+}
+
+/// Answers a list of a project's labels (`GET /tags`, `GET /aliases`) under `name`: what
+/// `read` reads for the project of the query string.
+async fn list_labels(
+    state: &AppState,
+    who: &Principal,
+    q: &crate::domain::validate::Query,
+    name: &str,
+    read: fn(&dyn crate::domain::store::Store, &str) -> Result<Vec<String>>,
+) -> Result<Response, ApiError> {
+    let project = listed_project(who, q)?;
+    let names = blocking(state, move |s| read(s, &project)).await?;
+    Ok(json_response(json!({ name: names })))
 }
 
 /// The `project_id` of a list route's query string, which the caller's key may act on.
@@ -306,9 +329,7 @@ pub(crate) async fn tags_list(
     Extension(who): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let project = listed_project(&who, &q)?;
-    let tags = blocking(&state, move |s| s.project_tags(&project)).await?;
-    Ok(json_response(json!({ "tags": tags })))
+    list_labels(&state, &who, &q, "tags", |s, project| s.project_tags(project)).await
 }
 
 /// `GET /aliases?project_id=`: the distinct aliases of the project's objects, sorted.
@@ -317,9 +338,7 @@ pub(crate) async fn aliases_list(
     Extension(who): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let project = listed_project(&who, &q)?;
-    let aliases = blocking(&state, move |s| s.project_aliases(&project)).await?;
-    Ok(json_response(json!({ "aliases": aliases })))
+    list_labels(&state, &who, &q, "aliases", |s, project| s.project_aliases(project)).await
 }
 
 in_project! {

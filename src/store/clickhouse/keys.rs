@@ -2,7 +2,7 @@
 //! key or ending a session in a batch.
 
 use super::ClickHouseStore;
-use super::client::Query;
+use super::client::{Client, Query};
 use super::rows::{KEY_COLUMNS, KeyTuple, SESSION_COLUMNS, SessionTuple, key_from_tuple, session_from_tuple};
 use super::writes::Tx;
 use crate::domain::call::Micros;
@@ -10,26 +10,36 @@ use crate::domain::error::Result;
 use crate::domain::keys::ApiKey;
 use crate::domain::sessions::Session;
 
+/// The key whose `column` is `value`: an unrevoked one if `live_only`.
+fn key_where(client: &Client, column: &str, value: &str, live_only: bool) -> Result<Option<ApiKey>> {
+    let mut q = Query::default();
+    let v = q.string(value);
+    let live = if live_only { " AND revoked_at IS NULL" } else { "" };
+    q.push(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys FINAL WHERE {column} = {v}{live} LIMIT 1 FORMAT JSONCompactEachRow"
+    ));
+    Ok(client.query_all::<KeyTuple>(&q)?.pop().map(key_from_tuple))
+}
+
+/// The session of a token's hash, ended or not.
+fn session_by_hash(client: &Client, hash: &str) -> Result<Option<Session>> {
+    let mut q = Query::default();
+    let h = q.string(hash);
+    q.push(&format!(
+        "SELECT {SESSION_COLUMNS} FROM ui_sessions FINAL WHERE hash = {h} LIMIT 1 FORMAT JSONCompactEachRow"
+    ));
+    Ok(client.query_all::<SessionTuple>(&q)?.pop().map(session_from_tuple))
+}
+
 impl ClickHouseStore {
     /// Finds an unrevoked key by the hash of its secret.
     pub(super) fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let mut q = Query::default();
-        let h = q.string(hash);
-        q.push(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys FINAL WHERE hash = {h} AND revoked_at IS NULL LIMIT 1 \
-             FORMAT JSONCompactEachRow"
-        ));
-        Ok(self.client.query_all::<KeyTuple>(&q)?.pop().map(key_from_tuple))
+        key_where(&self.client, "hash", hash, true)
     }
 
     /// Finds a session by the hash of its token.
     pub(super) fn find_session(&self, hash: &str) -> Result<Option<Session>> {
-        let mut q = Query::default();
-        let h = q.string(hash);
-        q.push(&format!(
-            "SELECT {SESSION_COLUMNS} FROM ui_sessions FINAL WHERE hash = {h} LIMIT 1 FORMAT JSONCompactEachRow"
-        ));
-        Ok(self.client.query_all::<SessionTuple>(&q)?.pop().map(session_from_tuple))
+        session_by_hash(&self.client, hash)
     }
 
     /// All keys, revoked ones included, oldest first.
@@ -44,51 +54,22 @@ impl ClickHouseStore {
 impl Tx<'_> {
     /// Revokes a key by id in the batch; `false` if no such unrevoked key exists.
     pub(super) fn revoke(&mut self, id: &str, at: Micros) -> Result<bool> {
-        let key = id.to_string();
-        let found = match self.keys.get(&key) {
-            Some(known) => known.cloned(),
-            None => {
-                let mut q = Query::default();
-                let i = q.string(id);
-                q.push(&format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys FINAL WHERE id = {i} LIMIT 1 FORMAT JSONCompactEachRow"
-                ));
-                let found = self.client.query_all::<KeyTuple>(&q)?.pop().map(key_from_tuple);
-                self.keys.remember(key.clone(), found.clone());
-                found
-            }
-        };
-        match found {
+        let client = self.client;
+        match self.keys.get_or_read(id.to_string(), || key_where(client, "id", id, false))? {
             Some(k) if k.revoked_at.is_none() => {
-                self.keys.put(key, ApiKey { revoked_at: Some(at), ..k });
+                self.keys.put(id.to_string(), ApiKey { revoked_at: Some(at), ..k });
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
-}
 
-impl Tx<'_> {
     /// Ends a live session in the batch; `false` if there is none with that hash.
     pub(super) fn end(&mut self, hash: &str, at: Micros) -> Result<bool> {
-        let key = hash.to_string();
-        let found = match self.sessions.get(&key) {
-            Some(known) => known.cloned(),
-            None => {
-                let mut q = Query::default();
-                let h = q.string(hash);
-                q.push(&format!(
-                    "SELECT {SESSION_COLUMNS} FROM ui_sessions FINAL WHERE hash = {h} LIMIT 1 \
-                     FORMAT JSONCompactEachRow"
-                ));
-                let found = self.client.query_all::<SessionTuple>(&q)?.pop().map(session_from_tuple);
-                self.sessions.remember(key.clone(), found.clone());
-                found
-            }
-        };
-        match found {
+        let client = self.client;
+        match self.sessions.get_or_read(hash.to_string(), || session_by_hash(client, hash))? {
             Some(s) if s.ended_at.is_none() => {
-                self.sessions.put(key, Session { ended_at: Some(at), ..s });
+                self.sessions.put(hash.to_string(), Session { ended_at: Some(at), ..s });
                 Ok(true)
             }
             _ => Ok(false),

@@ -9,8 +9,8 @@
 //!
 //! Here the store itself. The HTTP client is in [`client`], the schema's DDL in [`schema`] and
 //! applying its migrations in `migrations`, the writer's batch and the writes of a job in
-//! `writes`, the reads in `reads`, API keys in `keys`, rows as ClickHouse's JSON in `rows`,
-//! and the batch's in-memory rows in `overlay`.
+//! `writes`, the reads in `reads` (each split by resource), API keys in `keys`, rows as
+//! ClickHouse's JSON in `rows`, and the batch's in-memory rows in `overlay`.
 
 pub mod client;
 mod keys;

@@ -44,6 +44,21 @@ impl<K: Eq + Hash + Clone, V: Clone> Overlay<K, V> {
         self.rows.entry(key).or_insert(Slot { value, dirty: false });
     }
 
+    /// The row of `key` as the batch sees it: what the batch knows, or else what `read` finds
+    /// in ClickHouse (remembered for the rest of the batch).
+    pub fn get_or_read<E>(
+        &mut self,
+        key: K,
+        read: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Result<Option<V>, E> {
+        if let Some(known) = self.get(&key) {
+            return Ok(known.cloned());
+        }
+        let found = read()?;
+        self.remember(key, found.clone());
+        Ok(found)
+    }
+
     /// Writes a row (a new one or a new version of one).
     pub fn put(&mut self, key: K, value: V) {
         let old = self.rows.insert(key.clone(), Slot { value: Some(value), dirty: true });

@@ -2,15 +2,14 @@
 //!
 //! Here the store itself: opening it and its pool of read connections. Its schema and
 //! migrations are in `schema`, the writer's transaction and the writes of a job (the domain's
-//! `Writer`) in `writes`, the reads (the domain's `Store`) in `reads`, run lists in `runs`,
-//! API keys in `keys`, backups in `backup`, and the columns and rows both reads and writes
-//! use in `rows`.
+//! `Writer`) in `writes`, the reads (the domain's `Store`, run lists among them) in `reads`,
+//! each split by resource, API keys in `keys`, backups in `backup`, and the columns and rows
+//! both reads and writes use in `rows`.
 
 mod backup;
 mod keys;
 mod reads;
 mod rows;
-mod runs;
 mod schema;
 mod writes;
 

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, Params, Row, Rows, ToSql, params};
 use serde_json::Value;
 
 use super::storage;
@@ -86,6 +86,26 @@ pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Op
     .query_row(params![project, id], call_from_row)
     .optional()
     .map_err(storage)
+}
+
+/// Runs `each` on the rows of a query, in order, until it answers `false`.
+pub(super) fn for_rows(
+    mut rows: Rows<'_>,
+    each: &mut dyn FnMut(&Row<'_>) -> rusqlite::Result<bool>,
+) -> Result<()> {
+    while let Some(r) = rows.next().map_err(storage)? {
+        if !each(r).map_err(storage)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The first column of a statement's rows, as texts.
+pub(super) fn texts(conn: &Connection, sql: &str, params: impl Params) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
+    let rows = stmt.query_map(params, |r| r.get(0)).map_err(storage)?;
+    rows.collect::<rusqlite::Result<Vec<String>>>().map_err(storage)
 }
 
 pub(super) fn limit_offset(page: Page) -> (i64, i64) {

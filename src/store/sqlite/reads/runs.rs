@@ -1,18 +1,20 @@
 //! Run lists on SQLite: the statement of a list of evaluation runs (which index it reads,
-//! and how filtered lists merge ordered index ranges), and streaming its rows.
+//! and how filtered lists merge ordered index ranges), and streaming its rows; the values
+//! runs take, the latest run of each pair, and the projects' summaries.
 
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use rusqlite::{Connection, params_from_iter};
 
-use super::rows::{Arg, limit_offset};
-use super::storage;
 use crate::domain::error::Result;
 use crate::domain::page::Page;
 #[cfg(test)]
 use crate::domain::run_rows::RunCursor;
 use crate::domain::run_rows::{RunQuery, RunRow};
+use crate::domain::store::ProjectSummary;
+use crate::store::sqlite::rows::{Arg, for_rows, limit_offset, texts};
+use crate::store::sqlite::storage;
 
 /// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
 pub(super) const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
@@ -122,31 +124,25 @@ pub(super) fn eval_runs_on(
 ) -> Result<()> {
     let (sql, args) = run_list_sql(project, q);
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-    let mut rows = stmt.query(params_from_iter(args)).map_err(storage)?;
-    while let Some(r) = rows.next().map_err(storage)? {
+    let rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+    for_rows(rows, &mut |r| {
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
-        let row = (|| -> rusqlite::Result<RunRow<'_>> {
-            Ok(RunRow {
-                id: text(0)?.unwrap_or(""),
-                evaluation: text(1)?.unwrap_or(""),
-                model: text(2)?.unwrap_or(""),
-                source_run_id: text(3)?,
-                display_name: text(4)?,
-                op_name: text(5)?.unwrap_or(""),
-                started_at: r.get(6)?,
-                ended_at: r.get(7)?,
-                failed: r.get(8)?,
-                descendant_failed: r.get(9)?,
-                summary: text(10)?,
-                output: text(11)?,
-            })
-        })()
-        .map_err(storage)?;
-        if !sink(&row) {
-            break;
-        }
-    }
-    Ok(())
+        let row = RunRow {
+            id: text(0)?.unwrap_or(""),
+            evaluation: text(1)?.unwrap_or(""),
+            model: text(2)?.unwrap_or(""),
+            source_run_id: text(3)?,
+            display_name: text(4)?,
+            op_name: text(5)?.unwrap_or(""),
+            started_at: r.get(6)?,
+            ended_at: r.get(7)?,
+            failed: r.get(8)?,
+            descendant_failed: r.get(9)?,
+            summary: text(10)?,
+            output: text(11)?,
+        };
+        Ok(sink(&row))
+    })
 }
 
 /// The distinct non-empty values of a run column (`evaluation` or `model`) of a project, in
@@ -166,10 +162,7 @@ pub(super) fn run_values_on(
            FROM v WHERE v.x IS NOT NULL LIMIT ?2) \
          SELECT x FROM v WHERE x IS NOT NULL"
     );
-    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-    let rows =
-        stmt.query_map(rusqlite::params![project, max as i64], |r| r.get::<_, String>(0)).map_err(storage)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    texts(conn, &sql, rusqlite::params![project, max as i64])
 }
 
 /// The distinct (evaluation, model) pairs of a project's runs, at most `max`: a skip through
@@ -224,6 +217,35 @@ pub(super) fn latest_runs_on(
         }
     }
     Ok(())
+}
+
+/// Streams each project's summary: its runs and last activity.
+pub(super) fn projects_on(conn: &Connection, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {
+    // The distinct projects by skipping through the `calls_id` index (one seek per project,
+    // not a scan of every call), then each one's runs over the partial index of runs. Last
+    // activity is the latest run's start, or the latest call's without runs.
+    let mut stmt = conn
+        .prepare_cached(
+            "WITH RECURSIVE p(id) AS ( \
+               SELECT min(project_id) FROM calls \
+               UNION ALL SELECT (SELECT min(project_id) FROM calls WHERE project_id > p.id) \
+               FROM p WHERE p.id IS NOT NULL) \
+             SELECT p.id, \
+               (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 'run' \
+                  AND r.deleted_at IS NULL), \
+               coalesce((SELECT max(started_at) FROM calls r WHERE r.project_id = p.id \
+                  AND r.kind = 'run' AND r.deleted_at IS NULL), \
+                 (SELECT max(started_at) FROM calls a WHERE a.project_id = p.id)) \
+             FROM p WHERE p.id IS NOT NULL",
+        )
+        .map_err(storage)?;
+    for_rows(stmt.query([]).map_err(storage)?, &mut |r| {
+        Ok(sink(ProjectSummary {
+            project_id: r.get(0)?,
+            runs: r.get::<_, i64>(1)?.max(0) as u64,
+            last_activity: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+        }))
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,139 @@
+//! Run lists (evaluation runs, the latest run of each pair, the values runs take) and the
+//! projects' summaries.
+
+use super::limit_offset;
+use crate::domain::call::Micros;
+use crate::domain::error::Result;
+use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
+use crate::domain::store::ProjectSummary;
+use crate::store::clickhouse::client::{Client, Query};
+
+/// A row of a run list.
+type RunTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Micros,
+    Option<Micros>,
+    bool,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
+/// Streams the runs of `project` passing `filters` (SQL over the calls table, after its own
+/// conditions), the inner select ending with `inner`, in the outer `order`.
+fn stream_runs(
+    client: &Client,
+    q: &mut Query,
+    project: &str,
+    filters: &str,
+    inner: &str,
+    order: &str,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    let p = q.string(project);
+    q.push(&format!(
+        "SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
+           toUnixTimestamp64Micro(r.started_at), toUnixTimestamp64Micro(r.ended_at), \
+           toBool(r.exception IS NOT NULL), toBool(f.n > toUInt64(r.exception IS NOT NULL)), \
+           r.summary, if(r.logged_run, r.output, NULL) \
+         FROM (SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
+                 ended_at, exception, summary, output, logged_run \
+               FROM calls FINAL WHERE project_id = {p} AND kind = 'run' AND deleted_at IS NULL{filters}{inner}) AS r \
+         LEFT JOIN (SELECT trace_id, count() AS n FROM calls FINAL \
+               WHERE project_id = {p} AND exception IS NOT NULL AND deleted_at IS NULL \
+               GROUP BY trace_id) AS f ON f.trace_id = r.trace_id \
+         {order} FORMAT JSONCompactEachRow"
+    ));
+    client.query_rows::<RunTuple>(q, &mut |t| {
+        let row = RunRow {
+            id: &t.0,
+            evaluation: t.1.as_deref().unwrap_or(""),
+            model: t.2.as_deref().unwrap_or(""),
+            source_run_id: t.3.as_deref(),
+            display_name: t.4.as_deref(),
+            op_name: &t.5,
+            started_at: t.6,
+            ended_at: t.7,
+            failed: t.8,
+            descendant_failed: t.9,
+            summary: t.10.as_deref(),
+            output: t.11.as_deref(),
+        };
+        Ok(sink(&row))
+    })
+}
+
+pub(super) fn eval_runs(
+    client: &Client,
+    project: &str,
+    query: &RunQuery,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    let mut q = Query::default();
+    let mut filters = String::new();
+    for (column, values) in [("evaluation", &query.evaluations), ("model", &query.models), ("id", &query.ids)]
+    {
+        if !values.is_empty() {
+            filters.push_str(&format!(" AND {column} IN {}", q.strings(values)));
+        }
+    }
+    let dir = if query.newest_first { "DESC" } else { "ASC" };
+    if let Some(c) = &query.after {
+        let cmp = if query.newest_first { "<" } else { ">" };
+        let (t, id) = (q.int(c.started_at), q.string(&c.id));
+        filters.push_str(&format!(" AND (toUnixTimestamp64Micro(started_at), id) {cmp} ({t}, {id})"));
+    }
+    let window = limit_offset(&mut q, query.page);
+    let order = format!("ORDER BY r.started_at {dir}, r.id {dir}{window}");
+    stream_runs(client, &mut q, project, &filters, "", &order, sink)
+}
+
+pub(super) fn run_values(
+    client: &Client,
+    project: &str,
+    dimension: RunDimension,
+    max: usize,
+) -> Result<Vec<String>> {
+    let column = crate::store::run_column(dimension);
+    let mut q = Query::default();
+    let (p, n) = (q.string(project), q.uint(max as u64));
+    q.push(&format!(
+        "SELECT {column} FROM calls FINAL WHERE project_id = {p} AND kind = 'run' \
+         AND deleted_at IS NULL AND {column} IS NOT NULL AND {column} != '' \
+         GROUP BY {column} ORDER BY {column} LIMIT {n} FORMAT JSONCompactEachRow"
+    ));
+    super::names(client, &q)
+}
+
+pub(super) fn latest_runs(
+    client: &Client,
+    project: &str,
+    max_pairs: usize,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    let mut q = Query::default();
+    let n = q.uint(max_pairs as u64);
+    let filters = " AND evaluation IS NOT NULL AND evaluation != '' AND model IS NOT NULL AND model != ''";
+    // The newest run of each pair: sorted newest first within the pair, one row by pair.
+    let inner = " ORDER BY evaluation, model, started_at DESC, id DESC LIMIT 1 BY evaluation, model";
+    let order = format!("ORDER BY r.evaluation, r.model LIMIT {n}");
+    stream_runs(client, &mut q, project, filters, inner, &order, sink)
+}
+
+pub(super) fn projects(client: &Client, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {
+    let q = Query::new(
+        "SELECT project_id, countIf(kind = 'run'), \
+           toUnixTimestamp64Micro(if(countIf(kind = 'run') > 0, maxIf(started_at, kind = 'run'), max(started_at))) \
+         FROM calls FINAL WHERE deleted_at IS NULL GROUP BY project_id ORDER BY project_id \
+         FORMAT JSONCompactEachRow"
+            .to_string(),
+    );
+    client.query_rows::<(String, u64, Micros)>(&q, &mut |(project_id, runs, last_activity)| {
+        Ok(sink(ProjectSummary { project_id, runs, last_activity }))
+    })
+}

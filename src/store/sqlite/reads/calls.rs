@@ -1,0 +1,190 @@
+//! Calls: the views' lists, `calls/stream_query`, and the children of calls.
+
+use rusqlite::{Connection, Row, params, params_from_iter};
+
+use crate::domain::call::{Call, CallText};
+use crate::domain::error::Result;
+use crate::domain::page::Page;
+use crate::domain::trace::{CallQuery, Sort, SortField};
+use crate::domain::view::Kind;
+use crate::store::sqlite::rows::{
+    Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
+};
+use crate::store::sqlite::storage;
+use crate::store::{call_list_filters, call_order, op_name_filters, ref_filters};
+
+/// A JSON path of keys as SQLite's JSON functions take it: `$."a"."b"`.
+fn json_path(path: &[String]) -> String {
+    let mut p = String::from("$");
+    for key in path {
+        p.push_str(&format!(".\"{}\"", key.replace('"', "\\\"")));
+    }
+    p.replace('\'', "''")
+}
+
+/// A call's `summary.weave.trace_name` as [`crate::domain::call::op_short_name`] derives it
+/// from its op (the name between the first `/op/` after a ref's scheme and the next `:`),
+/// or its display name when it has a non-empty one.
+fn trace_name() -> String {
+    let rest = "(CASE WHEN substr(op_name, 1, 9) = 'weave:///' THEN substr(op_name, 10) \
+                WHEN substr(op_name, 1, 24) = 'weave-trace-internal:///' THEN substr(op_name, 25) END)";
+    let tail = format!("substr({rest}, instr({rest}, '/op/') + 4)");
+    format!(
+        "(CASE WHEN coalesce(display_name, '') != '' THEN display_name \
+         WHEN instr(coalesce({rest}, ''), '/op/') > 0 THEN (CASE WHEN instr({tail}, ':') > 0 \
+         THEN substr({tail}, 1, instr({tail}, ':') - 1) ELSE {tail} END) ELSE op_name END)"
+    )
+}
+
+/// The `ORDER BY` of a calls query: its keys, then the call id.
+fn order_by(sort: &[Sort]) -> String {
+    call_order(sort, |field, dir| match field {
+        SortField::Column(c) => format!("{c} {dir}"),
+        SortField::LatencyMs => {
+            format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}")
+        }
+        SortField::Status => format!(
+            "CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' \
+             WHEN coalesce(json_extract(summary, '$.status_counts.error'), 0) > 0 \
+             THEN 'descendant_error' ELSE 'success' END {dir}"
+        ),
+        SortField::TraceName => format!("{} {dir}", trace_name()),
+        SortField::Json(column, path) => {
+            // Null or missing first, then numbers and booleans, then text (and other values,
+            // as their JSON text): what the ClickHouse store orders by too.
+            let p = json_path(path);
+            format!(
+                "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
+                 WHEN 'real' THEN 1 WHEN 'true' THEN 1 WHEN 'false' THEN 1 WHEN 'null' THEN 0 \
+                 ELSE 2 END {dir}, json_extract({column}, '{p}') {dir}"
+            )
+        }
+    })
+}
+
+/// The statement of a view's calls; the kind is a literal (one of a few static tags): plans
+/// are made once, before any value is bound, and only a literal lets the planner pick the
+/// partial `calls_views`.
+fn view_calls_sql(kind: &str, run_filter: &str) -> String {
+    format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND kind = '{kind}' \
+         AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?3 OFFSET ?4"
+    )
+}
+
+pub(super) fn view_calls(
+    conn: &Connection,
+    project: &str,
+    kind: Kind,
+    run_id: Option<&str>,
+    page: Page,
+    sink: &mut dyn FnMut(Call) -> bool,
+) -> Result<()> {
+    let (limit, offset) = limit_offset(page);
+    let run_filter = if run_id.is_some() { "AND run_id = ?2" } else { "AND ?2 IS NULL" };
+    let Some(kind) = kind.tag() else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare_cached(&view_calls_sql(kind, run_filter)).map_err(storage)?;
+    let rows = stmt.query(params![project, run_id, limit, offset]).map_err(storage)?;
+    for_rows(rows, &mut |r| Ok(sink(call_from_row(r)?)))
+}
+
+pub(super) fn calls(
+    conn: &Connection,
+    project: &str,
+    q: &CallQuery,
+    sink: &mut dyn FnMut(Call) -> bool,
+) -> Result<()> {
+    let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND deleted_at IS NULL");
+    let mut args: Vec<Arg<'_>> = vec![Arg::Text(project)];
+    // Each list is bound as one value (`rarray`): the statement's text does not grow with the
+    // list, so no list is too long for SQLite's limits on a statement.
+    for (column, values) in call_list_filters(q) {
+        if !values.is_empty() {
+            sql.push_str(&format!(" AND {column} IN rarray(?)"));
+            args.push(Arg::list(values.iter().map(String::as_str)));
+        }
+    }
+    if !q.op_names.is_empty() {
+        let (exact, prefixes) = op_name_filters(q);
+        sql.push_str(
+            " AND (op_name IN rarray(?) OR EXISTS (SELECT 1 FROM rarray(?) p \
+             WHERE substr(op_name, 1, length(p.value)) = p.value))",
+        );
+        args.push(Arg::list(exact));
+        args.push(Arg::list(prefixes.iter().map(String::as_str)));
+    }
+    if q.trace_roots_only {
+        sql.push_str(" AND parent_id IS NULL");
+    }
+    for (column, needles) in ref_filters(q) {
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM rarray(?) n WHERE instr({column}, n.value) > 0)"));
+        args.push(Arg::list(needles.iter().map(String::as_str)));
+    }
+    let (limit, offset) = limit_offset(q.page);
+    sql.push_str(&format!(" ORDER BY {} LIMIT {limit} OFFSET {offset}", order_by(&q.sort)));
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+    for_rows(stmt.query(params_from_iter(args)).map_err(storage)?, &mut |r| Ok(sink(call_from_row(r)?)))
+}
+
+/// Runs `each` on `columns` of the live children of `parent_ids` (by parent, then start and
+/// id) until it answers `false`: one query, the ids bound as one value, each looked up in
+/// `calls_children`.
+fn children_rows(
+    conn: &Connection,
+    project: &str,
+    parent_ids: &[String],
+    columns: &str,
+    each: &mut dyn FnMut(&Row<'_>) -> rusqlite::Result<bool>,
+) -> Result<()> {
+    if parent_ids.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM calls WHERE project_id = ?1 AND parent_id IN rarray(?2) \
+             AND deleted_at IS NULL ORDER BY parent_id, started_at, id"
+        ))
+        .map_err(storage)?;
+    let ids = Arg::list(parent_ids.iter().map(String::as_str));
+    for_rows(stmt.query(params![project, ids]).map_err(storage)?, each)
+}
+
+pub(super) fn children_of(
+    conn: &Connection,
+    project: &str,
+    parent_ids: &[String],
+    sink: &mut dyn FnMut(Call) -> bool,
+) -> Result<()> {
+    children_rows(conn, project, parent_ids, CALL_COLUMNS, &mut |r| Ok(sink(call_from_row(r)?)))
+}
+
+pub(super) fn children_text(
+    conn: &Connection,
+    project: &str,
+    parent_ids: &[String],
+    sink: &mut dyn FnMut(&CallText<'_>) -> bool,
+) -> Result<()> {
+    children_rows(conn, project, parent_ids, CALL_TEXT_COLUMNS, &mut |r| with_call_text(r, &mut *sink))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn prediction_and_score_lists_read_the_views_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        for kind in ["prediction", "score"] {
+            for run_filter in ["AND run_id = ?2", "AND ?2 IS NULL"] {
+                let sql = format!("EXPLAIN QUERY PLAN {}", view_calls_sql(kind, run_filter));
+                let plan: String = conn.query_row(&sql, params!["e/p", "r", 10, 0], |r| r.get(3)).unwrap();
+                assert!(plan.contains("USING INDEX calls_views"), "{kind} {run_filter}: {plan}");
+            }
+        }
+    }
+}

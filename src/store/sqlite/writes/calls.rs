@@ -1,0 +1,228 @@
+//! Calls: inserts (with the view columns derived from each), updates, ends, run heads,
+//! children, and subtree deletes.
+
+use std::sync::LazyLock;
+
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+
+use crate::domain::call::{Call, Micros};
+use crate::domain::error::{Error, Result};
+use crate::domain::run_rows::RunHead;
+use crate::domain::store::CallEndFields;
+use crate::domain::view::ViewColumns;
+use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text};
+use crate::store::sqlite::storage;
+
+/// The columns a write of a call binds, as [`execute_call`] binds them: the key (project and
+/// id) first.
+const WRITTEN_COLUMNS: [&str; 24] = [
+    "project_id",
+    "id",
+    "trace_id",
+    "parent_id",
+    "op_name",
+    "display_name",
+    "started_at",
+    "ended_at",
+    "exception",
+    "attributes",
+    "inputs",
+    "output",
+    "summary",
+    "wb_user_id",
+    "kind",
+    "evaluation",
+    "model",
+    "run_id",
+    "logged_run",
+    "thread_id",
+    "turn_id",
+    "wb_run_id",
+    "wb_run_step",
+    "wb_run_step_end",
+];
+
+/// `INSERT INTO calls` of every written column.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    let values: Vec<String> = (1..=WRITTEN_COLUMNS.len()).map(|i| format!("?{i}")).collect();
+    format!("INSERT INTO calls ({}) VALUES ({})", WRITTEN_COLUMNS.join(", "), values.join(", "))
+});
+
+/// `UPDATE` of every written column but the key, of a live call.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let set: Vec<String> =
+        WRITTEN_COLUMNS.iter().enumerate().skip(2).map(|(i, c)| format!("{c} = ?{}", i + 1)).collect();
+    format!("UPDATE calls SET {} WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL", set.join(", "))
+});
+
+/// Binds a call's [`WRITTEN_COLUMNS`], with its view columns, and runs `stmt`; returns the
+/// rows changed.
+fn execute_call(mut stmt: CachedStatement<'_>, c: &Call) -> rusqlite::Result<usize> {
+    let v = ViewColumns::of(c);
+    stmt.execute(params![
+        c.project_id,
+        c.id,
+        c.trace_id,
+        c.parent_id,
+        c.op_name,
+        c.display_name,
+        c.started_at,
+        c.ended_at,
+        c.exception,
+        json_text(&c.attributes),
+        json_text(&c.inputs),
+        c.output.as_ref().map(json_text),
+        c.summary.as_ref().map(json_text),
+        c.wb_user_id,
+        v.kind.tag(),
+        v.evaluation,
+        v.model,
+        v.run_id,
+        v.logged_run,
+        c.thread_id,
+        c.turn_id,
+        c.wb_run_id,
+        c.wb_run_step,
+        c.wb_run_step_end,
+    ])
+}
+
+/// Inserts a call; a taken id is a conflict (409).
+pub(super) fn insert(conn: &Connection, c: &Call) -> Result<()> {
+    match conn.prepare_cached(&INSERT).and_then(|s| execute_call(s, c)) {
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(Error::Conflict(format!("Call {} already exists", c.id)))
+        }
+        other => other.map(drop).map_err(storage),
+    }
+}
+
+/// Inserts a call unless its id is taken; returns whether it did.
+pub(super) fn insert_new(conn: &Connection, c: &Call) -> Result<bool> {
+    // One probe of the id index, the insert's own, instead of a lookup before it.
+    let sql = format!("{} ON CONFLICT (project_id, id) DO NOTHING", *INSERT);
+    conn.prepare_cached(&sql).and_then(|s| execute_call(s, c)).map(|n| n > 0).map_err(storage)
+}
+
+/// Rewrites a live call.
+pub(super) fn update(conn: &Connection, c: &Call) -> Result<()> {
+    conn.prepare_cached(&UPDATE).and_then(|s| execute_call(s, c)).map(drop).map_err(storage)
+}
+
+pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Option<RunHead>> {
+    // The view columns are derived on every write, so `kind` tells a run as `RunHead::of`
+    // would, without reading the JSON fields.
+    conn.prepare_cached(
+        "SELECT trace_id, started_at, wb_user_id, evaluation FROM calls \
+         WHERE project_id = ?1 AND id = ?2 AND kind = 'run' AND deleted_at IS NULL",
+    )
+    .map_err(storage)?
+    .query_row(params![project, id], |r| {
+        Ok(RunHead {
+            id: id.to_string(),
+            trace_id: r.get(0)?,
+            started_at: r.get(1)?,
+            wb_user_id: r.get(2)?,
+            evaluation: r.get(3)?,
+        })
+    })
+    .optional()
+    .map_err(storage)
+}
+
+/// Whether a call of that id exists, deleted or not.
+pub(super) fn exists(conn: &Connection, project: &str, id: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM calls WHERE project_id = ?1 AND id = ?2")
+        .map_err(storage)?
+        .exists(params![project, id])
+        .map_err(storage)
+}
+
+/// Ends a live call; returns whether there was one.
+pub(super) fn end(conn: &Connection, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool> {
+    conn.prepare_cached(
+        "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, \
+         wb_run_step_end = ?7 WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+    )
+    .map_err(storage)?
+    .execute(params![
+        project,
+        id,
+        end.ended_at,
+        end.exception,
+        json_text(end.output),
+        json_text(end.summary),
+        end.wb_run_step_end,
+    ])
+    .map(|n| n > 0)
+    .map_err(storage)
+}
+
+pub(super) fn children(conn: &Connection, project: &str, parent_id: &str) -> Result<Vec<Call>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND parent_id = ?2 \
+             AND deleted_at IS NULL ORDER BY started_at, id"
+        ))
+        .map_err(storage)?;
+    let rows = stmt.query_map(params![project, parent_id], call_from_row).map_err(storage)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+}
+
+/// Deletes a live call and its live descendants; returns how many.
+pub(super) fn delete_subtree(conn: &Connection, project: &str, id: &str, at: Micros) -> Result<u64> {
+    // `UNION`, not `UNION ALL`: a call reached twice is walked once, so parent links that
+    // form a cycle (which a client can write) end the walk instead of looping forever.
+    let n = conn
+        .prepare_cached(
+            "WITH RECURSIVE sub(id) AS ( \
+               SELECT id FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL \
+               UNION \
+               SELECT c.id FROM calls c JOIN sub ON c.project_id = ?1 AND c.parent_id = sub.id \
+               WHERE c.deleted_at IS NULL) \
+             UPDATE calls SET deleted_at = ?3 WHERE project_id = ?1 AND id IN (SELECT id FROM sub)",
+        )
+        .map_err(storage)?
+        .execute(params![project, id, at])
+        .map_err(storage)?;
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn a_run_head_is_read_as_it_is_derived_from_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut run = Call::new("e/p", "Evaluation.evaluate", 5);
+        run.attributes =
+            serde_json::json!({"weave": {"evaluation_run": "true", "evaluation": "weave:///e/p/object/E:1"}});
+        run.wb_user_id = Some("u".into());
+        let other = Call::new("e/p", "Model.predict", 6);
+        let gone = Call::new("e/p", "Evaluation.evaluate", 7);
+        let (r, o, g) = (run.clone(), other.clone(), gone.clone());
+        let heads = crate::domain::store::write(&store, move |w| {
+            for c in [&r, &o, &g] {
+                w.insert_call(c)?;
+            }
+            w.delete_subtree("e/p", &g.id, 8)?;
+            Ok([&r.id, &o.id, &g.id].map(|id| w.run_head("e/p", id)))
+        })
+        .unwrap();
+        let expected = RunHead::of(&run);
+        assert!(
+            expected.as_ref().is_some_and(|h| h.evaluation.as_deref() == Some("weave:///e/p/object/E:1"))
+        );
+        assert_eq!(heads[0].as_ref().unwrap(), &expected);
+        assert_eq!(heads[1].as_ref().unwrap(), &None);
+        assert_eq!(heads[2].as_ref().unwrap(), &None);
+        let in_other_project =
+            crate::domain::store::write(&store, move |w| w.run_head("e/q", &run.id)).unwrap();
+        assert_eq!(in_other_project, None);
+        assert_eq!(RunHead::of(&other), None);
+        assert!(RunHead::of(&gone).is_some());
+    }
+}
