@@ -208,8 +208,12 @@ fn examples_of_runs_on_clickhouse() {
         return;
     };
     let database = format!("weft_examples_{}", std::process::id());
-    let config =
-        crate::store::clickhouse::Config { url, database, user: "default".into(), password: String::new() };
+    let config = crate::store::clickhouse::Config {
+        url,
+        database,
+        user: std::env::var("WEFT_CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
+        password: std::env::var("WEFT_CLICKHOUSE_PASSWORD").unwrap_or_default(),
+    };
     let store = crate::store::clickhouse::ClickHouseStore::open(config).unwrap();
     check(&store, "e/p");
     check_large(&store, "e/big", 2_000);
