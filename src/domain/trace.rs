@@ -359,7 +359,11 @@ impl SortField {
         let path: Vec<String> = parts.map(String::from).collect();
         let column = ["inputs", "output", "attributes", "summary"].into_iter().find(|c| *c == head);
         match column {
-            Some(c) if path.iter().all(|p| !p.is_empty()) && (c == "output" || !path.is_empty()) => {
+            // A NUL cannot be in a JSON path SQLite's JSON functions read, so no store takes it.
+            Some(c)
+                if path.iter().all(|p| !p.is_empty() && !p.contains('\0'))
+                    && (c == "output" || !path.is_empty()) =>
+            {
                 Ok(SortField::Json(c, path))
             }
             _ => Err(Error::BadRequest(format!("Unsupported sort_by field {field:?}"))),

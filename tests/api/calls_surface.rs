@@ -209,3 +209,26 @@ async fn feedback_is_included_and_queried() {
     .await;
     assert!(rows[0]["summary"]["weave"].get("feedback").is_none());
 }
+
+/// Sort keys on JSON paths with quotes or backslashes in them are values, never SQL: they
+/// answer 200 on every store. A NUL, which SQLite's JSON paths cannot hold, is a 400 on both.
+#[tokio::test]
+async fn sort_keys_with_any_character_are_values() {
+    let s = Server::start();
+    let start = json!({"start": {"project_id": "acme/proj", "id": "c1", "trace_id": "t", "op_name": "op",
+        "started_at": "2026-01-01T00:00:00Z", "attributes": {}, "inputs": {"a'b": 1}}});
+    json_ok(post_v1(&s, "/call/start", &start)).await;
+    for key in ["a'b", "a\"b", "a\\b", "'\"\\"] {
+        let body = json!({"project_id": "acme/proj", "sort_by": [{"field": format!("inputs.{key}"), "direction": "desc"}]});
+        let rows = jsonl(post_v1(&s, "/calls/stream_query", &body)).await;
+        assert_eq!(rows.len(), 1, "{key:?}");
+        let stats = json_ok(post_v1(&s, "/calls/query_stats", &body)).await;
+        assert_eq!(stats["count"], 1, "{key:?}: {stats}");
+    }
+    for path in ["/calls/stream_query", "/calls/query_stats"] {
+        let body = json!({"project_id": "acme/proj", "sort_by": [{"field": "inputs.a\u{0}b"}]});
+        let (status, err) = status_json(post_v1(&s, path, &body)).await;
+        assert_eq!(status, 400, "{path}: {err}");
+        assert!(err["reason"].as_str().unwrap_or_default().contains("Unsupported sort_by field"), "{err}");
+    }
+}

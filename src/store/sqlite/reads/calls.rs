@@ -17,9 +17,10 @@ use crate::store::{call_list_filters, call_order, op_name_filters, ref_filters};
 fn json_path(path: &[String]) -> String {
     let mut p = String::from("$");
     for key in path {
-        p.push_str(&format!(".\"{}\"", key.replace('"', "\\\"")));
+        p.push_str(&format!(".\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\"")));
     }
-    p.replace('\'', "''")
+    // Inside a quoted SQL literal; a NUL cannot be written in SQL text, so it is joined in.
+    p.replace('\'', "''").replace('\0', "' || char(0) || '")
 }
 
 /// A call's `summary.weave.trace_name` as [`crate::domain::call::op_short_name`] derives it
