@@ -36,6 +36,7 @@ pub mod store;
 pub mod table;
 pub mod threads;
 pub mod trace;
+pub mod v2_objects;
 pub mod validate;
 pub mod view;
 pub mod writes;
