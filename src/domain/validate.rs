@@ -262,6 +262,39 @@ impl<'a> Fields<'a> {
         parsed
     }
 
+    /// An optional boolean as pydantic's lax `bool` reads it (`true`/`false`, `0`/`1`, and the
+    /// strings it accepts); absence and `null` are `default`.
+    pub fn opt_bool(&mut self, name: &str, default: bool) -> bool {
+        let Some(v) = self.obj.get(name) else {
+            return default;
+        };
+        let parsed = match v {
+            Value::Null => Some(default),
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) => match n.as_f64() {
+                Some(0.0) => Some(false),
+                Some(1.0) => Some(true),
+                _ => None,
+            },
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+                "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| {
+            let v = v.clone();
+            self.wrong(
+                name,
+                "bool_parsing",
+                "Input should be a valid boolean, unable to interpret input",
+                &v,
+            );
+            default
+        })
+    }
+
     /// A required list of objects (`list[dict]`): each item not an object is a 422 at its index.
     pub fn req_object_list(&mut self, name: &str) -> Vec<Value> {
         match self.obj.get(name) {
