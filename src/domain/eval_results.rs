@@ -77,8 +77,11 @@ impl EvalResultsQuery {
         let mut f = Fields::of(body, &["body"])?;
         let mut ids = f.opt_str_list("evaluation_call_ids");
         ids.extend(f.opt_str_list("evaluation_run_ids"));
-        let limit = f.opt_int("limit");
-        let offset = f.opt_int("offset");
+        let mut int = |name: &str| match body.get(name) {
+            Some(Value::Null) => None,
+            _ => f.opt_int(name),
+        };
+        let (limit, offset) = (int("limit"), int("offset"));
         let q = EvalResultsQuery {
             evaluation_ids: Vec::new(),
             require_intersection: f.opt_bool("require_intersection", false),

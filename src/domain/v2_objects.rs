@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::body::refuse_unread;
 use super::error::{Error, Result};
-use super::object::{ObjectQuery, ObjectVersion, Version, is_op};
+use super::object::{MAX_OBJECT_ID, ObjectQuery, ObjectVersion, Version, is_op};
 use super::page::Page;
 use super::refs::check_ref;
 use super::store::{Store, Writer};
@@ -93,7 +93,9 @@ impl Family {
 
 /// An object id made of a name as Weave's v2 API makes it: spaces and `/` become `_`, every
 /// other character that is not a letter, a digit, `_`, `.` or `-` is dropped, and letters are
-/// lowercased; no name gives `default`.
+/// lowercased; no name gives `default`. Object ids are ASCII here, so letters and digits
+/// outside ASCII are dropped too; a name of which nothing is left gives `default`, and ids are
+/// cut at [`MAX_OBJECT_ID`] characters, so that every name makes a valid id.
 pub fn object_id_of(name: Option<&str>, default: &str) -> String {
     let Some(name) = name else {
         return default.to_string();
@@ -101,9 +103,10 @@ pub fn object_id_of(name: Option<&str>, default: &str) -> String {
     let kept: String = name
         .chars()
         .map(|c| if c == ' ' || c == '/' { '_' } else { c })
-        .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(MAX_OBJECT_ID)
         .collect();
-    kept.to_lowercase()
+    if kept.is_empty() { default.to_string() } else { kept.to_ascii_lowercase() }
 }
 
 /// `weave:///{project}/object/{id}:{digest}`.
@@ -504,6 +507,9 @@ mod tests {
         assert_eq!(object_id_of(Some("user/model"), "Model"), "user_model");
         assert_eq!(object_id_of(Some("name:with=invalid<chars>"), "Op"), "namewithinvalidchars");
         assert_eq!(object_id_of(Some("QA-eval.v2"), "Evaluation"), "qa-eval.v2");
+        assert_eq!(object_id_of(Some("?!"), "Model"), "Model");
+        assert_eq!(object_id_of(Some("Été"), "Model"), "t");
+        assert_eq!(object_id_of(Some(&"a".repeat(300)), "Op").len(), MAX_OBJECT_ID);
     }
 
     #[test]

@@ -233,25 +233,19 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional integer, as pydantic's lax `int` reads it (a JSON integer, a number without
-    /// a fraction, a bool, a string of digits); absence is `None`, `null` a 422 like any other
-    /// value that is not an integer.
+    /// An optional integer: a JSON integer, or a number without a fraction (as pydantic reads
+    /// one); absence is `None`, `null` a 422 like any other value that is not an integer.
     pub fn opt_int(&mut self, name: &str) -> Option<i64> {
         let v = self.obj.get(name)?;
         let parsed = match v {
             Value::Number(n) => n
                 .as_i64()
                 .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
-            Value::Bool(b) => Some(i64::from(*b)),
-            Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
         };
         if parsed.is_none() {
             let v = v.clone();
             let (kind, msg) = match v {
-                Value::String(_) => {
-                    ("int_parsing", "Input should be a valid integer, unable to parse string as an integer")
-                }
                 Value::Number(_) => {
                     ("int_from_float", "Input should be a valid integer, got a number with a fractional part")
                 }
@@ -262,37 +256,17 @@ impl<'a> Fields<'a> {
         parsed
     }
 
-    /// An optional boolean as pydantic's lax `bool` reads it (`true`/`false`, `0`/`1`, and the
-    /// strings it accepts); absence and `null` are `default`.
+    /// An optional boolean (a JSON `true` or `false`); absence and `null` are `default`.
     pub fn opt_bool(&mut self, name: &str, default: bool) -> bool {
-        let Some(v) = self.obj.get(name) else {
-            return default;
-        };
-        let parsed = match v {
-            Value::Null => Some(default),
-            Value::Bool(b) => Some(*b),
-            Value::Number(n) => match n.as_f64() {
-                Some(0.0) => Some(false),
-                Some(1.0) => Some(true),
-                _ => None,
-            },
-            Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
-                "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
-                _ => None,
-            },
-            _ => None,
-        };
-        parsed.unwrap_or_else(|| {
-            let v = v.clone();
-            self.wrong(
-                name,
-                "bool_parsing",
-                "Input should be a valid boolean, unable to interpret input",
-                &v,
-            );
-            default
-        })
+        match self.obj.get(name) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                let other = other.clone();
+                self.wrong(name, "bool_type", "Input should be a valid boolean", &other);
+                default
+            }
+        }
     }
 
     /// A required list of objects (`list[dict]`): each item not an object is a 422 at its index.
