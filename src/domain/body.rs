@@ -150,6 +150,36 @@ where
     )))
 }
 
+/// The module's rule for a body read field by field (the v2 API's, through
+/// [`super::validate::Fields`]): a field of `body` not among `known` is refused (400, naming
+/// it) unless it asks for nothing.
+pub fn refuse_unread(body: &Value, known: &[&str]) -> Result<()> {
+    let Some(obj) = body.as_object() else {
+        return Ok(());
+    };
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    };
+    let refused: Vec<&str> = obj
+        .iter()
+        .filter(|(k, v)| !known.contains(&k.as_str()) && !empty(v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadRequest(format!(
+        "Unsupported field{} {}: weft does not implement {}, and refuses rather than ignores it",
+        if refused.len() == 1 { "" } else { "s" },
+        refused.join(", "),
+        if refused.len() == 1 { "it" } else { "them" },
+    )))
+}
+
 /// Reads a body already parsed as JSON into `T` (see the module's rule); a mismatch is a 422.
 pub fn from_value<T: DeserializeOwned>(body: Value) -> Result<T> {
     let copy = body.clone();

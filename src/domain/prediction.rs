@@ -82,7 +82,7 @@ impl PredictionRead {
         PredictionRead {
             prediction_id: call.id,
             model: v.model.unwrap_or_default(),
-            inputs: call.inputs,
+            inputs: inputs_of(call.inputs),
             output: call.output.unwrap_or(Value::Null),
             evaluation_run_id: v.run_id,
             wb_user_id: call.wb_user_id,
@@ -95,9 +95,34 @@ pub fn not_found(id: &str) -> Error {
     Error::NotFound(format!("Prediction {id} not found"))
 }
 
+/// Whether `call` is read as a prediction by its id: a call of the prediction view, or one
+/// whose `weave.prediction` attribute is JSON `true` rather than `"true"` (as Weave reads a
+/// prediction whatever form the flag takes).
+pub fn is_prediction(call: &Call) -> bool {
+    ViewColumns::of(call).kind == Kind::Prediction
+        || call.attributes.get("weave").and_then(|w| w.get("prediction")) == Some(&Value::Bool(true))
+}
+
 /// Reads a live prediction call, or a 404.
 pub fn get(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
-    w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == Kind::Prediction).ok_or_else(|| not_found(id))
+    w.call(project, id)?.filter(is_prediction).ok_or_else(|| not_found(id))
+}
+
+/// The inputs of a prediction call as Weave answers them: the inner `inputs` of
+/// `{"self": model, "inputs": {...}}` (how Weave and weft store them), `{}` when absent; a
+/// prediction stored with its inputs flat (by weft before it stored them as Weave does) reads
+/// as those.
+pub fn inputs_of(inputs: Value) -> Value {
+    match inputs {
+        Value::Object(mut m) if m.contains_key("inputs") || m.contains_key("self") => {
+            match m.remove("inputs") {
+                Some(Value::Object(inner)) => Value::Object(inner),
+                _ => json!({}),
+            }
+        }
+        Value::Object(m) => Value::Object(m),
+        _ => json!({}),
+    }
 }
 
 /// Records a prediction: under run `evaluation_run_id` (which must exist), a running
@@ -123,7 +148,7 @@ pub fn create(
         weave["evaluation_run_id"] = json!(run_id);
     }
     predict.attributes = json!({ "weave": weave });
-    predict.inputs = Value::Object(req.inputs.clone());
+    predict.inputs = json!({ "self": req.model, "inputs": req.inputs });
     predict.output = Some(req.output.clone());
     predict.ended_at = Some(at);
     predict.summary = Some(json!({}));

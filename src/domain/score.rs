@@ -191,9 +191,12 @@ pub fn get(w: &mut dyn Writer, project: &str, id: &str) -> Result<Call> {
     w.call(project, id)?.filter(|c| ViewColumns::of(c).kind == Kind::Score).ok_or_else(|| not_found(id))
 }
 
-/// Records a score beside its prediction (which must exist, as must the run if named).
+/// Records a score beside its prediction (which must exist, as must the run if named). As in
+/// Weave, any live call may be the prediction scored (a predict call `EvaluationLogger` logged,
+/// say): the score goes beside it, under its parent.
 pub fn create(w: &mut dyn Writer, project: &str, req: &CreateScore, user: Option<&str>) -> Result<String> {
-    let pred = prediction::get(w, project, &req.prediction_id)?;
+    let pred =
+        w.call(project, &req.prediction_id)?.ok_or_else(|| prediction::not_found(&req.prediction_id))?;
     let run_id = match &req.evaluation_run_id {
         Some(id) => Some(get_run(w, project, id)?.id),
         None => ViewColumns::of(&pred).run_id,

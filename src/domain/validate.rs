@@ -233,6 +233,72 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional integer: a JSON integer, or a number without a fraction (as pydantic reads
+    /// one); absence is `None`, `null` a 422 like any other value that is not an integer.
+    pub fn opt_int(&mut self, name: &str) -> Option<i64> {
+        let v = self.obj.get(name)?;
+        let parsed = match v {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+            _ => None,
+        };
+        if parsed.is_none() {
+            let v = v.clone();
+            let (kind, msg) = match v {
+                Value::Number(_) => {
+                    ("int_from_float", "Input should be a valid integer, got a number with a fractional part")
+                }
+                _ => ("int_type", "Input should be a valid integer"),
+            };
+            self.wrong(name, kind, msg, &v);
+        }
+        parsed
+    }
+
+    /// An optional boolean (a JSON `true` or `false`); absence and `null` are `default`.
+    pub fn opt_bool(&mut self, name: &str, default: bool) -> bool {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                let other = other.clone();
+                self.wrong(name, "bool_type", "Input should be a valid boolean", &other);
+                default
+            }
+        }
+    }
+
+    /// A required list of objects (`list[dict]`): each item not an object is a 422 at its index.
+    pub fn req_object_list(&mut self, name: &str) -> Vec<Value> {
+        match self.obj.get(name) {
+            None => {
+                self.missing(name);
+                Vec::new()
+            }
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !item.is_object() {
+                        let mut loc = self.at(name);
+                        loc.push(json!(i));
+                        self.issues.push(issue(
+                            "dict_type",
+                            loc,
+                            "Input should be a valid dictionary",
+                            item.clone(),
+                        ));
+                    }
+                }
+                items.clone()
+            }
+            Some(other) => {
+                let other = other.clone();
+                self.wrong(name, "list_type", "Input should be a valid list", &other);
+                Vec::new()
+            }
+        }
+    }
+
     /// Ends reading: every collected problem becomes one 422.
     pub fn finish(self) -> Result<()> {
         if self.issues.is_empty() { Ok(()) } else { Err(Error::Validation(self.issues)) }

@@ -11,13 +11,12 @@ use super::error::ApiError;
 use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
 use super::{AppState, blocking, ids_from_body};
 use crate::domain::call::Call;
-use crate::domain::error::Error;
 use crate::domain::page::Page;
 use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
 use crate::domain::score::{self, CreateScore};
 use crate::domain::store;
 use crate::domain::validate::check_ids;
-use crate::domain::view::{Kind, ViewColumns};
+use crate::domain::view::Kind;
 use crate::domain::writes::deletes;
 
 /// `POST /predictions`.
@@ -62,29 +61,18 @@ pub async fn finish_prediction(
     Ok(axum::Json(json!({ "success": true })).into_response())
 }
 
-/// Reads one live call of `kind`, rendered by `view`; anything else is `not_found`.
-async fn read<T: Serialize + Send + 'static>(
-    state: &AppState,
-    path: ProjectPath,
-    param: &'static str,
-    kind: Kind,
-    not_found: fn(&str) -> Error,
-    view: fn(Call) -> T,
-) -> Result<Response, ApiError> {
-    let found = blocking(state, move |s| {
-        let id = path.param(param);
+/// `GET /predictions/{prediction_id}`: a call of the prediction view, or one flagged a
+/// prediction in another form ([`prediction::is_prediction`]).
+pub async fn read_prediction(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
+    let found = blocking(&state, move |s| {
+        let id = path.param("prediction_id");
         s.call(&path.project_id, id)?
-            .filter(|c| ViewColumns::of(c).kind == kind)
-            .map(view)
-            .ok_or_else(|| not_found(id))
+            .filter(prediction::is_prediction)
+            .map(PredictionRead::of)
+            .ok_or_else(|| prediction::not_found(id))
     })
     .await?;
     Ok(axum::Json(found).into_response())
-}
-
-/// `GET /predictions/{prediction_id}`.
-pub async fn read_prediction(State(state): State<AppState>, path: ProjectPath) -> Result<Response, ApiError> {
-    read(&state, path, "prediction_id", Kind::Prediction, prediction::not_found, PredictionRead::of).await
 }
 
 /// `GET /scores/{score_id}`: a score call, or a score of a logged prediction.

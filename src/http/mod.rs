@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod children;
 pub mod error;
+pub mod eval_results;
 pub mod extract;
 pub mod limits;
 pub mod origin;
@@ -10,6 +11,7 @@ pub mod runs;
 pub mod stream;
 pub mod ui;
 pub mod v1;
+pub mod v2_objects;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -140,6 +142,8 @@ pub fn router(state: AppState) -> Router {
         .route("/call/start", post(v1::calls::call_start_v2))
         .route("/call/end", post(v1::calls::call_end_v2))
         .route("/calls/complete", post(v1::calls::calls_complete))
+        .route("/eval_results/query", post(eval_results::query))
+        .merge(v2_objects::routes())
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .route_layer(auth());
     let v1 = Router::new()

@@ -124,6 +124,26 @@ where
         tail: b"",
         content_type: "application/jsonl",
     };
+    stream_rows(state, who, framing, move |s, emit| produce(s, emit).map(|()| Vec::new())).await
+}
+
+/// Streams the rows that `produce` emits as one JSON object `{"<field>": [rows...], ...}`,
+/// the object's other members (`,"name":value...}` as JSON text) being what `produce`
+/// returns once the rows are sent: what is known only after the rows are counted, or known
+/// before and kept small, follows them.
+pub async fn json_list_then<F>(
+    state: &AppState,
+    who: &Principal,
+    field: &str,
+    produce: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<Vec<u8>> + Send + 'static,
+{
+    let mut head = serde_json::to_vec(&serde_json::json!({ field: [] })).unwrap_or_default();
+    head.truncate(head.len().saturating_sub(2));
+    let framing =
+        Framing { head, between: Some(b','), after: None, tail: b"]", content_type: "application/json" };
     stream_rows(state, who, framing, produce).await
 }
 
@@ -142,7 +162,7 @@ where
     head.truncate(head.len().saturating_sub(2));
     let framing =
         Framing { head, between: Some(b','), after: None, tail: b"]}", content_type: "application/json" };
-    stream_rows(state, who, framing, produce).await
+    stream_rows(state, who, framing, move |s, emit| produce(s, emit).map(|()| Vec::new())).await
 }
 
 async fn stream_rows<F>(
@@ -152,7 +172,7 @@ async fn stream_rows<F>(
     produce: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
+    F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<Vec<u8>> + Send + 'static,
 {
     let slot = state.streams.enter(who.user_id()).await?;
     let (store, stall) = (state.store.clone(), state.deadlines.stall);
@@ -181,8 +201,9 @@ where
             open
         });
         send(match result {
-            Ok(()) => {
+            Ok(rest) => {
                 buf.extend_from_slice(tail);
+                buf.extend_from_slice(&rest);
                 Piece::Last(Bytes::from(buf))
             }
             Err(e) => Piece::Failed(e),

@@ -59,5 +59,5 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 57, "documented operations");
+    assert_eq!(operations, 78, "documented operations");
 }
