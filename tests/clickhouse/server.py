@@ -84,7 +84,13 @@ def config_xml(args: argparse.Namespace, users: str) -> str:
         f"<tcp_port>{args.tcp_port}</tcp_port>"
         f"<user_directories><users_xml><path>{escape(users)}</path></users_xml></user_directories>"
         f"{remote}"
-        "</clickhouse>"
+        + (
+            "<query_log><database>system</database><table>query_log</table>"
+            "<flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>"
+            if args.query_log
+            else ""
+        )
+        + "</clickhouse>"
     )
 
 
@@ -130,6 +136,9 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="data directory (kept between starts)")
     parser.add_argument("--user", default="weft")
     parser.add_argument("--password", default="weft")
+    parser.add_argument(
+        "--query-log", action="store_true", help="keep system.query_log (each query's own time)"
+    )
     parser.add_argument("--cluster", help="name of a cluster of --shard entries")
     parser.add_argument("--shard", action="append", default=[], help="HOST:TCP_PORT of a shard")
     parser.add_argument("--shard-index", type=int, default=1, help="this process's shard, from 1")
