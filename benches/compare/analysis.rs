@@ -59,8 +59,7 @@ pub(crate) fn analysis(rounds: &[Round]) -> String {
     if let Some((cr, c)) = rounds.iter().rev().find_map(|r| r.clickhouse.as_ref().map(|c| (r, c))) {
         let _ = writeln!(
             s,
-            "\n{CH_LABEL}, N={}: server CPU is weft's process and the front's (chdb and its Python \
-             HTTP layer) together.\n",
+            "\n{CH_LABEL}, N={}: server CPU is weft's process and ClickHouse's together.\n",
             thousands(cr.n as f64)
         );
         let _ = writeln!(

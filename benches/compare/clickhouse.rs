@@ -1,4 +1,4 @@
-//! weft on ClickHouse: the chdb test front, and one round of the bench on it.
+//! weft on ClickHouse: ClickHouse's own server (from chdb-core), and one round of the bench on it.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,22 +17,22 @@ use crate::workloads::{Measured, bench_server};
 const USER: &str = "weft";
 const PASSWORD: &str = "weft-bench";
 
-/// The ClickHouse test front: ClickHouse run in-process by chdb behind a Python HTTP server
-/// (`scripts/clickhouse-front`), started by the bench and stopped when dropped.
-pub(crate) struct Front {
+/// ClickHouse 26.9's own HTTP server (`scripts/clickhouse`), with `system.query_log` on,
+/// started by the bench and stopped when dropped.
+pub(crate) struct ChServer {
     child: Child,
     pub(crate) url: String,
     /// ClickHouse's version, as the engine reports it.
     pub(crate) version: String,
 }
 
-impl Front {
-    /// Starts the front on the data directory `data` and waits for its listening line (its
+impl ChServer {
+    /// Starts ClickHouse on the data directory `data` and waits for its listening line (its
     /// first start ever makes its virtualenv, which takes minutes).
-    pub(crate) fn start(root: &Path, data: &Path, log: &Path) -> Result<Front, String> {
+    pub(crate) fn start(root: &Path, data: &Path, log: &Path) -> Result<ChServer, String> {
         let script = root.join("scripts/clickhouse");
         let mut child = Command::new(&script)
-            .args(["--port", "0", "--user", USER, "--password", PASSWORD, "--data"])
+            .args(["--port", "0", "--query-log", "--user", USER, "--password", PASSWORD, "--data"])
             .arg(data)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -52,15 +52,15 @@ impl Front {
                 }
             }
         });
-        let mut front = Front { child, url: String::new(), version: String::new() };
-        front.url = rx
+        let mut ch = ChServer { child, url: String::new(), version: String::new() };
+        ch.url = rx
             .recv_timeout(Duration::from_secs(900))
-            .map_err(|_| format!("the front did not start: {}", tail(log, 5)))?;
-        let client = Client::new(front.config("default"));
+            .map_err(|_| format!("ClickHouse did not start: {}", tail(log, 5)))?;
+        let client = Client::new(ch.config("default"));
         let q = Query::new("SELECT version() FORMAT JSONCompactEachRow");
-        let rows: Vec<(String,)> = client.query_all(&q).map_err(|e| format!("the front: {e}"))?;
-        front.version = rows.into_iter().next().map(|(v,)| v).unwrap_or_default();
-        Ok(front)
+        let rows: Vec<(String,)> = client.query_all(&q).map_err(|e| format!("ClickHouse: {e}"))?;
+        ch.version = rows.into_iter().next().map(|(v,)| v).unwrap_or_default();
+        Ok(ch)
     }
 
     fn config(&self, database: &str) -> Config {
@@ -72,7 +72,7 @@ impl Front {
         }
     }
 
-    /// weft's global options for this front and `database`.
+    /// weft's global options for this server and `database`.
     fn weft_args(&self, database: &str) -> Vec<String> {
         [
             "--store",
@@ -103,6 +103,37 @@ impl Front {
         Ok(rows.first().map_or(0, |(b,)| *b))
     }
 
+    /// ClickHouse's clock, in µs.
+    fn now_micros(&self) -> u64 {
+        let client = Client::new(self.config("default"));
+        let q = Query::new("SELECT toUnixTimestamp64Micro(now64(6)) FORMAT JSONCompactEachRow");
+        client.query_all::<(u64,)>(&q).ok().and_then(|r| r.first().map(|(t,)| *t)).unwrap_or(0)
+    }
+
+    /// ClickHouse's own time per normalised query of `database` since `since` (µs), the most
+    /// frequent shapes first, as table rows: count, p50 and p99 ms, rows read, the query.
+    fn own_times(&self, database: &str, since: u64) -> Result<Vec<String>, String> {
+        let client = Client::new(self.config("default"));
+        client.execute(&Query::new("SYSTEM FLUSH LOGS")).map_err(|e| e.to_string())?;
+        let mut q = Query::default();
+        let (db, t) = (q.string(database), q.uint(since));
+        q.push(&format!(
+            "SELECT count(), quantile(0.5)(query_duration_ms), quantile(0.99)(query_duration_ms), \
+               toUInt64(quantile(0.5)(read_rows)), any(substring(normalizeQuery(query), 1, 140)) \
+             FROM system.query_log WHERE type = 'QueryFinish' AND current_database = {db} \
+               AND event_time_microseconds >= fromUnixTimestamp64Micro(toInt64({t})) \
+             GROUP BY normalizedQueryHash(query) ORDER BY count() DESC LIMIT 12 FORMAT JSONCompactEachRow"
+        ));
+        let rows: Vec<(u64, f64, f64, u64, String)> = client.query_all(&q).map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, p50, p99, read, sql)| {
+                let sql = sql.replace('|', "\\|").replace('`', "'");
+                format!("| {n} | {p50:.1} | {p99:.1} | {read} | `{sql}` |")
+            })
+            .collect())
+    }
+
     fn drop_database(&self, database: &str) {
         let client = Client::new(self.config(database));
         let q = Query::new(format!("DROP DATABASE IF EXISTS {database}"));
@@ -112,9 +143,9 @@ impl Front {
     }
 }
 
-impl Drop for Front {
+impl Drop for ChServer {
     fn drop(&mut self) {
-        // SIGTERM lets the front close its engine cleanly; SIGKILL if it lingers.
+        // SIGTERM lets ClickHouse close its engine cleanly; SIGKILL if it lingers.
         let _ =
             Command::new("kill").args(["-TERM", &self.child.id().to_string()]).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -133,29 +164,31 @@ impl Drop for Front {
 pub(crate) struct ChRound {
     pub(crate) m: Measured,
     pub(crate) gen_secs: f64,
+    /// ClickHouse's own time per query shape, as table rows.
+    pub(crate) own: Vec<String>,
 }
 
-/// Fills a fresh database on the front with the data for `n` runs (the library's bulk path),
+/// Fills a fresh database on `ch` with the data for `n` runs (the library's bulk path),
 /// then benchmarks `weft --store clickhouse` on it.
 pub(crate) async fn clickhouse_round(
-    front: &Front,
+    ch: &ChServer,
     weft_bin: &Path,
     n: usize,
     plan: &Plan,
     work: &Path,
 ) -> Result<ChRound, String> {
     let database = format!("weft_bench_{n}");
-    front.drop_database(&database);
-    let store = ClickHouseStore::open(front.config(&database)).map_err(|e| format!("open: {e}"))?;
+    ch.drop_database(&database);
+    let store = ClickHouseStore::open(ch.config(&database)).map_err(|e| format!("open: {e}"))?;
     let filled = fill_weft(&store, "weft store on ClickHouse", n);
     drop(store);
     let (data, gen_secs) = filled?;
-    let size = front.database_bytes(&database);
+    let size = ch.database_bytes(&database);
     if let Err(e) = &size {
         eprintln!("  clickhouse: size of {database}: {e}");
     }
     let key = Command::new(weft_bin)
-        .args(front.weft_args(&database))
+        .args(ch.weft_args(&database))
         .args(["keys", "create", "--admin"])
         .stderr(Stdio::null())
         .output()
@@ -164,7 +197,7 @@ pub(crate) async fn clickhouse_round(
     if !key.status.success() || secret.is_empty() {
         return Err("weft keys create failed".into());
     }
-    let mut args = front.weft_args(&database);
+    let mut args = ch.weft_args(&database);
     args.extend(["serve".into(), "--bind".into(), "127.0.0.1:{port}".into()]);
     let launch = Launch {
         which: Impl::WeftClickHouse,
@@ -172,10 +205,12 @@ pub(crate) async fn clickhouse_round(
         args,
         auth: basic_auth("api", &secret),
         log: work.join(format!("weft-clickhouse-{n}.log")),
-        backend_pid: Some(front.child.id()),
+        backend_pid: Some(ch.child.id()),
     };
     let store_mb = size.ok().map(|b| b as f64 / 1e6);
+    let since = ch.now_micros();
     let m = bench_server(&launch, &data, plan, plan.cold_weft, store_mb).await;
-    front.drop_database(&database);
-    Ok(ChRound { m, gen_secs })
+    let own = ch.own_times(&database, since).unwrap_or_else(|e| vec![format!("| | | | | not read: {e} |")]);
+    ch.drop_database(&database);
+    Ok(ChRound { m, gen_secs, own })
 }

@@ -37,4 +37,4 @@ pub(crate) fn fmt(v: f64, unit: Unit) -> String {
 }
 
 /// The label of weft on ClickHouse in the report.
-pub(crate) const CH_LABEL: &str = "weft on ClickHouse (chdb behind the Python test front)";
+pub(crate) const CH_LABEL: &str = "weft on ClickHouse (ClickHouse 26.9's own server, from chdb-core)";

@@ -19,15 +19,13 @@
 //! Without a usable reference, weft runs alone and the table says so.
 //!
 //! `--clickhouse` (off by default) adds a third server: weft with `--store clickhouse` on
-//! ClickHouse run in-process by chdb behind the Python HTTP front of the test tree
-//! (`scripts/clickhouse-front`, which makes its virtualenv when missing). The bench starts the
-//! front itself on a fresh data directory and stops it at the end; each N gets a fresh
-//! database. `--clickhouse-max N` is the largest N run on ClickHouse (default 100,000, where
-//! its part takes about two minutes on two cores, most of it the bulk load at about 6,000
-//! calls/s). The report labels the column as such: it measures weft's ClickHouse backend on
-//! that harness, whose Python HTTP layer sits in every query's path, not on a production
-//! ClickHouse server. Its "server CPU" is weft's and the front's processes together; its RSS
-//! is weft's process alone.
+//! ClickHouse 26.9's own HTTP server (`scripts/clickhouse`: the clickhouse-local of
+//! `chdb-core` with its listeners started, which makes its virtualenv when missing), with
+//! `system.query_log` on. The bench starts it on a fresh data directory and stops it at the
+//! end; each N gets a fresh database. `--clickhouse-max N` is the largest N run on ClickHouse
+//! (default 100,000). After each N the report lists ClickHouse's own time per query shape
+//! (from `system.query_log`), to set against weft's latency per request. Its "server CPU" is
+//! weft's and ClickHouse's processes together; its RSS is weft's process alone.
 //!
 //! Data: one generator (deterministic) fills every store with the same calls: N evaluation
 //! runs in one project (20 evaluations, 50 models), a third of them finished with three
@@ -56,7 +54,7 @@
 //! - `data.rs`: the deterministic generator, and the bulk fill of weft's stores;
 //! - `reference.rs`: the reference server's virtualenv and its seeded, cached stores
 //!   (`benches/seed_reference.py`);
-//! - `clickhouse.rs`: the ClickHouse test front, and weft's round on it;
+//! - `clickhouse.rs`: ClickHouse's server for the bench, and weft's round on it;
 //! - `server.rs`: starting a server process, and its RSS and CPU time from `/proc`;
 //! - `http.rs`: the HTTP client of the workloads;
 //! - `load.rs`: the load driver (concurrent workers within a budget);
@@ -82,7 +80,7 @@ use std::time::Instant;
 
 use weft::store::sqlite::SqliteStore;
 
-use crate::clickhouse::{Front, clickhouse_round};
+use crate::clickhouse::{ChServer, clickhouse_round};
 use crate::data::fill_weft;
 use crate::format::thousands;
 use crate::options::{Args, Plan, parse_args};
@@ -134,27 +132,27 @@ async fn run(args: Args) -> Result<(), String> {
     }
     eprintln!("compare: N = {:?}, reference up to N = {}", args.runs, args.ref_max);
     if args.clickhouse {
-        eprintln!("compare: weft on ClickHouse (test front) up to N = {}", args.clickhouse_max);
+        eprintln!("compare: weft on ClickHouse up to N = {}", args.clickhouse_max);
     }
 
     let work = tempfile::Builder::new().prefix("weft-bench-").tempdir().map_err(|e| e.to_string())?;
     // Declared after `work`, so it stops before its data directory goes.
-    let front = if !args.clickhouse {
+    let clickhouse_server = if !args.clickhouse {
         None
     } else if args.runs.iter().all(|&n| n > args.clickhouse_max) {
         Some(Err(format!("every N is above --clickhouse-max {}", thousands(args.clickhouse_max as f64))))
     } else {
-        eprintln!("clickhouse: starting the test front (scripts/clickhouse-front)");
-        let front = Front::start(
+        eprintln!("clickhouse: starting ClickHouse (scripts/clickhouse)");
+        let clickhouse_server = ChServer::start(
             root,
             &work.path().join("clickhouse-data"),
-            &work.path().join("clickhouse-front.log"),
+            &work.path().join("clickhouse.log"),
         );
-        match &front {
+        match &clickhouse_server {
             Ok(f) => eprintln!("clickhouse: ClickHouse {} at {}", f.version, f.url),
             Err(why) => eprintln!("clickhouse: {why}; running without it"),
         }
-        Some(front)
+        Some(clickhouse_server)
     };
     let mut rounds = Vec::new();
     for &n in &args.runs {
@@ -237,14 +235,15 @@ async fn run(args: Args) -> Result<(), String> {
             Err(_) => {}
         }
 
-        let (mut clickhouse, mut ch_gen_secs, mut ch_skipped) = (None, None, None);
-        match &front {
+        let (mut clickhouse, mut ch_gen_secs, mut ch_skipped, mut ch_own) = (None, None, None, Vec::new());
+        match &clickhouse_server {
             Some(Ok(f)) if n <= args.clickhouse_max => {
                 let started = Instant::now();
                 match clickhouse_round(f, &weft_bin, n, &plan, work.path()).await {
                     Ok(r) => {
                         clickhouse = Some(r.m);
                         ch_gen_secs = Some(r.gen_secs);
+                        ch_own = r.own;
                     }
                     Err(e) => {
                         eprintln!("clickhouse: {e}");
@@ -275,9 +274,10 @@ async fn run(args: Args) -> Result<(), String> {
             clickhouse,
             ch_gen_secs,
             ch_skipped,
+            ch_own,
         });
     }
-    let clickhouse = front.map(|f| f.map(|f| f.version.clone()));
+    let clickhouse = clickhouse_server.map(|f| f.map(|f| f.version.clone()));
 
     let out = match (&args.out, args.smoke) {
         (Some(p), _) => Some(if p.is_absolute() { p.clone() } else { root.join(p) }),

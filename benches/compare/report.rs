@@ -76,7 +76,7 @@ pub(crate) struct Context {
     pub(crate) weft_bin_mb: f64,
     pub(crate) ref_venv_mb: Option<f64>,
     pub(crate) smoke: bool,
-    /// With `--clickhouse`: the front's ClickHouse version, or why it did not run.
+    /// With `--clickhouse`: ClickHouse's version, or why it did not run.
     pub(crate) clickhouse: Option<Result<String, String>>,
 }
 
@@ -103,9 +103,9 @@ fn machine() -> String {
     )
 }
 
-/// How the report names weft on the ClickHouse test front.
+/// How the report names weft on ClickHouse.
 /// Its column in the table.
-const CH_COLUMN: &str = "weft on ClickHouse (test front)";
+const CH_COLUMN: &str = "weft on ClickHouse";
 
 pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>) -> String {
     let mut s = String::new();
@@ -138,12 +138,11 @@ pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>)
         Some(Ok(v)) => {
             let _ = writeln!(
                 s,
-                "- {CH_LABEL}: the same weft binary with `--store clickhouse`, on ClickHouse {v} run \
-                 in-process by chdb behind the Python HTTP front of the test tree \
-                 (`scripts/clickhouse-front`), on the same machine. **The front is a test harness, \
-                 not a production ClickHouse server**: every query also pays its Python HTTP layer. \
-                 In this column, server CPU is weft's and the front's processes together; server \
-                 RSS is weft's process alone; cold start is weft's start against the running front; \
+                "- {CH_LABEL}: the same weft binary with `--store clickhouse`, on ClickHouse {v}'s own \
+                 HTTP server (the clickhouse-local of `chdb-core` with its listeners started, \
+                 `scripts/clickhouse`), on the same machine, with `system.query_log` on. In this \
+                 column, server CPU is weft's and ClickHouse's processes together; server RSS is \
+                 weft's process alone; cold start is weft's start against the running server; \
                  store size is the bytes on disk of the database's active parts (`system.parts`)."
             );
         }
@@ -195,7 +194,7 @@ pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>)
          on the same machine; RSS from `/proc/<pid>/status` (VmHWM, VmRSS).{}\n",
         if ch {
             " \"ratio (ClickHouse)\" is the same for weft on ClickHouse: reference ÷ weft on \
-             ClickHouse (test front)."
+             ClickHouse."
         } else {
             ""
         }
@@ -367,6 +366,21 @@ pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>)
 
     let _ = writeln!(s, "## Where the time goes\n");
     let _ = writeln!(s, "{}", analysis(rounds));
+    for r in rounds.iter().filter(|r| !r.ch_own.is_empty()) {
+        let _ = writeln!(
+            s,
+            "ClickHouse's own time per query during weft's workloads on ClickHouse, N={} \
+             (`system.query_log`, finished queries of the bench's database, by normalised query; \
+             the most frequent first):\n",
+            thousands(r.n as f64)
+        );
+        let _ = writeln!(s, "| queries | p50 ms | p99 ms | rows read (p50) | query (normalised, cut) |");
+        let _ = writeln!(s, "|---:|---:|---:|---:|---|");
+        for line in &r.ch_own {
+            let _ = writeln!(s, "{line}");
+        }
+        let _ = writeln!(s);
+    }
     if let Some(block) = notes_block {
         let _ = writeln!(s, "{block}");
     }

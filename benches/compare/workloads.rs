@@ -28,6 +28,8 @@ pub(crate) struct Round {
     pub(crate) clickhouse: Option<Measured>,
     pub(crate) ch_gen_secs: Option<f64>,
     pub(crate) ch_skipped: Option<String>,
+    /// ClickHouse's own time per query shape during weft's workloads (`system.query_log`).
+    pub(crate) ch_own: Vec<String>,
 }
 
 /// Measurements of one server on one store, by key.
