@@ -143,11 +143,8 @@ async fn run(args: Args) -> Result<(), String> {
         Some(Err(format!("every N is above --clickhouse-max {}", thousands(args.clickhouse_max as f64))))
     } else {
         eprintln!("clickhouse: starting ClickHouse (scripts/clickhouse)");
-        let clickhouse_server = ChServer::start(
-            root,
-            &work.path().join("clickhouse-data"),
-            &work.path().join("clickhouse.log"),
-        );
+        let clickhouse_server =
+            ChServer::start(root, &work.path().join("clickhouse-data"), &work.path().join("clickhouse.log"));
         match &clickhouse_server {
             Ok(f) => eprintln!("clickhouse: ClickHouse {} at {}", f.version, f.url),
             Err(why) => eprintln!("clickhouse: {why}; running without it"),
