@@ -34,9 +34,7 @@ fn percentile(mut ms: Vec<f64>, p: f64) -> f64 {
 
 #[tokio::test]
 async fn one_key_holding_many_unread_streams_cannot_starve_another() {
-    if skip_on_clickhouse(
-        "the read connections it guards are SQLite's; ClickHouse's test front serves streams far slower than the bound",
-    ) {
+    if skip_on_clickhouse("the read connections it guards are SQLite's") {
         return;
     }
     let s = Server::start();
@@ -88,8 +86,12 @@ async fn one_key_holding_many_unread_streams_cannot_starve_another() {
     }
     let (list_p99, health_max) = (percentile(lists, 0.99), healths.iter().copied().fold(0.0, f64::max));
     eprintln!("while held: filtered list p99 {list_p99:.1} ms, health max {health_max:.1} ms");
-    assert!(list_p99 < 50.0, "filtered list p99 {list_p99} ms");
-    assert!(percentile(healths, 0.99) < 10.0, "health p99 over 10 ms");
+    // Starved, these would wait behind the held streams until their clients gave up (seconds,
+    // up to the client timeout); served, they take milliseconds. The bounds sit far between
+    // the two, so that a machine busy with other work cannot fail the test while starvation
+    // still would. Speed itself is the benchmarks' business.
+    assert!(list_p99 < 1_000.0, "filtered list p99 {list_p99} ms");
+    assert!(percentile(healths, 0.99) < 500.0, "health p99 over 500 ms");
     drop(held);
 }
 

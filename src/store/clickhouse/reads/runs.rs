@@ -24,28 +24,44 @@ type RunTuple = (
     Option<String>,
 );
 
-/// Streams the runs of `project` passing `filters` (SQL over the calls table, after its own
-/// conditions), the inner select ending with `inner`, in the outer `order`.
+/// Which runs a run list reads: those passing `filters` (SQL over the calls table, after its
+/// own conditions), the inner select ending with `inner`; or, for a window, the ids a `page`
+/// CTE (`id`, `trace_id`) selects, whose traces alone are then read for failed descendants.
+struct Selection<'a> {
+    filters: &'a str,
+    inner: &'a str,
+    /// `WITH page AS (...)`, over the same conditions, when a window is read.
+    page: Option<String>,
+}
+
+/// Streams the runs `sel` selects of `project`, in the outer `order`.
 fn stream_runs(
     client: &Client,
     q: &mut Query,
-    project: &str,
-    filters: &str,
-    inner: &str,
+    p: &str,
+    sel: &Selection<'_>,
     order: &str,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
 ) -> Result<()> {
-    let p = q.string(project);
+    let Selection { filters, inner, page } = sel;
+    let (with, in_page, traces_in_page) = match page {
+        Some(cte) => (
+            format!("{cte} "),
+            " AND id IN (SELECT id FROM page)",
+            " AND trace_id IN (SELECT trace_id FROM page)",
+        ),
+        None => (String::new(), "", ""),
+    };
     q.push(&format!(
-        "SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
+        "{with}SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
            toUnixTimestamp64Micro(r.started_at), toUnixTimestamp64Micro(r.ended_at), \
            toBool(r.exception IS NOT NULL), toBool(f.n > toUInt64(r.exception IS NOT NULL)), \
            r.summary, if(r.logged_run, r.output, NULL) \
          FROM (SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
                  ended_at, exception, summary, output, logged_run \
-               FROM calls FINAL WHERE project_id = {p} AND kind = 'run' AND deleted_at IS NULL{filters}{inner}) AS r \
+               FROM calls FINAL WHERE project_id = {p} AND kind = 'run' AND deleted_at IS NULL{filters}{in_page}{inner}) AS r \
          LEFT JOIN (SELECT trace_id, count() AS n FROM calls FINAL \
-               WHERE project_id = {p} AND exception IS NOT NULL AND deleted_at IS NULL \
+               WHERE project_id = {p} AND exception IS NOT NULL AND deleted_at IS NULL{traces_in_page} \
                GROUP BY trace_id) AS f ON f.trace_id = r.trace_id \
          {order} FORMAT JSONCompactEachRow"
     ));
@@ -88,9 +104,27 @@ pub(super) fn eval_runs(
         let (t, id) = (q.int(c.started_at), q.string(&c.id));
         filters.push_str(&format!(" AND (toUnixTimestamp64Micro(started_at), id) {cmp} ({t}, {id})"));
     }
-    let window = limit_offset(&mut q, query.page);
-    let order = format!("ORDER BY r.started_at {dir}, r.id {dir}{window}");
-    stream_runs(client, &mut q, project, &filters, "", &order, sink)
+    let p = q.string(project);
+    let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
+    // A window: its ids first, from the narrow columns the order and filters need, then only
+    // those rows whole and only their traces' failures; the whole list is read in one pass.
+    let page = match query.page.limit {
+        Some(_) => {
+            let window = limit_offset(&mut q, query.page);
+            Some(format!(
+                "WITH page AS (SELECT id, trace_id FROM calls FINAL WHERE project_id = {p} AND kind = 'run' \
+                 AND deleted_at IS NULL{filters} ORDER BY started_at {dir}, id {dir}{window})"
+            ))
+        }
+        None if query.page.offset > 0 => {
+            let window = limit_offset(&mut q, query.page);
+            let sel = Selection { filters: &filters, inner: "", page: None };
+            return stream_runs(client, &mut q, &p, &sel, &format!("{order}{window}"), sink);
+        }
+        None => None,
+    };
+    let sel = Selection { filters: &filters, inner: "", page };
+    stream_runs(client, &mut q, &p, &sel, &order, sink)
 }
 
 pub(super) fn run_values(
@@ -117,12 +151,12 @@ pub(super) fn latest_runs(
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
 ) -> Result<()> {
     let mut q = Query::default();
-    let n = q.uint(max_pairs as u64);
+    let (p, n) = (q.string(project), q.uint(max_pairs as u64));
     let filters = " AND evaluation IS NOT NULL AND evaluation != '' AND model IS NOT NULL AND model != ''";
     // The newest run of each pair: sorted newest first within the pair, one row by pair.
     let inner = " ORDER BY evaluation, model, started_at DESC, id DESC LIMIT 1 BY evaluation, model";
     let order = format!("ORDER BY r.evaluation, r.model LIMIT {n}");
-    stream_runs(client, &mut q, project, filters, inner, &order, sink)
+    stream_runs(client, &mut q, &p, &Selection { filters, inner, page: None }, &order, sink)
 }
 
 pub(super) fn projects(client: &Client, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {
