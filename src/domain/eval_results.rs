@@ -381,7 +381,7 @@ fn is_score_call(c: &Call) -> bool {
 /// The model's call among a trial's children: the flagged prediction, else the first child
 /// that is not a scorer's and takes the model as `self` or is named as a prediction.
 fn predict_call<'a>(children: &'a [Call], model: Option<&Value>) -> Option<&'a Call> {
-    if let Some(p) = children.iter().find(|c| c.weave_attr("prediction") == Some("true")) {
+    if let Some(p) = children.iter().find(|c| crate::domain::view::is_flagged_prediction(c)) {
         return Some(p);
     }
     children.iter().find(|c| {

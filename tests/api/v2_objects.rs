@@ -396,6 +396,9 @@ async fn prediction_inputs_are_answered_as_weave_answers_them() {
     json_ok(post_v1(&s, "/call/start", &start)).await;
     let read = json_ok(s.get(&format!("/predictions/{id}"))).await;
     assert_eq!(read["inputs"], json!({}));
+    // ... and is listed as one.
+    let listed = jsonl(s.get("/predictions")).await;
+    assert!(listed.iter().any(|p| p["prediction_id"] == id), "{listed:?}");
     let sc = json_ok(s.post(
         "/scores",
         &json!({"prediction_id": id, "scorer": "weave:///acme/proj/object/S:s", "value": 1}),
