@@ -9,6 +9,10 @@
 //! from which rows are grouped, intersected, counted and windowed; the summary is aggregated in
 //! a second pass, example by example; the window's rows are then read a chunk at a time and
 //! sent as they are made.
+//!
+//! `filters` and `sort_by` ([`Plan`]) read the values of the fields they name from the first
+//! pass, kept beside each key; rows are filtered and sorted from those, and the summary is of
+//! the filtered rows, as in Weave.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +20,9 @@ use serde_json::{Map, Value, json};
 
 use super::body::refuse_unread;
 use super::call::{Call, format_time};
+use super::costs::Prices;
 use super::error::{Error, Issue, Result};
+use super::eval_filters::{Plan, Trial, row_ref_digest};
 use super::examples::{self, Example, Keep};
 use super::page::Page;
 use super::store::Store;
@@ -27,7 +33,7 @@ use super::validate::{Fields, check_ids};
 const CHUNK_ROWS: usize = 256;
 
 /// The body of `eval_results/query`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct EvalResultsQuery {
     /// The runs (root `Evaluation.evaluate` calls), each once, in the order given.
     pub evaluation_ids: Vec<String>,
@@ -46,11 +52,15 @@ pub struct EvalResultsQuery {
     /// Each trial's model call and scorer calls read from the children of its
     /// `predict_and_score` call.
     pub include_children: bool,
+    /// Each trial's model call priced (`total_cost`), and their sum per run in the summary.
+    pub include_costs: bool,
+    /// The filters and sorts.
+    pub plan: Plan,
     /// The window over the rows.
     pub page: Page,
 }
 
-/// The fields the body has; those weft refuses when they ask for something are among them.
+/// The fields the body has.
 const FIELDS: [&str; 16] = [
     "evaluation_call_ids",
     "evaluation_run_ids",
@@ -71,8 +81,8 @@ const FIELDS: [&str; 16] = [
 ];
 
 impl EvalResultsQuery {
-    /// Validates a request body (422 as Weave's request model; 400 for what weft does not do:
-    /// `filters`, `sort_by`, `include_costs`).
+    /// Validates a request body (422 as Weave's request model; 400 for filter and sort fields
+    /// Weave refuses).
     pub fn from_json(body: &Value) -> Result<Self> {
         let mut f = Fields::of(body, &["body"])?;
         let mut ids = f.opt_str_list("evaluation_call_ids");
@@ -94,13 +104,14 @@ impl EvalResultsQuery {
                 Some(_) => Some(f.opt_bool("summary_require_intersection", false)),
             },
             include_children: f.opt_bool("include_predict_and_score_children", true),
+            include_costs: f.opt_bool("include_costs", false),
+            plan: Plan::default(),
             page: Page::default(),
         };
-        let costs = f.opt_bool("include_costs", false);
         let logic = f.opt_str("filter_logic_operator");
         f.finish()?;
         refuse_unread(body, &FIELDS)?;
-        if let Some(op) = logic.filter(|op| op != "and" && op != "or") {
+        if let Some(op) = logic.clone().filter(|op| op != "and" && op != "or") {
             return Err(Error::invalid(Issue {
                 kind: "literal_error",
                 loc: vec![json!("body"), json!("filter_logic_operator")],
@@ -109,17 +120,7 @@ impl EvalResultsQuery {
                 ctx: Some(json!({"expected": "'and' or 'or'"})),
             }));
         }
-        for (field, asks) in [
-            ("filters", body.get("filters").is_some_and(|v| !v.is_null() && v != &json!([]))),
-            ("sort_by", body.get("sort_by").is_some_and(|v| !v.is_null() && v != &json!([]))),
-            ("include_costs", costs),
-        ] {
-            if asks {
-                return Err(Error::BadRequest(format!(
-                    "Unsupported field {field}: weft does not implement it, and refuses rather than ignores it"
-                )));
-            }
-        }
+        let plan = Plan::from_body(body, logic.as_deref())?;
         let mut seen = HashSet::new();
         let evaluation_ids: Vec<String> = ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
         if evaluation_ids.is_empty() {
@@ -135,7 +136,7 @@ impl EvalResultsQuery {
         }
         check_ids("evaluation_call_ids", &evaluation_ids)?;
         let page = Page::from_body(limit, offset)?;
-        Ok(EvalResultsQuery { evaluation_ids, page, ..q })
+        Ok(EvalResultsQuery { evaluation_ids, page, plan, ..q })
     }
 }
 
@@ -145,6 +146,10 @@ struct Key {
     run: usize,
     started_at: i64,
     call_id: String,
+    /// The values of the plan's fields.
+    values: Box<[Value]>,
+    /// Whether the example is a dataset row ref, whose `inputs.*` values are read from the row.
+    row_ref: bool,
 }
 
 /// What is answered beside the rows.
@@ -182,10 +187,21 @@ pub fn query(
     sink: &mut dyn FnMut(&Value) -> bool,
 ) -> Result<Outcome> {
     let runs = &q.evaluation_ids;
+    let plan = &q.plan;
+    let keep = if plan.reads_payloads() { Keep::All } else { Keep::Scores };
     let mut keys = Vec::new();
     for (run, id) in runs.iter().enumerate() {
-        examples::of_run(store, project, id, Keep::Scores, &mut |ex| {
-            keys.push(Key { row: ex.row_key, run, started_at: ex.started_at, call_id: ex.call_id });
+        examples::of_run(store, project, id, keep, &mut |ex| {
+            let values = plan.values_of(&ex);
+            let row_ref = plan.reads_inputs() && row_ref_digest(&ex.inputs).is_some();
+            keys.push(Key {
+                row: ex.row_key,
+                run,
+                started_at: ex.started_at,
+                call_id: ex.call_id,
+                values,
+                row_ref,
+            });
             true
         })?;
     }
@@ -200,30 +216,54 @@ pub fn query(
             _ => rows.push(i..i + 1),
         }
     }
+    if plan.reads_inputs() {
+        inputs_from_rows(store, project, plan, &mut keys, &rows)?;
+    }
+    let trials = |r: &std::ops::Range<usize>| -> Vec<Trial<'_>> {
+        keys[r.clone()].iter().map(|k| Trial { run: &runs[k.run], values: &k.values }).collect()
+    };
+    let mut kept = Vec::with_capacity(rows.len());
+    for r in &rows {
+        kept.push(plan.keeps(&keys[r.start].row, &trials(r))?);
+    }
     let in_all = |r: &std::ops::Range<usize>| {
         let present: HashSet<usize> = keys[r.clone()].iter().map(|k| k.run).collect();
         present.len() == runs.len()
     };
     let select = |intersect: bool| -> Vec<std::ops::Range<usize>> {
-        rows.iter().filter(|r| !(intersect && runs.len() > 1) || in_all(r)).cloned().collect()
+        rows.iter()
+            .zip(&kept)
+            .filter(|(r, kept)| **kept && (!(intersect && runs.len() > 1) || in_all(r)))
+            .map(|(r, _)| r.clone())
+            .collect()
     };
+    let prices = if q.include_costs { Some(super::reads::project_prices(store, project)?) } else { None };
 
     let summary = if q.include_summary {
         let chosen = select(q.summary_require_intersection.unwrap_or(q.require_intersection));
-        Some(summarize(store, project, runs, &keys, &chosen)?)
+        Some(summarize(store, project, q, &keys, &chosen, prices.as_ref())?)
     } else {
         None
     };
     let mut warnings = Vec::new();
     let mut total_rows = 0;
     if q.include_rows {
-        let chosen = select(q.require_intersection);
+        let mut chosen = select(q.require_intersection);
         total_rows = chosen.len() as u64;
+        if plan.sorts() {
+            // Rows are in digest order: a stable sort leaves ties so, as Weave ends its order.
+            let mut ranked: Vec<_> = chosen
+                .into_iter()
+                .map(|r| (plan.sort_key(&keys[r.start].row, &trials(&r), runs), r))
+                .collect();
+            ranked.sort_by(|(a, _), (b, _)| plan.compare(a, b));
+            chosen = ranked.into_iter().map(|(_, r)| r).collect();
+        }
         let skip = usize::try_from(q.page.offset).unwrap_or(usize::MAX);
         let take = q.page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let window: Vec<_> = chosen.into_iter().skip(skip).take(take).collect();
         for chunk in window.chunks(CHUNK_ROWS) {
-            let made = rows_of(store, project, q, runs, &keys, chunk, &mut warnings)?;
+            let made = rows_of(store, project, q, &keys, chunk, prices.as_ref(), &mut warnings)?;
             for row in &made {
                 if !sink(row) {
                     return Ok(Outcome { total_rows, summary, warnings });
@@ -240,11 +280,12 @@ fn rows_of(
     store: &dyn Store,
     project: &str,
     q: &EvalResultsQuery,
-    runs: &[String],
     keys: &[Key],
     chunk: &[std::ops::Range<usize>],
+    prices: Option<&Prices>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Value>> {
+    let runs = &q.evaluation_ids;
     let ids: Vec<String> =
         chunk.iter().flat_map(|r| keys[r.clone()].iter().map(|k| k.call_id.clone())).collect();
     let mut calls: HashMap<String, Call> = HashMap::new();
@@ -265,7 +306,7 @@ fn rows_of(
         for k in &keys[r.clone()] {
             let Some(call) = calls.remove(&k.call_id) else { continue };
             let children = under.remove(&k.call_id).unwrap_or_default();
-            let trial = trial_of(call, &children, q.include_children, &mut raw);
+            let trial = trial_of(call, &children, q.include_children, prices, &mut raw);
             match evaluations.last_mut() {
                 Some((run, trials)) if *run == k.run => trials.push(trial),
                 _ => evaluations.push((k.run, vec![trial])),
@@ -340,7 +381,7 @@ fn is_score_call(c: &Call) -> bool {
 /// The model's call among a trial's children: the flagged prediction, else the first child
 /// that is not a scorer's and takes the model as `self` or is named as a prediction.
 fn predict_call<'a>(children: &'a [Call], model: Option<&Value>) -> Option<&'a Call> {
-    if let Some(p) = children.iter().find(|c| c.weave_attr("prediction") == Some("true")) {
+    if let Some(p) = children.iter().find(|c| crate::domain::view::is_flagged_prediction(c)) {
         return Some(p);
     }
     children.iter().find(|c| {
@@ -360,13 +401,48 @@ fn total_tokens(summary: Option<&Value>) -> Option<i64> {
     (!counts.is_empty()).then(|| counts.iter().sum())
 }
 
+/// The cost of a call's `summary.usage` at `prices`: the sum of its models' priced entries;
+/// `None` when no model of it has a price.
+fn cost_of(call: &Call, prices: &Prices) -> Option<f64> {
+    let usage = call.summary.as_ref()?.get("usage")?;
+    let costs = prices.costs(usage, call.started_at)?;
+    let total = costs
+        .as_object()?
+        .values()
+        .flat_map(|c| {
+            ["prompt_tokens_total_cost", "completion_tokens_total_cost", "cache_read_input_tokens_total_cost"]
+                .into_iter()
+                .chain(["cache_creation_input_tokens_total_cost"])
+                .filter_map(|k| c.get(k).and_then(Value::as_f64))
+        })
+        .sum();
+    Some(total)
+}
+
+/// What a trial's model used: the model's call among the trial's children (when read), its
+/// tokens (the trial's own when there is no such call) and, with `prices`, its cost.
+fn usage_of<'a>(
+    call: &'a Call,
+    children: &'a [Call],
+    prices: Option<&Prices>,
+) -> (Option<&'a Call>, Option<i64>, Option<f64>) {
+    let predict = predict_call(children, call.inputs.get("model"));
+    let used = predict.unwrap_or(call);
+    (predict, total_tokens(used.summary.as_ref()), prices.and_then(|p| cost_of(used, p)))
+}
+
 /// One trial: a run's `predict_and_score` call on the row, with its children (when
 /// `with_children`); `raw` takes the example when it has none yet.
-fn trial_of(call: Call, children: &[Call], with_children: bool, raw: &mut Value) -> Value {
-    let model = call.inputs.get("model").cloned();
-    let own_summary = call.summary.clone();
+fn trial_of(
+    call: Call,
+    children: &[Call],
+    with_children: bool,
+    prices: Option<&Prices>,
+    raw: &mut Value,
+) -> Value {
     let children: &[Call] = if with_children { children } else { &[] };
-    let predict = predict_call(children, model.as_ref()).cloned();
+    let (predict, tokens, cost) = usage_of(&call, children, prices);
+    let predict = predict.cloned();
     let scorers: Vec<&Call> = children.iter().filter(|c| is_score_call(c)).collect();
     let id = call.id.clone();
     let ex: Example = Example::of(call, children);
@@ -392,15 +468,90 @@ fn trial_of(call: Call, children: &[Call], with_children: bool, raw: &mut Value)
             scorer_call_ids.insert(key.clone(), json!(c.id));
         }
     }
-    json!({
+    let mut trial = json!({
         "predict_and_score_call_id": id,
         "predict_call_id": predict.as_ref().map(|p| p.id.clone()),
         "model_output": ex.output,
         "scores": ex.scores,
         "model_latency_seconds": latency,
-        "total_tokens": total_tokens(predict.as_ref().map_or(own_summary.as_ref(), |p| p.summary.as_ref())),
+        "total_tokens": tokens,
         "scorer_call_ids": scorer_call_ids,
-    })
+    });
+    if prices.is_some() {
+        trial["total_cost"] = json!(cost);
+    }
+    trial
+}
+
+/// Per run, the sums of its trials' model tokens and (with `prices`) costs over the rows
+/// `chosen` (`None` where no trial has one), read a chunk of trials at a time.
+fn usage_per_run(
+    store: &dyn Store,
+    project: &str,
+    q: &EvalResultsQuery,
+    keys: &[Key],
+    chosen: &[std::ops::Range<usize>],
+    prices: Option<&Prices>,
+) -> Result<Vec<(Option<i64>, Option<f64>)>> {
+    let mut sums: Vec<(Option<i64>, Option<f64>)> = vec![(None, None); q.evaluation_ids.len()];
+    let trials: Vec<&Key> = chosen.iter().flat_map(|r| keys[r.clone()].iter()).collect();
+    for chunk in trials.chunks(CHUNK_ROWS) {
+        let ids: Vec<String> = chunk.iter().map(|k| k.call_id.clone()).collect();
+        let mut calls: HashMap<String, Call> = HashMap::new();
+        store.calls(project, &CallQuery { call_ids: ids.clone(), ..CallQuery::default() }, &mut |c| {
+            calls.insert(c.id.clone(), c);
+            true
+        })?;
+        let mut under: HashMap<String, Vec<Call>> = HashMap::new();
+        if q.include_children {
+            store.children_of(project, &ids, &mut |c| {
+                under.entry(c.parent_id.clone().unwrap_or_default()).or_default().push(c);
+                true
+            })?;
+        }
+        for k in chunk {
+            let Some(call) = calls.get(&k.call_id) else { continue };
+            let children = under.get(&k.call_id).map(Vec::as_slice).unwrap_or_default();
+            let (_, tokens, cost) = usage_of(call, children, prices);
+            let sum = &mut sums[k.run];
+            if let Some(t) = tokens {
+                sum.0 = Some(sum.0.unwrap_or(0) + t);
+            }
+            if let Some(c) = cost {
+                sum.1 = Some(sum.1.unwrap_or(0.0) + c);
+            }
+        }
+    }
+    Ok(sums)
+}
+
+/// Reads the dataset rows of the examples that are refs to one, a chunk at a time, and sets
+/// the `inputs.*` values of their trials from them.
+fn inputs_from_rows(
+    store: &dyn Store,
+    project: &str,
+    plan: &Plan,
+    keys: &mut [Key],
+    rows: &[std::ops::Range<usize>],
+) -> Result<()> {
+    let wanted: Vec<&std::ops::Range<usize>> =
+        rows.iter().filter(|r| keys[(*r).clone()].iter().any(|k| k.row_ref)).collect();
+    for chunk in wanted.chunks(CHUNK_ROWS) {
+        let digests: Vec<String> = chunk.iter().map(|r| keys[r.start].row.clone()).collect();
+        let names: Vec<&str> = digests.iter().map(String::as_str).collect();
+        let mut read: Vec<Option<Value>> = vec![None; chunk.len()];
+        store.table_row_texts(project, &names, &mut |i, text| {
+            read[i] = Some(crate::domain::object::row_value(text));
+            true
+        })?;
+        for (r, row) in chunk.iter().zip(read) {
+            let Some(row) = row else { continue };
+            for k in keys[(*r).clone()].iter_mut().filter(|k| k.row_ref) {
+                plan.set_row_inputs(&mut k.values, &row);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The stats of one flattened score dimension of one run.
@@ -467,10 +618,13 @@ fn add_score(
 fn summarize(
     store: &dyn Store,
     project: &str,
-    runs: &[String],
+    q: &EvalResultsQuery,
     keys: &[Key],
     chosen: &[std::ops::Range<usize>],
+    prices: Option<&Prices>,
 ) -> Result<Value> {
+    let runs = &q.evaluation_ids;
+    let usage = usage_per_run(store, project, q, keys, chosen, prices)?;
     let mut order: Vec<usize> = Vec::new();
     let mut trial_counts = vec![0u64; runs.len()];
     let mut wanted: HashSet<&str> = HashSet::new();
@@ -504,6 +658,8 @@ fn summarize(
             "display_name": root.as_ref().and_then(|c| c.display_name.clone()),
             "trace_id": root.as_ref().map(|c| c.trace_id.clone()),
             "started_at": root.as_ref().map(|c| format_time(c.started_at)),
+            "predict_total_tokens": usage[run].0,
+            "predict_total_cost": usage[run].1,
             "scorer_stats": stats.into_iter().map(|((scorer_key, path), s)| json!({
                 "scorer_key": scorer_key,
                 "path": path,
@@ -526,7 +682,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bodies_need_a_run_and_refuse_what_weft_does_not_do() {
+    fn bodies_need_a_run_and_name_known_fields() {
         let q = EvalResultsQuery::from_json(
             &json!({"evaluation_call_ids": ["a", "b"], "evaluation_run_ids": ["a"]}),
         )
@@ -540,10 +696,15 @@ mod tests {
         ));
         assert!(matches!(
             EvalResultsQuery::from_json(
-                &json!({"evaluation_call_ids": ["a"], "sort_by": [{"field": "scores.x"}]})
+                &json!({"evaluation_call_ids": ["a"], "sort_by": [{"field": "x", "direction": "asc"}]})
             ),
             Err(Error::BadRequest(_))
         ));
+        assert!(
+            EvalResultsQuery::from_json(&json!({"evaluation_call_ids": ["a"], "include_costs": true}))
+                .unwrap()
+                .include_costs
+        );
         assert!(
             EvalResultsQuery::from_json(
                 &json!({"evaluation_call_ids": ["a"], "sort_by": [], "filters": null})

@@ -260,7 +260,7 @@ impl Example {
     fn made(mut call: Call, children: &[Call], row_key_of: Option<String>) -> Example {
         let flagged = |key: &str, c: &&Call| c.weave_attr(key) == Some("true");
         let holds = holds_prediction(&call);
-        let predict = match children.iter().find(|c| flagged("prediction", c)) {
+        let predict = match children.iter().find(|c| crate::domain::view::is_flagged_prediction(c)) {
             Some(p) => Some(p),
             None if holds => None,
             None => children.iter().find(|c| !flagged("score", c)),

@@ -11,6 +11,7 @@ pub mod compare_view;
 pub mod costs;
 pub mod digest;
 pub mod error;
+pub mod eval_filters;
 pub mod eval_results;
 pub mod eval_run;
 pub mod examples;

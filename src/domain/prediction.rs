@@ -95,12 +95,10 @@ pub fn not_found(id: &str) -> Error {
     Error::NotFound(format!("Prediction {id} not found"))
 }
 
-/// Whether `call` is read as a prediction by its id: a call of the prediction view, or one
-/// whose `weave.prediction` attribute is JSON `true` rather than `"true"` (as Weave reads a
-/// prediction whatever form the flag takes).
+/// Whether `call` is read as a prediction by its id: a call of the prediction view (flagged
+/// with `"true"` or JSON `true`, or logged under a run).
 pub fn is_prediction(call: &Call) -> bool {
     ViewColumns::of(call).kind == Kind::Prediction
-        || call.attributes.get("weave").and_then(|w| w.get("prediction")) == Some(&Value::Bool(true))
 }
 
 /// Reads a live prediction call, or a 404.

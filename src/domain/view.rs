@@ -66,6 +66,16 @@ pub fn mark_holds_prediction(call: &mut Call) {
     }
 }
 
+/// Whether `call` is flagged a prediction: its `weave.prediction` attribute is `"true"` (as
+/// `POST /predictions` writes it) or JSON `true` (as Weave reads the flag either way).
+pub fn is_flagged_prediction(call: &Call) -> bool {
+    match call.attributes.get("weave").and_then(|w| w.get("prediction")) {
+        Some(serde_json::Value::String(s)) => s == "true",
+        Some(serde_json::Value::Bool(b)) => *b,
+        _ => false,
+    }
+}
+
 /// Whether `call` is a `predict_and_score` call (of either SDK).
 pub fn is_predict_and_score(call: &Call) -> bool {
     PREDICT_AND_SCORE_OPS.contains(&call.op_short_name())
@@ -82,7 +92,7 @@ pub fn logged_output(output: &serde_json::Value) -> Option<&serde_json::Value> {
 /// the run, `inputs.example` the example and [`logged_output`] the model's output.
 pub fn is_logged_prediction(call: &Call) -> bool {
     call.parent_id.is_some()
-        && call.weave_attr("prediction") != Some("true")
+        && !is_flagged_prediction(call)
         && call.weave_attr(HOLDS_PREDICTION) != Some("true")
         && is_predict_and_score(call)
 }
@@ -90,7 +100,7 @@ pub fn is_logged_prediction(call: &Call) -> bool {
 impl ViewColumns {
     /// Derives the view columns of `call`. A run is a call flagged
     /// `weave.evaluation_run = "true"`, or any root call of `Evaluation.evaluate`. A prediction
-    /// is a call flagged `weave.prediction = "true"`, or a `predict_and_score` call under a
+    /// is a call flagged `weave.prediction` ([`is_flagged_prediction`]), or a `predict_and_score` call under a
     /// parent (the run: the SDKs call it from the run's root call) not marked
     /// [`HOLDS_PREDICTION`]; its run is its parent and its model `inputs.model`.
     pub fn of(call: &Call) -> Self {
@@ -100,7 +110,7 @@ impl ViewColumns {
             !flag("evaluation_run") && call.parent_id.is_none() && call.op_short_name() == EVALUATE_OP;
         let kind = if flag("evaluation_run") || logged_run {
             Kind::EvaluationRun
-        } else if flag("prediction") || is_logged_prediction(call) {
+        } else if is_flagged_prediction(call) || is_logged_prediction(call) {
             Kind::Prediction
         } else if flag("score") {
             Kind::Score
@@ -118,7 +128,7 @@ impl ViewColumns {
                 run_id: owned(call.weave_attr("source_evaluation_run_id")),
                 logged_run,
             },
-            Kind::Prediction if !flag("prediction") => ViewColumns {
+            Kind::Prediction if !is_flagged_prediction(call) => ViewColumns {
                 kind,
                 evaluation: None,
                 model: owned(input("model")),
@@ -180,6 +190,16 @@ mod tests {
             c.attributes = json!({"weave": {"holds_prediction": "true"}});
             assert_eq!(ViewColumns::of(&c).kind, Kind::Other);
         }
+        // A prediction is flagged with the text "true" or JSON true.
+        let mut flagged = Call::new("e/p", "M.predict", 0);
+        flagged.attributes = json!({"weave": {"prediction": true, "evaluation_run_id": "r", "model": "M"}});
+        let v = ViewColumns::of(&flagged);
+        assert_eq!(
+            (v.kind, v.run_id.as_deref(), v.model.as_deref()),
+            (Kind::Prediction, Some("r"), Some("M"))
+        );
+        flagged.attributes = json!({"weave": {"prediction": false}});
+        assert_eq!(ViewColumns::of(&flagged).kind, Kind::Other);
         // A root predict_and_score call belongs to no run.
         let root = Call::new("e/p", "Evaluation.predict_and_score", 0);
         assert_eq!(ViewColumns::of(&root).kind, Kind::Other);

@@ -97,6 +97,58 @@ fn migrate_applies_the_schema_once() {
     assert!(!s.key.is_empty());
 }
 
+/// Runs `sql` on ClickHouse in `database`, waiting for mutations; returns the answer's text.
+async fn clickhouse(url: &str, database: &str, sql: &str) -> String {
+    let user = std::env::var("WEFT_CLICKHOUSE_USER").unwrap_or_else(|_| "default".into());
+    let password = std::env::var("WEFT_CLICKHOUSE_PASSWORD").unwrap_or_default();
+    let r = reqwest::Client::new()
+        .post(format!("{}/?database={database}&mutations_sync=2", url.trim_end_matches('/')))
+        .basic_auth(&user, Some(&password))
+        .body(sql.to_string())
+        .send()
+        .await
+        .expect("query");
+    assert!(r.status().is_success(), "{sql}: {}", r.status());
+    r.text().await.expect("body")
+}
+
+#[tokio::test]
+async fn migration_7_lists_predictions_flagged_with_json_true() {
+    let Some(url) = clickhouse_url() else {
+        println!("skipped: needs WEFT_TEST_STORE=clickhouse (the SQLite upgrade is tested in its schema)");
+        return;
+    };
+    if std::env::var_os("WEFT_CLICKHOUSE_CLUSTER").is_some() {
+        println!("skipped: one server's migrations");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = clickhouse_database(dir.path());
+    let args = ["--store", "clickhouse", "--clickhouse-url", &url, "--clickhouse-database", &db, "migrate"];
+    let (ok, _, err) = run(&args);
+    assert!(ok, "{err}");
+    let mut flagged = weft::domain::call::Call::new("acme/proj", "M.predict", weft::domain::call::now());
+    flagged.attributes =
+        serde_json::json!({"weave": {"prediction": true, "evaluation_run_id": "run", "model": "M"}});
+    let id = flagged.id.clone();
+    {
+        let store = open_store(dir.path());
+        weft::domain::store::write(store.as_ref(), move |w| w.insert_call(&flagged)).expect("write");
+    }
+    // As weft left it before migration 7: no view's call.
+    clickhouse(&url, &db, &format!("ALTER TABLE calls UPDATE kind = NULL, run_id = NULL WHERE id = '{id}'"))
+        .await;
+    clickhouse(&url, &db, "ALTER TABLE weft_migrations DELETE WHERE version = 7").await;
+    let listed = "SELECT count() FROM calls FINAL WHERE kind = 'prediction'";
+    assert_eq!(clickhouse(&url, &db, listed).await.trim(), "0");
+    let (ok, _, err) = run(&args);
+    assert!(ok && err.contains("applied migration 7"), "{err}");
+    let s = Server::start_in(dir);
+    let rows = jsonl(s.get("/predictions?evaluation_run_id=run")).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["prediction_id"], id.as_str());
+}
+
 /// Whether the server process has its database file memory-mapped.
 fn maps_database(server: &Server) -> bool {
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.child.id())).expect("maps");

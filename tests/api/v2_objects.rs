@@ -223,12 +223,157 @@ async fn eval_results_group_runs_logged_through_the_v2_routes() {
             .0,
         422
     );
-    let (st, body) = status_json(s.post(
-        "/eval_results/query",
-        &json!({"evaluation_call_ids": runs, "sort_by": [{"field": "scores.x", "direction": "asc"}]}),
-    ))
+    for (sort, status) in [
+        (json!({"field": "scores.x", "direction": "up"}), 422),
+        (json!({"field": "bogus.x", "direction": "asc"}), 400),
+        (json!({"field": "output.x", "direction": "asc", "mode": "difference"}), 400),
+        (json!({"field": "scores.x", "direction": "asc", "other": 1}), 400),
+    ] {
+        let (st, body) = status_json(
+            s.post("/eval_results/query", &json!({"evaluation_call_ids": runs, "sort_by": [sort]})),
+        )
+        .await;
+        assert_eq!(st, status, "{sort}: {body}");
+    }
+}
+
+/// A run logged as the SDK logs one: `(example, label, scores)` per example, each with a
+/// model call that used 10 prompt and 5 completion tokens of `gpt-x`.
+async fn log_run(s: &Server, run: &str, examples: &[(Value, &str, Value)]) {
+    let call = |id: &str, parent: Option<&str>, op: &str, inputs: Value, output: Value, summary: Value| {
+        json!({"project_id": "acme/proj", "id": id, "trace_id": run, "parent_id": parent, "op_name": op,
+            "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z",
+            "attributes": {}, "inputs": inputs, "output": output, "summary": summary})
+    };
+    let mut batch = vec![call(
+        run,
+        None,
+        "weave:///acme/proj/op/Evaluation.evaluate:e1",
+        json!({"self": "weave:///acme/proj/object/Ev:e", "model": "weave:///acme/proj/object/M:m"}),
+        json!({}),
+        json!({}),
+    )];
+    for (i, (example, label, scores)) in examples.iter().enumerate() {
+        let id = format!("{run}-{i}");
+        let usage =
+            json!({"usage": {"gpt-x": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}});
+        batch.push(call(
+            &id,
+            Some(run),
+            "weave:///acme/proj/op/Evaluation.predict_and_score:p1",
+            json!({"self": "weave:///acme/proj/object/Ev:e", "model": "weave:///acme/proj/object/M:m", "example": example}),
+            json!({"output": {"label": label}, "scores": scores, "model_latency": {"mean": 1}}),
+            usage.clone(),
+        ));
+        batch.push(call(
+            &format!("{id}-m"),
+            Some(&id),
+            "weave:///acme/proj/op/M.predict:m1",
+            json!({"self": "weave:///acme/proj/object/M:m"}),
+            json!({"label": label}),
+            usage,
+        ));
+    }
+    json_ok(s.post("/calls/complete", &json!({"batch": batch}))).await;
+}
+
+#[tokio::test]
+async fn eval_results_filter_sort_and_price_as_weave_does() {
+    let s = Server::start();
+    let (_, row_digests) = create_table(&s, "acme/proj", &[json!({"x": 5})]).await;
+    let row_ref = format!("weave:///acme/proj/object/Dataset:d/attr/rows/id/{}", row_digests[0]);
+    log_run(
+        &s,
+        "r1",
+        &[
+            (json!({"x": 2}), "b", json!({"acc": 0.5, "ok": true})),
+            (json!({"x": 10}), "c", json!({"acc": 0.9, "ok": true})),
+            (json!({"x": 1}), "a", json!({"acc": 0.1, "ok": false})),
+            (json!(row_ref), "d", json!({"acc": 0.0, "ok": false})),
+        ],
+    )
     .await;
-    assert_eq!(st, 400, "{body}");
+    log_run(
+        &s,
+        "r2",
+        &[(json!({"x": 2}), "b", json!({"acc": 0.6})), (json!({"x": 10}), "c", json!({"acc": 0.3}))],
+    )
+    .await;
+    let query = |extra: Value| {
+        let mut body = json!({"evaluation_call_ids": ["r1", "r2"]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json_ok(s.post("/eval_results/query", &body))
+    };
+    // The label of each row's first trial, in the order answered.
+    let labels = |res: &Value| -> Vec<String> {
+        res["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["evaluations"][0]["trials"][0]["model_output"]["label"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sorted = |field: &str, direction: &str, extra: Value| {
+        let mut sort = json!({"field": field, "direction": direction});
+        sort.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        query(json!({"sort_by": [sort]}))
+    };
+    // A score by its mean over the row's trials; inputs by number (a dataset row read); an
+    // output in one run; the spread between runs.
+    assert_eq!(labels(&sorted("scores.acc", "desc", json!({})).await), ["c", "b", "a", "d"]);
+    assert_eq!(labels(&sorted("inputs.x", "asc", json!({})).await), ["a", "b", "d", "c"]);
+    assert_eq!(
+        labels(&sorted("output.output.label", "desc", json!({"evaluation_call_id": "r1"})).await),
+        ["d", "c", "b", "a"]
+    );
+    // (Rows of one run spread 0, and tie: by row digest.)
+    assert_eq!(labels(&sorted("scores.acc", "desc", json!({"mode": "difference"})).await)[..2], ["c", "b"]);
+
+    let gte = |run: &str, min: f64| {
+        json!({"evaluation_call_id": run,
+               "query": {"$expr": {"$gte": [{"$getField": "scores.acc"}, {"$literal": min}]}}})
+    };
+    let one = query(json!({"filters": [gte("r1", 0.5)], "include_summary": true})).await;
+    assert_eq!(one["total_rows"], 2, "{one}");
+    assert_eq!(one["summary"]["row_count"], 2);
+    let r1 = &one["summary"]["evaluations"][0];
+    assert_eq!(r1["evaluation_call_id"], "r1");
+    assert!((r1["scorer_stats"][0]["numeric_mean"].as_f64().unwrap() - 0.7).abs() < 1e-9, "{r1}");
+    assert_eq!(r1["predict_total_tokens"], 30);
+    assert_eq!(r1["predict_total_cost"], Value::Null);
+    // Filters of several runs: a row matching one run's (the default), or all of them.
+    let either = query(json!({"filters": [gte("r1", 0.8), gte("r2", 0.5)]})).await;
+    assert_eq!(either["total_rows"], 2);
+    let all =
+        query(json!({"filters": [gte("r1", 0.8), gte("r2", 0.5)], "filter_logic_operator": "and"})).await;
+    assert_eq!(all["total_rows"], 0);
+    let ok = json!({"evaluation_call_id": "r1", "query": {"$expr": {"$eq": [{"$getField": "scores.ok"}, {"$literal": 1}]}}});
+    assert_eq!(query(json!({"filters": [ok]})).await["total_rows"], 2);
+    let contains = json!({"query": {"$expr": {"$contains": {"input": {"$getField": "output.output.label"}, "substr": {"$literal": "a"}}}}});
+    assert_eq!(labels(&query(json!({"filters": [contains]})).await), ["a"]);
+    let inputs = json!({"query": {"$expr": {"$gt": [{"$getField": "inputs.x"}, {"$literal": 4}]}}});
+    assert_eq!(query(json!({"filters": [inputs]})).await["total_rows"], 2);
+    let bad = json!({"query": {"$expr": {"$gt": [{"$getField": "nope"}, {"$literal": 4}]}}});
+    assert_eq!(
+        status_json(s.post("/eval_results/query", &json!({"evaluation_call_ids": ["r1"], "filters": [bad]})))
+            .await
+            .0,
+        400
+    );
+
+    // Costs: each trial's model call priced, summed per run.
+    let price = json!({"project_id": "acme/proj", "costs": {"gpt-x": {"prompt_token_cost": 0.01,
+        "completion_token_cost": 0.02, "effective_date": "2024-01-01T00:00:00Z"}}});
+    json_ok(post_v1(&s, "/cost/create", &price)).await;
+    let priced = query(json!({"include_costs": true, "include_summary": true})).await;
+    let trial = &priced["rows"][0]["evaluations"][0]["trials"][0];
+    assert!((trial["total_cost"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{trial}");
+    assert_eq!(trial["total_tokens"], 15);
+    let r1 = &priced["summary"]["evaluations"][0];
+    assert!((r1["predict_total_cost"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{r1}");
+    assert_eq!(r1["predict_total_tokens"], 60);
+    let unpriced = query(json!({})).await;
+    assert!(unpriced["rows"][0]["evaluations"][0]["trials"][0].get("total_cost").is_none());
 }
 
 #[tokio::test]
@@ -251,6 +396,9 @@ async fn prediction_inputs_are_answered_as_weave_answers_them() {
     json_ok(post_v1(&s, "/call/start", &start)).await;
     let read = json_ok(s.get(&format!("/predictions/{id}"))).await;
     assert_eq!(read["inputs"], json!({}));
+    // ... and is listed as one.
+    let listed = jsonl(s.get("/predictions")).await;
+    assert!(listed.iter().any(|p| p["prediction_id"] == id), "{listed:?}");
     let sc = json_ok(s.post(
         "/scores",
         &json!({"prediction_id": id, "scorer": "weave:///acme/proj/object/S:s", "value": 1}),

@@ -2047,3 +2047,64 @@ def test_v1_table_row_digest_filters(pair: Pair) -> None:
     # weft does not serve it): both answer 404, which is all this compares.
     seen = p.step("POST", "/table/query_stats_batch", json={"project_id": p.pid, "digests": ["<<t>>"]})
     assert seen["ref"].status == 404
+
+
+
+DIGEST_RE = re.compile(r"[A-Za-z0-9]{43}")
+
+
+def digests_hidden(body: Any) -> Any:
+    """Object digests (43 characters) as `<digest>`, in values and refs."""
+    if isinstance(body, dict):
+        return {k: digests_hidden(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [digests_hidden(v) for v in body]
+    if isinstance(body, str):
+        return DIGEST_RE.sub("<digest>", body)
+    return body
+
+
+def op_refs_as_digests(body: Any) -> Any:
+    """D-v2-op-refs: weft's op refs (`weave:///e/p/op/<id>:<digest>`) as the bare digests Weave stores."""
+    if isinstance(body, dict):
+        return {k: op_refs_as_digests(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [op_refs_as_digests(v) for v in body]
+    if isinstance(body, str) and body.startswith("weave:///") and "/op/" in body:
+        return body.rsplit(":", 1)[1]
+    return body
+
+
+def v2_digests_alike(key: str, why: str) -> Differs:
+    """The same object once digests are hidden on both sides (they hash refs, D-digest-refs) and
+    weft's op refs are read as Weave's bare op digests (D-v2-op-refs)."""
+    return alike(key, why, digests_hidden, lambda b: digests_hidden(op_refs_as_digests(b)))
+
+
+def test_v2_object_families(pair: Pair) -> None:
+    v2 = pair.v2
+    refs = "objects holding refs (a dataset's table, a scorer's ops) hash them in Weave's internal form"
+    pair.step("POST", f"{v2}/ops", json={"name": "My Op", "source_code": "def f(x):\n    return x\n"},
+              capture={"op": "digest"})
+    pair.step("GET", f"{v2}/ops/my_op/versions/<<op>>")
+    pair.step("GET", f"{v2}/ops")
+    pair.step("POST", f"{v2}/datasets", json={"name": "Rows", "rows": [{"q": 1}, {"q": 2}]}, capture={"ds": "digest"},
+              differs=v2_digests_alike("D-digest-refs", refs))
+    pair.step("GET", f"{v2}/datasets/rows/versions/<<ds>>", differs=v2_digests_alike("D-digest-refs", refs))
+    pair.step("GET", f"{v2}/datasets", differs=v2_digests_alike("D-digest-refs", refs))
+    pair.step("POST", f"{v2}/scorers", json={"name": "Judge", "op_source_code": "def score(output):\n    return 1\n"},
+              capture={"sc": "digest"}, differs=v2_digests_alike("D-digest-refs", refs))
+    ops = "a scorer's and an evaluation's ops are stored as refs, as the SDK stores them"
+    pair.step("GET", f"{v2}/scorers/judge/versions/<<sc>>", differs=v2_digests_alike("D-v2-op-refs", ops))
+    pair.step("GET", f"{v2}/scorers", differs=v2_digests_alike("D-v2-op-refs", ops))
+    # Evaluations are not replayed yet: the reference's route generator wants `project_id` in
+    # their create body, which weft refuses as a field the body does not have.
+    pair.step("POST", f"{v2}/models", json={"name": "Small", "source_code": "class M: ...\n", "attributes": {"t": 1}},
+              capture={"m": "digest"})
+    pair.step("GET", f"{v2}/models/small/versions/<<m>>")
+    pair.step("GET", f"{v2}/models")
+    by_id = lambda b: sorted(b, key=lambda o: o["object_id"])  # noqa: E731
+    pair.step("GET", f"{v2}/ops", differs=alike("D-v2-list-order", "weft lists by object id, then version", by_id, same))
+    for family, oid in [("ops", "my_op"), ("datasets", "rows"), ("scorers", "judge"), ("models", "small")]:
+        pair.step("DELETE", f"{v2}/{family}/{oid}")
+        pair.step("GET", f"{v2}/{family}")

@@ -125,6 +125,19 @@ def test_sdk_and_v2_objects_cross_over_and_results_read_every_run(sdk_env: Weft,
         assert [(s.scorer_key, s.path, s.value_type, s.pass_rate) for s in stats] == [("exact", "correct", "binary", 0.5)]
         assert out.summary.evaluations[0].evaluation_ref == res["sdk_eval_ref"]
 
+    with subtests.test("eval results filtered, sorted and priced"):
+        ordered = srv.eval_results_query({**P, "evaluation_call_ids": [sdk_run], "include_raw_data_rows": True,
+                                          "resolve_row_refs": True,
+                                          "sort_by": [{"field": "inputs.q", "direction": "desc"}]})
+        assert [r.raw_data_row["q"] for r in ordered.rows] == ["2+2", "1+1"]
+        correct = {"$expr": {"$eq": [{"$getField": "scores.exact.correct"}, {"$literal": 1}]}}
+        kept = srv.eval_results_query({**P, "evaluation_call_ids": [sdk_run], "include_summary": True,
+                                       "include_costs": True, "filter_logic_operator": "and",
+                                       "filters": [{"evaluation_call_id": sdk_run, "query": correct}]})
+        assert kept.total_rows == 1 and kept.summary.row_count == 1
+        assert [t.model_output for t in _trials(kept, sdk_run)] == ["2"]
+        assert kept.summary.evaluations[0].predict_total_cost is None
+
     with subtests.test("eval results across runs however logged"):
         out = srv.eval_results_query({**P, "evaluation_run_ids": [sdk_run, v2_run, logger_run], "include_summary": True})
         assert len(_trials(out, logger_run)) == 2

@@ -110,8 +110,10 @@ pub fn migrate(client: &Client, topology: &Topology) -> Result<Vec<(u32, &'stati
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         for step in m.steps {
-            if let Step::DeriveLoggedPredictions = step {
-                derive_logged_predictions(client, topology)?;
+            match step {
+                Step::DeriveLoggedPredictions => derive_logged_predictions(client, topology)?,
+                Step::DeriveFlaggedPredictions => derive_flagged_predictions(client)?,
+                _ => {}
             }
             for ddl in schema::step_ddl(step, db, layout) {
                 apply(client, topology, &ddl, true)?;
@@ -122,6 +124,52 @@ pub fn migrate(client: &Client, topology: &Topology) -> Result<Vec<(u32, &'stati
         done.push((m.version, m.name));
     }
     Ok(done)
+}
+
+/// Writes again, a new version of each row with the view columns `ViewColumns::of` derives,
+/// the calls `condition` selects (and `keep` keeps, as it edits them), [`INSERT_ROWS`] at a time.
+fn rederive(
+    client: &Client,
+    condition: &str,
+    keep: impl Fn(&mut super::rows::StoredCall) -> bool,
+) -> Result<()> {
+    let version = u64::try_from(now()).unwrap_or(0);
+    let mut body = String::new();
+    let mut rows = 0;
+    let flush = |body: &mut String| -> Result<()> {
+        if !body.is_empty() {
+            client.insert("calls", body.as_bytes())?;
+            body.clear();
+        }
+        Ok(())
+    };
+    let q = Query::new(format!(
+        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE {condition} FORMAT JSONCompactEachRow"
+    ));
+    client.query_rows::<CallTuple>(&q, &mut |t| {
+        let mut s = call_from_tuple(t);
+        if keep(&mut s) {
+            body.push_str(&call_line(&s, version)?);
+            body.push('\n');
+            rows += 1;
+            if rows % INSERT_ROWS == 0 {
+                flush(&mut body)?;
+            }
+        }
+        Ok(true)
+    })?;
+    flush(&mut body)
+}
+
+/// A call flagged `weave.prediction` with JSON `true` is a prediction, as one flagged `"true"`
+/// is: those calls are derived again.
+fn derive_flagged_predictions(client: &Client) -> Result<()> {
+    rederive(
+        client,
+        "JSONType(attributes, 'weave', 'prediction') = 'Bool' \
+         AND JSONExtractBool(attributes, 'weave', 'prediction')",
+        |_| true,
+    )
 }
 
 /// A `predict_and_score` child of a run is a prediction unless `POST /predictions` wrote it
@@ -137,27 +185,19 @@ fn derive_logged_predictions(client: &Client, topology: &Topology) -> Result<()>
          WHERE kind = 'prediction' AND parent_id IS NOT NULL FORMAT JSONCompactEachRow",
     ))?;
     let holding: HashSet<(String, String)> = holding.into_iter().collect();
-    let version = u64::try_from(now()).unwrap_or(0);
-    let mut lines = Vec::new();
-    let q = Query::new(format!(
-        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE parent_id IS NOT NULL \
+    rederive(
+        client,
+        "parent_id IS NOT NULL \
          AND (positionCaseInsensitive(op_name, 'predict_and_score') > 0 \
-           OR positionCaseInsensitive(op_name, 'predictAndScore') > 0) FORMAT JSONCompactEachRow"
-    ));
-    client.query_rows::<CallTuple>(&q, &mut |t| {
-        let mut s = call_from_tuple(t);
-        if is_predict_and_score(&s.call) {
+           OR positionCaseInsensitive(op_name, 'predictAndScore') > 0)",
+        |s| {
+            if !is_predict_and_score(&s.call) {
+                return false;
+            }
             if holding.contains(&(s.call.project_id.clone(), s.call.id.clone())) {
                 mark_holds_prediction(&mut s.call);
             }
-            lines.push(call_line(&s, version)?);
-        }
-        Ok(true)
-    })?;
-    for chunk in lines.chunks(INSERT_ROWS) {
-        let mut body = chunk.join("\n");
-        body.push('\n');
-        client.insert("calls", body.as_bytes())?;
-    }
-    Ok(())
+            true
+        },
+    )
 }

@@ -175,6 +175,9 @@ pub enum Step {
     /// Derives the view columns of the `predict_and_score` calls again: a call of a run logged
     /// through the trace API became a prediction (data, not DDL: `migrate` runs it).
     DeriveLoggedPredictions,
+    /// Derives the view columns of the calls flagged `weave.prediction` with JSON `true` again:
+    /// they became predictions (data, not DDL: `migrate` runs it).
+    DeriveFlaggedPredictions,
 }
 
 /// The thread, turn and W&B run columns of calls (migration 4). Reading calls needs them, so
@@ -228,6 +231,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "tags and aliases of objects",
         steps: &[Step::Create(&OBJECT_TAGS), Step::Create(&OBJECT_ALIASES)],
+    },
+    Migration {
+        version: 7,
+        name: "predictions flagged with JSON true",
+        steps: &[Step::DeriveFlaggedPredictions],
     },
 ];
 
@@ -362,7 +370,7 @@ pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<Ddl> {
                 }
             }
         }
-        Step::DeriveLoggedPredictions => Vec::new(),
+        Step::DeriveLoggedPredictions | Step::DeriveFlaggedPredictions => Vec::new(),
     }
 }
 

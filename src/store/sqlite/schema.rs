@@ -10,7 +10,7 @@ use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_predicti
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
@@ -18,6 +18,8 @@ pub(super) const SCHEMA_VERSION: i64 = 6;
 /// (see [`derive_logged_predictions`]), which no SQL here can express. Version 4 added the
 /// columns in [`THREAD_COLUMNS`]. Version 5 added the `llm_token_prices` table and version 6
 /// the tables of object tags and aliases, which [`SCHEMA`] creates in a store that lacks them.
+/// Version 7 made a call flagged `weave.prediction` with JSON `true` a prediction (see
+/// [`derive_flagged_predictions`]).
 /// They apply to a store that has a calls table; a new store
 /// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
@@ -73,7 +75,8 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
     writer.execute_batch("BEGIN IMMEDIATE;").map_err(&at)?;
     let applied = (if has_calls && version < 4 { add_thread_columns(writer) } else { Ok(()) })
         .and_then(|()| writer.execute_batch(&upgrade))
-        .and_then(|()| if has_calls && version < 3 { derive_logged_predictions(writer) } else { Ok(()) });
+        .and_then(|()| if has_calls && version < 3 { derive_logged_predictions(writer) } else { Ok(()) })
+        .and_then(|()| if has_calls && version < 7 { derive_flagged_predictions(writer) } else { Ok(()) });
     match applied.and_then(|()| writer.execute_batch("COMMIT;")) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -124,6 +127,39 @@ fn derive_logged_predictions(conn: &Connection) -> rusqlite::Result<()> {
             v.model,
             v.run_id,
             v.logged_run,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Version 7: a call whose `weave.prediction` attribute is JSON `true` is a prediction, as one
+/// flagged `"true"` is; the view columns of those calls are derived again, by `ViewColumns::of`.
+fn derive_flagged_predictions(conn: &Connection) -> rusqlite::Result<()> {
+    let mut calls = Vec::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE json_valid(attributes) \
+             AND json_type(attributes, '$.weave.prediction') = 'true'"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            calls.push(call_from_row(r)?);
+        }
+    }
+    let mut update = conn.prepare(
+        "UPDATE calls SET kind = ?3, evaluation = ?4, model = ?5, run_id = ?6, logged_run = ?7 \
+         WHERE project_id = ?1 AND id = ?2",
+    )?;
+    for call in calls {
+        let v = ViewColumns::of(&call);
+        update.execute(params![
+            call.project_id,
+            call.id,
+            v.kind.tag(),
+            v.evaluation,
+            v.model,
+            v.run_id,
+            v.logged_run
         ])?;
     }
     Ok(())
@@ -240,5 +276,44 @@ mod tests {
         assert_eq!(found, [logged.id.clone(), flagged.id.clone()]);
         let parent = store.call("e/p", &v2_parent.id).unwrap().unwrap();
         assert_eq!(parent.weave_attr("holds_prediction"), Some("true"));
+    }
+
+    #[test]
+    fn a_version_6_store_lists_predictions_flagged_with_json_true() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let mut flagged = Call::new("e/p", "M.predict", 1);
+        flagged.attributes = json!({"weave": {"prediction": true, "evaluation_run_id": "run", "model": "M"}});
+        let mut other = Call::new("e/p", "M.predict", 2);
+        other.attributes = json!({"weave": {"prediction": false, "evaluation_run_id": "run"}});
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let calls = [flagged.clone(), other.clone()];
+            crate::domain::store::write(&store, move |w| calls.iter().try_for_each(|c| w.insert_call(c)))
+                .unwrap();
+        }
+        {
+            // As version 6 derived them: only the text "true" flagged a prediction.
+            let c = Connection::open(dir.path().join("weft.db")).unwrap();
+            c.execute_batch(
+                "UPDATE calls SET kind = NULL, run_id = NULL, model = NULL; PRAGMA user_version = 6;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut found = Vec::new();
+        store
+            .view_calls(
+                "e/p",
+                crate::domain::view::Kind::Prediction,
+                Some("run"),
+                Default::default(),
+                &mut |c| {
+                    found.push(c.id);
+                    true
+                },
+            )
+            .unwrap();
+        assert_eq!(found, [flagged.id.clone()]);
     }
 }
