@@ -106,22 +106,21 @@ pub(super) fn eval_runs(
     }
     let p = q.string(project);
     let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
-    // A window: its ids first, from the narrow columns the order and filters need, then only
-    // those rows whole and only their traces' failures; the whole list is read in one pass.
-    let page = match query.page.limit {
-        Some(_) => {
-            let window = limit_offset(&mut q, query.page);
-            Some(format!(
-                "WITH page AS (SELECT id, trace_id FROM calls FINAL WHERE project_id = {p} AND kind = 'run' \
-                 AND deleted_at IS NULL{filters} ORDER BY started_at {dir}, id {dir}{window})"
-            ))
-        }
-        None if query.page.offset > 0 => {
-            let window = limit_offset(&mut q, query.page);
-            let sel = Selection { filters: &filters, inner: "", page: None };
-            return stream_runs(client, &mut q, &p, &sel, &format!("{order}{window}"), sink);
-        }
-        None => None,
+    // A window, or runs named by id: their ids first, from the narrow columns the order and
+    // filters need, then only those rows whole and only their traces' failures; the whole
+    // list is read in one pass.
+    let page = if query.page.limit.is_some() || !query.ids.is_empty() {
+        let window = limit_offset(&mut q, query.page);
+        Some(format!(
+            "WITH page AS (SELECT id, trace_id FROM calls FINAL WHERE project_id = {p} AND kind = 'run' \
+             AND deleted_at IS NULL{filters} ORDER BY started_at {dir}, id {dir}{window})"
+        ))
+    } else if query.page.offset > 0 {
+        let window = limit_offset(&mut q, query.page);
+        let sel = Selection { filters: &filters, inner: "", page: None };
+        return stream_runs(client, &mut q, &p, &sel, &format!("{order}{window}"), sink);
+    } else {
+        None
     };
     let sel = Selection { filters: &filters, inner: "", page };
     stream_runs(client, &mut q, &p, &sel, &order, sink)
