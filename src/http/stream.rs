@@ -158,11 +158,7 @@ pub async fn json_list<F>(
 where
     F: FnOnce(&dyn Store, &mut Emit<'_>) -> Result<()> + Send + 'static,
 {
-    let mut head = serde_json::to_vec(&serde_json::json!({ field: [] })).unwrap_or_default();
-    head.truncate(head.len().saturating_sub(2));
-    let framing =
-        Framing { head, between: Some(b','), after: None, tail: b"]}", content_type: "application/json" };
-    stream_rows(state, who, framing, move |s, emit| produce(s, emit).map(|()| Vec::new())).await
+    json_list_then(state, who, field, move |s, emit| produce(s, emit).map(|()| b"}".to_vec())).await
 }
 
 async fn stream_rows<F>(

@@ -10,18 +10,10 @@ from typing import Any
 import pytest
 
 from conftest import Weft
-from test_sdk import run_scenario
+from test_sdk import _v2_server as _v2, run_scenario
 
 PROJECT = "acme/proj"
 P = {"project_id": PROJECT}
-
-
-def _v2(weft: Weft):
-    from weave.trace_server_bindings.remote_http_trace_server import RemoteHTTPTraceServer
-
-    srv = RemoteHTTPTraceServer(weft.base)
-    srv.set_auth(("api", weft.key))
-    return srv
 
 
 def _ref(kind: str, object_id: str, digest: str) -> str:
