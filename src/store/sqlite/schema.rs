@@ -230,6 +230,7 @@ mod tests {
                 "e/p",
                 crate::domain::view::Kind::Prediction,
                 Some(&run.id),
+                None,
                 Default::default(),
                 &mut |c| {
                     found.push(c.id);
