@@ -45,7 +45,7 @@ pub(crate) fn analysis(rounds: &[Round]) -> String {
             ms(per(w, ccpu)),
             ms(per(w, p50)),
         );
-        if let Some(rf) = &r.reference {
+        if let Some(rf) = r.reference.as_ref().filter(|rf| rf.get(p50).is_some() || !weft_only(k)) {
             let _ = write!(
                 line,
                 "; reference {} server CPU per request, p50 latency {}",
@@ -85,13 +85,22 @@ pub(crate) fn analysis(rounds: &[Round]) -> String {
     s
 }
 
+/// Whether workload `k` is one the reference cannot run (`after=`, `calls/complete`).
+fn weft_only(k: &str) -> bool {
+    k.starts_with("cursor") || k.starts_with("complete")
+}
+
 /// The latency workloads of the analysis, by label and key.
-const WORKLOADS: [(&str, &str); 7] = [
+const WORKLOADS: [(&str, &str); 11] = [
     ("Filtered page (c=1)", "filt1"),
     ("Filtered page (c=16)", "filt16"),
     ("Deep page", "deep"),
+    ("Deep page by cursor", "cursor"),
+    ("Deep filtered page by cursor", "cursorf"),
     ("Lookup", "lookup"),
     ("Create + finish (per pair)", "create"),
     ("upsert_batch (per batch)", "upsert"),
+    ("calls/complete, c=1 (per batch of 1,000)", "complete1"),
+    ("calls/complete, c=8 (per batch of 1,000)", "complete8"),
     ("call/start + call/end (per call)", "single"),
 ];

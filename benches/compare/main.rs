@@ -39,9 +39,12 @@
 //!
 //! 1. full list stream;
 //! 2. filtered page (two models, limit 100) at concurrency 1 and 16;
-//! 3. deep page (offset N/2);
+//! 3. deep page (offset N/2), and the same page by cursor (`after=`, weft only: the reference
+//!    has no such parameter), unfiltered and filtered by two models;
 //! 4. lookup of 100 ids;
-//! 5. create + finish of runs at concurrency 16, `call/upsert_batch` ingestion, and
+//! 5. create + finish of runs at concurrency 16, `call/upsert_batch` ingestion, the official
+//!    SDK's `calls/complete` batches of 1,000 calls at concurrency 1 and 8 (weft only: the
+//!    reference has no such route), and
 //!    `call/start` + `call/end` one call at a time;
 //! 6. cold start (process start to first answered list request) and binary size.
 //!

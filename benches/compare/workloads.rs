@@ -110,6 +110,40 @@ fn upsert_body(calls: usize, i: usize) -> Vec<u8> {
 
 pub(crate) const UPSERT_CALLS: usize = 100;
 
+/// Calls in one `calls/complete` batch: the official SDK's largest (`MAX_BATCH_SIZE` of its
+/// `CallBatchProcessor`, weave 0.54), what a client logging faster than it flushes sends.
+pub(crate) const COMPLETE_CALLS: usize = 1_000;
+
+/// One `POST /v2/{entity}/{project}/calls/complete` body as the SDK 0.54 sends it: `{"batch":
+/// [call...]}`, each call complete (start and end in one object), in traces of ten calls (a
+/// root op and nine children), with the attributes the SDK adds to every call.
+fn complete_body(calls: usize, i: usize) -> Vec<u8> {
+    let mut body = String::with_capacity(calls * 900);
+    body.push_str(r#"{"batch":["#);
+    let now = weft::domain::call::now();
+    let mut trace = uuid::Uuid::now_v7();
+    for k in 0..calls {
+        let id = uuid::Uuid::now_v7();
+        let (parent, op) = if k % 10 == 0 {
+            trace = id;
+            ("null".to_string(), "pipeline")
+        } else {
+            (format!("\"{trace}\""), "generate")
+        };
+        if k > 0 {
+            body.push(',');
+        }
+        let _ = write!(
+            body,
+            r#"{{"project_id":"{WRITES}","id":"{id}","trace_id":"{trace}","parent_id":{parent},"thread_id":null,"turn_id":null,"op_name":"weave:///{WRITES}/op/{op}:Yb8eZ2uT4XNcmyd0wkxK9OOIn7V6DYP2ltnGz8o4DpA","display_name":null,"started_at":"{}","ended_at":"{}","attributes":{{"weave":{{"client_version":"0.54.0","source":"python-sdk","os_name":"Linux","os_version":"6.8.0","os_release":"6.8.0-generic","sys_version":"3.11.9 (main) [GCC 12.2.0]"}}}},"inputs":{{"prompt":"Summarise document {i}-{k} in one sentence.","temperature":0.2}},"output":{{"text":"A short summary of the document.","tokens":42}},"summary":{{"usage":{{"gpt-4o-mini":{{"requests":1,"prompt_tokens":120,"completion_tokens":42,"total_tokens":162}}}}}},"exception":null,"wb_run_id":null,"wb_run_step":null,"wb_run_step_end":null}}"#,
+            format_time(now + k as i64),
+            format_time(now + k as i64 + 1_500),
+        );
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
 async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m: &mut Measured) {
     let h = &server.http;
     let pid = server.pid;
@@ -225,6 +259,42 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
     let l = drive(pids, 1, latency, page(deep)).await;
     m.record("deep page", &l, keys("deep"));
 
+    // 3. The same deep page by cursor (`after=`, the run before it), and a filtered one past
+    // the middle run. The reference has no `after` (it would answer the first page).
+    if which != Impl::Ref {
+        eprintln!("    3. deep page by cursor");
+        let cursor = format!("{runs}?after={}&limit=100", enc(&data.ids[data.n / 2 - 1]));
+        match h.get(&cursor).await {
+            Ok(b) => {
+                m.checks.push(("deep page by cursor rows", lines(&b).to_string()));
+                m.checks.push(("deep page by cursor first id", first_id(&b)));
+                if first_id(&b) != data.ids[data.n / 2] {
+                    m.notes
+                        .push("deep page by cursor: first row is not run N/2 of the generated order".into());
+                }
+            }
+            Err(e) => m.notes.push(format!("deep page by cursor: {e}")),
+        }
+        let l = drive(pids, 1, latency, page(cursor)).await;
+        m.record("deep page by cursor", &l, keys("cursor"));
+        eprintln!("    3. deep filtered page by cursor");
+        let cursor = format!(
+            "{runs}?models={}&models={}&after={}&limit=100",
+            enc(&data.models[0]),
+            enc(&data.models[1]),
+            enc(&data.ids[data.n / 2])
+        );
+        match h.get(&cursor).await {
+            Ok(b) => {
+                m.checks.push(("deep filtered page by cursor rows", lines(&b).to_string()));
+                m.checks.push(("deep filtered page by cursor first id", first_id(&b)));
+            }
+            Err(e) => m.notes.push(format!("deep filtered page by cursor: {e}")),
+        }
+        let l = drive(pids, 1, latency, page(cursor)).await;
+        m.record("deep filtered page by cursor", &l, keys("cursorf"));
+    }
+
     // 4. Lookup of 100 ids.
     eprintln!("    4. lookup");
     let mut rng = Rng(SEED ^ 0x100);
@@ -269,6 +339,22 @@ async fn run_workloads(which: Impl, server: &Server, data: &Data, plan: &Plan, m
     .await;
     m.record("upsert_batch", &l, keys("upsert"));
 
+    // The official SDK's write path (weave 0.54): `calls/complete` batches. The reference's
+    // route generator (weave 0.52) has no such route.
+    if which != Impl::Ref {
+        let complete = format!("/v2/{WRITES}/calls/complete");
+        for (conc, key) in [(1, "complete1"), (8, "complete8")] {
+            eprintln!("    5. calls/complete, c={conc}");
+            let budget = Budget { min: plan.writes.min.max(conc), ..plan.writes };
+            let complete = &complete;
+            let l = drive(pids, conc, budget, |i| async move {
+                h.post(complete, complete_body(COMPLETE_CALLS, i)).await.map(|_| COMPLETE_CALLS as u64)
+            })
+            .await;
+            m.record(&format!("calls/complete c={conc}"), &l, keys(key));
+        }
+    }
+
     eprintln!("    5. call/start + call/end, c=4");
     let l = drive(pids, 4, ingest, |i| async move {
         let (start, end) = call_bodies(i, 0);
@@ -290,6 +376,26 @@ pub(crate) fn keys(w: &'static str) -> [&'static str; 6] {
         "create" => ["create.p50", "create.p99", "create.rate", "create.n", "create.cpu", "create.ccpu"],
         "upsert" => ["upsert.p50", "upsert.p99", "upsert.rate", "upsert.n", "upsert.cpu", "upsert.ccpu"],
         "single" => ["single.p50", "single.p99", "single.rate", "single.n", "single.cpu", "single.ccpu"],
+        "cursor" => ["cursor.p50", "cursor.p99", "cursor.rate", "cursor.n", "cursor.cpu", "cursor.ccpu"],
+        "cursorf" => {
+            ["cursorf.p50", "cursorf.p99", "cursorf.rate", "cursorf.n", "cursorf.cpu", "cursorf.ccpu"]
+        }
+        "complete1" => [
+            "complete1.p50",
+            "complete1.p99",
+            "complete1.rate",
+            "complete1.n",
+            "complete1.cpu",
+            "complete1.ccpu",
+        ],
+        "complete8" => [
+            "complete8.p50",
+            "complete8.p99",
+            "complete8.rate",
+            "complete8.n",
+            "complete8.cpu",
+            "complete8.ccpu",
+        ],
         _ => unreachable!("unknown workload {w}"),
     }
 }

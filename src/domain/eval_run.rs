@@ -3,7 +3,10 @@
 use serde_json::{Map, Value, json};
 
 use super::error::{Error, Result};
+use super::page::Page;
 use super::refs::check_ref;
+use super::run_rows::{RunCursor, RunQuery};
+use super::store::Store;
 use super::validate::Fields;
 
 /// Op name of the call that holds one prediction and its scores.
@@ -58,6 +61,22 @@ impl FinishRun {
 /// The 404 for a run id.
 pub fn not_found(id: &str) -> Error {
     Error::NotFound(format!("Evaluation run {id} not found"))
+}
+
+/// Where live run `id` stands in run lists (`after=` of the list: keyset paging), whatever
+/// filters the list has; a 404 naming it if there is no such live run. One index seek.
+pub fn position(store: &dyn Store, project: &str, id: &str) -> Result<RunCursor> {
+    let query = RunQuery {
+        ids: vec![id.to_string()],
+        page: Page { limit: Some(1), offset: 0 },
+        ..Default::default()
+    };
+    let mut found = None;
+    store.eval_runs(project, &query, &mut |row| {
+        found = Some(RunCursor { started_at: row.started_at, id: row.id.to_string() });
+        false
+    })?;
+    found.ok_or_else(|| not_found(id))
 }
 
 /// Means of the numeric scores (per scorer) and numeric outputs of `predict_and_score` outputs.

@@ -9,7 +9,8 @@ use super::call::{Call, now};
 use super::error::{Error, Result};
 use super::eval_run::PREDICT_AND_SCORE_OP;
 use super::refs::{check_ref, method_op, ref_name};
-use super::store::Writer;
+use super::run_rows::RunCursor;
+use super::store::{Store, Writer};
 use super::validate::Fields;
 use super::view::{Kind, ViewColumns, is_logged_prediction, logged_output, mark_holds_prediction};
 use super::writes::runs::get_run;
@@ -99,6 +100,15 @@ pub fn not_found(id: &str) -> Error {
 /// with `"true"` or JSON `true`, or logged under a run).
 pub fn is_prediction(call: &Call) -> bool {
     ViewColumns::of(call).kind == Kind::Prediction
+}
+
+/// Where live prediction `id` stands in prediction lists (`after=` of the list: keyset
+/// paging), whatever filters the list has; a 404 naming it if there is no such prediction.
+pub fn position(store: &dyn Store, project: &str, id: &str) -> Result<RunCursor> {
+    match store.call(project, id)? {
+        Some(c) if is_prediction(&c) => Ok(RunCursor { started_at: c.started_at, id: c.id }),
+        _ => Err(not_found(id)),
+    }
 }
 
 /// Reads a live prediction call, or a 404.

@@ -10,6 +10,7 @@ use super::error::{Error, Result};
 use super::page::{Page, Window};
 use super::prediction;
 use super::refs::{check_ref, method_op};
+use super::run_rows::RunCursor;
 use super::store::Store;
 use super::store::Writer;
 use super::validate::Fields;
@@ -147,38 +148,103 @@ pub fn read(store: &dyn Store, project: &str, id: &str) -> Result<Option<ScoreRe
     Ok(logged(&call).into_iter().find(|s| s.score_id == id))
 }
 
+/// Where a score list resumes (`after=`: keyset paging).
+enum Resume {
+    /// Past this score call, in the score calls' order.
+    Call(RunCursor),
+    /// Past the score `score_id` of this logged prediction: its scores after that one, then
+    /// the predictions past it.
+    Logged(Box<Call>, String),
+}
+
+/// Where live score `id` stands in score lists, whatever filters the list has; a 404 naming
+/// it if there is no such score.
+fn resume(store: &dyn Store, project: &str, id: &str) -> Result<Resume> {
+    if let Some(call) = store.call(project, id)? {
+        return match ViewColumns::of(&call).kind {
+            Kind::Score => Ok(Resume::Call(RunCursor { started_at: call.started_at, id: call.id })),
+            _ => Err(not_found(id)),
+        };
+    }
+    let call = match id.rsplit_once(':') {
+        Some((call_id, _)) => store.call(project, call_id)?,
+        None => None,
+    };
+    match call {
+        Some(call) if logged(&call).iter().any(|s| s.score_id == id) => {
+            Ok(Resume::Logged(Box::new(call), id.to_string()))
+        }
+        _ => Err(not_found(id)),
+    }
+}
+
 /// Streams the live scores (of run `run_id`, when given) to `sink` until it returns `false`,
 /// windowed by `page`: the flagged score calls in start order, then the scores of the logged
-/// predictions, in the predictions' start order.
+/// predictions, in the predictions' start order. With `after` (a score id), only the scores
+/// past that one in this order, the window counted from there: each page is read from where
+/// the one before ended, however deep; an id that names no live score is a 404.
 pub fn list(
     store: &dyn Store,
     project: &str,
     run_id: Option<&str>,
+    after: Option<&str>,
     page: Page,
     sink: &mut dyn FnMut(ScoreRead) -> bool,
 ) -> Result<()> {
+    let resume = after.map(|id| resume(store, project, id)).transpose()?;
     let mut window = Window::new(page);
     let mut open = true;
-    store.view_calls(project, Kind::Score, run_id, Page::default(), &mut |call| {
-        if window.admit() {
-            open = sink(ScoreRead::of(call));
-        }
-        open && !window.full()
-    })?;
-    if !open || window.full() {
-        return Ok(());
-    }
-    store.view_calls(project, Kind::Prediction, run_id, Page::default(), &mut |call| {
-        for score in logged(&call) {
-            if window.admit() {
-                open = sink(score);
+    let mut predictions_after = None;
+    match &resume {
+        Some(Resume::Logged(call, id)) => {
+            // Score calls all come first: past a logged score, only logged ones are left.
+            let rest = logged(call).into_iter().skip_while(|s| s.score_id != *id).skip(1);
+            for score in rest {
+                if window.admit() {
+                    open = sink(score);
+                }
+                if !open || window.full() {
+                    return Ok(());
+                }
             }
+            predictions_after = Some(RunCursor { started_at: call.started_at, id: call.id.clone() });
+        }
+        other => {
+            let after = match other {
+                Some(Resume::Call(at)) => Some(at),
+                _ => None,
+            };
+            // The window needs at most its offset and limit of score calls.
+            let most = Page { limit: page.limit.map(|l| l.saturating_add(page.offset)), offset: 0 };
+            store.view_calls(project, Kind::Score, run_id, after, most, &mut |call| {
+                if window.admit() {
+                    open = sink(ScoreRead::of(call));
+                }
+                open && !window.full()
+            })?;
             if !open || window.full() {
-                return false;
+                return Ok(());
             }
         }
-        true
-    })
+    }
+    store.view_calls(
+        project,
+        Kind::Prediction,
+        run_id,
+        predictions_after.as_ref(),
+        Page::default(),
+        &mut |call| {
+            for score in logged(&call) {
+                if window.admit() {
+                    open = sink(score);
+                }
+                if !open || window.full() {
+                    return false;
+                }
+            }
+            true
+        },
+    )
 }
 
 /// The 404 for a score id.

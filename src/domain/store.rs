@@ -12,7 +12,7 @@ use super::feedback::Feedback;
 use super::keys::ApiKey;
 use super::object::{Labels, ObjectQuery, ObjectVersion, TableRow, Version};
 use super::page::Page;
-use super::run_rows::{RunDimension, RunHead, RunQuery, RunRow};
+use super::run_rows::{RunCursor, RunDimension, RunHead, RunQuery, RunRow};
 use super::sessions::Session;
 use super::threads::{Turn, TurnQuery};
 use super::trace::CallQuery;
@@ -88,12 +88,15 @@ pub trait Store: Send + Sync + 'static {
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Result<()>;
 
-    /// Streams the live calls of `kind` (belonging to run `run_id`, when given) in start order.
+    /// Streams the live calls of `kind` (belonging to run `run_id`, when given) in start order
+    /// (`started_at`, `id`), only those strictly past `after` when given (keyset paging: read
+    /// as one range of the store's order, however deep), windowed by `page` after that.
     fn view_calls(
         &self,
         project: &str,
         kind: Kind,
         run_id: Option<&str>,
+        after: Option<&RunCursor>,
         page: Page,
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()>;

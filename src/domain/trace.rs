@@ -148,6 +148,36 @@ pub struct CallComplete {
 }
 
 impl CallComplete {
+    /// Its start and its end, moved out of it (nothing copied).
+    pub fn into_parts(self) -> (CallStart, Ending) {
+        let start = CallStart {
+            project_id: self.project_id,
+            id: self.id,
+            op_name: self.op_name,
+            display_name: self.display_name,
+            trace_id: self.trace_id,
+            parent_id: self.parent_id,
+            thread_id: self.thread_id,
+            turn_id: self.turn_id,
+            started_at: self.started_at,
+            attributes: self.attributes,
+            inputs: self.inputs,
+            wb_user_id: self.wb_user_id,
+            wb_run_id: self.wb_run_id,
+            wb_run_step: self.wb_run_step,
+            otel_dump: None,
+        };
+        let ending = Ending {
+            ended_at: self.ended_at,
+            display_name: None,
+            exception: self.exception,
+            output: self.output,
+            summary: self.summary,
+            wb_run_step_end: self.wb_run_step_end,
+        };
+        (start, ending)
+    }
+
     /// Its start.
     pub fn start(&self) -> CallStart {
         CallStart {

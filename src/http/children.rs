@@ -3,14 +3,12 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
 
 use super::auth::Principal;
 use super::error::ApiError;
 use super::extract::{JsonBody, OptionalJsonBody, ProjectPath, RawQuery};
 use super::{AppState, blocking, ids_from_body};
-use crate::domain::call::Call;
 use crate::domain::page::Page;
 use crate::domain::prediction::{self, CreatePrediction, PredictionRead};
 use crate::domain::score::{self, CreateScore};
@@ -85,36 +83,40 @@ pub async fn read_score(State(state): State<AppState>, path: ProjectPath) -> Res
     Ok(axum::Json(found).into_response())
 }
 
-/// Streams the calls of a view as JSONL, filtered by `evaluation_run_id`.
-async fn list<T: Serialize + 'static>(
-    state: &AppState,
-    who: &Principal,
-    path: ProjectPath,
-    q: crate::domain::validate::Query,
-    kind: Kind,
-    view: fn(Call) -> T,
-) -> Result<Response, ApiError> {
-    let page = Page::from_query(&q)?;
-    let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
-    super::stream::jsonl(state, who, move |s, emit| {
-        s.view_calls(&path.project_id, kind, run_id.as_deref(), page, &mut |call| {
-            let item = view(call);
-            emit(&|buf| {
-                let _ = serde_json::to_writer(&mut *buf, &item);
-            })
-        })
-    })
-    .await
+/// The cursor of a v2 list (`after=`: the id of the last row of the page before), if given.
+pub(super) fn after_of(q: &crate::domain::validate::Query) -> Option<String> {
+    q.get("after").filter(|s| !s.is_empty()).map(String::from)
 }
 
-/// `GET /predictions`.
+/// `GET /predictions`: streams the predictions as JSONL, filtered by `evaluation_run_id`,
+/// past the prediction `after` names when given.
 pub async fn list_predictions(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     path: ProjectPath,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    list(&state, &who, path, q, Kind::Prediction, PredictionRead::of).await
+    let page = Page::from_query(&q)?;
+    let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
+    let after = after_of(&q);
+    super::stream::jsonl(&state, &who, move |s, emit| {
+        // Resolved before the first row: an unknown id is the answer's 404.
+        let after = after.map(|id| prediction::position(s, &path.project_id, &id)).transpose()?;
+        s.view_calls(
+            &path.project_id,
+            Kind::Prediction,
+            run_id.as_deref(),
+            after.as_ref(),
+            page,
+            &mut |call| {
+                let item = PredictionRead::of(call);
+                emit(&|buf| {
+                    let _ = serde_json::to_writer(&mut *buf, &item);
+                })
+            },
+        )
+    })
+    .await
 }
 
 /// `GET /scores`: the score calls, then the scores of logged predictions.
@@ -126,8 +128,9 @@ pub async fn list_scores(
 ) -> Result<Response, ApiError> {
     let page = Page::from_query(&q)?;
     let run_id = q.get("evaluation_run_id").filter(|s| !s.is_empty()).map(String::from);
+    let after = after_of(&q);
     super::stream::jsonl(&state, &who, move |s, emit| {
-        score::list(s, &path.project_id, run_id.as_deref(), page, &mut |item| {
+        score::list(s, &path.project_id, run_id.as_deref(), after.as_deref(), page, &mut |item| {
             emit(&|buf| {
                 let _ = serde_json::to_writer(&mut *buf, &item);
             })

@@ -77,12 +77,19 @@ pub async fn list(
         page: Page::from_query(&q)?,
         ..Default::default()
     };
-    if (1..=INLINE_MAX_IDS).contains(&query.ids.len())
+    let after = super::children::after_of(&q);
+    if after.is_none()
+        && (1..=INLINE_MAX_IDS).contains(&query.ids.len())
         && let Some(rows) = runs_now(state.store.as_ref(), &path.project_id, &query)
     {
         return Ok(super::stream::jsonl_body(rows?));
     }
     super::stream::jsonl(&state, &who, move |s, emit| {
+        let mut query = query;
+        // Resolved before the first row: an unknown id is the answer's 404.
+        if let Some(id) = after {
+            query.after = Some(eval_run::position(s, &path.project_id, &id)?);
+        }
         s.eval_runs(&path.project_id, &query, &mut |row| emit(&|buf| row.write_json(buf)))
     })
     .await

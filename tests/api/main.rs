@@ -18,6 +18,7 @@ mod graph_walks;
 mod hostile_http;
 mod hostile_lists;
 mod isolation;
+mod keyset;
 mod limits;
 mod logged_predictions;
 mod object_labels;

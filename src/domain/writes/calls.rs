@@ -132,9 +132,61 @@ fn ended(call: &mut Call, e: &Ending) -> Result<()> {
     Ok(())
 }
 
-/// Records a call that has already ended (start and end at once): one insert when new.
-pub fn complete(w: &mut dyn Writer, c: &CallComplete, user: Option<&str>) -> Result<()> {
-    start_ended(w, &c.start(), &c.ending(), user).map(|_| ())
+/// A call that has already ended, made ready to write by [`prepare_complete`]: its record,
+/// and what writing it needs if it is stored already.
+pub struct Completed {
+    call: Call,
+    start: CallStart,
+    ending: Ending,
+    /// Whether the request gave attributes, inputs and a summary (and not `null`).
+    had: (bool, bool, bool),
+}
+
+/// Makes the record of a call that has already ended (start and end at once), as
+/// [`start_ended`] would, without the writer: its JSON fields (attributes, inputs, output,
+/// summary: most of a call) are moved into the record, not copied. A batch's records are made
+/// (and dropped) off the one writer thread, which then only inserts them ([`write_complete`]).
+pub fn prepare_complete(c: CallComplete, user: Option<&str>) -> Result<Completed> {
+    let (mut start, mut ending) = c.into_parts();
+    let (attributes, inputs) = (start.attributes.take(), start.inputs.take());
+    let (output, summary) = (std::mem::take(&mut ending.output), ending.summary.take());
+    let had = (attributes.is_some(), inputs.is_some(), summary.is_some());
+    let mut call = started(&start, None, user)?;
+    ended(&mut call, &ending)?;
+    call.attributes = object(attributes);
+    call.inputs = object(inputs);
+    call.output = Some(output);
+    call.summary = Some(object(summary));
+    Ok(Completed { call, start, ending, had })
+}
+
+/// Writes a [`prepare_complete`]d call: one insert when new; a call stored already (an early
+/// end or rename, or the same call sent again) gets its JSON fields back for [`start`] and
+/// [`end_of`], as [`start_ended`] does.
+pub fn write_complete(w: &mut dyn Writer, c: &mut Completed, user: Option<&str>) -> Result<()> {
+    let Some(id) = c.start.id.clone().filter(|i| !i.is_empty()) else {
+        return w.insert_call(&c.call);
+    };
+    if w.insert_new_call(&c.call)? {
+        return Ok(());
+    }
+    let back = |v: &mut Value, had: bool| match std::mem::take(v) {
+        Value::Object(m) if had => Some(m),
+        _ => None,
+    };
+    let (call, s, ending) = (&mut c.call, &mut c.start, &mut c.ending);
+    s.attributes = back(&mut call.attributes, c.had.0);
+    s.inputs = back(&mut call.inputs, c.had.1);
+    ending.output = call.output.take().unwrap_or_default();
+    ending.summary = call.summary.as_mut().and_then(|v| back(v, c.had.2));
+    start(w, s, user)?;
+    end_of(w, &s.project_id, &id, ending, user)
+}
+
+/// Records a call that has already ended (start and end at once): [`prepare_complete`], then
+/// [`write_complete`].
+pub fn complete(w: &mut dyn Writer, c: CallComplete, user: Option<&str>) -> Result<()> {
+    write_complete(w, &mut prepare_complete(c, user)?, user)
 }
 
 /// Records a start and then its call's end, as [`start`] and [`end`] one after the other

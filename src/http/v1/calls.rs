@@ -124,13 +124,22 @@ pub(crate) async fn calls_complete(
             );
         }
     }
-    store::write_async(state.store.as_ref(), move |w| {
-        for c in &req.batch {
-            calls::complete(w, c, Some(who.user_id()))?;
+    // The records are made here and handed back, so that the one writer thread only inserts
+    // them: neither building nor freeing a batch's calls holds up the other requests' writes.
+    let user = who.user_id().to_string();
+    let mut ready = req
+        .batch
+        .into_iter()
+        .map(|c| calls::prepare_complete(c, Some(&user)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let written = store::write_async(state.store.as_ref(), move |w| {
+        for c in &mut ready {
+            calls::write_complete(w, c, Some(&user))?;
         }
-        Ok(())
+        Ok(ready)
     })
     .await?;
+    drop(written);
     Ok(json_response(json!({})))
 }
 

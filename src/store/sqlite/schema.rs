@@ -266,6 +266,7 @@ mod tests {
                 "e/p",
                 crate::domain::view::Kind::Prediction,
                 Some(&run.id),
+                None,
                 Default::default(),
                 &mut |c| {
                     found.push(c.id);
@@ -307,6 +308,7 @@ mod tests {
                 "e/p",
                 crate::domain::view::Kind::Prediction,
                 Some("run"),
+                None,
                 Default::default(),
                 &mut |c| {
                     found.push(c.id);

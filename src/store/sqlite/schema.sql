@@ -53,6 +53,10 @@ CREATE INDEX IF NOT EXISTS calls_runs_ids ON calls (id, project_id)
 -- name the kind as a literal, which the planner needs to choose a partial index.
 CREATE INDEX IF NOT EXISTS calls_views ON calls (project_id, kind, run_id, started_at, id)
     WHERE (kind = 'prediction' OR kind = 'score') AND deleted_at IS NULL;
+-- The prediction and score lists of a whole project in list order: a page is one range, from
+-- the start or past a cursor.
+CREATE INDEX IF NOT EXISTS calls_view_order ON calls (project_id, kind, started_at, id)
+    WHERE (kind = 'prediction' OR kind = 'score') AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_children ON calls (project_id, parent_id, started_at)
     WHERE parent_id IS NOT NULL;
 -- The calls of a thread (conversation), for thread filters and the thread list.

@@ -6,6 +6,7 @@ use super::limit_offset;
 use crate::domain::call::{Call, CallText};
 use crate::domain::error::Result;
 use crate::domain::page::Page;
+use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::clickhouse::IN_CHUNK;
@@ -66,6 +67,7 @@ pub(super) fn view_calls(
     project: &str,
     kind: Kind,
     run_id: Option<&str>,
+    after: Option<&RunCursor>,
     page: Page,
     sink: &mut dyn FnMut(Call) -> bool,
 ) -> Result<()> {
@@ -74,10 +76,14 @@ pub(super) fn view_calls(
     };
     let mut q = Query::default();
     let (p, k) = (q.string(project), q.string(tag));
-    let run = match run_id {
+    let mut run = match run_id {
         Some(r) => format!(" AND run_id = {}", q.string(r)),
         None => String::new(),
     };
+    if let Some(c) = after {
+        let (t, id) = (q.int(c.started_at), q.string(&c.id));
+        run.push_str(&format!(" AND (toUnixTimestamp64Micro(started_at), id) > ({t}, {id})"));
+    }
     let window = limit_offset(&mut q, page);
     q.push(&format!(
         "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND kind = {k} \

@@ -20,7 +20,7 @@ use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::{Labels, ObjectQuery, ObjectVersion, Version};
 use crate::domain::page::Page;
-use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
+use crate::domain::run_rows::{RunCursor, RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::threads::{Turn, TurnQuery};
@@ -70,10 +70,11 @@ impl Store for ClickHouseStore {
         project: &str,
         kind: Kind,
         run_id: Option<&str>,
+        after: Option<&RunCursor>,
         page: Page,
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
-        calls::view_calls(&self.client, project, kind, run_id, page, sink)
+        calls::view_calls(&self.client, project, kind, run_id, after, page, sink)
     }
 
     fn calls(&self, project: &str, cq: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {

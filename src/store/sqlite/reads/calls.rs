@@ -5,6 +5,7 @@ use rusqlite::{Connection, Row, params, params_from_iter};
 use crate::domain::call::{Call, CallText};
 use crate::domain::error::Result;
 use crate::domain::page::Page;
+use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::sqlite::rows::{
@@ -65,11 +66,13 @@ fn order_by(sort: &[Sort]) -> String {
 
 /// The statement of a view's calls; the kind is a literal (one of a few static tags): plans
 /// are made once, before any value is bound, and only a literal lets the planner pick the
-/// partial `calls_views`.
-fn view_calls_sql(kind: &str, run_filter: &str) -> String {
+/// partial `calls_views` (a run's calls) or `calls_view_order` (all of a kind's). A cursor is
+/// a row value over the index's last columns: one range, however deep the page.
+fn view_calls_sql(kind: &str, run_filter: &str, after: bool) -> String {
+    let after = if after { " AND (started_at, id) > (?5, ?6)" } else { "" };
     format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND kind = '{kind}' \
-         AND deleted_at IS NULL {run_filter} ORDER BY started_at, id LIMIT ?3 OFFSET ?4"
+         AND deleted_at IS NULL {run_filter}{after} ORDER BY started_at, id LIMIT ?3 OFFSET ?4"
     )
 }
 
@@ -78,6 +81,7 @@ pub(super) fn view_calls(
     project: &str,
     kind: Kind,
     run_id: Option<&str>,
+    after: Option<&RunCursor>,
     page: Page,
     sink: &mut dyn FnMut(Call) -> bool,
 ) -> Result<()> {
@@ -86,8 +90,13 @@ pub(super) fn view_calls(
     let Some(kind) = kind.tag() else {
         return Ok(());
     };
-    let mut stmt = conn.prepare_cached(&view_calls_sql(kind, run_filter)).map_err(storage)?;
-    let rows = stmt.query(params![project, run_id, limit, offset]).map_err(storage)?;
+    let mut stmt =
+        conn.prepare_cached(&view_calls_sql(kind, run_filter, after.is_some())).map_err(storage)?;
+    let rows = match after {
+        Some(c) => stmt.query(params![project, run_id, limit, offset, c.started_at, c.id]),
+        None => stmt.query(params![project, run_id, limit, offset]),
+    }
+    .map_err(storage)?;
     for_rows(rows, &mut |r| Ok(sink(call_from_row(r)?)))
 }
 
@@ -181,10 +190,28 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         let conn = store.reader().unwrap();
         for kind in ["prediction", "score"] {
-            for run_filter in ["AND run_id = ?2", "AND ?2 IS NULL"] {
-                let sql = format!("EXPLAIN QUERY PLAN {}", view_calls_sql(kind, run_filter));
-                let plan: String = conn.query_row(&sql, params!["e/p", "r", 10, 0], |r| r.get(3)).unwrap();
-                assert!(plan.contains("USING INDEX calls_views"), "{kind} {run_filter}: {plan}");
+            for (run_filter, index) in
+                [("AND run_id = ?2", "calls_views "), ("AND ?2 IS NULL", "calls_view_order ")]
+            {
+                for after in [false, true] {
+                    let sql = format!("EXPLAIN QUERY PLAN {}", view_calls_sql(kind, run_filter, after));
+                    let mut stmt = conn.prepare(&sql).unwrap();
+                    let args: &[&dyn rusqlite::ToSql] =
+                        if after { &[&"e/p", &"r", &10, &0, &5, &"x"] } else { &[&"e/p", &"r", &10, &0] };
+                    let plan = stmt
+                        .query_map(args, |r| r.get::<_, String>(3))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    assert!(
+                        plan.contains(&format!("USING INDEX {index}")) && !plan.contains("B-TREE"),
+                        "{kind} {run_filter} {after}: {plan}"
+                    );
+                    if after {
+                        assert!(plan.contains("(started_at,id)>(?,?)"), "{kind} {run_filter}: {plan}");
+                    }
+                }
             }
         }
     }

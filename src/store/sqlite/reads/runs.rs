@@ -310,6 +310,27 @@ mod tests {
                 && !keyset.contains("B-TREE"),
             "{keyset}"
         );
+        // The v2 list's `after=`: oldest first, a page of 100, unfiltered or merged per model.
+        let oldest = RunQuery { after: after.clone(), page: page(Some(100), 0), ..Default::default() };
+        let oldest = plan(&conn, &oldest);
+        assert!(
+            oldest.contains("calls_runs_rows (project_id=? AND (started_at,id)>(?,?))")
+                && !oldest.contains("B-TREE"),
+            "{oldest}"
+        );
+        let merged = RunQuery {
+            models: vec!["m1".into(), "m2".into()],
+            after: after.clone(),
+            page: page(Some(100), 0),
+            ..Default::default()
+        };
+        let merged = plan(&conn, &merged);
+        assert!(
+            merged.matches("calls_runs_model (project_id=? AND model=? AND (started_at,id)>(?,?))").count()
+                == 2
+                && !merged.contains("TEMP B-TREE"),
+            "{merged}"
+        );
         let one_model =
             RunQuery { models: vec!["m1".into()], newest_first: true, after, ..Default::default() };
         let one_model = plan(&conn, &one_model);
