@@ -7,12 +7,18 @@ use std::process::Command;
 
 /// Runs `weft ARGS...` (with no cluster from the environment); returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("WEFT_CLICKHOUSE_CLUSTER")
-        .env_remove("WEFT_CLICKHOUSE_SHARDS")
-        .output()
-        .expect("run weft");
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("WEFT_CLICKHOUSE_CLUSTER").env_remove("WEFT_CLICKHOUSE_SHARDS");
+    run_command(cmd, args)
+}
+
+/// Runs `weft ARGS...` on the tests' store as the environment names it (a cluster too).
+fn run_here(args: &[&str]) -> (bool, String, String) {
+    run_command(Command::new(BIN), args)
+}
+
+fn run_command(mut cmd: Command, args: &[&str]) -> (bool, String, String) {
+    let out = cmd.args(args).output().expect("run weft");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -88,9 +94,9 @@ fn migrate_applies_the_schema_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = clickhouse_database(dir.path());
     let args = ["--store", "clickhouse", "--clickhouse-url", &url, "--clickhouse-database", &db, "migrate"];
-    let (ok, _, err) = run(&args);
+    let (ok, _, err) = run_here(&args);
     assert!(ok && err.contains("applied migration 1"), "{err}");
-    let (ok, _, err) = run(&args);
+    let (ok, _, err) = run_here(&args);
     assert!(ok && err.contains("up to date"), "{err}");
     // A server starts on the migrated database and serves it.
     let s = Server::start_in(dir);
