@@ -133,3 +133,31 @@ async fn a_run_finish_records_its_summarize_call_as_written_by_who_finishes_it()
         finisher
     );
 }
+
+#[tokio::test]
+async fn eval_results_trials_answer_the_genai_span_refs_of_their_predictions() {
+    let s = Server::start();
+    let run = s.create_run(EVAL, MODEL).await;
+    let refs = json!([{"trace_id": "t1", "span_id": "s1"}, {"trace_id": "t2", "span_id": "s2"}]);
+    let with = predict(
+        &s,
+        json!({"inputs": {"q": 1}, "output": 1, "evaluation_run_id": run, "genai_span_ref": refs}),
+    )
+    .await;
+    predict(&s, json!({"inputs": {"q": 2}, "output": 2, "evaluation_run_id": run})).await;
+    let got = json_ok(s.post("/eval_results/query", &json!({"evaluation_call_ids": [run]}))).await;
+    let trials: Vec<&Value> = got["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|r| r["evaluations"][0]["trials"].as_array().expect("trials"))
+        .collect();
+    assert_eq!(trials.len(), 2, "{got}");
+    for t in trials {
+        if t["predict_call_id"] == json!(with) {
+            assert_eq!(t["genai_span_ref"], refs, "{t}");
+        } else {
+            assert_eq!(t.get("genai_span_ref"), None, "no refs, no field: {t}");
+        }
+    }
+}
