@@ -713,6 +713,28 @@ def test_predictions_and_scores(pair: Pair) -> None:
         p.step("GET", v2 + "/scores" + q)
     p.step("GET", v2 + "/predictions/nope")
     p.step("GET", v2 + "/scores/nope")
+    # Reads by id of calls of another kind: the reference reads any call.
+    not_found = lambda s: (s.status == 404 and s.data["reason"].endswith(" not found")) or pytest.fail(str(s.raw))  # noqa: E731
+    p.step(
+        "GET",
+        v2 + "/predictions/<<run>>",
+        differs=Differs(
+            "D-non-run",
+            "weft: a run is not a prediction (404)",
+            lambda s: (s.status == 200 and s.data["inputs"] == {} and s.data["output"] is None) or pytest.fail(str(s.raw)),
+            not_found,
+        ),
+    )
+    p.step(
+        "GET",
+        v2 + "/scores/<<p1>>",
+        differs=Differs(
+            "D-non-run",
+            "weft: a prediction is not a score (404); the reference reads it and fails on its output as a float",
+            status_is(500, {"reason": "Internal server error"}),
+            not_found,
+        ),
+    )
 
     # Finish a prediction: the reference nulls its output (call_end with output None).
     p.step("POST", v2 + "/predictions/<<p1>>/finish", content=b"", headers={"content-type": "application/json"})
