@@ -445,6 +445,11 @@ fn trial_of(
     let predict = predict.cloned();
     let scorers: Vec<&Call> = children.iter().filter(|c| is_score_call(c)).collect();
     let id = call.id.clone();
+    // The GenAI spans of the trial: its model call's, then its own, as Weave combines them.
+    let mut span_refs = Vec::new();
+    for c in predict.iter().chain([&call]) {
+        genai_span_refs(c, &mut span_refs);
+    }
     let ex: Example = Example::of(call, children);
     if raw.is_null() {
         *raw = ex.inputs.clone();
@@ -480,7 +485,32 @@ fn trial_of(
     if prices.is_some() {
         trial["total_cost"] = json!(cost);
     }
+    if !span_refs.is_empty() {
+        trial["genai_span_ref"] = Value::Array(span_refs);
+    }
     trial
+}
+
+/// Adds to `out` the GenAI span refs in `call`'s `attributes.weave.genai_span_ref` (a list, or
+/// one ref), each `{trace_id, span_id}` with both strings; malformed items are skipped, as
+/// Weave skips them, and a ref already in `out` is not added again.
+fn genai_span_refs(call: &Call, out: &mut Vec<Value>) {
+    let Some(v) = call.attributes.get("weave").and_then(|w| w.get("genai_span_ref")) else { return };
+    let items = match v {
+        Value::Array(items) => items.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    for item in items {
+        let (Some(trace), Some(span)) =
+            (item.get("trace_id").and_then(Value::as_str), item.get("span_id").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        let r = json!({ "trace_id": trace, "span_id": span });
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
 }
 
 /// Per run, the sums of its trials' model tokens and (with `prices`) costs over the rows

@@ -78,8 +78,8 @@ pub fn of_run(
     let mut queue: Vec<Result<Example, (Call, Option<String>)>> = Vec::new();
     let mut open = true;
     store.children_text(project, &[run_id.to_string()], &mut |t| {
-        let Some((c, key)) = parsed(t, keep) else { return true };
-        if needs_children(&c) {
+        let Some((c, key, needs)) = parsed(t, keep) else { return true };
+        if needs {
             queue.push(Err((c, key)));
         } else if queue.is_empty() {
             open = sink(make(c, &[], key));
@@ -121,9 +121,11 @@ pub fn of_run(
 
 /// A run's child as read by [`of_run`], parsed as far as its example needs: its attributes
 /// and output (without the model's output for [`Keep::Scores`]), and of its inputs only
-/// `example` (only its row key for [`Keep::Scores`], returned beside the call). `None` unless
-/// it is a `predict_and_score` call.
-fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>)> {
+/// `example` (only its row key for [`Keep::Scores`], returned beside the call), with whether
+/// its example [`needs_children`] (judged before the model's output is dropped: a logged
+/// prediction with an output needs none, and streams through). `None` unless it is a
+/// `predict_and_score` call.
+fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>, bool)> {
     if !PREDICT_AND_SCORE_OPS.contains(&op_short_name(t.op_name)) {
         return None;
     }
@@ -134,10 +136,11 @@ fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>)> {
     call.attributes = stored_json(t.attributes);
     call.output = t.output.map(stored_json);
     let example = example_of(t.inputs);
+    let needs = needs_children(&call);
     match keep {
         Keep::All => {
             call.inputs = Value::Object(Map::from_iter([("example".to_string(), example)]));
-            Some((call, None))
+            Some((call, None, needs))
         }
         Keep::Scores => {
             call.inputs = Value::Null;
@@ -145,7 +148,7 @@ fn parsed(t: &CallText<'_>, keep: Keep) -> Option<(Call, Option<String>)> {
                 out.remove("output");
                 out.remove("model_output");
             }
-            Some((call, Some(row_key(&example))))
+            Some((call, Some(row_key(&example)), needs))
         }
     }
 }
@@ -360,6 +363,30 @@ mod tests {
         c.inputs = json!({"self": "E", "model": "M", "example": "weave:///e/p/object/D:x/attr/rows/id/R1"});
         c.output = output;
         c
+    }
+
+    #[test]
+    fn a_logged_example_with_an_output_needs_no_children_even_when_its_output_is_dropped() {
+        let text = |output: &'static str| CallText {
+            id: "c",
+            parent_id: Some("run"),
+            op_name: "weave:///e/p/op/Evaluation.predict_and_score:d",
+            started_at: 10,
+            ended_at: Some(20),
+            exception: None,
+            attributes: "{}",
+            inputs: r#"{"example": {"q": 1}}"#,
+            output: Some(output),
+        };
+        let whole = text(r#"{"output": 3, "scores": {"acc": true}, "model_latency": 0.5}"#);
+        for keep in [Keep::All, Keep::Scores] {
+            let (call, _, needs) = parsed(&whole, keep).expect("a predict_and_score call");
+            assert!(!needs, "{keep:?}: streamed through, not held for its children");
+            assert_eq!(call.output.as_ref().and_then(|o| o.get("output")).is_some(), keep == Keep::All);
+        }
+        // Without a model output, the model's call (a child) is read for it, in either mode.
+        let bare = text(r#"{"scores": {"acc": true}, "model_latency": 0.5}"#);
+        assert!(parsed(&bare, Keep::Scores).expect("parsed").2);
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct CreatePrediction {
     pub output: Value,
     /// The run this prediction belongs to.
     pub evaluation_run_id: Option<String>,
+    /// The GenAI spans (`{trace_id, span_id}`) the prediction produced, kept in the
+    /// prediction call's `attributes.weave.genai_span_ref`.
+    pub genai_span_ref: Option<Vec<Map<String, Value>>>,
 }
 
 impl CreatePrediction {
@@ -37,6 +40,7 @@ impl CreatePrediction {
             inputs: f.req_object("inputs"),
             output: f.req_any("output"),
             evaluation_run_id: f.opt_str("evaluation_run_id"),
+            genai_span_ref: f.opt_records("genai_span_ref", &["trace_id", "span_id"]),
         };
         f.finish()?;
         check_ref(&req.model)?;
@@ -155,6 +159,9 @@ pub fn create(
         predict = predict.under(&parent);
         weave["evaluation_run_id"] = json!(run_id);
     }
+    if let Some(refs) = &req.genai_span_ref {
+        weave["genai_span_ref"] = json!(refs);
+    }
     predict.attributes = json!({ "weave": weave });
     predict.inputs = json!({ "self": req.model, "inputs": req.inputs });
     predict.output = Some(req.output.clone());
@@ -181,7 +188,10 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str) -> Result<()> {
     };
     let mut scores = Map::new();
     for sibling in w.children(project, parent_id)? {
-        if ViewColumns::of(&sibling).kind == Kind::Score {
+        // A score whose output is `null` is left out, as Weave leaves it out.
+        if ViewColumns::of(&sibling).kind == Kind::Score
+            && sibling.output.as_ref().is_some_and(|o| !o.is_null())
+        {
             let scorer = sibling.weave_attr("scorer").unwrap_or_default();
             let name = ref_name(scorer).unwrap_or(scorer).to_string();
             scores.insert(name, sibling.output.unwrap_or(Value::Null));

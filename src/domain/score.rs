@@ -5,11 +5,12 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::call::{Call, now};
+use super::call::{Call, new_id, now};
 use super::error::{Error, Result};
+use super::feedback::Feedback;
 use super::page::{Page, Window};
 use super::prediction;
-use super::refs::{check_ref, method_op};
+use super::refs::{check_ref, method_op, ref_name};
 use super::run_rows::RunCursor;
 use super::store::Store;
 use super::store::Writer;
@@ -25,8 +26,8 @@ pub struct CreateScore {
     pub prediction_id: String,
     /// Scorer ref.
     pub scorer: String,
-    /// The score.
-    pub value: f64,
+    /// The scorer's raw output: any JSON value, stored as sent.
+    pub value: Value,
     /// The run the score belongs to (defaults to the prediction's).
     pub evaluation_run_id: Option<String>,
 }
@@ -38,7 +39,7 @@ impl CreateScore {
         let req = CreateScore {
             prediction_id: f.req_str("prediction_id"),
             scorer: f.req_str("scorer"),
-            value: f.req_number("value"),
+            value: f.req_any("value"),
             evaluation_run_id: f.opt_str("evaluation_run_id"),
         };
         f.finish()?;
@@ -54,8 +55,8 @@ pub struct ScoreRead {
     pub score_id: String,
     /// Scorer ref.
     pub scorer: String,
-    /// The score.
-    pub value: f64,
+    /// The scorer's raw output as stored (`0.0` when it is `null`, as Weave reads it).
+    pub value: Value,
     /// The run it belongs to.
     pub evaluation_run_id: Option<String>,
     /// Who wrote it.
@@ -65,10 +66,15 @@ pub struct ScoreRead {
 impl ScoreRead {
     /// The view of a score call.
     pub fn of(call: Call) -> Self {
+        let scorer = call.weave_attr("scorer").unwrap_or_default().to_string();
+        let evaluation_run_id = ViewColumns::of(&call).run_id;
         ScoreRead {
-            scorer: call.weave_attr("scorer").unwrap_or_default().to_string(),
-            value: call.output.as_ref().and_then(Value::as_f64).unwrap_or(0.0),
-            evaluation_run_id: ViewColumns::of(&call).run_id,
+            scorer,
+            value: match call.output {
+                None | Some(Value::Null) => json!(0.0),
+                Some(v) => v,
+            },
+            evaluation_run_id,
             score_id: call.id,
             wb_user_id: call.wb_user_id,
         }
@@ -92,6 +98,7 @@ pub fn logged(call: &Call) -> Vec<ScoreRead> {
     };
     let run_id = call.parent_id.clone();
     let mut leaf = |names: &[&str], value: f64| {
+        let value = json!(value);
         let id_path: Vec<String> = names.iter().map(|n| encode(n)).collect();
         out.push(ScoreRead {
             score_id: format!("{}:{}", call.id, id_path.join(".")),
@@ -283,10 +290,40 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateScore, user: Option
     }
     score.attributes = json!({ "weave": weave });
     score.inputs = json!({ "self": req.scorer, "output": pred.output, "inputs": pred.inputs });
-    score.output = Some(json!(req.value));
+    score.output = Some(req.value.clone());
     score.ended_at = Some(at);
     score.summary = Some(json!({}));
     score.wb_user_id = user.map(String::from);
     w.insert_call(&score)?;
+    // As Weave, the score is also feedback on the prediction's call (`wandb.runnable.<scorer>`,
+    // payload `{"output": value}`), so that call queries asking for feedback see it. Weave
+    // writes it for scorers that are object refs only (others fail there: D-scorer-ref).
+    if let Some(name) = object_ref_name(&req.scorer) {
+        let f = Feedback {
+            project_id: project.to_string(),
+            id: new_id(),
+            weave_ref: format!("weave:///{project}/call/{}", pred.id),
+            feedback_type: format!("{RUNNABLE_FEEDBACK_PREFIX}.{name}"),
+            payload: json!({ "output": req.value }),
+            creator: None,
+            created_at: at,
+            wb_user_id: user.map(String::from).or(pred.wb_user_id.clone()).or_else(|| Some("unknown".into())),
+            annotation_ref: None,
+            runnable_ref: Some(req.scorer.clone()),
+            call_ref: None,
+            trigger_ref: None,
+        };
+        w.insert_feedback(&f)?;
+    }
     Ok(score.id)
+}
+
+/// The feedback type prefix of a scorer's result (`wandb.runnable.<scorer name>`).
+pub const RUNNABLE_FEEDBACK_PREFIX: &str = "wandb.runnable";
+
+/// The name of an object ref (`weave:///e/p/object/Name:digest` → `Name`); `None` for an op
+/// ref or anything else.
+fn object_ref_name(r: &str) -> Option<&str> {
+    let rest = r.strip_prefix("weave:///")?;
+    (rest.split('/').nth(2) == Some("object")).then(|| ref_name(r)).flatten()
 }

@@ -299,6 +299,55 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional list of records (a pydantic `list[Model] | None` whose model has only
+    /// required string fields): each item must be an object holding every field of `fields` as
+    /// a string; each problem is a 422 at the item's index (and field). The items are kept with
+    /// those fields only. `null` and absence are both `None`.
+    pub fn opt_records(&mut self, name: &str, fields: &[&str]) -> Option<Vec<Map<String, Value>>> {
+        let items = match self.obj.get(name) {
+            None | Some(Value::Null) => return None,
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                let other = other.clone();
+                self.wrong(name, "list_type", "Input should be a valid list", &other);
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let mut loc = self.at(name);
+            loc.push(json!(i));
+            let Value::Object(m) = item else {
+                self.issues.push(issue(
+                    "model_type",
+                    loc,
+                    "Input should be a valid dictionary or instance of a model",
+                    item.clone(),
+                ));
+                continue;
+            };
+            let mut record = Map::new();
+            for field in fields {
+                let mut at = loc.clone();
+                at.push(json!(field));
+                match m.get(*field) {
+                    Some(Value::String(s)) => {
+                        record.insert((*field).to_string(), json!(s));
+                    }
+                    None => self.issues.push(issue("missing", at, "Field required", item.clone())),
+                    Some(other) => self.issues.push(issue(
+                        "string_type",
+                        at,
+                        "Input should be a valid string",
+                        other.clone(),
+                    )),
+                }
+            }
+            out.push(record);
+        }
+        Some(out)
+    }
+
     /// Ends reading: every collected problem becomes one 422.
     pub fn finish(self) -> Result<()> {
         if self.issues.is_empty() { Ok(()) } else { Err(Error::Validation(self.issues)) }

@@ -126,11 +126,12 @@ pub async fn read(State(state): State<AppState>, path: ProjectPath) -> Result<Re
 pub async fn finish(
     State(state): State<AppState>,
     path: ProjectPath,
+    Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
     store::write_async(state.store.as_ref(), move |w| {
-        runs::finish(w, &path.project_id, path.param("evaluation_run_id"), req)
+        runs::finish(w, &path.project_id, path.param("evaluation_run_id"), req, Some(who.user_id()))
     })
     .await?;
     Ok(axum::Json(json!({ "success": true })).into_response())

@@ -101,12 +101,13 @@ pub(crate) fn check(store: &dyn Store, project: &str) {
                 inputs: json!({"q": q}).as_object().cloned().unwrap(),
                 output: json!(q * 10),
                 evaluation_run_id: Some(r.clone()),
+                genai_span_ref: None,
             };
             let id = prediction::create(w, &p, &pred, None)?;
             let s = CreateScore {
                 prediction_id: id.clone(),
                 scorer: "weave:///e/p/object/acc:1".into(),
-                value,
+                value: json!(value),
                 evaluation_run_id: None,
             };
             score::create(w, &p, &s, None)?;

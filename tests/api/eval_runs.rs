@@ -434,7 +434,8 @@ async fn finish_links_predictions_and_scores_to_the_run() {
             (
                 sc["score_id"].as_str().unwrap().to_string(),
                 sc["scorer"].as_str().unwrap().to_string(),
-                sc["value"].as_f64().unwrap(),
+                // Booleans are stored as sent; read them as 1 and 0 to compare.
+                sc["value"].as_f64().or(sc["value"].as_bool().map(f64::from)).unwrap(),
             )
         })
         .collect();

@@ -34,5 +34,6 @@ mod ui_calls;
 mod ui_runs;
 mod ui_session;
 mod ui_views;
+mod v2_fields;
 mod v2_objects;
 mod wire_details;

@@ -581,8 +581,8 @@ def test_v2_client_round_trips_runs_predictions_and_scores(sdk_env: Weft, subtes
     score1 = srv.score_create(
         {**p, "prediction_id": pred1, "scorer": s1, "value": 1.0, "evaluation_run_id": run1}
     ).score_id
-    # Weave's server types a score value as a number (the generated client says `object`).
-    value2 = 0.25
+    # A score's value is the scorer's raw output (the generated client: `object`), any JSON.
+    value2 = {"correct": True, "f1": 0.25}
     score2 = srv.score_create(
         {**p, "prediction_id": pred1, "scorer": s2, "value": value2, "evaluation_run_id": run1}
     ).score_id

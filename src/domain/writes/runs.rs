@@ -33,9 +33,10 @@ pub fn get_run(w: &mut dyn Writer, project: &str, id: &str) -> Result<RunHead> {
     w.run_head(project, id)?.ok_or_else(|| not_found(id))
 }
 
-/// Finishes a run: records an `Evaluation.summarize` child with the mean of every numeric
-/// score and output of its predictions, then ends the run with that output and `req.summary`.
-pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun) -> Result<()> {
+/// Finishes a run: records an `Evaluation.summarize` child (written by `user`, who finishes the
+/// run, as Weave writes it) with the mean of every numeric score and output of its predictions,
+/// then ends the run with that output and `req.summary`.
+pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun, user: Option<&str>) -> Result<()> {
     let run = get_run(w, project, id)?;
     let outputs: Vec<Value> =
         w.children(project, id)?.into_iter().filter(is_predict_and_score).filter_map(|c| c.output).collect();
@@ -46,7 +47,7 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun) -> Re
     summarize.output = Some(means.clone());
     summarize.ended_at = Some(at);
     summarize.summary = Some(json!({}));
-    summarize.wb_user_id = run.wb_user_id.clone();
+    summarize.wb_user_id = user.map(String::from);
     w.insert_call(&summarize)?;
     // Only the end fields change: the other columns (and the indexes over them) stay as they are.
     let summary = Value::Object(req.summary.unwrap_or_default());
