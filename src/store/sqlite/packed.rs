@@ -15,6 +15,7 @@
 //! then the zstd frame without its magic number, content size, checksum or dictionary id.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
@@ -41,8 +42,14 @@ pub(super) const TRAIN_AFTER: usize = 1_000;
 const SAMPLE_WINDOW: i64 = 100_000;
 /// Largest text a packed value may claim to hold.
 const MAX_TEXT: usize = 1 << 30;
-/// Most projects whose compressor (or dictionaries whose decompressor) a connection keeps.
+/// Most dictionaries whose decompressor a connection keeps, and past how many projects the
+/// writer drops the compressors of committed ones.
 const MAX_CODERS: usize = 64;
+
+/// Bumped whenever the writer forgets a dictionary an undone job made: its id may be taken
+/// again by another one, so every connection drops the decompressors it holds (the writer's
+/// may hold that dictionary's; readers never saw it, and merely start afresh).
+static FORGOTTEN: AtomicU64 = AtomicU64::new(0);
 
 /// `column` as a statement reads it: through [`UNPACK`] if it is a packed one.
 pub(super) fn read(column: &str) -> String {
@@ -102,6 +109,8 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
 #[derive(Default)]
 struct Unpacker {
     decoders: HashMap<i64, Decompressor<'static>>,
+    /// [`FORGOTTEN`] when `decoders` were last valid.
+    seen: u64,
 }
 
 impl Unpacker {
@@ -112,6 +121,11 @@ impl Unpacker {
         let len = take_varint(&mut rest).and_then(|n| usize::try_from(n).ok()).ok_or_else(corrupt)?;
         if len > MAX_TEXT {
             return Err(corrupt());
+        }
+        let forgotten = FORGOTTEN.load(Ordering::Acquire);
+        if forgotten != self.seen {
+            self.decoders.clear();
+            self.seen = forgotten;
         }
         if !self.decoders.contains_key(&dict) {
             let bytes: Vec<u8> = conn
@@ -191,8 +205,9 @@ impl Packer {
     ) -> rusqlite::Result<[Packed; 2]> {
         if !self.projects.contains_key(project) {
             if self.projects.len() >= MAX_CODERS {
-                // Forget the projects without a dictionary in the making first.
-                self.projects.retain(|_, p| p.dict.as_ref().is_some_and(|d| d.1 != Made::Committed));
+                // Compressors of committed dictionaries are read again when needed; a count of
+                // calls written without one, or a dictionary that may yet be undone, is kept.
+                self.projects.retain(|_, p| p.dict.as_ref().is_none_or(|d| d.1 != Made::Committed));
             }
             let stored: Option<(i64, Vec<u8>)> = conn
                 .prepare_cached(
@@ -244,7 +259,10 @@ impl Packer {
             {
                 match to {
                     Some(to) => d.1 = to,
-                    None => p.dict = None,
+                    None => {
+                        p.dict = None;
+                        FORGOTTEN.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
             }
         }
@@ -388,6 +406,38 @@ mod tests {
             store.reader().unwrap().query_row("SELECT count(*) FROM json_dicts", [], |r| r.get(0)).unwrap();
         assert_eq!(dicts, 1);
         assert_eq!(stored(&store, Vec::new()), [written, more].concat());
+    }
+
+    #[test]
+    fn the_id_of_an_undone_dictionary_taken_again_reads_with_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let lost = calls(TRAIN_AFTER + 5, 0);
+        let failed = write(&store, move |w| {
+            lost.iter().try_for_each(|c| w.insert_call(c))?;
+            // The writer reads a value packed with the dictionary being undone.
+            let read = w.call("e/p", &lost[TRAIN_AFTER + 2].id)?;
+            assert_eq!(read.as_ref(), Some(&lost[TRAIN_AFTER + 2]));
+            Err::<(), _>(Error::Storage("undone".into()))
+        });
+        assert!(failed.is_err());
+        // Other calls, another dictionary under the same id.
+        let kept: Vec<Call> = (0..TRAIN_AFTER + 5)
+            .map(|i| {
+                let mut c = Call::new("e/p", "Other.op", i as i64);
+                c.attributes = json!({"other": {"k": format!("v{}", i % 5), "flag": i % 2 == 0}});
+                c.inputs = json!({"text": format!("something else entirely, number {i}")});
+                c
+            })
+            .collect();
+        let k = kept.clone();
+        let read = write(&store, move |w| {
+            k.iter().try_for_each(|c| w.insert_call(c))?;
+            w.call("e/p", &k[TRAIN_AFTER + 2].id)
+        })
+        .unwrap();
+        assert_eq!(read.as_ref(), Some(&kept[TRAIN_AFTER + 2]));
+        assert_eq!(stored(&store, Vec::new()), kept);
     }
 
     #[test]
