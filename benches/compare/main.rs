@@ -16,6 +16,8 @@
 //! runs in the Python virtualenv `REFSERVER_VENV` (default `target/refserver-venv`, as the test
 //! script uses), made by `scripts/refserver --setup` when missing. `--keep DIR` makes weft's stores in `DIR/weft-<N>` and keeps them
 //! (with an admin key in `DIR/weft-<N>.key`), e.g. to profile a workload by hand afterwards.
+//! `--load-only` fills weft's SQLite stores, prints their size on disk and stops (with
+//! `--keep`, e.g. to see where the bytes go with SQLite's `dbstat`).
 //! Without a usable reference, weft runs alone and the table says so.
 //!
 //! `--clickhouse` (off by default) adds a third server: weft with `--store clickhouse` on
@@ -165,6 +167,15 @@ async fn run(args: Args) -> Result<(), String> {
             let store = SqliteStore::open(&dir).map_err(|e| format!("open weft store: {e}"))?;
             fill_weft(&store, "weft store", n)?
         };
+        if args.load_only {
+            eprintln!(
+                "  weft store, N={}: {} calls, {:.1} MB on disk",
+                thousands(n as f64),
+                thousands(data.calls as f64),
+                dir_bytes(&dir) as f64 / 1e6
+            );
+            continue;
+        }
         let key = Command::new(&weft_bin)
             .args(["keys", "create", "--admin", "--data-dir"])
             .arg(&dir)
@@ -276,6 +287,9 @@ async fn run(args: Args) -> Result<(), String> {
             ch_skipped,
             ch_own,
         });
+    }
+    if args.load_only {
+        return Ok(());
     }
     let clickhouse = clickhouse_server.map(|f| f.map(|f| f.version.clone()));
 

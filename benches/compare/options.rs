@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "usage: cargo bench --bench compare -- [--runs N[,N...]] [--ref-max N] [--smoke] \
-     [--out FILE] [--refserver DIR] [--no-ref] [--keep DIR] [--clickhouse] [--clickhouse-max N]";
+     [--out FILE] [--refserver DIR] [--no-ref] [--keep DIR] [--load-only] [--clickhouse] [--clickhouse-max N]";
 
 pub(crate) struct Args {
     pub(crate) runs: Vec<usize>,
@@ -14,6 +14,9 @@ pub(crate) struct Args {
     pub(crate) refserver: Option<PathBuf>,
     pub(crate) no_ref: bool,
     pub(crate) keep: Option<PathBuf>,
+    /// Only fill weft's SQLite stores (kept with `--keep`) and print their size: no server,
+    /// no workloads, no report.
+    pub(crate) load_only: bool,
     /// Also run weft on ClickHouse (the chdb test front).
     pub(crate) clickhouse: bool,
     /// Largest N run on ClickHouse.
@@ -34,6 +37,7 @@ pub(crate) fn parse_args() -> Result<Args, String> {
         )),
         no_ref: false,
         keep: None,
+        load_only: false,
         clickhouse: false,
         clickhouse_max: 100_000,
         given: Vec::new(),
@@ -76,6 +80,10 @@ pub(crate) fn parse_args() -> Result<Args, String> {
             "--keep" => {
                 a.keep = Some(PathBuf::from(value("--keep")?));
                 a.given.extend([arg.clone(), "<dir>".into()]);
+            }
+            "--load-only" => {
+                a.load_only = true;
+                a.given.push(arg);
             }
             "--clickhouse" => {
                 a.clickhouse = true;

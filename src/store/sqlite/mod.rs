@@ -3,11 +3,12 @@
 //! Here the store itself: opening it and its pool of read connections. Its schema and
 //! migrations are in `schema`, the writer's transaction and the writes of a job (the domain's
 //! `Writer`) in `writes`, the reads (the domain's `Store`, run lists among them) in `reads`,
-//! each split by resource, API keys in `keys`, backups in `backup`, and the columns and rows
-//! both reads and writes use in `rows`.
+//! each split by resource, API keys in `keys`, backups in `backup`, the columns and rows
+//! both reads and writes use in `rows`, and the packing of JSON columns in `packed`.
 
 mod backup;
 mod keys;
+mod packed;
 mod reads;
 mod rows;
 mod schema;
@@ -93,6 +94,7 @@ impl SqliteStore {
         stable_plans(&writer).map_err(at)?;
         // `rarray`: a bound list of values as a table (object deletes by digest join from it).
         rusqlite::vtab::array::load_module(&writer).map_err(at)?;
+        packed::register(&writer).map_err(at)?;
         // Statement journals (one savepoint per write job) stay in memory: a batch of jobs
         // would otherwise spill them to a temporary file.
         writer
@@ -119,7 +121,7 @@ impl SqliteStore {
             ))
             .map_err(at)?;
         Ok(SqliteStore {
-            writer: WriterThread::start(WriteConnection(writer))?,
+            writer: WriterThread::start(WriteConnection(writer, Default::default()))?,
             path,
             readers: Mutex::new(ReaderPool::default()),
             reader_freed: Condvar::new(),
@@ -194,6 +196,7 @@ impl SqliteStore {
         stable_plans(&c).map_err(storage)?;
         // `rarray`: a bound list of values as a table, which id lookups join from.
         rusqlite::vtab::array::load_module(&c).map_err(storage)?;
+        packed::register(&c).map_err(storage)?;
         c.execute_batch(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -{READER_CACHE_KIB}; \
              PRAGMA mmap_size = {};",

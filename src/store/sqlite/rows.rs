@@ -22,8 +22,9 @@ pub(super) fn json_text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
+/// The columns of a [`Call`]; the packed ones read through `weft_unpack` (see `packed`).
 pub(super) const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, \
-     ended_at, exception, attributes, inputs, output, summary, wb_user_id, thread_id, turn_id, wb_run_id, \
+     ended_at, exception, weft_unpack(attributes), weft_unpack(inputs), output, summary, wb_user_id, thread_id, turn_id, wb_run_id, \
      wb_run_step, wb_run_step_end";
 
 pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
@@ -54,8 +55,8 @@ pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
 }
 
 /// The columns of a [`CallText`].
-pub(super) const CALL_TEXT_COLUMNS: &str =
-    "id, parent_id, op_name, started_at, ended_at, exception, attributes, inputs, output";
+pub(super) const CALL_TEXT_COLUMNS: &str = "id, parent_id, op_name, started_at, ended_at, exception, weft_unpack(attributes), \
+     weft_unpack(inputs), output";
 
 /// Gives `sink` the [`CallText`] of a row of [`CALL_TEXT_COLUMNS`], borrowed from the row.
 pub(super) fn with_call_text(

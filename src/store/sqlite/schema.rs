@@ -10,7 +10,7 @@ use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_predicti
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
@@ -19,7 +19,8 @@ pub(super) const SCHEMA_VERSION: i64 = 7;
 /// columns in [`THREAD_COLUMNS`]. Version 5 added the `llm_token_prices` table and version 6
 /// the tables of object tags and aliases, which [`SCHEMA`] creates in a store that lacks them.
 /// Version 7 made a call flagged `weave.prediction` with JSON `true` a prediction (see
-/// [`derive_flagged_predictions`]).
+/// [`derive_flagged_predictions`]). Version 8 added `json_dicts`, the dictionaries of packed
+/// JSON columns (see `packed`), which [`SCHEMA`] creates; rows written before stay text.
 /// They apply to a store that has a calls table; a new store
 /// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
@@ -138,8 +139,8 @@ fn derive_flagged_predictions(conn: &Connection) -> rusqlite::Result<()> {
     let mut calls = Vec::new();
     {
         let mut stmt = conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE json_valid(attributes) \
-             AND json_type(attributes, '$.weave.prediction') = 'true'"
+            "SELECT {CALL_COLUMNS} FROM calls WHERE json_valid(weft_unpack(attributes)) \
+             AND json_type(weft_unpack(attributes), '$.weave.prediction') = 'true'"
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -277,6 +278,53 @@ mod tests {
         assert_eq!(found, [logged.id.clone(), flagged.id.clone()]);
         let parent = store.call("e/p", &v2_parent.id).unwrap().unwrap();
         assert_eq!(parent.weave_attr("holds_prediction"), Some("true"));
+    }
+
+    #[test]
+    fn a_version_7_store_reads_its_text_rows_and_packs_new_ones() {
+        use crate::domain::trace::CallQuery;
+        use crate::store::sqlite::packed::TRAIN_AFTER;
+        let dir = tempfile::tempdir().unwrap();
+        let call = |i: usize| {
+            let mut c = Call::new("e/p", "weave:///e/p/op/Model.predict:d", i as i64);
+            c.attributes = serde_json::json!({"weave": {"model": "weave:///e/p/object/M:1"}});
+            c.inputs = serde_json::json!({"example": {"q": format!("q{i}")}});
+            c
+        };
+        let old: Vec<Call> = (0..50).map(call).collect();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let calls = old.clone();
+            crate::domain::store::write(&store, move |w| calls.iter().try_for_each(|c| w.insert_call(c)))
+                .unwrap();
+        }
+        {
+            // Version 7 had no dictionaries: every JSON column was text.
+            let c = Connection::open(dir.path().join("weft.db")).unwrap();
+            c.execute_batch("DROP TABLE json_dicts; PRAGMA user_version = 7;").unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let version: i64 =
+            store.reader().unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let new: Vec<Call> = (50..TRAIN_AFTER + 100).map(call).collect();
+        let calls = new.clone();
+        crate::domain::store::write(&store, move |w| calls.iter().try_for_each(|c| w.insert_call(c)))
+            .unwrap();
+        let packed: i64 = store
+            .reader()
+            .unwrap()
+            .query_row("SELECT count(*) FROM calls WHERE typeof(inputs) = 'blob'", [], |r| r.get(0))
+            .unwrap();
+        assert!(packed > TRAIN_AFTER as i64, "{packed}");
+        let mut found = Vec::new();
+        store
+            .calls("e/p", &CallQuery::default(), &mut |c| {
+                found.push(c);
+                true
+            })
+            .unwrap();
+        assert_eq!(found, [old, new].concat());
     }
 
     #[test]

@@ -10,8 +10,8 @@ CREATE TABLE IF NOT EXISTS calls (
     started_at   INTEGER NOT NULL,
     ended_at     INTEGER,
     exception    TEXT,
-    attributes   TEXT NOT NULL,
-    inputs       TEXT NOT NULL,
+    attributes   TEXT NOT NULL, -- JSON text, or packed (a BLOB; see `packed.rs`)
+    inputs       TEXT NOT NULL, -- the same
     output       TEXT,
     summary      TEXT,
     wb_user_id   TEXT,
@@ -64,6 +64,15 @@ CREATE INDEX IF NOT EXISTS calls_threads ON calls (project_id, thread_id, starte
     WHERE thread_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_failed ON calls (project_id, trace_id)
     WHERE exception IS NOT NULL AND deleted_at IS NULL;
+
+-- The zstd dictionaries `attributes` and `inputs` of calls are packed with, one per project
+-- once it has calls enough to train one on (see `packed.rs`). Never changed nor deleted: a
+-- packed value names its dictionary by id.
+CREATE TABLE IF NOT EXISTS json_dicts (
+    id         INTEGER PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    dict       BLOB NOT NULL
+);
 
 -- API keys: only the hash of each secret is kept.
 CREATE TABLE IF NOT EXISTS api_keys (

@@ -11,7 +11,7 @@ use crate::domain::view::Kind;
 use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
 };
-use crate::store::sqlite::storage;
+use crate::store::sqlite::{packed, storage};
 use crate::store::{call_list_filters, call_order, op_name_filters, ref_filters};
 
 /// A JSON path of keys as SQLite's JSON functions take it: `$."a"."b"`.
@@ -55,6 +55,7 @@ fn order_by(sort: &[Sort]) -> String {
             // Null or missing first, then numbers and booleans, then text (and other values,
             // as their JSON text): what the ClickHouse store orders by too.
             let p = json_path(path);
+            let column = packed::read(column);
             format!(
                 "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
                  WHEN 'real' THEN 1 WHEN 'true' THEN 1 WHEN 'false' THEN 1 WHEN 'null' THEN 0 \
@@ -129,6 +130,7 @@ pub(super) fn calls(
         sql.push_str(" AND parent_id IS NULL");
     }
     for (column, needles) in ref_filters(q) {
+        let column = packed::read(column);
         sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM rarray(?) n WHERE instr({column}, n.value) > 0)"));
         args.push(Arg::list(needles.iter().map(String::as_str)));
     }

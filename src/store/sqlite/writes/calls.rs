@@ -3,13 +3,14 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::run_rows::RunHead;
 use crate::domain::store::CallEndFields;
 use crate::domain::view::ViewColumns;
+use crate::store::sqlite::packed::Packer;
 use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text};
 use crate::store::sqlite::storage;
 
@@ -57,8 +58,11 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 
 /// Binds a call's [`WRITTEN_COLUMNS`], with its view columns, and runs `stmt`; returns the
 /// rows changed.
-fn execute_call(mut stmt: CachedStatement<'_>, c: &Call) -> rusqlite::Result<usize> {
+fn execute_call(conn: &Connection, packer: &mut Packer, sql: &str, c: &Call) -> rusqlite::Result<usize> {
     let v = ViewColumns::of(c);
+    let [attributes, inputs] =
+        packer.pack(conn, &c.project_id, [json_text(&c.attributes), json_text(&c.inputs)])?;
+    let mut stmt = conn.prepare_cached(sql)?;
     stmt.execute(params![
         c.project_id,
         c.id,
@@ -69,8 +73,8 @@ fn execute_call(mut stmt: CachedStatement<'_>, c: &Call) -> rusqlite::Result<usi
         c.started_at,
         c.ended_at,
         c.exception,
-        json_text(&c.attributes),
-        json_text(&c.inputs),
+        attributes,
+        inputs,
         c.output.as_ref().map(json_text),
         c.summary.as_ref().map(json_text),
         c.wb_user_id,
@@ -88,8 +92,8 @@ fn execute_call(mut stmt: CachedStatement<'_>, c: &Call) -> rusqlite::Result<usi
 }
 
 /// Inserts a call; a taken id is a conflict (409).
-pub(super) fn insert(conn: &Connection, c: &Call) -> Result<()> {
-    match conn.prepare_cached(&INSERT).and_then(|s| execute_call(s, c)) {
+pub(super) fn insert(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<()> {
+    match execute_call(conn, packer, &INSERT, c) {
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
             Err(Error::Conflict(format!("Call {} already exists", c.id)))
         }
@@ -98,15 +102,15 @@ pub(super) fn insert(conn: &Connection, c: &Call) -> Result<()> {
 }
 
 /// Inserts a call unless its id is taken; returns whether it did.
-pub(super) fn insert_new(conn: &Connection, c: &Call) -> Result<bool> {
+pub(super) fn insert_new(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<bool> {
     // One probe of the id index, the insert's own, instead of a lookup before it.
     let sql = format!("{} ON CONFLICT (project_id, id) DO NOTHING", *INSERT);
-    conn.prepare_cached(&sql).and_then(|s| execute_call(s, c)).map(|n| n > 0).map_err(storage)
+    execute_call(conn, packer, &sql, c).map(|n| n > 0).map_err(storage)
 }
 
 /// Rewrites a live call.
-pub(super) fn update(conn: &Connection, c: &Call) -> Result<()> {
-    conn.prepare_cached(&UPDATE).and_then(|s| execute_call(s, c)).map(drop).map_err(storage)
+pub(super) fn update(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<()> {
+    execute_call(conn, packer, &UPDATE, c).map(drop).map_err(storage)
 }
 
 pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Option<RunHead>> {

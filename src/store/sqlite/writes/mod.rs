@@ -10,6 +10,7 @@ mod objects;
 
 use rusqlite::Connection;
 
+use super::packed::Packer;
 use super::rows::{read_call, table_digests};
 use super::{keys, storage};
 use crate::domain::call::{Call, Micros};
@@ -23,15 +24,15 @@ use crate::domain::sessions::Session;
 use crate::domain::store::{CallEndFields, Writer};
 use crate::store::writer::{Backend, Batch};
 
-/// The write connection, owned by the writer thread.
-pub(super) struct WriteConnection(pub(super) Connection);
+/// The write connection, owned by the writer thread, and the dictionaries it packs with.
+pub(super) struct WriteConnection(pub(super) Connection, pub(super) Packer);
 
 impl Backend for WriteConnection {
     type Batch<'a> = Transaction<'a>;
 
     fn begin(&mut self) -> Result<Transaction<'_>> {
         exec(&self.0, "BEGIN IMMEDIATE")?;
-        Ok(Transaction { tx: Tx(&self.0), last_error: None })
+        Ok(Transaction { tx: Tx(&self.0, &mut self.1), last_error: None })
     }
 }
 
@@ -65,6 +66,7 @@ impl Batch for Transaction<'_> {
         };
         // The job's own error says more than a failure to undo it.
         let outcome = outcome.and(ended);
+        self.tx.1.end_job(outcome.is_ok());
         if let Err(e) = &outcome {
             self.last_error = Some(e.clone());
         }
@@ -83,6 +85,7 @@ impl Batch for Transaction<'_> {
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        self.tx.1.end_batch(committed.is_ok());
         committed
     }
 }
@@ -93,19 +96,19 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
 }
 
 /// The write connection inside a transaction, as the domain's [`Writer`].
-struct Tx<'a>(&'a Connection);
+struct Tx<'a>(&'a Connection, &'a mut Packer);
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
-        calls::insert(self.0, c)
+        calls::insert(self.0, self.1, c)
     }
 
     fn insert_new_call(&mut self, c: &Call) -> Result<bool> {
-        calls::insert_new(self.0, c)
+        calls::insert_new(self.0, self.1, c)
     }
 
     fn update_call(&mut self, c: &Call) -> Result<()> {
-        calls::update(self.0, c)
+        calls::update(self.0, self.1, c)
     }
 
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>> {
