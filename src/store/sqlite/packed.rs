@@ -38,6 +38,18 @@ const DICT_BYTES: usize = 16 * 1024;
 /// Calls of a project written without a dictionary before one is trained, and how many of
 /// its latest text rows it is trained on.
 pub(super) const TRAIN_AFTER: usize = 1_000;
+/// [`TRAIN_AFTER`], unless the environment variable `WEFT_SQLITE_PACK_AFTER` gives another
+/// count (at least 1). The test script sets it low, so that the suites' projects are packed.
+fn train_after() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::env::var("WEFT_SQLITE_PACK_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(TRAIN_AFTER)
+    })
+}
 /// How far back from the newest row the training samples are looked for.
 const SAMPLE_WINDOW: i64 = 100_000;
 /// Largest text a packed value may claim to hold.
@@ -226,7 +238,7 @@ impl Packer {
         };
         if entry.dict.is_none() {
             entry.plain += 1;
-            if entry.plain > TRAIN_AFTER {
+            if entry.plain > train_after() {
                 entry.plain = 0;
                 entry.dict = train(conn, project)?;
             }
@@ -300,14 +312,14 @@ fn train(
     conn: &Connection,
     project: &str,
 ) -> rusqlite::Result<Option<(i64, Made, Box<Compressor<'static>>)>> {
-    let mut rows: Vec<(i64, String, String)> = Vec::with_capacity(TRAIN_AFTER);
+    let mut rows: Vec<(i64, String, String)> = Vec::with_capacity(train_after());
     {
         let mut stmt = conn.prepare_cached(
             "SELECT rowid, attributes, inputs FROM calls NOT INDEXED \
              WHERE rowid > (SELECT max(rowid) FROM calls) - ?2 AND project_id = ?1 \
              AND typeof(attributes) = 'text' AND typeof(inputs) = 'text' ORDER BY rowid DESC LIMIT ?3",
         )?;
-        let mut found = stmt.query(params![project, SAMPLE_WINDOW, TRAIN_AFTER as i64])?;
+        let mut found = stmt.query(params![project, SAMPLE_WINDOW, train_after() as i64])?;
         while let Some(r) = found.next()? {
             rows.push((r.get(0)?, r.get(1)?, r.get(2)?));
         }
