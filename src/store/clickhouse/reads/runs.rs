@@ -7,6 +7,7 @@ use crate::domain::error::Result;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::store::ProjectSummary;
 use crate::store::clickhouse::client::{Client, Query};
+use crate::store::clickhouse::rows::FAILED_VIEW;
 
 /// A row of a run list.
 type RunTuple = (
@@ -24,44 +25,32 @@ type RunTuple = (
     Option<String>,
 );
 
-/// Which runs a run list reads: those passing `filters` (SQL over the calls table, after its
-/// own conditions), the inner select ending with `inner`; or, for a window, the ids a `page`
-/// CTE (`id`, `trace_id`) selects, whose traces alone are then read for failed descendants.
-struct Selection<'a> {
-    filters: &'a str,
-    inner: &'a str,
-    /// `WITH page AS (...)`, over the same conditions, when a window is read.
-    page: Option<String>,
-}
-
-/// Streams the runs `sel` selects of `project`, in the outer `order`.
+/// Streams the runs of `project` that the `page` CTE (`id`, `trace_id`, read from
+/// `call_views`) selects, in the outer `order`: those rows whole from `calls` by the primary
+/// key, checked again there (`filters`: SQL over either table's columns), and the failed calls
+/// of their traces from `call_views`.
 fn stream_runs(
     client: &Client,
     q: &mut Query,
     p: &str,
-    sel: &Selection<'_>,
+    filters: &str,
+    page: &str,
     order: &str,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
 ) -> Result<()> {
-    let Selection { filters, inner, page } = sel;
-    let (with, in_page, traces_in_page) = match page {
-        Some(cte) => (
-            format!("{cte} "),
-            " AND id IN (SELECT id FROM page)",
-            " AND trace_id IN (SELECT trace_id FROM page)",
-        ),
-        None => (String::new(), "", ""),
-    };
     q.push(&format!(
-        "{with}SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
+        "WITH page AS ({page}) \
+         SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
            toUnixTimestamp64Micro(r.started_at), toUnixTimestamp64Micro(r.ended_at), \
            toBool(r.exception IS NOT NULL), toBool(f.n > toUInt64(r.exception IS NOT NULL)), \
            r.summary, if(r.logged_run, r.output, NULL) \
          FROM (SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
                  ended_at, exception, summary, output, logged_run \
-               FROM calls FINAL WHERE project_id = {p} AND kind = 'run' AND deleted_at IS NULL{filters}{in_page}{inner}) AS r \
-         LEFT JOIN (SELECT trace_id, count() AS n FROM calls FINAL \
-               WHERE project_id = {p} AND exception IS NOT NULL AND deleted_at IS NULL{traces_in_page} \
+               FROM calls FINAL WHERE project_id = {p} AND id IN (SELECT id FROM page) \
+                 AND kind = 'run' AND deleted_at IS NULL{filters}) AS r \
+         LEFT JOIN (SELECT trace_id, count() AS n FROM call_views FINAL \
+               WHERE project_id = {p} AND kind = '{FAILED_VIEW}' AND NOT deleted \
+                 AND trace_id IN (SELECT trace_id FROM page) \
                GROUP BY trace_id) AS f ON f.trace_id = r.trace_id \
          {order} FORMAT JSONCompactEachRow"
     ));
@@ -82,6 +71,15 @@ fn stream_runs(
         };
         Ok(sink(&row))
     })
+}
+
+/// The live runs of project `p` in `call_views` passing `filters`, as `SELECT id, trace_id`
+/// ending with `tail` (its order and window).
+fn runs_index(p: &str, filters: &str, tail: &str) -> String {
+    format!(
+        "SELECT id, trace_id FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' \
+         AND NOT deleted{filters}{tail}"
+    )
 }
 
 pub(super) fn eval_runs(
@@ -105,25 +103,16 @@ pub(super) fn eval_runs(
         filters.push_str(&format!(" AND (toUnixTimestamp64Micro(started_at), id) {cmp} ({t}, {id})"));
     }
     let p = q.string(project);
-    let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
-    // A window, or runs named by id: their ids first, from the narrow columns the order and
-    // filters need, then only those rows whole and only their traces' failures; the whole
-    // list is read in one pass.
-    let page = if query.page.limit.is_some() || !query.ids.is_empty() {
-        let window = limit_offset(&mut q, query.page);
-        Some(format!(
-            "WITH page AS (SELECT id, trace_id FROM calls FINAL WHERE project_id = {p} AND kind = 'run' \
-             AND deleted_at IS NULL{filters} ORDER BY started_at {dir}, id {dir}{window})"
-        ))
-    } else if query.page.offset > 0 {
-        let window = limit_offset(&mut q, query.page);
-        let sel = Selection { filters: &filters, inner: "", page: None };
-        return stream_runs(client, &mut q, &p, &sel, &format!("{order}{window}"), sink);
+    // The window's ids first, from the index of the runs (in its order), then only those rows
+    // whole and only their traces' failures.
+    let window = if query.page.limit.is_some() || query.page.offset > 0 {
+        limit_offset(&mut q, query.page)
     } else {
-        None
+        String::new()
     };
-    let sel = Selection { filters: &filters, inner: "", page };
-    stream_runs(client, &mut q, &p, &sel, &order, sink)
+    let page = runs_index(&p, &filters, &format!(" ORDER BY started_at {dir}, id {dir}{window}"));
+    let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
+    stream_runs(client, &mut q, &p, &filters, &page, &order, sink)
 }
 
 pub(super) fn run_values(
@@ -136,8 +125,8 @@ pub(super) fn run_values(
     let mut q = Query::default();
     let (p, n) = (q.string(project), q.uint(max as u64));
     q.push(&format!(
-        "SELECT {column} FROM calls FINAL WHERE project_id = {p} AND kind = 'run' \
-         AND deleted_at IS NULL AND {column} IS NOT NULL AND {column} != '' \
+        "SELECT {column} FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' \
+         AND NOT deleted AND {column} IS NOT NULL AND {column} != '' \
          GROUP BY {column} ORDER BY {column} LIMIT {n} FORMAT JSONCompactEachRow"
     ));
     super::names(client, &q)
@@ -153,9 +142,15 @@ pub(super) fn latest_runs(
     let (p, n) = (q.string(project), q.uint(max_pairs as u64));
     let filters = " AND evaluation IS NOT NULL AND evaluation != '' AND model IS NOT NULL AND model != ''";
     // The newest run of each pair: sorted newest first within the pair, one row by pair.
-    let inner = " ORDER BY evaluation, model, started_at DESC, id DESC LIMIT 1 BY evaluation, model";
+    let page = runs_index(
+        &p,
+        filters,
+        &format!(
+            " ORDER BY evaluation, model, started_at DESC, id DESC LIMIT 1 BY evaluation, model LIMIT {n}"
+        ),
+    );
     let order = format!("ORDER BY r.evaluation, r.model LIMIT {n}");
-    stream_runs(client, &mut q, &p, &Selection { filters, inner, page: None }, &order, sink)
+    stream_runs(client, &mut q, &p, filters, &page, &order, sink)
 }
 
 pub(super) fn projects(client: &Client, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {

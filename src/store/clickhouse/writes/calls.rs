@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
-use super::{Tx, read_unknown};
+use super::{CallKey, Tx, read_unknown};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::store::CallEndFields;
 use crate::store::clickhouse::IN_CHUNK;
 use crate::store::clickhouse::client::Query;
 use crate::store::clickhouse::rows::{
-    CALL_COLUMNS, CallTuple, StoredCall, call_from_tuple, check_call_times, check_time,
+    CALL_COLUMNS, CallTuple, StoredCall, call_from_tuple, check_call_times, check_time, view_keys,
 };
 
 /// Fails the running job if a call it inserted existed already in ClickHouse (one query per
@@ -87,6 +87,19 @@ fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec
         .collect())
 }
 
+/// Writes a new version of a call in the batch, remembering the view keys its row in
+/// ClickHouse had (when the batch read it and has not written it yet): those it loses are
+/// marked deleted in `call_views` when the batch is inserted.
+fn put(tx: &mut Tx<'_>, key: CallKey, s: StoredCall) {
+    if !tx.view_keys.contains_key(&key)
+        && let Some(stored) = tx.calls.read_only(&key)
+    {
+        let before = view_keys(&stored.call);
+        tx.view_keys.insert(key.clone(), before);
+    }
+    tx.calls.put(key, s);
+}
+
 pub(super) fn insert(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
     check_call_times(c)?;
     let key = (c.project_id.clone(), c.id.clone());
@@ -97,14 +110,14 @@ pub(super) fn insert(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
         // job fails then as it would now.
         None => tx.unchecked.push(key.clone()),
     }
-    tx.calls.put(key, StoredCall { call: c.clone(), deleted_at: None });
+    put(tx, key, StoredCall { call: c.clone(), deleted_at: None });
     Ok(())
 }
 
 pub(super) fn update(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
     check_call_times(c)?;
     if stored(tx, &c.project_id, &c.id)?.is_some_and(|s| s.deleted_at.is_none()) {
-        tx.calls.put((c.project_id.clone(), c.id.clone()), StoredCall { call: c.clone(), deleted_at: None });
+        put(tx, (c.project_id.clone(), c.id.clone()), StoredCall { call: c.clone(), deleted_at: None });
     }
     Ok(())
 }
@@ -119,7 +132,7 @@ pub(super) fn end(tx: &mut Tx<'_>, project: &str, id: &str, end: &CallEndFields<
     s.call.output = Some(end.output.clone());
     s.call.summary = Some(end.summary.clone());
     s.call.wb_run_step_end = end.wb_run_step_end;
-    tx.calls.put((project.to_string(), id.to_string()), s);
+    put(tx, (project.to_string(), id.to_string()), s);
     Ok(true)
 }
 
@@ -151,7 +164,7 @@ pub(super) fn delete_subtree(tx: &mut Tx<'_>, project: &str, id: &str, at: Micro
     let n = subtree.len() as u64;
     for mut s in subtree {
         s.deleted_at = Some(at);
-        tx.calls.put((project.to_string(), s.call.id.clone()), s);
+        put(tx, (project.to_string(), s.call.id.clone()), s);
     }
     Ok(n)
 }
