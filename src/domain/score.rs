@@ -287,6 +287,6 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateScore, user: Option
     score.ended_at = Some(at);
     score.summary = Some(json!({}));
     score.wb_user_id = user.map(String::from);
-    w.insert_call(&score)?;
+    w.insert_fresh_call(&score)?;
     Ok(score.id)
 }

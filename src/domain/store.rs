@@ -237,6 +237,12 @@ pub struct ProjectSummary {
 pub trait Writer {
     /// Inserts a new call; its view columns are derived from it.
     fn insert_call(&mut self, call: &Call) -> Result<()>;
+    /// Inserts a call whose id this server has just made ([`crate::domain::call::new_id`], a
+    /// UUIDv7): no call can have it yet, so a backend that pays a round trip to check an id may
+    /// skip that check. By default, [`Writer::insert_call`].
+    fn insert_fresh_call(&mut self, call: &Call) -> Result<()> {
+        self.insert_call(call)
+    }
     /// Rewrites a live call's mutable fields (end, output, summary, exception, attributes...).
     fn update_call(&mut self, call: &Call) -> Result<()>;
     /// Reads a live call.

@@ -25,15 +25,13 @@ type RunTuple = (
     Option<String>,
 );
 
-/// Streams the runs of `project` that the `page` CTE (`id`, `trace_id`, read from
-/// `call_views`) selects, in the outer `order`: those rows whole from `calls` by the primary
-/// key, checked again there (`filters`: SQL over either table's columns), and the failed calls
-/// of their traces from `call_views`.
+/// Streams the runs of project `p` that `page` selects from `call_views` (their rows there
+/// carry what the list shows), in the outer `order`, each with whether a call of its trace
+/// other than itself failed (from the `failed` rows of the same traces).
 fn stream_runs(
     client: &Client,
     q: &mut Query,
     p: &str,
-    filters: &str,
     page: &str,
     order: &str,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
@@ -42,12 +40,8 @@ fn stream_runs(
         "WITH page AS ({page}) \
          SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
            toUnixTimestamp64Micro(r.started_at), toUnixTimestamp64Micro(r.ended_at), \
-           toBool(r.exception IS NOT NULL), toBool(f.n > toUInt64(r.exception IS NOT NULL)), \
-           r.summary, if(r.logged_run, r.output, NULL) \
-         FROM (SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
-                 ended_at, exception, summary, output, logged_run \
-               FROM calls FINAL WHERE project_id = {p} AND id IN (SELECT id FROM page) \
-                 AND kind = 'run' AND deleted_at IS NULL{filters}) AS r \
+           r.failed, toBool(f.n > toUInt64(r.failed)), r.summary, r.output \
+         FROM page AS r \
          LEFT JOIN (SELECT trace_id, count() AS n FROM call_views FINAL \
                WHERE project_id = {p} AND kind = '{FAILED_VIEW}' AND NOT deleted \
                  AND trace_id IN (SELECT trace_id FROM page) \
@@ -73,12 +67,13 @@ fn stream_runs(
     })
 }
 
-/// The live runs of project `p` in `call_views` passing `filters`, as `SELECT id, trace_id`
-/// ending with `tail` (its order and window).
+/// The live runs of project `p` in `call_views` passing `filters`, with what a run list shows,
+/// ending with `tail` (their order and window).
 fn runs_index(p: &str, filters: &str, tail: &str) -> String {
     format!(
-        "SELECT id, trace_id FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' \
-         AND NOT deleted{filters}{tail}"
+        "SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
+           ended_at, failed, summary, output \
+         FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' AND NOT deleted{filters}{tail}"
     )
 }
 
@@ -103,8 +98,8 @@ pub(super) fn eval_runs(
         filters.push_str(&format!(" AND (toUnixTimestamp64Micro(started_at), id) {cmp} ({t}, {id})"));
     }
     let p = q.string(project);
-    // The window's ids first, from the index of the runs (in its order), then only those rows
-    // whole and only their traces' failures.
+    // The window from the runs' rows of the index (in its order), then only its traces'
+    // failures.
     let window = if query.page.limit.is_some() || query.page.offset > 0 {
         limit_offset(&mut q, query.page)
     } else {
@@ -112,7 +107,7 @@ pub(super) fn eval_runs(
     };
     let page = runs_index(&p, &filters, &format!(" ORDER BY started_at {dir}, id {dir}{window}"));
     let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
-    stream_runs(client, &mut q, &p, &filters, &page, &order, sink)
+    stream_runs(client, &mut q, &p, &page, &order, sink)
 }
 
 pub(super) fn run_values(
@@ -150,7 +145,7 @@ pub(super) fn latest_runs(
         ),
     );
     let order = format!("ORDER BY r.evaluation, r.model LIMIT {n}");
-    stream_runs(client, &mut q, &p, filters, &page, &order, sink)
+    stream_runs(client, &mut q, &p, &page, &order, sink)
 }
 
 pub(super) fn projects(client: &Client, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {

@@ -161,7 +161,10 @@ pub fn view_lines(s: &StoredCall, before: &[ViewKey], version: u64) -> Result<Ve
     let c = &s.call;
     let v = ViewColumns::of(c);
     let now = view_keys(c);
+    let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
     let line = |(kind, started_at): ViewKey, deleted: bool| -> Result<String> {
+        // What a run list shows beyond the index: only on a run's row.
+        let run = kind == "run";
         Ok(json!({
             "project_id": c.project_id,
             "kind": kind,
@@ -171,6 +174,12 @@ pub fn view_lines(s: &StoredCall, before: &[ViewKey], version: u64) -> Result<Ve
             "evaluation": v.evaluation,
             "model": v.model,
             "run_id": v.run_id,
+            "op_name": c.op_name,
+            "display_name": c.display_name,
+            "ended_at": opt_time(c.ended_at)?,
+            "failed": c.exception.is_some(),
+            "summary": if run { text(&c.summary) } else { None },
+            "output": if run && v.logged_run { text(&c.output) } else { None },
             "deleted": deleted,
             "version": version,
         })

@@ -114,6 +114,14 @@ pub(super) fn insert(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
     Ok(())
 }
 
+/// Inserts a call whose id was just made here: known new, so not checked against ClickHouse.
+pub(super) fn insert_fresh(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
+    check_call_times(c)?;
+    let key = (c.project_id.clone(), c.id.clone());
+    tx.calls.remember(key.clone(), None);
+    insert(tx, c)
+}
+
 pub(super) fn update(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
     check_call_times(c)?;
     if stored(tx, &c.project_id, &c.id)?.is_some_and(|s| s.deleted_at.is_none()) {

@@ -252,6 +252,10 @@ impl Writer for Tx<'_> {
         calls::insert(self, c)
     }
 
+    fn insert_fresh_call(&mut self, c: &Call) -> Result<()> {
+        calls::insert_fresh(self, c)
+    }
+
     fn update_call(&mut self, c: &Call) -> Result<()> {
         calls::update(self, c)
     }
