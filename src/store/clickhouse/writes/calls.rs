@@ -60,9 +60,15 @@ pub(super) fn stored(tx: &mut Tx<'_>, project: &str, id: &str) -> Result<Option<
     Ok(tx.calls.get(&(project.to_string(), id.to_string())).flatten().cloned())
 }
 
-/// The live children of any of `parents`, as the batch sees them (unordered).
-fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec<StoredCall>> {
-    for chunk in parents.chunks(IN_CHUNK) {
+/// Reads the live children in ClickHouse of those of `parents` whose children the batch has
+/// not read yet, remembering both.
+pub(super) fn prefetch_children(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<()> {
+    let unread: Vec<String> = parents
+        .iter()
+        .filter(|id| !tx.children_read.contains(&(project.to_string(), (*id).clone())))
+        .cloned()
+        .collect();
+    for chunk in unread.chunks(IN_CHUNK) {
         let mut q = Query::default();
         let (p, ids) = (q.string(project), q.strings(chunk));
         q.push(&format!(
@@ -73,7 +79,16 @@ fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec
             let s = call_from_tuple(t);
             tx.calls.remember((project.to_string(), s.call.id.clone()), Some(s));
         }
+        for id in chunk {
+            tx.children_read.insert((project.to_string(), id.clone()));
+        }
     }
+    Ok(())
+}
+
+/// The live children of any of `parents`, as the batch sees them (unordered).
+fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec<StoredCall>> {
+    prefetch_children(tx, project, parents)?;
     let wanted: HashSet<&str> = parents.iter().map(String::as_str).collect();
     Ok(tx
         .calls

@@ -7,7 +7,7 @@ mod calls;
 mod feedback;
 mod objects;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -24,7 +24,7 @@ use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::ObjectVersion;
 use crate::domain::sessions::Session;
-use crate::domain::store::{CallEndFields, Writer};
+use crate::domain::store::{CallEndFields, ReadHint, Writer};
 use crate::store::writer::{Backend, Batch};
 
 /// A row version newer than every one this process wrote before: the time in µs, or one more
@@ -60,6 +60,24 @@ pub(super) struct InMemory<'a> {
 }
 
 impl Batch for InMemory<'_> {
+    fn prefetch(&mut self, hints: &[&ReadHint]) -> Result<()> {
+        let by_project = |pick: fn(&ReadHint) -> &Vec<(String, String)>| {
+            let mut ids: Vec<&(String, String)> = hints.iter().flat_map(|h| pick(h).iter()).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        for group in by_project(|h| &h.calls).chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
+            calls::prefetch(&mut self.tx, &group[0].0, &ids)?;
+        }
+        for group in by_project(|h| &h.children_of).chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
+            calls::prefetch_children(&mut self.tx, &group[0].0, &ids)?;
+        }
+        Ok(())
+    }
+
     fn writer(&mut self) -> &mut dyn Writer {
         &mut self.tx
     }
@@ -109,6 +127,9 @@ pub(super) struct Tx<'a> {
     /// The `call_views` keys of the calls the batch rewrote, as their rows in ClickHouse had
     /// them before.
     view_keys: HashMap<CallKey, Vec<ViewKey>>,
+    /// Calls whose children in ClickHouse the batch has read (all of them live ones: the
+    /// batch sees the rest in `calls`).
+    children_read: HashSet<CallKey>,
     /// Ids of the keys the batch revoked, dropped from the cache of verified keys at commit.
     pub(super) revoked: Vec<String>,
     /// Calls the running job inserted without knowing whether they existed: checked at once
@@ -136,6 +157,7 @@ impl<'a> Tx<'a> {
             keys: Overlay::default(),
             sessions: Overlay::default(),
             revoked: Vec::new(),
+            children_read: HashSet::new(),
             view_keys: HashMap::new(),
             unchecked: Vec::new(),
             table_rows: Appends::default(),
