@@ -456,6 +456,7 @@ async fn a_run_whose_end_came_first_is_listed_once_where_its_start_puts_it() {
     assert!(started.starts_with("2026-01-01T00:00:00"), "the start's time, not the end's arrival: {started}");
     let page = jsonl(s.get("/evaluation_runs?limit=5&models=weave:///acme/proj/object/M:1")).await;
     assert_eq!(page, runs, "a page reads the same run");
+    assert!(runs[0].to_string().contains("descendant_error"), "its failed child counts: {}", runs[0]);
     // Deleted, it leaves every list.
     let del = json!({"project_id": "acme/proj", "call_ids": ["late-run"]});
     json_ok(post_v1(&s, "/calls/delete", &del)).await;

@@ -1,11 +1,14 @@
 //! Run lists (evaluation runs, the latest run of each pair, the values runs take) and the
 //! projects' summaries.
 
+use std::collections::HashMap;
+
 use super::limit_offset;
 use crate::domain::call::Micros;
 use crate::domain::error::Result;
 use crate::domain::run_rows::{RunDimension, RunQuery, RunRow};
 use crate::domain::store::ProjectSummary;
+use crate::store::clickhouse::IN_CHUNK;
 use crate::store::clickhouse::client::{Client, Query};
 use crate::store::clickhouse::rows::FAILED_VIEW;
 
@@ -105,9 +108,92 @@ pub(super) fn eval_runs(
     } else {
         String::new()
     };
-    let page = runs_index(&p, &filters, &format!(" ORDER BY started_at {dir}, id {dir}{window}"));
+    let tail = format!(" ORDER BY started_at {dir}, id {dir}{window}");
+    let held = query.page.limit.map(|l| l <= HELD_WINDOW).unwrap_or(false)
+        || (!query.ids.is_empty() && query.ids.len() as u64 <= HELD_WINDOW);
+    if held {
+        return held_window(client, q, project, &p, &filters, &tail, sink);
+    }
+    let page = runs_index(&p, &filters, &tail);
     let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
     stream_runs(client, &mut q, &p, &page, &order, sink)
+}
+
+/// Most runs of a window read as two queries ([`held_window`]).
+const HELD_WINDOW: u64 = 1000;
+
+/// A row of [`held_window`]'s first query: a [`RunTuple`] (its descendants' failure unknown
+/// yet) and the run's trace.
+type HeldTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Micros,
+    Option<Micros>,
+    bool,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+/// A window of at most [`HELD_WINDOW`] runs in two queries, where one would read the window
+/// twice (ClickHouse evaluates a `WITH` subquery where it is used): the window's rows from
+/// `call_views` (held), then the failed calls of their traces, by the traces' ids.
+fn held_window(
+    client: &Client,
+    mut q: Query,
+    project: &str,
+    p: &str,
+    filters: &str,
+    tail: &str,
+    sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
+) -> Result<()> {
+    q.push(&format!(
+        "SELECT id, evaluation, model, run_id, display_name, op_name, \
+           toUnixTimestamp64Micro(started_at), toUnixTimestamp64Micro(ended_at), failed, summary, \
+           output, trace_id \
+         FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' AND NOT deleted{filters}{tail} \
+         FORMAT JSONCompactEachRow"
+    ));
+    let rows: Vec<HeldTuple> = client.query_all(&q)?;
+    let mut traces: Vec<&str> = rows.iter().map(|t| t.11.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    let mut failures: HashMap<String, u64> = HashMap::new();
+    for chunk in traces.chunks(IN_CHUNK) {
+        let mut f = Query::default();
+        let (p, list) = (f.string(project), f.strings(chunk));
+        f.push(&format!(
+            "SELECT trace_id, count() FROM call_views FINAL WHERE project_id = {p} \
+             AND kind = '{FAILED_VIEW}' AND NOT deleted AND trace_id IN {list} GROUP BY trace_id \
+             FORMAT JSONCompactEachRow"
+        ));
+        failures.extend(client.query_all::<(String, u64)>(&f)?);
+    }
+    for t in &rows {
+        let failed_in_trace = failures.get(&t.11).copied().unwrap_or(0);
+        let row = RunRow {
+            id: &t.0,
+            evaluation: t.1.as_deref().unwrap_or(""),
+            model: t.2.as_deref().unwrap_or(""),
+            source_run_id: t.3.as_deref(),
+            display_name: t.4.as_deref(),
+            op_name: &t.5,
+            started_at: t.6,
+            ended_at: t.7,
+            failed: t.8,
+            descendant_failed: failed_in_trace > u64::from(t.8),
+            summary: t.9.as_deref(),
+            output: t.10.as_deref(),
+        };
+        if !sink(&row) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn run_values(
