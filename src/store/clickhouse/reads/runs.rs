@@ -70,13 +70,21 @@ fn stream_runs(
     })
 }
 
-/// The live runs of project `p` in `call_views` passing `filters`, with what a run list shows,
-/// ending with `tail` (their order and window).
-fn runs_index(p: &str, filters: &str, tail: &str) -> String {
+/// The `FROM` of the live runs of project `p` in `call_views` passing `filters`; `prewhere`
+/// (a ` PREWHERE` on key columns only, exact before `FINAL` merges a row's versions, or empty)
+/// lets ClickHouse read the other columns of the rows it keeps only.
+fn live_runs(p: &str, prewhere: &str, filters: &str) -> String {
+    format!(
+        "FROM call_views FINAL{prewhere} WHERE project_id = {p} AND kind = 'run' AND NOT deleted{filters}"
+    )
+}
+
+/// The runs `from` ([`live_runs`]) selects, with what a run list shows, ending with `tail`
+/// (their order and window).
+fn runs_index(from: &str, tail: &str) -> String {
     format!(
         "SELECT id, trace_id, evaluation, model, run_id, display_name, op_name, started_at, \
-           ended_at, failed, summary, output \
-         FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' AND NOT deleted{filters}{tail}"
+           ended_at, failed, summary, output {from}{tail}"
     )
 }
 
@@ -88,12 +96,18 @@ pub(super) fn eval_runs(
 ) -> Result<()> {
     let mut q = Query::default();
     let mut filters = String::new();
-    for (column, values) in [("evaluation", &query.evaluations), ("model", &query.models), ("id", &query.ids)]
-    {
+    for (column, values) in [("evaluation", &query.evaluations), ("model", &query.models)] {
         if !values.is_empty() {
             filters.push_str(&format!(" AND {column} IN {}", q.strings(values)));
         }
     }
+    // `id` is a key column of `call_views`: filtered before `FINAL`, the runs named are the
+    // only rows whose other columns are read.
+    let prewhere = if query.ids.is_empty() {
+        String::new()
+    } else {
+        format!(" PREWHERE id IN {}", q.strings(&query.ids))
+    };
     let dir = if query.newest_first { "DESC" } else { "ASC" };
     if let Some(c) = &query.after {
         let cmp = if query.newest_first { "<" } else { ">" };
@@ -112,9 +126,9 @@ pub(super) fn eval_runs(
     let held = query.page.limit.map(|l| l <= HELD_WINDOW).unwrap_or(false)
         || (!query.ids.is_empty() && query.ids.len() as u64 <= HELD_WINDOW);
     if held {
-        return held_window(client, q, project, &p, &filters, &tail, sink);
+        return held_window(client, q, project, &live_runs(&p, &prewhere, &filters), &tail, sink);
     }
-    let page = runs_index(&p, &filters, &tail);
+    let page = runs_index(&live_runs(&p, &prewhere, &filters), &tail);
     let order = format!("ORDER BY r.started_at {dir}, r.id {dir}");
     stream_runs(client, &mut q, &p, &page, &order, sink)
 }
@@ -146,17 +160,14 @@ fn held_window(
     client: &Client,
     mut q: Query,
     project: &str,
-    p: &str,
-    filters: &str,
+    from: &str,
     tail: &str,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
 ) -> Result<()> {
     q.push(&format!(
         "SELECT id, evaluation, model, run_id, display_name, op_name, \
            toUnixTimestamp64Micro(started_at), toUnixTimestamp64Micro(ended_at), failed, summary, \
-           output, trace_id \
-         FROM call_views FINAL WHERE project_id = {p} AND kind = 'run' AND NOT deleted{filters}{tail} \
-         FORMAT JSONCompactEachRow"
+           output, trace_id {from}{tail} FORMAT JSONCompactEachRow"
     ));
     let rows: Vec<HeldTuple> = client.query_all(&q)?;
     let mut traces: Vec<&str> = rows.iter().map(|t| t.11.as_str()).collect();
@@ -224,8 +235,7 @@ pub(super) fn latest_runs(
     let filters = " AND evaluation IS NOT NULL AND evaluation != '' AND model IS NOT NULL AND model != ''";
     // The newest run of each pair: sorted newest first within the pair, one row by pair.
     let page = runs_index(
-        &p,
-        filters,
+        &live_runs(&p, "", filters),
         &format!(
             " ORDER BY evaluation, model, started_at DESC, id DESC LIMIT 1 BY evaluation, model LIMIT {n}"
         ),
