@@ -155,7 +155,7 @@ pub fn create(
         parent.inputs = json!({ "self": evaluation, "model": req.model, "example": req.inputs });
         mark_holds_prediction(&mut parent);
         parent.wb_user_id = user.map(String::from);
-        w.insert_call(&parent)?;
+        w.insert_fresh_call(&parent)?;
         predict = predict.under(&parent);
         weave["evaluation_run_id"] = json!(run_id);
     }
@@ -168,7 +168,7 @@ pub fn create(
     predict.ended_at = Some(at);
     predict.summary = Some(json!({}));
     predict.wb_user_id = user.map(String::from);
-    w.insert_call(&predict)?;
+    w.insert_fresh_call(&predict)?;
     Ok(predict.id)
 }
 

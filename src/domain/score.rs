@@ -294,7 +294,7 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateScore, user: Option
     score.ended_at = Some(at);
     score.summary = Some(json!({}));
     score.wb_user_id = user.map(String::from);
-    w.insert_call(&score)?;
+    w.insert_fresh_call(&score)?;
     // As Weave, the score is also feedback on the prediction's call (`wandb.runnable.<scorer>`,
     // payload `{"output": value}`), so that call queries asking for feedback see it. Weave
     // writes it for scorers that are object refs only (others fail there: D-scorer-ref).

@@ -21,10 +21,25 @@ use super::view::Kind;
 /// The writes of a job.
 pub type WriteFn = Box<dyn FnOnce(&mut dyn Writer) -> Result<()> + Send>;
 
+/// What a job will read, named when it is queued, so that a backend paying a round trip per
+/// read can read it for every job of a batch at once ([`Batch::prefetch`]); the job reads
+/// it either way, a hint only spares the round trips.
+///
+/// [`Batch::prefetch`]: crate::store::writer::Batch::prefetch
+#[derive(Debug, Clone, Default)]
+pub struct ReadHint {
+    /// Calls, by (project, id).
+    pub calls: Vec<(String, String)>,
+    /// Calls whose children the job reads, by (project, id).
+    pub children_of: Vec<(String, String)>,
+}
+
 /// A unit of writes, run by the store's writer inside a transaction.
 pub struct WriteJob {
     /// The writes. An error undoes this job's writes only.
     pub run: WriteFn,
+    /// What the writes will read.
+    pub hint: ReadHint,
     /// Told the outcome once the transaction holding the job has committed (or failed):
     /// `Ok` means the writes are durable.
     pub done: Box<dyn FnOnce(Result<()>) + Send>,
@@ -237,6 +252,12 @@ pub struct ProjectSummary {
 pub trait Writer {
     /// Inserts a new call; its view columns are derived from it.
     fn insert_call(&mut self, call: &Call) -> Result<()>;
+    /// Inserts a call whose id this server has just made ([`crate::domain::call::new_id`], a
+    /// UUIDv7): no call can have it yet, so a backend that pays a round trip to check an id may
+    /// skip that check. By default, [`Writer::insert_call`].
+    fn insert_fresh_call(&mut self, call: &Call) -> Result<()> {
+        self.insert_call(call)
+    }
     /// Rewrites a live call's mutable fields (end, output, summary, exception, attributes...).
     fn update_call(&mut self, call: &Call) -> Result<()>;
     /// Reads a live call.
@@ -322,7 +343,7 @@ pub trait Writer {
 }
 
 /// A job running `f`, whose value (or error) goes to `done` once the job is durable.
-fn job<T, F, D>(f: F, done: D) -> WriteJob
+fn job<T, F, D>(hint: ReadHint, f: F, done: D) -> WriteJob
 where
     T: Send + 'static,
     F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
@@ -331,6 +352,7 @@ where
     let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
     let filled = slot.clone();
     WriteJob {
+        hint,
         run: Box::new(move |w| {
             let value = f(w)?;
             *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
@@ -352,7 +374,7 @@ where
     F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::channel();
-    store.submit(job(f, move |r| {
+    store.submit(job(ReadHint::default(), f, move |r| {
         let _ = tx.send(r);
     }));
     rx.recv().unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
@@ -364,8 +386,17 @@ where
     T: Send + 'static,
     F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
 {
+    write_hinted(store, ReadHint::default(), f).await
+}
+
+/// [`write_async`], saying what `f` will read (see [`ReadHint`]).
+pub async fn write_hinted<T, F>(store: &dyn Store, hint: ReadHint, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit(job(f, move |r| {
+    store.submit(job(hint, f, move |r| {
         let _ = tx.send(r);
     }));
     rx.await.unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))

@@ -14,7 +14,7 @@ use crate::domain::error::{Error, Issue};
 use crate::domain::eval_run::{self, CreateRun, FinishRun};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunQuery, RunRow};
-use crate::domain::store::{self, Store};
+use crate::domain::store::{self, ReadHint, Store};
 use crate::domain::validate::check_ids;
 use crate::domain::view::Kind;
 use crate::domain::writes::{deletes, runs};
@@ -130,7 +130,11 @@ pub async fn finish(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = FinishRun::from_json(&body)?;
-    store::write_async(state.store.as_ref(), move |w| {
+    // The run and its children are read: named here, the writer reads them for every finish
+    // of its batch at once.
+    let run = (path.project_id.clone(), path.param("evaluation_run_id").to_string());
+    let hint = ReadHint { calls: vec![run.clone()], children_of: vec![run] };
+    store::write_hinted(state.store.as_ref(), hint, move |w| {
         runs::finish(w, &path.project_id, path.param("evaluation_run_id"), req, Some(who.user_id()))
     })
     .await?;

@@ -9,7 +9,7 @@
 use std::sync::mpsc;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::store::{WriteFn, WriteJob, Writer};
+use crate::domain::store::{ReadHint, WriteFn, WriteJob, Writer};
 
 /// Most write jobs in one batch.
 pub const MAX_BATCH: usize = 512;
@@ -27,6 +27,13 @@ pub trait Backend: Send + 'static {
 
 /// A batch of jobs in progress: one transaction.
 pub trait Batch {
+    /// Reads, before the batch's jobs run, what they said they will read (each job still reads
+    /// it; this may only spare round trips). Does nothing by default; an error is logged and
+    /// the jobs run as they would have.
+    fn prefetch(&mut self, _hints: &[&ReadHint]) -> Result<()> {
+        Ok(())
+    }
+
     /// Starts a job; an error fails the job without running it.
     fn begin_job(&mut self) -> Result<()> {
         Ok(())
@@ -106,6 +113,11 @@ fn write_loop<B: Backend>(mut backend: B, queue: mpsc::Receiver<WriteJob>) {
                 continue;
             }
         };
+        let hints: Vec<&ReadHint> = jobs.iter().map(|j| &j.hint).collect();
+        if let Err(e) = batch.prefetch(&hints) {
+            let error = crate::domain::error::bounded(&e.to_string()).into_owned();
+            tracing::warn!(%error, "reading ahead for a write batch failed");
+        }
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             let outcome = run_job(&mut batch, job.run);
@@ -278,6 +290,7 @@ mod tests {
         let (files, name) = (files.iter().map(|f| f.to_string()).collect::<Vec<_>>(), files.join("+"));
         let outcomes = outcomes.clone();
         WriteJob {
+            hint: Default::default(),
             run: Box::new(move |w| {
                 for f in &files {
                     w.put_file("e/p", f, b"")?;

@@ -467,3 +467,25 @@ pub async fn table_rows(s: &Server, body: &Value) -> Vec<Value> {
     let r = json_ok(post_v1(s, "/table/query", body)).await;
     r["rows"].as_array().expect("rows").clone()
 }
+
+/// Whether `refused` comes true within the bound on revocation: at once on SQLite; on
+/// ClickHouse once each process's cached lookup of the key expires
+/// ([`weft::store::clickhouse::KEY_CACHE_TTL`]), plus a margin for a loaded machine.
+pub async fn refused_within_revocation_bound<F, Fut>(mut refused: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now()
+        + weft::store::clickhouse::KEY_CACHE_TTL
+        + std::time::Duration::from_secs(5);
+    loop {
+        if refused().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -204,3 +204,57 @@ async fn memory_mapped_reads_are_opt_in_and_answer_the_same() {
     }
     assert_eq!(mapped, [false, true], "the file is mapped only with --read-mmap-mib");
 }
+
+#[tokio::test]
+async fn migration_8_indexes_the_runs_already_stored() {
+    let Some(url) = clickhouse_url() else {
+        println!("skipped: needs WEFT_TEST_STORE=clickhouse (call_views is ClickHouse's)");
+        return;
+    };
+    if std::env::var_os("WEFT_CLICKHOUSE_CLUSTER").is_some() {
+        println!("skipped: one server's migrations");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = clickhouse_database(dir.path());
+    let args = ["--store", "clickhouse", "--clickhouse-url", &url, "--clickhouse-database", &db, "migrate"];
+    let (ok, _, err) = run(&args);
+    assert!(ok, "{err}");
+    let base = weft::domain::call::now();
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let mut c = weft::domain::call::Call::new("acme/proj", "Evaluation.evaluate", base + i);
+        let (e, m) = ("weave:///acme/proj/object/E:1", "weave:///acme/proj/object/M:1");
+        c.attributes = serde_json::json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
+        c.inputs = serde_json::json!({"self": e, "model": m});
+        calls.push(c);
+    }
+    let mut failed = weft::domain::call::Call::new("acme/proj", "child", base + 10);
+    failed.trace_id = calls[1].trace_id.clone();
+    failed.parent_id = Some(calls[1].id.clone());
+    failed.exception = Some("boom".into());
+    let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    {
+        let store = open_store(dir.path());
+        weft::domain::store::write(store.as_ref(), move |w| {
+            for c in calls.iter().chain([&failed]) {
+                w.insert_call(c)?;
+            }
+            Ok(())
+        })
+        .expect("write");
+    }
+    // As weft left it before migration 8: no index of the views' rows.
+    clickhouse(&url, &db, "TRUNCATE TABLE call_views").await;
+    clickhouse(&url, &db, "ALTER TABLE weft_migrations DELETE WHERE version = 8").await;
+    let (ok, _, err) = run(&args);
+    assert!(ok && err.contains("applied migration 8"), "{err}");
+    let indexed = "SELECT kind, count() FROM call_views FINAL GROUP BY kind ORDER BY kind FORMAT CSV";
+    assert_eq!(clickhouse(&url, &db, indexed).await.trim(), "\"failed\",1\n\"run\",3");
+    let s = Server::start_in(dir);
+    let rows = jsonl(s.get("/evaluation_runs?limit=10")).await;
+    let listed: Vec<&str> = rows.iter().filter_map(|r| r["evaluation_run_id"].as_str()).collect();
+    assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let picked = jsonl(s.get(&format!("/evaluation_runs?evaluation_run_ids={}", ids[1]))).await;
+    assert_eq!(picked.len(), 1, "{picked:?}");
+}

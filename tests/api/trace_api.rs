@@ -435,3 +435,31 @@ async fn completed_calls_without_an_id_get_one() {
     assert_eq!(calls[0]["ended_at"], "2026-01-01T00:00:01Z");
     assert!(!calls[0]["id"].as_str().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_run_whose_end_came_first_is_listed_once_where_its_start_puts_it() {
+    let s = Server::start();
+    // The end first (a pending call, started when it arrived, of no view), then the start of
+    // an evaluation run: the run takes the start's time and kind.
+    json_ok(post_v1(&s, "/call/end", &end_body("late-run", None))).await;
+    let mut start = start_body("late-run", None, "Evaluation.evaluate");
+    start["start"]["attributes"] = json!({"weave": {"evaluation_run": "true",
+        "evaluation": "weave:///acme/proj/object/E:1", "model": "weave:///acme/proj/object/M:1"}});
+    json_ok(post_v1(&s, "/call/start", &start)).await;
+    // A failed call under it, its end first too.
+    json_ok(post_v1(&s, "/call/end", &end_body("kid", Some("boom")))).await;
+    json_ok(post_v1(&s, "/call/start", &start_body("kid", Some("late-run"), "op"))).await;
+    let runs = jsonl(s.get("/evaluation_runs")).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["evaluation_run_id"], "late-run");
+    let started = runs[0]["started_at"].as_str().unwrap_or_default();
+    assert!(started.starts_with("2026-01-01T00:00:00"), "the start's time, not the end's arrival: {started}");
+    let page = jsonl(s.get("/evaluation_runs?limit=5&models=weave:///acme/proj/object/M:1")).await;
+    assert_eq!(page, runs, "a page reads the same run");
+    assert!(runs[0].to_string().contains("descendant_error"), "its failed child counts: {}", runs[0]);
+    // Deleted, it leaves every list.
+    let del = json!({"project_id": "acme/proj", "call_ids": ["late-run"]});
+    json_ok(post_v1(&s, "/calls/delete", &del)).await;
+    assert!(jsonl(s.get("/evaluation_runs?limit=5")).await.is_empty());
+    assert!(jsonl(s.get("/evaluation_runs")).await.is_empty());
+}

@@ -230,6 +230,24 @@ pub fn rename(w: &mut dyn Writer, project: &str, id: &str, display_name: Option<
     if w.insert_new_call(&pending)? { Ok(()) } else { Err(Error::NotFound(format!("Call {id} not found"))) }
 }
 
+/// Tells the writer which calls a batch of [`prepare_complete`]d calls is about to look up
+/// (see [`Writer::prefetch_calls`]): each one's id, to know whether it is new.
+pub fn prefetch_completed(w: &mut dyn Writer, batch: &[Completed]) -> Result<()> {
+    let mut ids: Vec<(&str, String)> = batch
+        .iter()
+        .filter(|c| c.start.id.as_ref().is_some_and(|i| !i.is_empty()))
+        .map(|c| (c.call.project_id.as_str(), c.call.id.clone()))
+        .collect();
+    ids.sort();
+    for group in ids.chunk_by(|a, b| a.0 == b.0) {
+        if let Some((project, _)) = group.first() {
+            let wanted: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
+            w.prefetch_calls(project, &wanted)?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies an upsert batch in order, as one job; returns one answer per item: `{id,
 /// trace_id}` for a start, `{}` for an end. A start followed by its own end (what the SDK
 /// sends for a short call) is written once, as a completed call.

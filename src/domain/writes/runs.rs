@@ -24,7 +24,7 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&
     call.attributes = json!({ "weave": weave });
     call.inputs = json!({ "self": req.evaluation, "model": req.model });
     call.wb_user_id = user.map(String::from);
-    w.insert_call(&call)?;
+    w.insert_fresh_call(&call)?;
     Ok(call.id)
 }
 
@@ -48,7 +48,7 @@ pub fn finish(w: &mut dyn Writer, project: &str, id: &str, req: FinishRun, user:
     summarize.ended_at = Some(at);
     summarize.summary = Some(json!({}));
     summarize.wb_user_id = user.map(String::from);
-    w.insert_call(&summarize)?;
+    w.insert_fresh_call(&summarize)?;
     // Only the end fields change: the other columns (and the indexes over them) stay as they are.
     let summary = Value::Object(req.summary.unwrap_or_default());
     let end = CallEndFields {

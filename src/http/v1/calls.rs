@@ -133,6 +133,7 @@ pub(crate) async fn calls_complete(
         .map(|c| calls::prepare_complete(c, Some(&user)))
         .collect::<Result<Vec<_>, _>>()?;
     let written = store::write_async(state.store.as_ref(), move |w| {
+        calls::prefetch_completed(w, &ready)?;
         for c in &mut ready {
             calls::write_complete(w, c, Some(&user))?;
         }

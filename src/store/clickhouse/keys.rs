@@ -32,9 +32,17 @@ fn session_by_hash(client: &Client, hash: &str) -> Result<Option<Session>> {
 }
 
 impl ClickHouseStore {
-    /// Finds an unrevoked key by the hash of its secret.
+    /// Finds an unrevoked key by the hash of its secret: from the cache of keys verified less
+    /// than [`super::KEY_CACHE_TTL`] ago, or else from ClickHouse.
     pub(super) fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
-        key_where(&self.client, "hash", hash, true)
+        if let Some(key) = self.keys.get(hash) {
+            return Ok(Some(key));
+        }
+        let found = key_where(&self.client, "hash", hash, true)?;
+        if let Some(key) = &found {
+            self.keys.put(key);
+        }
+        Ok(found)
     }
 
     /// Finds a session by the hash of its token.
@@ -58,6 +66,7 @@ impl Tx<'_> {
         match self.keys.get_or_read(id.to_string(), || key_where(client, "id", id, false))? {
             Some(k) if k.revoked_at.is_none() => {
                 self.keys.put(id.to_string(), ApiKey { revoked_at: Some(at), ..k });
+                self.revoked.push(id.to_string());
                 Ok(true)
             }
             _ => Ok(false),

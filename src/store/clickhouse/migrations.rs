@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::client::{Client, Query};
-use super::rows::{CALL_COLUMNS, CallTuple, call_from_tuple, call_line, time};
+use super::rows::{CALL_COLUMNS, CallTuple, call_from_tuple, call_line, time, view_lines};
 use super::schema::{self, Ddl, Layout, MIGRATIONS, MIGRATIONS_TABLE, Place, Step};
 use crate::domain::call::now;
 use crate::domain::error::{Error, Result};
@@ -118,6 +118,9 @@ pub fn migrate(client: &Client, topology: &Topology) -> Result<Vec<(u32, &'stati
             for ddl in schema::step_ddl(step, db, layout) {
                 apply(client, topology, &ddl, true)?;
             }
+            if let Step::FillCallViews = step {
+                fill_call_views(client)?;
+            }
         }
         let line = serde_json::json!({"version": m.version, "name": m.name, "applied_at": time(now())?});
         client.insert("weft_migrations", format!("{line}\n").as_bytes())?;
@@ -200,4 +203,37 @@ fn derive_logged_predictions(client: &Client, topology: &Topology) -> Result<()>
             true
         },
     )
+}
+
+/// Fills `call_views` with the view rows of every call stored (the newest version of each),
+/// as the writer writes them (`rows::view_lines`); run where queries enter, so that on a
+/// cluster each row goes to its project's shard.
+fn fill_call_views(client: &Client) -> Result<()> {
+    let version = u64::try_from(now()).unwrap_or(0);
+    let mut body = String::new();
+    let mut rows = 0;
+    let flush = |body: &mut String| -> Result<()> {
+        if !body.is_empty() {
+            client.insert("call_views", body.as_bytes())?;
+            body.clear();
+        }
+        Ok(())
+    };
+    let q = Query::new(format!(
+        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE kind IS NOT NULL OR exception IS NOT NULL \
+         FORMAT JSONCompactEachRow"
+    ));
+    client.query_rows::<CallTuple>(&q, &mut |t| {
+        let s = call_from_tuple(t);
+        for line in view_lines(&s, &[], version)? {
+            body.push_str(&line);
+            body.push('\n');
+            rows += 1;
+            if rows % INSERT_ROWS == 0 {
+                flush(&mut body)?;
+            }
+        }
+        Ok(true)
+    })?;
+    flush(&mut body)
 }

@@ -9,10 +9,12 @@
 //!
 //! Here the store itself. The HTTP client is in [`client`], the schema's DDL in [`schema`] and
 //! applying its migrations in `migrations`, the writer's batch and the writes of a job in
-//! `writes`, the reads in `reads` (each split by resource), API keys in `keys`, rows as
+//! `writes`, the reads in `reads` (each split by resource), API keys in `keys` (with a
+//! short-lived cache of verified keys in `key_cache`), rows as
 //! ClickHouse's JSON in `rows`, and the batch's in-memory rows in `overlay`.
 
 pub mod client;
+mod key_cache;
 mod keys;
 mod migrations;
 mod overlay;
@@ -21,8 +23,12 @@ mod rows;
 pub mod schema;
 mod writes;
 
+use std::sync::Arc;
+
 use self::client::Client;
 pub use self::client::Config;
+pub use self::key_cache::KEY_CACHE_TTL;
+use self::key_cache::KeyCache;
 pub use self::migrations::{Topology, migrate};
 pub use self::schema::identifier as check_identifier;
 use self::writes::WriteClient;
@@ -37,6 +43,8 @@ pub struct ClickHouseStore {
     /// The writer thread; first, so that dropping the store stops it before anything else.
     writer: WriterThread,
     client: Client,
+    /// Keys verified lately (see [`key_cache`]).
+    keys: Arc<KeyCache>,
 }
 
 impl ClickHouseStore {
@@ -53,8 +61,10 @@ impl ClickHouseStore {
         for (version, name) in applied {
             tracing::info!(version, name, "applied ClickHouse migration");
         }
-        let writer = WriterThread::start(WriteClient { client: client.clone(), version: 0 })?;
-        Ok(ClickHouseStore { writer, client })
+        let keys = Arc::new(KeyCache::default());
+        let writer =
+            WriterThread::start(WriteClient { client: client.clone(), version: 0, keys: keys.clone() })?;
+        Ok(ClickHouseStore { writer, client, keys })
     }
 }
 

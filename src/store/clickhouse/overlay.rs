@@ -39,6 +39,11 @@ impl<K: Eq + Hash + Clone, V: Clone> Overlay<K, V> {
         self.rows.contains_key(key)
     }
 
+    /// The row of `key` as ClickHouse holds it, when the batch has read it and not written it.
+    pub fn read_only(&self, key: &K) -> Option<&V> {
+        self.rows.get(key).filter(|s| !s.dirty).and_then(|s| s.value.as_ref())
+    }
+
     /// Records what ClickHouse holds for `key`, unless the batch already knows better.
     pub fn remember(&mut self, key: K, value: Option<V>) {
         self.rows.entry(key).or_insert(Slot { value, dirty: false });

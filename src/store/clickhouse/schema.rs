@@ -46,6 +46,27 @@ pub const CALLS: Table = Table {
     shard_by: "cityHash64(project_id)",
 };
 
+/// The index of the views' rows (migration 8): one row per call and view key, ordered so that
+/// a list reads only the rows of its kind, in its order. A call's keys are its kind (`run`,
+/// `prediction`, `score`) when it has one, and `failed` when it raised, each with its start
+/// time. The writer inserts these rows with the call's, each a new version of its row
+/// (`deleted` set when the call is deleted), and when a call loses a key (its kind derived
+/// anew, its start time merged) a version of the old key's row with `deleted` set. A run's row
+/// carries what a run list shows (its summary, and its output when it was logged through the
+/// trace API), so run lists read this table only; the lists of predictions and scores read
+/// ids here, then the calls by the primary key of `calls`, checking them again.
+pub const CALL_VIEWS: Table = Table {
+    name: "call_views",
+    columns: "project_id String, kind LowCardinality(String), started_at DateTime64(6, 'UTC'), \
+        id String, trace_id String, evaluation Nullable(String), model Nullable(String), \
+        run_id Nullable(String), op_name String, display_name Nullable(String), \
+        ended_at Nullable(DateTime64(6, 'UTC')), failed Bool, summary Nullable(String), \
+        output Nullable(String), deleted Bool, version UInt64",
+    order_by: "project_id, kind, started_at, id",
+    version: Some("version"),
+    shard_by: "cityHash64(project_id)",
+};
+
 /// Object versions (ops included).
 pub const OBJECTS: Table = Table {
     name: "objects",
@@ -178,6 +199,9 @@ pub enum Step {
     /// Derives the view columns of the calls flagged `weave.prediction` with JSON `true` again:
     /// they became predictions (data, not DDL: `migrate` runs it).
     DeriveFlaggedPredictions,
+    /// Fills [`CALL_VIEWS`] from the calls already stored (data, not DDL: `migrate` runs it).
+    /// A later migration that writes calls again must write their view rows too.
+    FillCallViews,
 }
 
 /// The thread, turn and W&B run columns of calls (migration 4). Reading calls needs them, so
@@ -236,6 +260,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "predictions flagged with JSON true",
         steps: &[Step::DeriveFlaggedPredictions],
+    },
+    Migration {
+        version: 8,
+        name: "an index of the views' rows",
+        steps: &[Step::Create(&CALL_VIEWS), Step::FillCallViews],
     },
 ];
 
@@ -370,7 +399,7 @@ pub fn step_ddl(step: &Step, database: &str, layout: &Layout) -> Vec<Ddl> {
                 }
             }
         }
-        Step::DeriveLoggedPredictions | Step::DeriveFlaggedPredictions => Vec::new(),
+        Step::DeriveLoggedPredictions | Step::DeriveFlaggedPredictions | Step::FillCallViews => Vec::new(),
     }
 }
 
@@ -460,6 +489,7 @@ mod tests {
             "llm_token_prices",
             "object_tags",
             "object_aliases",
+            "call_views",
         ] {
             assert!(ddl.iter().any(|s| s.contains(&format!("weft.{t} ("))), "{t}");
         }

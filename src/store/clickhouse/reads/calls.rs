@@ -85,9 +85,13 @@ pub(super) fn view_calls(
         run.push_str(&format!(" AND (toUnixTimestamp64Micro(started_at), id) > ({t}, {id})"));
     }
     let window = limit_offset(&mut q, page);
+    // The window's ids from the index of the views' rows, in its order; then those calls
+    // whole, by the primary key, checked again.
     q.push(&format!(
-        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} AND kind = {k} \
-         AND deleted_at IS NULL{run} ORDER BY started_at, id{window} FORMAT JSONCompactEachRow"
+        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE project_id = {p} \
+         AND id IN (SELECT id FROM call_views FINAL WHERE project_id = {p} AND kind = {k} \
+           AND NOT deleted{run} ORDER BY started_at, id{window}) \
+         AND kind = {k} AND deleted_at IS NULL{run} ORDER BY started_at, id FORMAT JSONCompactEachRow"
     ));
     stream_calls(client, &q, sink)
 }

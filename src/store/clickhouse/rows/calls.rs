@@ -136,6 +136,65 @@ pub fn call_line(s: &StoredCall, version: u64) -> Result<String> {
     .to_string())
 }
 
+/// A key of a call in `call_views`: the view it is listed in and its start time.
+pub type ViewKey = (&'static str, Micros);
+
+/// The view key of a call that raised (counted for its trace's failed descendants).
+pub const FAILED_VIEW: &str = "failed";
+
+/// The keys `call_views` lists a call under: its kind, if it has one, and [`FAILED_VIEW`] if it
+/// raised.
+pub fn view_keys(c: &Call) -> Vec<ViewKey> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(tag) = ViewColumns::of(c).kind.tag() {
+        keys.push((tag, c.started_at));
+    }
+    if c.exception.is_some() {
+        keys.push((FAILED_VIEW, c.started_at));
+    }
+    keys
+}
+
+/// The `call_views` rows of a call: one per key it has now, and one marked deleted per key in
+/// `before` (the keys its stored row had) that it no longer has.
+pub fn view_lines(s: &StoredCall, before: &[ViewKey], version: u64) -> Result<Vec<String>> {
+    let c = &s.call;
+    let v = ViewColumns::of(c);
+    let now = view_keys(c);
+    let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    let line = |(kind, started_at): ViewKey, deleted: bool| -> Result<String> {
+        // What a run list shows beyond the index: only on a run's row.
+        let run = kind == "run";
+        Ok(json!({
+            "project_id": c.project_id,
+            "kind": kind,
+            "started_at": time(started_at)?,
+            "id": c.id,
+            "trace_id": c.trace_id,
+            "evaluation": v.evaluation,
+            "model": v.model,
+            "run_id": v.run_id,
+            "op_name": c.op_name,
+            "display_name": c.display_name,
+            "ended_at": opt_time(c.ended_at)?,
+            "failed": c.exception.is_some(),
+            "summary": if run { text(&c.summary) } else { None },
+            "output": if run && v.logged_run { text(&c.output) } else { None },
+            "deleted": deleted,
+            "version": version,
+        })
+        .to_string())
+    };
+    let mut lines = Vec::with_capacity(now.len() + before.len());
+    for k in &now {
+        lines.push(line(*k, s.deleted_at.is_some())?);
+    }
+    for k in before.iter().filter(|k| !now.contains(k)) {
+        lines.push(line(*k, true)?);
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +220,28 @@ mod tests {
         assert_eq!(line["deleted_at"], Value::Null);
         assert_eq!(line["output"], r#"{"acc":0.5}"#);
         assert_eq!(line["version"], 9);
+    }
+
+    #[test]
+    fn a_call_that_changes_its_view_keys_marks_the_old_ones_deleted() {
+        let mut s = StoredCall { call: sample_call(), deleted_at: None };
+        let before = view_keys(&s.call);
+        assert_eq!(before, vec![("run", s.call.started_at)]);
+        s.call.exception = Some("boom".into());
+        s.call.started_at += 1;
+        let lines: Vec<Value> = view_lines(&s, &before, 3)
+            .expect("lines")
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let keys: Vec<(&str, bool)> =
+            lines.iter().map(|l| (l["kind"].as_str().unwrap_or(""), l["deleted"] == true)).collect();
+        assert_eq!(keys, vec![("run", false), ("failed", false), ("run", true)]);
+        assert_eq!(lines[2]["started_at"], "2023-11-14 22:13:20.123456", "the old key's start");
+        assert_eq!(lines[0]["evaluation"], "weave:///acme/proj/object/E:1");
+        s.deleted_at = Some(9);
+        let deleted = view_lines(&s, &view_keys(&s.call), 4).expect("lines");
+        assert!(deleted.iter().all(|l| l.contains("\"deleted\":true")), "{deleted:?}");
     }
 
     #[test]

@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
-use super::{Tx, read_unknown};
+use super::{CallKey, Tx, read_unknown};
 use crate::domain::call::{Call, Micros};
 use crate::domain::error::{Error, Result};
 use crate::domain::store::CallEndFields;
 use crate::store::clickhouse::IN_CHUNK;
 use crate::store::clickhouse::client::Query;
 use crate::store::clickhouse::rows::{
-    CALL_COLUMNS, CallTuple, StoredCall, call_from_tuple, check_call_times, check_time,
+    CALL_COLUMNS, CallTuple, StoredCall, call_from_tuple, check_call_times, check_time, view_keys,
 };
 
 /// Fails the running job if a call it inserted existed already in ClickHouse (one query per
@@ -60,9 +60,15 @@ pub(super) fn stored(tx: &mut Tx<'_>, project: &str, id: &str) -> Result<Option<
     Ok(tx.calls.get(&(project.to_string(), id.to_string())).flatten().cloned())
 }
 
-/// The live children of any of `parents`, as the batch sees them (unordered).
-fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec<StoredCall>> {
-    for chunk in parents.chunks(IN_CHUNK) {
+/// Reads the live children in ClickHouse of those of `parents` whose children the batch has
+/// not read yet, remembering both.
+pub(super) fn prefetch_children(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<()> {
+    let unread: Vec<String> = parents
+        .iter()
+        .filter(|id| !tx.children_read.contains(&(project.to_string(), (*id).clone())))
+        .cloned()
+        .collect();
+    for chunk in unread.chunks(IN_CHUNK) {
         let mut q = Query::default();
         let (p, ids) = (q.string(project), q.strings(chunk));
         q.push(&format!(
@@ -73,7 +79,16 @@ fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec
             let s = call_from_tuple(t);
             tx.calls.remember((project.to_string(), s.call.id.clone()), Some(s));
         }
+        for id in chunk {
+            tx.children_read.insert((project.to_string(), id.clone()));
+        }
     }
+    Ok(())
+}
+
+/// The live children of any of `parents`, as the batch sees them (unordered).
+fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec<StoredCall>> {
+    prefetch_children(tx, project, parents)?;
     let wanted: HashSet<&str> = parents.iter().map(String::as_str).collect();
     Ok(tx
         .calls
@@ -87,6 +102,19 @@ fn children_of(tx: &mut Tx<'_>, project: &str, parents: &[String]) -> Result<Vec
         .collect())
 }
 
+/// Writes a new version of a call in the batch, remembering the view keys its row in
+/// ClickHouse had (when the batch read it and has not written it yet): those it loses are
+/// marked deleted in `call_views` when the batch is inserted.
+fn put(tx: &mut Tx<'_>, key: CallKey, s: StoredCall) {
+    if !tx.view_keys.contains_key(&key)
+        && let Some(stored) = tx.calls.read_only(&key)
+    {
+        let before = view_keys(&stored.call);
+        tx.view_keys.insert(key.clone(), before);
+    }
+    tx.calls.put(key, s);
+}
+
 pub(super) fn insert(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
     check_call_times(c)?;
     let key = (c.project_id.clone(), c.id.clone());
@@ -97,14 +125,22 @@ pub(super) fn insert(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
         // job fails then as it would now.
         None => tx.unchecked.push(key.clone()),
     }
-    tx.calls.put(key, StoredCall { call: c.clone(), deleted_at: None });
+    put(tx, key, StoredCall { call: c.clone(), deleted_at: None });
     Ok(())
+}
+
+/// Inserts a call whose id was just made here: known new, so not checked against ClickHouse.
+pub(super) fn insert_fresh(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
+    check_call_times(c)?;
+    let key = (c.project_id.clone(), c.id.clone());
+    tx.calls.remember(key.clone(), None);
+    insert(tx, c)
 }
 
 pub(super) fn update(tx: &mut Tx<'_>, c: &Call) -> Result<()> {
     check_call_times(c)?;
     if stored(tx, &c.project_id, &c.id)?.is_some_and(|s| s.deleted_at.is_none()) {
-        tx.calls.put((c.project_id.clone(), c.id.clone()), StoredCall { call: c.clone(), deleted_at: None });
+        put(tx, (c.project_id.clone(), c.id.clone()), StoredCall { call: c.clone(), deleted_at: None });
     }
     Ok(())
 }
@@ -119,7 +155,7 @@ pub(super) fn end(tx: &mut Tx<'_>, project: &str, id: &str, end: &CallEndFields<
     s.call.output = Some(end.output.clone());
     s.call.summary = Some(end.summary.clone());
     s.call.wb_run_step_end = end.wb_run_step_end;
-    tx.calls.put((project.to_string(), id.to_string()), s);
+    put(tx, (project.to_string(), id.to_string()), s);
     Ok(true)
 }
 
@@ -151,7 +187,7 @@ pub(super) fn delete_subtree(tx: &mut Tx<'_>, project: &str, id: &str, at: Micro
     let n = subtree.len() as u64;
     for mut s in subtree {
         s.deleted_at = Some(at);
-        tx.calls.put((project.to_string(), s.call.id.clone()), s);
+        put(tx, (project.to_string(), s.call.id.clone()), s);
     }
     Ok(n)
 }

@@ -7,10 +7,14 @@ mod calls;
 mod feedback;
 mod objects;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 
 use super::IN_CHUNK;
 use super::client::{Client, Query};
+use super::key_cache::KeyCache;
 use super::overlay::{Appends, Overlay};
 use super::rows::*;
 use crate::domain::call::{Call, Micros, now};
@@ -20,7 +24,7 @@ use crate::domain::feedback::Feedback;
 use crate::domain::keys::ApiKey;
 use crate::domain::object::ObjectVersion;
 use crate::domain::sessions::Session;
-use crate::domain::store::{CallEndFields, Writer};
+use crate::domain::store::{CallEndFields, ReadHint, Writer};
 use crate::store::writer::{Backend, Batch};
 
 /// A row version newer than every one this process wrote before: the time in µs, or one more
@@ -35,13 +39,15 @@ fn next_version(last: &mut u64) -> u64 {
 pub(super) struct WriteClient {
     pub(super) client: Client,
     pub(super) version: u64,
+    /// The store's cache of verified keys, whose entries this writer's revocations drop.
+    pub(super) keys: Arc<KeyCache>,
 }
 
 impl Backend for WriteClient {
     type Batch<'a> = InMemory<'a>;
 
     fn begin(&mut self) -> Result<InMemory<'_>> {
-        Ok(InMemory { tx: Tx::new(&self.client), version: &mut self.version })
+        Ok(InMemory { tx: Tx::new(&self.client), version: &mut self.version, keys: &self.keys })
     }
 }
 
@@ -50,9 +56,28 @@ impl Backend for WriteClient {
 pub(super) struct InMemory<'a> {
     tx: Tx<'a>,
     version: &'a mut u64,
+    keys: &'a KeyCache,
 }
 
 impl Batch for InMemory<'_> {
+    fn prefetch(&mut self, hints: &[&ReadHint]) -> Result<()> {
+        let by_project = |pick: fn(&ReadHint) -> &Vec<(String, String)>| {
+            let mut ids: Vec<&(String, String)> = hints.iter().flat_map(|h| pick(h).iter()).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        for group in by_project(|h| &h.calls).chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
+            calls::prefetch(&mut self.tx, &group[0].0, &ids)?;
+        }
+        for group in by_project(|h| &h.children_of).chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
+            calls::prefetch_children(&mut self.tx, &group[0].0, &ids)?;
+        }
+        Ok(())
+    }
+
     fn writer(&mut self) -> &mut dyn Writer {
         &mut self.tx
     }
@@ -65,6 +90,9 @@ impl Batch for InMemory<'_> {
 
     fn commit(mut self) -> Result<()> {
         let flushed = self.tx.flush(next_version(self.version));
+        for id in std::mem::take(&mut self.tx.revoked) {
+            self.keys.forget_id(&id);
+        }
         if let Err(e) = &flushed {
             let error = crate::domain::error::bounded(&e.to_string()).into_owned();
             tracing::error!(%error, "ClickHouse insert of a write batch failed");
@@ -96,6 +124,14 @@ pub(super) struct Tx<'a> {
     aliases: Overlay<ObjectKey, AliasRow>,
     pub(super) keys: Overlay<String, ApiKey>,
     pub(super) sessions: Overlay<String, Session>,
+    /// The `call_views` keys of the calls the batch rewrote, as their rows in ClickHouse had
+    /// them before.
+    view_keys: HashMap<CallKey, Vec<ViewKey>>,
+    /// Calls whose children in ClickHouse the batch has read (all of them live ones: the
+    /// batch sees the rest in `calls`).
+    children_read: HashSet<CallKey>,
+    /// Ids of the keys the batch revoked, dropped from the cache of verified keys at commit.
+    pub(super) revoked: Vec<String>,
     /// Calls the running job inserted without knowing whether they existed: checked at once
     /// when the job ends.
     unchecked: Vec<CallKey>,
@@ -120,6 +156,9 @@ impl<'a> Tx<'a> {
             prices: Overlay::default(),
             keys: Overlay::default(),
             sessions: Overlay::default(),
+            revoked: Vec::new(),
+            children_read: HashSet::new(),
+            view_keys: HashMap::new(),
             unchecked: Vec::new(),
             table_rows: Appends::default(),
             tables: Appends::default(),
@@ -160,7 +199,14 @@ impl<'a> Tx<'a> {
             client.insert(table, body.as_bytes())
         }
         let encode = |lines: Vec<Result<String>>| lines.into_iter().collect::<Result<Vec<_>>>();
-        let calls = encode(self.calls.take_written().iter().map(|c| call_line(c, version)).collect())?;
+        let written = self.calls.take_written();
+        let before = std::mem::take(&mut self.view_keys);
+        let mut views = Vec::new();
+        for c in &written {
+            let key = (c.call.project_id.clone(), c.call.id.clone());
+            views.extend(view_lines(c, before.get(&key).map_or(&[][..], Vec::as_slice), version)?);
+        }
+        let calls = encode(written.iter().map(|c| call_line(c, version)).collect())?;
         let objects = encode(self.objects.take_written().iter().map(|o| object_line(o, version)).collect())?;
         let feedback = encode(
             self.feedback.take_written().iter().map(|(f, d)| feedback_line(f, *d, version)).collect(),
@@ -182,6 +228,10 @@ impl<'a> Tx<'a> {
         insert(self.client, "objects", objects)?;
         insert(self.client, "object_tags", tags)?;
         insert(self.client, "object_aliases", aliases)?;
+        // A call's view rows before the call: a row listed but not yet in `calls` is checked
+        // against `calls` and left out by every read, where a call in `calls` without its view
+        // rows would be missing from the lists.
+        insert(self.client, "call_views", views)?;
         insert(self.client, "calls", calls)?;
         insert(self.client, "feedback", feedback)?;
         insert(self.client, "llm_token_prices", prices)?;
@@ -222,6 +272,10 @@ fn read_unknown<T: DeserializeOwned, V: Clone>(
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
         calls::insert(self, c)
+    }
+
+    fn insert_fresh_call(&mut self, c: &Call) -> Result<()> {
+        calls::insert_fresh(self, c)
     }
 
     fn update_call(&mut self, c: &Call) -> Result<()> {
