@@ -110,26 +110,29 @@ impl ChServer {
         client.query_all::<(u64,)>(&q).ok().and_then(|r| r.first().map(|(t,)| *t)).unwrap_or(0)
     }
 
-    /// ClickHouse's own time per normalised query of `database` since `since` (µs), the most
-    /// frequent shapes first, as table rows: count, p50 and p99 ms, rows read, the query.
+    /// ClickHouse's own time per normalised query of `database` since `since` (µs), the shapes
+    /// that took the most time in all first, as table rows: count, total s, p50 and p99 ms,
+    /// rows read, the query.
     fn own_times(&self, database: &str, since: u64) -> Result<Vec<String>, String> {
         let client = Client::new(self.config("default"));
         client.execute(&Query::new("SYSTEM FLUSH LOGS")).map_err(|e| e.to_string())?;
         let mut q = Query::default();
         let (db, t) = (q.string(database), q.uint(since));
         q.push(&format!(
-            "SELECT count(), quantile(0.5)(query_duration_ms), quantile(0.99)(query_duration_ms), \
-               toUInt64(quantile(0.5)(read_rows)), any(substring(normalizeQuery(query), 1, 140)) \
+            "SELECT count(), sum(query_duration_ms) / 1000, quantile(0.5)(query_duration_ms), \
+               quantile(0.99)(query_duration_ms), toUInt64(quantile(0.5)(read_rows)), \
+               any(substring(normalizeQuery(query), greatest(1, position(normalizeQuery(query), ' FROM ')), 200)) \
              FROM system.query_log WHERE type = 'QueryFinish' AND current_database = {db} \
                AND event_time_microseconds >= fromUnixTimestamp64Micro(toInt64({t})) \
-             GROUP BY normalizedQueryHash(query) ORDER BY count() DESC LIMIT 12 FORMAT JSONCompactEachRow"
+             GROUP BY normalizedQueryHash(query) ORDER BY sum(query_duration_ms) DESC LIMIT 24 \
+             FORMAT JSONCompactEachRow"
         ));
-        let rows: Vec<(u64, f64, f64, u64, String)> = client.query_all(&q).map_err(|e| e.to_string())?;
+        let rows: Vec<(u64, f64, f64, f64, u64, String)> = client.query_all(&q).map_err(|e| e.to_string())?;
         Ok(rows
             .into_iter()
-            .map(|(n, p50, p99, read, sql)| {
+            .map(|(n, total, p50, p99, read, sql)| {
                 let sql = sql.replace('|', "\\|").replace('`', "'");
-                format!("| {n} | {p50:.1} | {p99:.1} | {read} | `{sql}` |")
+                format!("| {n} | {total:.2} | {p50:.1} | {p99:.1} | {read} | `{sql}` |")
             })
             .collect())
     }

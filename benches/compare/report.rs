@@ -390,11 +390,14 @@ pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>)
             s,
             "ClickHouse's own time per query during weft's workloads on ClickHouse, N={} \
              (`system.query_log`, finished queries of the bench's database, by normalised query; \
-             the most frequent first):\n",
+             the shapes that took the most time in all first):\n",
             thousands(r.n as f64)
         );
-        let _ = writeln!(s, "| queries | p50 ms | p99 ms | rows read (p50) | query (normalised, cut) |");
-        let _ = writeln!(s, "|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            s,
+            "| queries | total s | p50 ms | p99 ms | rows read (p50) | query (normalised, from its FROM, cut) |"
+        );
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---|");
         for line in &r.ch_own {
             let _ = writeln!(s, "{line}");
         }

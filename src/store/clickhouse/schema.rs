@@ -54,14 +54,17 @@ pub const CALLS: Table = Table {
 /// anew, its start time merged) a version of the old key's row with `deleted` set. A run's row
 /// carries what a run list shows (its summary, and its output when it was logged through the
 /// trace API), so run lists read this table only; the lists of predictions and scores read
-/// ids here, then the calls by the primary key of `calls`, checking them again.
+/// ids here, then the calls by the primary key of `calls`, checking them again. A bloom filter
+/// of each granule's ids lets a read of a few runs by id (one run, a cursor's position) skip
+/// the granules that cannot hold them.
 pub const CALL_VIEWS: Table = Table {
     name: "call_views",
     columns: "project_id String, kind LowCardinality(String), started_at DateTime64(6, 'UTC'), \
         id String, trace_id String, evaluation Nullable(String), model Nullable(String), \
         run_id Nullable(String), op_name String, display_name Nullable(String), \
         ended_at Nullable(DateTime64(6, 'UTC')), failed Bool, summary Nullable(String), \
-        output Nullable(String), deleted Bool, version UInt64",
+        output Nullable(String), deleted Bool, version UInt64, \
+        INDEX call_views_id id TYPE bloom_filter GRANULARITY 1",
     order_by: "project_id, kind, started_at, id",
     version: Some("version"),
     shard_by: "cityHash64(project_id)",
