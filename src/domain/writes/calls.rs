@@ -57,6 +57,11 @@ pub fn prefetch_upserted(w: &mut dyn Writer, batch: &[UpsertItem]) -> Result<()>
             UpsertItem::End(e) => ids.push((&e.end.project_id, e.end.id.clone())),
         }
     }
+    prefetch_by_project(w, ids)
+}
+
+/// Tells the writer the calls `ids` names, a project at a time.
+fn prefetch_by_project(w: &mut dyn Writer, mut ids: Vec<(&str, String)>) -> Result<()> {
     ids.sort();
     for group in ids.chunk_by(|a, b| a.0 == b.0) {
         if let Some((project, _)) = group.first() {
@@ -233,19 +238,12 @@ pub fn rename(w: &mut dyn Writer, project: &str, id: &str, display_name: Option<
 /// Tells the writer which calls a batch of [`prepare_complete`]d calls is about to look up
 /// (see [`Writer::prefetch_calls`]): each one's id, to know whether it is new.
 pub fn prefetch_completed(w: &mut dyn Writer, batch: &[Completed]) -> Result<()> {
-    let mut ids: Vec<(&str, String)> = batch
+    let ids: Vec<(&str, String)> = batch
         .iter()
         .filter(|c| c.start.id.as_ref().is_some_and(|i| !i.is_empty()))
         .map(|c| (c.call.project_id.as_str(), c.call.id.clone()))
         .collect();
-    ids.sort();
-    for group in ids.chunk_by(|a, b| a.0 == b.0) {
-        if let Some((project, _)) = group.first() {
-            let wanted: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
-            w.prefetch_calls(project, &wanted)?;
-        }
-    }
-    Ok(())
+    prefetch_by_project(w, ids)
 }
 
 /// Applies an upsert batch in order, as one job; returns one answer per item: `{id,
