@@ -12,8 +12,9 @@ use crate::store::clickhouse::IN_CHUNK;
 use crate::store::clickhouse::client::{Client, Query};
 use crate::store::clickhouse::rows::FAILED_VIEW;
 
-/// A row of a run list.
-type RunTuple = (
+/// A row of a run list as `call_views` holds it (what the list shows), then `X`: whether a
+/// call of its trace other than itself failed ([`RunTuple`]), or its trace ([`HeldTuple`]).
+type ViewTuple<X> = (
     String,
     Option<String>,
     Option<String>,
@@ -23,10 +24,31 @@ type RunTuple = (
     Micros,
     Option<Micros>,
     bool,
-    bool,
     Option<String>,
     Option<String>,
+    X,
 );
+
+/// A row of a run list.
+type RunTuple = ViewTuple<bool>;
+
+/// The run list's row of `t`.
+fn run_row<X>(t: &ViewTuple<X>, descendant_failed: bool) -> RunRow<'_> {
+    RunRow {
+        id: &t.0,
+        evaluation: t.1.as_deref().unwrap_or(""),
+        model: t.2.as_deref().unwrap_or(""),
+        source_run_id: t.3.as_deref(),
+        display_name: t.4.as_deref(),
+        op_name: &t.5,
+        started_at: t.6,
+        ended_at: t.7,
+        failed: t.8,
+        descendant_failed,
+        summary: t.9.as_deref(),
+        output: t.10.as_deref(),
+    }
+}
 
 /// Streams the runs of project `p` that `page` selects from `call_views` (their rows there
 /// carry what the list shows), in the outer `order`, each with whether a call of its trace
@@ -43,7 +65,7 @@ fn stream_runs(
         "WITH page AS ({page}) \
          SELECT r.id, r.evaluation, r.model, r.run_id, r.display_name, r.op_name, \
            toUnixTimestamp64Micro(r.started_at), toUnixTimestamp64Micro(r.ended_at), \
-           r.failed, toBool(f.n > toUInt64(r.failed)), r.summary, r.output \
+           r.failed, r.summary, r.output, toBool(f.n > toUInt64(r.failed)) \
          FROM page AS r \
          LEFT JOIN (SELECT trace_id, count() AS n FROM call_views FINAL \
                WHERE project_id = {p} AND kind = '{FAILED_VIEW}' AND NOT deleted \
@@ -52,20 +74,7 @@ fn stream_runs(
          {order} FORMAT JSONCompactEachRow"
     ));
     client.query_rows::<RunTuple>(q, &mut |t| {
-        let row = RunRow {
-            id: &t.0,
-            evaluation: t.1.as_deref().unwrap_or(""),
-            model: t.2.as_deref().unwrap_or(""),
-            source_run_id: t.3.as_deref(),
-            display_name: t.4.as_deref(),
-            op_name: &t.5,
-            started_at: t.6,
-            ended_at: t.7,
-            failed: t.8,
-            descendant_failed: t.9,
-            summary: t.10.as_deref(),
-            output: t.11.as_deref(),
-        };
+        let row = run_row(&t, t.11);
         Ok(sink(&row))
     })
 }
@@ -136,22 +145,9 @@ pub(super) fn eval_runs(
 /// Most runs of a window read as two queries ([`held_window`]).
 const HELD_WINDOW: u64 = 1000;
 
-/// A row of [`held_window`]'s first query: a [`RunTuple`] (its descendants' failure unknown
-/// yet) and the run's trace.
-type HeldTuple = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    Micros,
-    Option<Micros>,
-    bool,
-    Option<String>,
-    Option<String>,
-    String,
-);
+/// A row of [`held_window`]'s first query: what the list shows and the run's trace (whether
+/// another call of it failed is read next).
+type HeldTuple = ViewTuple<String>;
 
 /// A window of at most [`HELD_WINDOW`] runs in two queries, where one would read the window
 /// twice (ClickHouse evaluates a `WITH` subquery where it is used): the window's rows from
@@ -186,20 +182,7 @@ fn held_window(
     }
     for t in &rows {
         let failed_in_trace = failures.get(&t.11).copied().unwrap_or(0);
-        let row = RunRow {
-            id: &t.0,
-            evaluation: t.1.as_deref().unwrap_or(""),
-            model: t.2.as_deref().unwrap_or(""),
-            source_run_id: t.3.as_deref(),
-            display_name: t.4.as_deref(),
-            op_name: &t.5,
-            started_at: t.6,
-            ended_at: t.7,
-            failed: t.8,
-            descendant_failed: failed_in_trace > u64::from(t.8),
-            summary: t.9.as_deref(),
-            output: t.10.as_deref(),
-        };
+        let row = run_row(t, failed_in_trace > u64::from(t.8));
         if !sink(&row) {
             break;
         }
