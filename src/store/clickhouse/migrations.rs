@@ -130,18 +130,31 @@ pub fn migrate(client: &Client, topology: &Topology) -> Result<Vec<(u32, &'stati
 }
 
 /// Writes again, a new version of each row with the view columns `ViewColumns::of` derives,
-/// the calls `condition` selects (and `keep` keeps, as it edits them), [`INSERT_ROWS`] at a time.
+/// the calls `condition` selects (and `keep` keeps, as it edits them).
 fn rederive(
     client: &Client,
     condition: &str,
     keep: impl Fn(&mut super::rows::StoredCall) -> bool,
 ) -> Result<()> {
     let version = u64::try_from(now()).unwrap_or(0);
+    rewrite_calls(client, "calls", condition, |mut s| {
+        Ok(if keep(&mut s) { vec![call_line(&s, version)?] } else { Vec::new() })
+    })
+}
+
+/// Reads the calls `condition` selects (the newest version of each) and inserts into `table`
+/// the rows `lines` makes of each, [`INSERT_ROWS`] at a time.
+fn rewrite_calls(
+    client: &Client,
+    table: &str,
+    condition: &str,
+    mut lines: impl FnMut(super::rows::StoredCall) -> Result<Vec<String>>,
+) -> Result<()> {
     let mut body = String::new();
     let mut rows = 0;
     let flush = |body: &mut String| -> Result<()> {
         if !body.is_empty() {
-            client.insert("calls", body.as_bytes())?;
+            client.insert(table, body.as_bytes())?;
             body.clear();
         }
         Ok(())
@@ -150,9 +163,8 @@ fn rederive(
         "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE {condition} FORMAT JSONCompactEachRow"
     ));
     client.query_rows::<CallTuple>(&q, &mut |t| {
-        let mut s = call_from_tuple(t);
-        if keep(&mut s) {
-            body.push_str(&call_line(&s, version)?);
+        for line in lines(call_from_tuple(t))? {
+            body.push_str(&line);
             body.push('\n');
             rows += 1;
             if rows % INSERT_ROWS == 0 {
@@ -210,30 +222,7 @@ fn derive_logged_predictions(client: &Client, topology: &Topology) -> Result<()>
 /// cluster each row goes to its project's shard.
 fn fill_call_views(client: &Client) -> Result<()> {
     let version = u64::try_from(now()).unwrap_or(0);
-    let mut body = String::new();
-    let mut rows = 0;
-    let flush = |body: &mut String| -> Result<()> {
-        if !body.is_empty() {
-            client.insert("call_views", body.as_bytes())?;
-            body.clear();
-        }
-        Ok(())
-    };
-    let q = Query::new(format!(
-        "SELECT {CALL_COLUMNS} FROM calls FINAL WHERE kind IS NOT NULL OR exception IS NOT NULL \
-         FORMAT JSONCompactEachRow"
-    ));
-    client.query_rows::<CallTuple>(&q, &mut |t| {
-        let s = call_from_tuple(t);
-        for line in view_lines(&s, &[], version)? {
-            body.push_str(&line);
-            body.push('\n');
-            rows += 1;
-            if rows % INSERT_ROWS == 0 {
-                flush(&mut body)?;
-            }
-        }
-        Ok(true)
-    })?;
-    flush(&mut body)
+    rewrite_calls(client, "call_views", "kind IS NOT NULL OR exception IS NOT NULL", |s| {
+        view_lines(&s, &[], version)
+    })
 }
