@@ -17,8 +17,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use weft::domain::call::{Call, Micros};
@@ -27,7 +26,7 @@ use weft::store::sqlite::SqliteStore;
 
 #[path = "common/server.rs"]
 mod server;
-use server::{Server, start, status_kib};
+use server::{Measure, Options, Server, ms, options, start, status_kib, weft_bin};
 
 const PROJECT: &str = "bench/eval";
 /// 2025-01-01T00:00:00Z.
@@ -101,14 +100,6 @@ fn fill_run(store: &SqliteStore, run: u64, model: &str, n: u64) -> Result<String
     Ok(run_id)
 }
 
-struct Measure {
-    ttfb: Duration,
-    total: Duration,
-    bytes: usize,
-    rows: usize,
-    rss_growth_kib: u64,
-}
-
 /// One `eval_results/query` with `body`, read to its end; `rows` is the answer's row count.
 fn measure(server: &Server, body: &Value) -> Result<Measure, String> {
     let pid = server.child.id();
@@ -155,27 +146,9 @@ fn measure(server: &Server, body: &Value) -> Result<Measure, String> {
     })
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    let n: u64 = match value("--predictions") {
-        Some(v) => v.parse().map_err(|_| "--predictions N")?,
-        None if smoke => 2_000,
-        None => 100_000,
-    };
-    let reps: usize = match value("--reps") {
-        Some(v) => v.parse().map_err(|_| "--reps R")?,
-        None if smoke => 1,
-        None => 3,
-    };
-    let bin = std::env::var_os("WEFT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")));
+    let Options { n, reps } = options("--predictions")?;
+    let bin = weft_bin();
     let work = tempfile::Builder::new().prefix("weft-bench-").tempdir().map_err(|e| e.to_string())?;
     let dir = work.path().join("weft");
     let filled = Instant::now();
@@ -228,14 +201,7 @@ fn run() -> Result<(), String> {
             if m.rows != *want {
                 return Err(format!("{name}: {} rows, expected {want}", m.rows));
             }
-            // The fastest run; its growth is the largest seen.
-            let growth = slot.as_ref().map_or(0, |b| b.rss_growth_kib).max(m.rss_growth_kib);
-            if slot.as_ref().is_none_or(|b| m.total < b.total) {
-                *slot = Some(m);
-            }
-            if let Some(b) = slot.as_mut() {
-                b.rss_growth_kib = growth;
-            }
+            m.keep_best(slot);
         }
     }
     println!(

@@ -13,8 +13,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use serde_json::json;
 use weft::domain::call::{Call, Micros};
@@ -23,7 +23,7 @@ use weft::store::sqlite::SqliteStore;
 
 #[path = "common/server.rs"]
 mod server;
-use server::{Server, start, status_kib};
+use server::{Measure, Options, Server, ms, options, start, status_kib, weft_bin};
 
 const PROJECT: &str = "bench/sort";
 /// 2025-01-01T00:00:00Z.
@@ -67,14 +67,6 @@ fn fill(dir: &Path, n: usize) -> Result<(), String> {
         start = end;
     }
     Ok(())
-}
-
-struct Measure {
-    ttfb: Duration,
-    total: Duration,
-    rows: usize,
-    bytes: usize,
-    rss_growth_kib: u64,
 }
 
 /// One `calls/stream_query` sorted by `field`, descending, read to its end.
@@ -134,27 +126,10 @@ fn measure(server: &Server, field: &str) -> Result<Measure, String> {
     })
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    let n: usize = match value("--calls") {
-        Some(v) => v.parse().map_err(|_| "--calls N")?,
-        None if smoke => 2_000,
-        None => 100_000,
-    };
-    let reps: usize = match value("--reps") {
-        Some(v) => v.parse().map_err(|_| "--reps R")?,
-        None if smoke => 1,
-        None => 3,
-    };
-    let bin = std::env::var_os("WEFT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")));
+    let Options { n, reps } = options("--calls")?;
+    let n = n as usize;
+    let bin = weft_bin();
     let work = tempfile::Builder::new().prefix("weft-bench-").tempdir().map_err(|e| e.to_string())?;
     let dir = work.path().join("weft");
     let filled = Instant::now();
@@ -173,14 +148,7 @@ fn run() -> Result<(), String> {
             if m.rows != n {
                 return Err(format!("sorted by {f}: {} rows, expected {n}", m.rows));
             }
-            // The run with the least time to first byte; its growth is the largest seen.
-            let growth = slot.as_ref().map_or(0, |b| b.rss_growth_kib).max(m.rss_growth_kib);
-            if slot.as_ref().is_none_or(|b| m.total < b.total) {
-                *slot = Some(m);
-            }
-            if let Some(b) = slot.as_mut() {
-                b.rss_growth_kib = growth;
-            }
+            m.keep_best(slot);
         }
     }
     println!(

@@ -1,8 +1,9 @@
-//! What the benchmarks that run the real weft binary share: starting it on a store with an
-//! admin key, stopping it, and reading its memory from `/proc`.
+//! What the benchmarks that run the real weft binary share: their options, starting it on a
+//! store with an admin key, stopping it, reading its memory from `/proc`, and what one
+//! measured request gives.
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,4 +68,65 @@ pub fn start(bin: &Path, dir: &Path) -> Result<Server, String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(server)
+}
+
+/// A bench's options: `--smoke` (CI: 2,000 items, one repetition), `<count_flag> N` (100,000
+/// by default) and `--reps R` (3 by default).
+pub struct Options {
+    pub n: u64,
+    pub reps: usize,
+}
+
+/// Reads [`Options`] from the command line; `count_flag` names the count (`--calls`...).
+pub fn options(count_flag: &str) -> Result<Options, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let n = match value(count_flag) {
+        Some(v) => v.parse().map_err(|_| format!("{count_flag} N"))?,
+        None if smoke => 2_000,
+        None => 100_000,
+    };
+    let reps = match value("--reps") {
+        Some(v) => v.parse().map_err(|_| "--reps R")?,
+        None if smoke => 1,
+        None => 3,
+    };
+    Ok(Options { n, reps })
+}
+
+/// The server binary: `WEFT_BIN`, else this package's own.
+pub fn weft_bin() -> PathBuf {
+    std::env::var_os("WEFT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")))
+}
+
+/// One measured request, read to its end.
+pub struct Measure {
+    /// Time to the response's first byte.
+    pub ttfb: Duration,
+    pub total: Duration,
+    pub rows: usize,
+    pub bytes: usize,
+    /// How far the server's peak resident set grew past its resident set before the request.
+    pub rss_growth_kib: u64,
+}
+
+impl Measure {
+    /// Keeps in `best` the fastest of its runs, with the largest growth seen.
+    pub fn keep_best(self, best: &mut Option<Measure>) {
+        let growth = best.as_ref().map_or(0, |b| b.rss_growth_kib).max(self.rss_growth_kib);
+        if best.as_ref().is_none_or(|b| self.total < b.total) {
+            *best = Some(self);
+        }
+        if let Some(b) = best.as_mut() {
+            b.rss_growth_kib = growth;
+        }
+    }
+}
+
+/// Milliseconds, rounded.
+pub fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
