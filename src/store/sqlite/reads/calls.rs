@@ -8,6 +8,7 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
+use crate::store::sqlite::ids::{self, Id};
 use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
 };
@@ -38,9 +39,18 @@ fn trace_name() -> String {
     )
 }
 
-/// The `ORDER BY` of a calls query: its keys, then the call id.
+/// The columns holding call ids, stored as `ids` encodes them.
+const ID_COLUMNS: [&str; 5] = ["id", "trace_id", "parent_id", "run_id", "turn_id"];
+
+/// The `ORDER BY` of a calls query: its keys, then the call id. Ids order as their texts
+/// (as the ClickHouse store orders them), UUIDs and other ids alike: no index gives these
+/// orders, so the rows are sorted either way.
 fn order_by(sort: &[Sort]) -> String {
+    if sort.is_empty() {
+        return format!("started_at, {}(id)", ids::DECODE);
+    }
     call_order(sort, |field, dir| match field {
+        SortField::Column(c) if ID_COLUMNS.contains(c) => format!("{}({c}) {dir}", ids::DECODE),
         SortField::Column(c) => format!("{c} {dir}"),
         SortField::LatencyMs => {
             format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}")
@@ -94,8 +104,8 @@ pub(super) fn view_calls(
     let mut stmt =
         conn.prepare_cached(&view_calls_sql(kind, run_filter, after.is_some())).map_err(storage)?;
     let rows = match after {
-        Some(c) => stmt.query(params![project, run_id, limit, offset, c.started_at, c.id]),
-        None => stmt.query(params![project, run_id, limit, offset]),
+        Some(c) => stmt.query(params![project, Id::opt(run_id), limit, offset, c.started_at, Id::new(&c.id)]),
+        None => stmt.query(params![project, Id::opt(run_id), limit, offset]),
     }
     .map_err(storage)?;
     for_rows(rows, &mut |r| Ok(sink(call_from_row(r)?)))
@@ -114,7 +124,8 @@ pub(super) fn calls(
     for (column, values) in call_list_filters(q) {
         if !values.is_empty() {
             sql.push_str(&format!(" AND {column} IN rarray(?)"));
-            args.push(Arg::list(values.iter().map(String::as_str)));
+            let values = values.iter().map(String::as_str);
+            args.push(if ID_COLUMNS.contains(&column) { Arg::id_list(values) } else { Arg::list(values) });
         }
     }
     if !q.op_names.is_empty() {
@@ -159,7 +170,7 @@ fn children_rows(
              AND deleted_at IS NULL ORDER BY parent_id, started_at, id"
         ))
         .map_err(storage)?;
-    let ids = Arg::list(parent_ids.iter().map(String::as_str));
+    let ids = Arg::id_list(parent_ids.iter().map(String::as_str));
     for_rows(stmt.query(params![project, ids]).map_err(storage)?, each)
 }
 
