@@ -25,32 +25,41 @@ pub(super) const DECODE: &str = "weft_id_text";
 /// The length of a canonical UUID's text.
 const TEXT_LEN: usize = 36;
 
+/// The value of each byte as a lowercase hex digit, or [`NOT_HEX`].
+const HEX: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const NOT_HEX: u8 = 0xff;
+
+/// Where each of the 16 bytes of a canonical UUID starts in its text.
+const BYTE_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 /// The 16 bytes of a canonical UUID: 32 lowercase hex digits with hyphens at 8, 13, 18, 23.
 fn uuid_bytes(id: &[u8]) -> Option<[u8; 16]> {
-    if id.len() != TEXT_LEN {
+    let id: &[u8; TEXT_LEN] = id.try_into().ok()?;
+    if id[8] != b'-' || id[13] != b'-' || id[18] != b'-' || id[23] != b'-' {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 16];
-    let mut n = 0;
-    let mut i = 0;
-    while i < TEXT_LEN {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if id[i] != b'-' {
-                return None;
-            }
-            i += 1;
-            continue;
-        }
-        out[n] = (nibble(id[i])? << 4) | nibble(id[i + 1])?;
-        n += 1;
-        i += 2;
+    let mut bad = 0u8;
+    for (o, &at) in out.iter_mut().zip(BYTE_AT.iter()) {
+        let (hi, lo) = (HEX[id[at] as usize], HEX[id[at + 1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    // A digit is at most 0x0f: a byte that is not one sets the high bits.
+    if bad & 0xf0 != 0 { None } else { Some(out) }
 }
 
 /// The canonical text of a UUID's 16 bytes, written into `buf`.
