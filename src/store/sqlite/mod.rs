@@ -4,9 +4,11 @@
 //! migrations are in `schema`, the writer's transaction and the writes of a job (the domain's
 //! `Writer`) in `writes`, the reads (the domain's `Store`, run lists among them) in `reads`,
 //! each split by resource, API keys in `keys`, backups in `backup`, the columns and rows
-//! both reads and writes use in `rows`, and the packing of JSON columns in `packed`.
+//! both reads and writes use in `rows`, the packing of JSON columns in `packed`, and call ids
+//! as they are stored (a UUID as 16 bytes) in `ids`.
 
 mod backup;
+mod ids;
 mod keys;
 mod packed;
 mod reads;
@@ -95,6 +97,7 @@ impl SqliteStore {
         // `rarray`: a bound list of values as a table (object deletes by digest join from it).
         rusqlite::vtab::array::load_module(&writer).map_err(at)?;
         packed::register(&writer).map_err(at)?;
+        ids::register(&writer).map_err(at)?;
         // Statement journals (one savepoint per write job) stay in memory: a batch of jobs
         // would otherwise spill them to a temporary file.
         writer
@@ -197,6 +200,7 @@ impl SqliteStore {
         // `rarray`: a bound list of values as a table, which id lookups join from.
         rusqlite::vtab::array::load_module(&c).map_err(storage)?;
         packed::register(&c).map_err(storage)?;
+        ids::register(&c).map_err(storage)?;
         c.execute_batch(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -{READER_CACHE_KIB}; \
              PRAGMA mmap_size = {};",

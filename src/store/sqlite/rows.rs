@@ -7,6 +7,7 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, Params, Row, Rows, ToSql, params};
 use serde_json::Value;
 
+use super::ids::{self, Id, StoredId};
 use super::storage;
 use crate::domain::call::{Call, CallText};
 use crate::domain::costs::LlmPrice;
@@ -14,6 +15,7 @@ use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
 use crate::domain::object::ObjectVersion;
 use crate::domain::page::Page;
+use crate::domain::view::{Kind, ViewColumns};
 use crate::store::json_from_text;
 
 /// A value's JSON text, written straight into a byte buffer (`Display` goes through a
@@ -22,7 +24,14 @@ pub(super) fn json_text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// The columns of a [`Call`]; the packed ones read through `weft_unpack` (see `packed`).
+/// The model a call's row keeps: a run's. No statement reads the model of a prediction or
+/// a score (their lists read their run's), so theirs is not stored.
+pub(super) fn stored_model(v: &ViewColumns) -> Option<&str> {
+    if matches!(v.kind, Kind::Prediction | Kind::Score) { None } else { v.model.as_deref() }
+}
+
+/// The columns of a [`Call`]; the packed ones read through `weft_unpack` (see `packed`), the
+/// ids through `ids`.
 pub(super) const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, \
      ended_at, exception, weft_unpack(attributes), weft_unpack(inputs), output, summary, wb_user_id, thread_id, turn_id, wb_run_id, \
      wb_run_step, wb_run_step_end";
@@ -33,9 +42,9 @@ pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
     };
     Ok(Call {
         project_id: r.get(0)?,
-        id: r.get(1)?,
-        trace_id: r.get(2)?,
-        parent_id: r.get(3)?,
+        id: r.get::<_, StoredId>(1)?.0,
+        trace_id: r.get::<_, StoredId>(2)?.0,
+        parent_id: r.get::<_, Option<StoredId>>(3)?.map(|i| i.0),
         op_name: r.get(4)?,
         display_name: r.get(5)?,
         started_at: r.get(6)?,
@@ -47,7 +56,7 @@ pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
         summary: json(12)?,
         wb_user_id: r.get(13)?,
         thread_id: r.get(14)?,
-        turn_id: r.get(15)?,
+        turn_id: r.get::<_, Option<StoredId>>(15)?.map(|i| i.0),
         wb_run_id: r.get(16)?,
         wb_run_step: r.get(17)?,
         wb_run_step_end: r.get(18)?,
@@ -65,9 +74,10 @@ pub(super) fn with_call_text(
 ) -> rusqlite::Result<bool> {
     let text = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
     let opt = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
+    let (mut id, mut parent_id) = ([0u8; 36], [0u8; 36]);
     Ok(sink(&CallText {
-        id: text(0)?,
-        parent_id: opt(1)?,
+        id: ids::read_into(r.get_ref(0)?, &mut id)?,
+        parent_id: ids::read_opt_into(r.get_ref(1)?, &mut parent_id)?,
         op_name: text(2)?,
         started_at: r.get(3)?,
         ended_at: r.get(4)?,
@@ -84,7 +94,7 @@ pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Op
         "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL"
     ))
     .map_err(storage)?
-    .query_row(params![project, id], call_from_row)
+    .query_row(params![project, Id::new(id)], call_from_row)
     .optional()
     .map_err(storage)
 }
@@ -119,6 +129,8 @@ pub(super) fn limit_offset(page: Page) -> (i64, i64) {
 pub(super) enum Arg<'a> {
     Text(&'a str),
     Int(i64),
+    /// A call id, encoded as stored (see `ids`).
+    Id(Id<'a>),
     Ids(Rc<Vec<rusqlite::types::Value>>),
 }
 
@@ -127,6 +139,11 @@ impl Arg<'_> {
     pub(super) fn list<'v>(values: impl IntoIterator<Item = &'v str>) -> Self {
         Arg::Ids(Rc::new(values.into_iter().map(|v| v.to_string().into()).collect()))
     }
+
+    /// A list of call ids, encoded as stored, bound as one value for `rarray(?)`.
+    pub(super) fn id_list<'v>(values: impl IntoIterator<Item = &'v str>) -> Self {
+        Arg::Ids(ids::list(values))
+    }
 }
 
 impl ToSql for Arg<'_> {
@@ -134,6 +151,7 @@ impl ToSql for Arg<'_> {
         match self {
             Arg::Text(s) => s.to_sql(),
             Arg::Int(n) => n.to_sql(),
+            Arg::Id(id) => id.to_sql(),
             Arg::Ids(ids) => ids.to_sql(),
         }
     }

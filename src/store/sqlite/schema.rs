@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::rows::{CALL_COLUMNS, call_from_row, json_text};
+use super::ids::{self, Id};
+use super::rows::{CALL_COLUMNS, call_from_row, json_text, stored_model};
 use crate::domain::error::{Error, Result};
 use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_prediction};
 
@@ -10,7 +11,7 @@ use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_predicti
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 8;
+pub(super) const SCHEMA_VERSION: i64 = 9;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
@@ -21,6 +22,8 @@ pub(super) const SCHEMA_VERSION: i64 = 8;
 /// Version 7 made a call flagged `weave.prediction` with JSON `true` a prediction (see
 /// [`derive_flagged_predictions`]). Version 8 added `json_dicts`, the dictionaries of packed
 /// JSON columns (see `packed`), which [`SCHEMA`] creates; rows written before stay text.
+/// Version 9 stores call ids that are UUIDs as their 16 bytes and no model for predictions
+/// and scores (see [`encode_ids`]).
 /// They apply to a store that has a calls table; a new store
 /// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
@@ -76,6 +79,7 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
     writer.execute_batch("BEGIN IMMEDIATE;").map_err(&at)?;
     let applied = (if has_calls && version < 4 { add_thread_columns(writer) } else { Ok(()) })
         .and_then(|()| writer.execute_batch(&upgrade))
+        .and_then(|()| if has_calls && version < 9 { encode_ids(writer) } else { Ok(()) })
         .and_then(|()| if has_calls && version < 3 { derive_logged_predictions(writer) } else { Ok(()) })
         .and_then(|()| if has_calls && version < 7 { derive_flagged_predictions(writer) } else { Ok(()) });
     match applied.and_then(|()| writer.execute_batch("COMMIT;")) {
@@ -85,6 +89,30 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
             Err(at(e))
         }
     }
+}
+
+/// Version 9: the call ids of every row (`id`, `trace_id`, `parent_id`, `run_id`, `turn_id`)
+/// stored as `ids` stores them, a canonical UUID as its 16 bytes, by the SQL function that
+/// encodes them; predictions and scores keep no model (see `rows::stored_model`). The calls
+/// table's indexes are dropped first and built again after: one build of each is faster than
+/// moving every entry of it.
+fn encode_ids(conn: &Connection) -> rusqlite::Result<()> {
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls' AND sql IS NOT NULL",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in indexes.iter().filter(|n| SCHEMA.contains(&format!("EXISTS {n} ON"))) {
+        conn.execute_batch(&format!("DROP INDEX {name};"))?;
+    }
+    let e = ids::ENCODE;
+    conn.execute_batch(&format!(
+        "UPDATE calls SET id = {e}(id), trace_id = {e}(trace_id), parent_id = {e}(parent_id), \
+         run_id = {e}(run_id), turn_id = {e}(turn_id), \
+         model = CASE WHEN kind IN ('prediction', 'score') THEN NULL ELSE model END;"
+    ))?;
+    conn.execute_batch(SCHEMA)
 }
 
 /// Version 3: a `predict_and_score` child of a run is a prediction unless `POST /predictions`
@@ -115,18 +143,18 @@ fn derive_logged_predictions(conn: &Connection) -> rusqlite::Result<()> {
          logged_run = ?8 WHERE project_id = ?1 AND id = ?2",
     )?;
     for mut call in calls {
-        if holds.query_row(params![call.project_id, call.id], |r| r.get::<_, bool>(0))? {
+        if holds.query_row(params![call.project_id, Id::new(&call.id)], |r| r.get::<_, bool>(0))? {
             mark_holds_prediction(&mut call);
         }
         let v = ViewColumns::of(&call);
         update.execute(params![
             call.project_id,
-            call.id,
+            Id::new(&call.id),
             json_text(&call.attributes),
             v.kind.tag(),
             v.evaluation,
-            v.model,
-            v.run_id,
+            stored_model(&v),
+            Id::opt(v.run_id.as_deref()),
             v.logged_run,
         ])?;
     }
@@ -155,11 +183,11 @@ fn derive_flagged_predictions(conn: &Connection) -> rusqlite::Result<()> {
         let v = ViewColumns::of(&call);
         update.execute(params![
             call.project_id,
-            call.id,
+            Id::new(&call.id),
             v.kind.tag(),
             v.evaluation,
-            v.model,
-            v.run_id,
+            stored_model(&v),
+            Id::opt(v.run_id.as_deref()),
             v.logged_run
         ])?;
     }
@@ -203,7 +231,7 @@ mod tests {
             .unwrap();
         assert!(views.contains("kind = 'prediction' OR kind = 'score'"), "{views}");
         let entries: i64 =
-            conn.query_row("SELECT count(*) FROM calls INDEXED BY calls_runs_ids WHERE id = ?1 AND kind = 'run' AND deleted_at IS NULL", [&run.id], |r| r.get(0)).unwrap();
+            conn.query_row("SELECT count(*) FROM calls INDEXED BY calls_runs_ids WHERE id = ?1 AND kind = 'run' AND deleted_at IS NULL", [Id::new(&run.id)], |r| r.get(0)).unwrap();
         assert_eq!(entries, 1);
         let mut found = Vec::new();
         let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
@@ -325,6 +353,114 @@ mod tests {
             })
             .unwrap();
         assert_eq!(found, [old, new].concat());
+    }
+
+    #[test]
+    fn a_version_8_store_with_text_ids_is_upgraded_and_reads_every_call_the_same() {
+        use crate::domain::threads::TurnQuery;
+        use crate::domain::trace::CallQuery;
+        use crate::domain::view::Kind;
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = Call::new("e/p", "Evaluation.evaluate", 1);
+        run.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": "E", "model": "M"}});
+        let mut calls = vec![run.clone()];
+        for i in 0..4 {
+            let mut p = Call::new("e/p", "M.predict", 10 + i).under(&run);
+            p.attributes =
+                json!({"weave": {"prediction": "true", "evaluation_run_id": run.id, "model": "M"}});
+            calls.push(p);
+        }
+        // Ids that are not canonical UUIDs stay text: a name, an uppercase UUID.
+        let named = Call::with_ids("e/p", "f", 20, "my-call".into(), "my-trace".into()).under(&run);
+        let upper = crate::domain::call::new_id().to_uppercase();
+        let shouting = Call::with_ids("e/p", "g", 21, upper.clone(), upper).under(&named);
+        let mut turn = Call::new("e/p", "chat", 22);
+        turn.thread_id = Some("thread".into());
+        turn.turn_id = Some(turn.id.clone());
+        calls.extend([named, shouting, turn.clone()]);
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let written = calls.clone();
+            crate::domain::store::write(&store, move |w| written.iter().try_for_each(|c| w.insert_call(c)))
+                .unwrap();
+        }
+        {
+            // As version 8 stored them: every id as text, a prediction's model kept.
+            let c = Connection::open(dir.path().join("weft.db")).unwrap();
+            ids::register(&c).unwrap();
+            let d = ids::DECODE;
+            c.execute_batch(&format!(
+                "UPDATE calls SET id = {d}(id), trace_id = {d}(trace_id), parent_id = {d}(parent_id), \
+                 run_id = {d}(run_id), turn_id = {d}(turn_id), model = 'M'; PRAGMA user_version = 8;"
+            ))
+            .unwrap();
+            let blobs: i64 = c
+                .query_row("SELECT count(*) FROM calls WHERE typeof(id) = 'blob'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(blobs, 0);
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        {
+            let conn = store.reader().unwrap();
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(version, SCHEMA_VERSION);
+            let (blobs, models): (i64, i64) = conn
+                .query_row(
+                    "SELECT sum(typeof(id) = 'blob' AND typeof(trace_id) = 'blob'), \
+                     sum(kind = 'prediction' AND model IS NOT NULL) FROM calls",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((blobs, models), (calls.len() as i64 - 2, 0));
+            let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+            assert_eq!(integrity, "ok");
+        }
+        let mut found = Vec::new();
+        store
+            .calls("e/p", &CallQuery::default(), &mut |c| {
+                found.push(c);
+                true
+            })
+            .unwrap();
+        assert_eq!(found, calls);
+        for c in &calls {
+            assert_eq!(store.call("e/p", &c.id).unwrap().as_ref(), Some(c));
+        }
+        let mut predictions = Vec::new();
+        store
+            .view_calls("e/p", Kind::Prediction, Some(&run.id), None, Default::default(), &mut |c| {
+                predictions.push(c);
+                true
+            })
+            .unwrap();
+        assert_eq!(predictions, calls[1..5]);
+        let mut runs = Vec::new();
+        let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
+        store
+            .eval_runs("e/p", &q, &mut |row| {
+                runs.push((row.id.to_string(), row.model.to_string()));
+                true
+            })
+            .unwrap();
+        assert_eq!(runs, [(run.id.clone(), "M".to_string())]);
+        let mut children = Vec::new();
+        store
+            .children_of("e/p", &[run.id.clone(), "my-call".into()], &mut |c| {
+                children.push(c.id);
+                true
+            })
+            .unwrap();
+        assert_eq!(children.len(), 6);
+        let mut turns = Vec::new();
+        store
+            .turns("e/p", &TurnQuery::default(), &mut |t| {
+                turns.push(t.id);
+                true
+            })
+            .unwrap();
+        assert_eq!(turns, [turn.id.clone()]);
     }
 
     #[test]

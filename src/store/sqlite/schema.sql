@@ -1,5 +1,7 @@
 -- Calls: the storage primitive. The view columns (kind, evaluation, model, run_id) are derived
--- from attributes and inputs on write, so the list endpoints read indexes, not JSON.
+-- from attributes and inputs on write, so the list endpoints read indexes, not JSON. The call
+-- ids (id, trace_id, parent_id, run_id, turn_id) hold a canonical UUID as its 16 bytes (a BLOB),
+-- any other id as TEXT (see `ids.rs`); predictions and scores keep no model.
 CREATE TABLE IF NOT EXISTS calls (
     project_id   TEXT NOT NULL,
     id           TEXT NOT NULL,

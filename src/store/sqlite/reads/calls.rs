@@ -8,6 +8,7 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
+use crate::store::sqlite::ids::{self, Id};
 use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
 };
@@ -38,29 +39,45 @@ fn trace_name() -> String {
     )
 }
 
-/// The `ORDER BY` of a calls query: its keys, then the call id.
+/// The columns holding call ids, stored as `ids` encodes them.
+const ID_COLUMNS: [&str; 5] = ["id", "trace_id", "parent_id", "run_id", "turn_id"];
+
+/// The `ORDER BY` of a calls query: its keys, then the call id. A key on an id column orders
+/// as the ids' texts (as the ClickHouse store orders them; no index gives that order, so the
+/// rows are sorted either way), except the id that ends a query's keys, the tie-break, which
+/// orders as stored (ids that are not UUIDs first): the text of every row would cost a
+/// function call per row sorted, for the ties alone.
 fn order_by(sort: &[Sort]) -> String {
-    call_order(sort, |field, dir| match field {
-        SortField::Column(c) => format!("{c} {dir}"),
-        SortField::LatencyMs => {
-            format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}")
-        }
-        SortField::Status => format!(
-            "CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' \
+    // The position (from 1) of the last of several keys.
+    let tie_break = if sort.len() > 1 { sort.len() } else { 0 };
+    let mut n = 0;
+    call_order(sort, |field, dir| {
+        n += 1;
+        match field {
+            SortField::Column(c) if ID_COLUMNS.contains(c) && n != tie_break => {
+                format!("{}({c}) {dir}", ids::DECODE)
+            }
+            SortField::Column(c) => format!("{c} {dir}"),
+            SortField::LatencyMs => {
+                format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}")
+            }
+            SortField::Status => format!(
+                "CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' \
              WHEN coalesce(json_extract(summary, '$.status_counts.error'), 0) > 0 \
              THEN 'descendant_error' ELSE 'success' END {dir}"
-        ),
-        SortField::TraceName => format!("{} {dir}", trace_name()),
-        SortField::Json(column, path) => {
-            // Null or missing first, then numbers and booleans, then text (and other values,
-            // as their JSON text): what the ClickHouse store orders by too.
-            let p = json_path(path);
-            let column = packed::read(column);
-            format!(
-                "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
+            ),
+            SortField::TraceName => format!("{} {dir}", trace_name()),
+            SortField::Json(column, path) => {
+                // Null or missing first, then numbers and booleans, then text (and other values,
+                // as their JSON text): what the ClickHouse store orders by too.
+                let p = json_path(path);
+                let column = packed::read(column);
+                format!(
+                    "CASE coalesce(json_type({column}, '{p}'), 'null') WHEN 'integer' THEN 1 \
                  WHEN 'real' THEN 1 WHEN 'true' THEN 1 WHEN 'false' THEN 1 WHEN 'null' THEN 0 \
                  ELSE 2 END {dir}, json_extract({column}, '{p}') {dir}"
-            )
+                )
+            }
         }
     })
 }
@@ -94,8 +111,8 @@ pub(super) fn view_calls(
     let mut stmt =
         conn.prepare_cached(&view_calls_sql(kind, run_filter, after.is_some())).map_err(storage)?;
     let rows = match after {
-        Some(c) => stmt.query(params![project, run_id, limit, offset, c.started_at, c.id]),
-        None => stmt.query(params![project, run_id, limit, offset]),
+        Some(c) => stmt.query(params![project, Id::opt(run_id), limit, offset, c.started_at, Id::new(&c.id)]),
+        None => stmt.query(params![project, Id::opt(run_id), limit, offset]),
     }
     .map_err(storage)?;
     for_rows(rows, &mut |r| Ok(sink(call_from_row(r)?)))
@@ -114,7 +131,8 @@ pub(super) fn calls(
     for (column, values) in call_list_filters(q) {
         if !values.is_empty() {
             sql.push_str(&format!(" AND {column} IN rarray(?)"));
-            args.push(Arg::list(values.iter().map(String::as_str)));
+            let values = values.iter().map(String::as_str);
+            args.push(if ID_COLUMNS.contains(&column) { Arg::id_list(values) } else { Arg::list(values) });
         }
     }
     if !q.op_names.is_empty() {
@@ -159,7 +177,7 @@ fn children_rows(
              AND deleted_at IS NULL ORDER BY parent_id, started_at, id"
         ))
         .map_err(storage)?;
-    let ids = Arg::list(parent_ids.iter().map(String::as_str));
+    let ids = Arg::id_list(parent_ids.iter().map(String::as_str));
     for_rows(stmt.query(params![project, ids]).map_err(storage)?, each)
 }
 
@@ -185,6 +203,36 @@ pub(super) fn children_text(
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn a_sort_by_id_orders_uuids_and_other_ids_as_their_texts() {
+        use crate::domain::call::Call;
+        use crate::domain::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let uuid = crate::domain::call::new_id();
+        let ids = ["zz".to_string(), uuid.clone(), "0".to_string(), uuid.to_uppercase()];
+        let calls: Vec<Call> =
+            ids.iter().map(|id| Call::with_ids("e/p", "f", 1, id.clone(), id.clone())).collect();
+        crate::domain::store::write(&store, move |w| calls.iter().try_for_each(|c| w.insert_call(c)))
+            .unwrap();
+        for column in ["id", "trace_id"] {
+            let q = CallQuery {
+                sort: vec![Sort { field: SortField::Column(column), descending: false }],
+                ..Default::default()
+            };
+            let mut found = Vec::new();
+            store
+                .calls("e/p", &q, &mut |c| {
+                    found.push(c.id);
+                    true
+                })
+                .unwrap();
+            let mut expected = ids.to_vec();
+            expected.sort();
+            assert_eq!(found, expected, "{column}");
+        }
+    }
 
     #[test]
     fn prediction_and_score_lists_read_the_views_index() {

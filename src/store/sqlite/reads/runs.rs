@@ -3,7 +3,6 @@
 //! runs take, the latest run of each pair, and the projects' summaries.
 
 use std::collections::HashSet;
-use std::rc::Rc;
 
 use rusqlite::{Connection, params_from_iter};
 
@@ -13,6 +12,7 @@ use crate::domain::page::Page;
 use crate::domain::run_rows::RunCursor;
 use crate::domain::run_rows::{RunQuery, RunRow};
 use crate::domain::store::ProjectSummary;
+use crate::store::sqlite::ids::{self, Id};
 use crate::store::sqlite::rows::{Arg, for_rows, limit_offset, texts};
 use crate::store::sqlite::storage;
 
@@ -78,7 +78,7 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
             sql.push_str(&format!(
                 "SELECT {RUN_COLUMNS} FROM rarray(?) ids CROSS JOIN calls c {index} WHERE c.id = ids.value AND"
             ));
-            args.push(Arg::Ids(Rc::new(ids.iter().map(|id| id.to_string().into()).collect())));
+            args.push(Arg::id_list(ids.iter().copied()));
         }
         sql.push_str(" c.project_id = ? AND kind = 'run' AND deleted_at IS NULL");
         args.push(Arg::Text(project));
@@ -102,7 +102,7 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
             let cmp = if q.newest_first { "<" } else { ">" };
             sql.push_str(&format!(" AND (c.started_at, c.id) {cmp} (?, ?)"));
             args.push(Arg::Int(c.started_at));
-            args.push(Arg::Text(&c.id));
+            args.push(Arg::Id(Id::new(&c.id)));
         }
     }
     sql.push_str(if q.newest_first { " ORDER BY 7 DESC, 1 DESC" } else { " ORDER BY 7, 1" });
@@ -127,11 +127,12 @@ pub(super) fn eval_runs_on(
     let rows = stmt.query(params_from_iter(args)).map_err(storage)?;
     for_rows(rows, &mut |r| {
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let (mut id, mut source_run_id) = ([0u8; 36], [0u8; 36]);
         let row = RunRow {
-            id: text(0)?.unwrap_or(""),
+            id: ids::read_into(r.get_ref(0)?, &mut id)?,
             evaluation: text(1)?.unwrap_or(""),
             model: text(2)?.unwrap_or(""),
-            source_run_id: text(3)?,
+            source_run_id: ids::read_opt_into(r.get_ref(3)?, &mut source_run_id)?,
             display_name: text(4)?,
             op_name: text(5)?.unwrap_or(""),
             started_at: r.get(6)?,

@@ -4,6 +4,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use crate::domain::error::Result;
 use crate::domain::threads::{Turn, TurnQuery};
+use crate::store::sqlite::ids::StoredId;
 use crate::store::sqlite::rows::for_rows;
 use crate::store::sqlite::storage;
 
@@ -33,6 +34,11 @@ pub(super) fn turns(
     }
     let mut stmt = conn.prepare(&sql).map_err(storage)?;
     for_rows(stmt.query(params_from_iter(args)).map_err(storage)?, &mut |r| {
-        Ok(sink(Turn { thread_id: r.get(0)?, id: r.get(1)?, started_at: r.get(2)?, ended_at: r.get(3)? }))
+        Ok(sink(Turn {
+            thread_id: r.get(0)?,
+            id: r.get::<_, StoredId>(1)?.0,
+            started_at: r.get(2)?,
+            ended_at: r.get(3)?,
+        }))
     })
 }

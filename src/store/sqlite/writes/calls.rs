@@ -10,8 +10,9 @@ use crate::domain::error::{Error, Result};
 use crate::domain::run_rows::RunHead;
 use crate::domain::store::CallEndFields;
 use crate::domain::view::ViewColumns;
+use crate::store::sqlite::ids::{Id, StoredId};
 use crate::store::sqlite::packed::Packer;
-use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text};
+use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text, stored_model};
 use crate::store::sqlite::storage;
 
 /// The columns a write of a call binds, as [`execute_call`] binds them: the key (project and
@@ -65,9 +66,9 @@ fn execute_call(conn: &Connection, packer: &mut Packer, sql: &str, c: &Call) -> 
     let mut stmt = conn.prepare_cached(sql)?;
     stmt.execute(params![
         c.project_id,
-        c.id,
-        c.trace_id,
-        c.parent_id,
+        Id::new(&c.id),
+        Id::new(&c.trace_id),
+        Id::opt(c.parent_id.as_deref()),
         c.op_name,
         c.display_name,
         c.started_at,
@@ -80,11 +81,11 @@ fn execute_call(conn: &Connection, packer: &mut Packer, sql: &str, c: &Call) -> 
         c.wb_user_id,
         v.kind.tag(),
         v.evaluation,
-        v.model,
-        v.run_id,
+        stored_model(&v),
+        Id::opt(v.run_id.as_deref()),
         v.logged_run,
         c.thread_id,
-        c.turn_id,
+        Id::opt(c.turn_id.as_deref()),
         c.wb_run_id,
         c.wb_run_step,
         c.wb_run_step_end,
@@ -121,10 +122,10 @@ pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Opt
          WHERE project_id = ?1 AND id = ?2 AND kind = 'run' AND deleted_at IS NULL",
     )
     .map_err(storage)?
-    .query_row(params![project, id], |r| {
+    .query_row(params![project, Id::new(id)], |r| {
         Ok(RunHead {
             id: id.to_string(),
-            trace_id: r.get(0)?,
+            trace_id: r.get::<_, StoredId>(0)?.0,
             started_at: r.get(1)?,
             wb_user_id: r.get(2)?,
             evaluation: r.get(3)?,
@@ -138,7 +139,7 @@ pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Opt
 pub(super) fn exists(conn: &Connection, project: &str, id: &str) -> Result<bool> {
     conn.prepare_cached("SELECT 1 FROM calls WHERE project_id = ?1 AND id = ?2")
         .map_err(storage)?
-        .exists(params![project, id])
+        .exists(params![project, Id::new(id)])
         .map_err(storage)
 }
 
@@ -151,7 +152,7 @@ pub(super) fn end(conn: &Connection, project: &str, id: &str, end: &CallEndField
     .map_err(storage)?
     .execute(params![
         project,
-        id,
+        Id::new(id),
         end.ended_at,
         end.exception,
         json_text(end.output),
@@ -169,7 +170,7 @@ pub(super) fn children(conn: &Connection, project: &str, parent_id: &str) -> Res
              AND deleted_at IS NULL ORDER BY started_at, id"
         ))
         .map_err(storage)?;
-    let rows = stmt.query_map(params![project, parent_id], call_from_row).map_err(storage)?;
+    let rows = stmt.query_map(params![project, Id::new(parent_id)], call_from_row).map_err(storage)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
 }
 
@@ -187,7 +188,7 @@ pub(super) fn delete_subtree(conn: &Connection, project: &str, id: &str, at: Mic
              UPDATE calls SET deleted_at = ?3 WHERE project_id = ?1 AND id IN (SELECT id FROM sub)",
         )
         .map_err(storage)?
-        .execute(params![project, id, at])
+        .execute(params![project, Id::new(id), at])
         .map_err(storage)?;
     Ok(n as u64)
 }
