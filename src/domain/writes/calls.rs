@@ -205,7 +205,13 @@ pub fn prepare_complete(store: &dyn Store, c: CallComplete, user: Option<&str>) 
 
 /// [`prepare_complete`] without encoding the call.
 fn completed(c: CallComplete, user: Option<&str>) -> Result<Completed> {
-    let (mut start, mut ending) = c.into_parts();
+    let (start, ending) = c.into_parts();
+    completed_parts(start, ending, user)
+}
+
+/// The record of a call started by `start` and ended by `ending`, their JSON fields moved
+/// into it (see [`prepare_complete`]).
+fn completed_parts(mut start: CallStart, mut ending: Ending, user: Option<&str>) -> Result<Completed> {
     let (attributes, inputs) = (start.attributes.take(), start.inputs.take());
     let (output, summary) = (std::mem::take(&mut ending.output), ending.summary.take());
     let had = (attributes.is_some(), inputs.is_some(), summary.is_some());
@@ -222,11 +228,18 @@ fn completed(c: CallComplete, user: Option<&str>) -> Result<Completed> {
 /// end or rename, or the same call sent again) gets its JSON fields back for [`start`] and
 /// [`end_of`], as [`start_ended`] does.
 pub fn write_complete(w: &mut dyn Writer, c: &mut Completed, user: Option<&str>) -> Result<()> {
+    write_completed(w, c, user).map(drop)
+}
+
+/// [`write_complete`]; returns the call's (id, trace id), as [`start`] does.
+fn write_completed(w: &mut dyn Writer, c: &mut Completed, user: Option<&str>) -> Result<(String, String)> {
+    let ids = |c: &Completed| (c.call.call.id.clone(), c.call.call.trace_id.clone());
     let Some(id) = c.start.id.clone().filter(|i| !i.is_empty()) else {
-        return c.call.insert(w, Insert::Checked).map(drop);
+        c.call.insert(w, Insert::Checked)?;
+        return Ok(ids(c));
     };
     if c.call.insert(w, Insert::New)? {
-        return Ok(());
+        return Ok(ids(c));
     }
     let back = |v: &mut Value, had: bool| match std::mem::take(v) {
         Value::Object(m) if had => Some(m),
@@ -237,8 +250,9 @@ pub fn write_complete(w: &mut dyn Writer, c: &mut Completed, user: Option<&str>)
     s.inputs = back(&mut call.inputs, c.had.1);
     ending.output = call.output.take().unwrap_or_default();
     ending.summary = call.summary.as_mut().and_then(|v| back(v, c.had.2));
-    start(w, s, user)?;
-    end_of(w, &s.project_id, &id, ending, user)
+    let ids = start(w, s, user)?;
+    end_of(w, &s.project_id, &id, ending, user)?;
+    Ok(ids)
 }
 
 /// Records a call that has already ended (start and end at once): [`prepare_complete`], then
@@ -312,82 +326,117 @@ pub fn prefetch_completed(w: &mut dyn Writer, batch: &[Completed]) -> Result<()>
     prefetch_by_project(w, ids)
 }
 
-/// The calls an upsert batch's starts make when new, made before its job runs (see
-/// [`upsert_batch`]): one per start, started and, when its own end follows it, ended; an error
-/// is kept for the writer to meet in the batch's order.
-pub struct PreparedUpsert(Vec<Result<Ready>>);
+/// An upsert batch made ready before its job runs ([`prepare_upsert`]), item by item: a start
+/// followed by its own end as one completed call (its JSON fields moved, not copied), another
+/// start with the call it makes when new, an end as it is. An error is kept for the writer to
+/// meet in the batch's order.
+pub struct PreparedUpsert(Vec<Upserted>);
 
-/// The start of `batch` at `i`, and its own end if the next item is that end.
-fn upsert_start(batch: &[UpsertItem], i: usize) -> Option<(&CallStart, Option<&CallEnd>)> {
-    let UpsertItem::Start(s) = batch.get(i)? else { return None };
-    let own_end = match batch.get(i + 1) {
-        Some(UpsertItem::End(e)) if ends_start(&s.start, &e.end) => Some(&e.end),
-        _ => None,
-    };
-    Some((&s.start, own_end))
+// Every variant holds a call's start or end: boxing the largest would save little.
+#[allow(clippy::large_enum_variant)]
+enum Upserted {
+    Completed(Result<Completed>),
+    Start(CallStart, Result<Ready>),
+    End(CallEnd),
 }
 
-/// Makes the calls of `batch`'s starts, encoded by `store`, for [`upsert_batch`].
-pub fn prepare_upsert(store: &dyn Store, batch: &[UpsertItem], user: Option<&str>) -> PreparedUpsert {
-    let mut ready = Vec::new();
-    let mut i = 0;
-    while i < batch.len() {
-        let Some((s, own_end)) = upsert_start(batch, i) else {
-            i += 1;
-            continue;
-        };
-        ready.push(started(s, None, user).and_then(|mut call| {
-            if let Some(e) = own_end {
-                ended(&mut call, &e.ending())?;
+/// Makes the calls of `batch`'s starts, encoded by `store`, for [`upsert_prepared`].
+pub fn prepare_upsert(store: &dyn Store, batch: Vec<UpsertItem>, user: Option<&str>) -> PreparedUpsert {
+    prepare_upsert_with(&|c| store.encode_call(c), batch, user)
+}
+
+/// [`prepare_upsert`], each call encoded by `encode`.
+fn prepare_upsert_with(
+    encode: &dyn Fn(&Call) -> Encoded,
+    batch: Vec<UpsertItem>,
+    user: Option<&str>,
+) -> PreparedUpsert {
+    let mut ready = Vec::with_capacity(batch.len());
+    let mut items = batch.into_iter().peekable();
+    while let Some(item) = items.next() {
+        match item {
+            UpsertItem::Start(s) => {
+                let own_end =
+                    matches!(items.peek(), Some(UpsertItem::End(e)) if ends_start(&s.start, &e.end));
+                match items.next_if(|_| own_end) {
+                    Some(UpsertItem::End(e)) => {
+                        let e = e.end;
+                        let ending = Ending {
+                            ended_at: e.ended_at,
+                            display_name: e.display_name,
+                            exception: e.exception,
+                            output: e.output,
+                            summary: e.summary,
+                            wb_run_step_end: e.wb_run_step_end,
+                        };
+                        let done = completed_parts(s.start, ending, user).map(|mut c| {
+                            c.call.encoded = encode(&c.call.call);
+                            c
+                        });
+                        ready.push(Upserted::Completed(done));
+                    }
+                    _ => {
+                        let new = started(&s.start, None, user).map(|call| {
+                            let encoded = encode(&call);
+                            Ready { call, encoded }
+                        });
+                        ready.push(Upserted::Start(s.start, new));
+                    }
+                }
             }
-            Ok(Ready::new(store, call))
-        }));
-        i += if own_end.is_some() { 2 } else { 1 };
+            UpsertItem::End(e) => ready.push(Upserted::End(e.end)),
+        }
     }
     PreparedUpsert(ready)
 }
 
 /// Applies an upsert batch in order, as one job; returns one answer per item: `{id,
 /// trace_id}` for a start, `{}` for an end. A start followed by its own end (what the SDK
-/// sends for a short call) is written once, as a completed call. `prepared` holds the calls
-/// of its starts, made by [`prepare_upsert`] from the same batch; without it the writer makes
-/// them.
-pub fn upsert_batch(
+/// sends for a short call) is written once, as a completed call.
+pub fn upsert_batch(w: &mut dyn Writer, batch: Vec<UpsertItem>, user: Option<&str>) -> Result<Vec<Value>> {
+    upsert_prepared(w, &mut prepare_upsert_with(&|_| Encoded::default(), batch, user), user)
+}
+
+/// [`upsert_batch`] of a batch [`prepare_upsert`] made ready.
+pub fn upsert_prepared(
     w: &mut dyn Writer,
-    batch: &[UpsertItem],
-    prepared: Option<PreparedUpsert>,
+    batch: &mut PreparedUpsert,
     user: Option<&str>,
 ) -> Result<Vec<Value>> {
-    prefetch_upserted(w, batch)?;
-    let mut prepared = prepared.map(|p| p.0.into_iter());
-    let mut res = Vec::with_capacity(batch.len());
-    let mut i = 0;
-    while i < batch.len() {
-        let item = &batch[i];
-        i += 1;
+    let mut ids: Vec<(&str, String)> = Vec::with_capacity(batch.0.len());
+    for item in &batch.0 {
         match item {
-            UpsertItem::Start(_) => {
-                let Some((s, own_end)) = upsert_start(batch, i - 1) else { continue };
-                let ready = prepared.as_mut().and_then(Iterator::next);
-                let (id, trace_id) = match (own_end, ready) {
-                    (Some(e), Some(ready)) => {
-                        i += 1;
-                        start_ended_ready(w, s, &ready?, user, || e.ending())?
-                    }
-                    (Some(e), None) => {
-                        i += 1;
-                        start_ended(w, s, &e.ending(), user)?
-                    }
-                    (None, Some(ready)) => start_ready(w, s, &ready?, user)?,
-                    (None, None) => start(w, s, user)?,
-                };
-                res.push(json!({ "id": id, "trace_id": trace_id }));
-                if own_end.is_some() {
-                    res.push(json!({}));
+            Upserted::Completed(Ok(c)) => {
+                if let Some(id) = c.start.id.as_ref().filter(|i| !i.is_empty()) {
+                    ids.push((&c.start.project_id, id.clone()));
                 }
             }
-            UpsertItem::End(e) => {
-                end(w, &e.end, user)?;
+            Upserted::Start(s, _) => {
+                if let Some(id) = s.id.as_ref().filter(|i| !i.is_empty()) {
+                    ids.push((&s.project_id, id.clone()));
+                }
+            }
+            Upserted::End(e) => ids.push((&e.project_id, e.id.clone())),
+            Upserted::Completed(Err(_)) => {}
+        }
+    }
+    prefetch_by_project(w, ids)?;
+    let mut res = Vec::with_capacity(batch.0.len() * 2);
+    for item in &mut batch.0 {
+        match item {
+            Upserted::Completed(c) => {
+                let c = c.as_mut().map_err(|e| e.clone())?;
+                let (id, trace_id) = write_completed(w, c, user)?;
+                res.push(json!({ "id": id, "trace_id": trace_id }));
+                res.push(json!({}));
+            }
+            Upserted::Start(s, new) => {
+                let new = new.as_ref().map_err(|e| e.clone())?;
+                let (id, trace_id) = start_ready(w, s, new, user)?;
+                res.push(json!({ "id": id, "trace_id": trace_id }));
+            }
+            Upserted::End(e) => {
+                end(w, e, user)?;
                 res.push(json!({}));
             }
         }

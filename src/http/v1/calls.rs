@@ -159,12 +159,14 @@ pub(crate) async fn call_upsert_batch(
             UpsertItem::End(e) => who.check_project(&e.end.project_id)?,
         }
     }
-    // The starts' calls are made and encoded here: the one writer thread only inserts them.
-    let ready = calls::prepare_upsert(state.store.as_ref(), &req.batch, Some(who.user_id()));
-    let res = store::write_async(state.store.as_ref(), move |w| {
-        calls::upsert_batch(w, &req.batch, Some(ready), Some(who.user_id()))
+    // The starts' calls are made (their JSON fields moved, not copied) and encoded here, and
+    // handed back: the one writer thread only inserts them.
+    let mut ready = calls::prepare_upsert(state.store.as_ref(), req.batch, Some(who.user_id()));
+    let (res, ready) = store::write_async(state.store.as_ref(), move |w| {
+        Ok((calls::upsert_prepared(w, &mut ready, Some(who.user_id()))?, ready))
     })
     .await?;
+    drop(ready);
     Ok(json_response(json!({ "res": res })))
 }
 
