@@ -45,6 +45,41 @@ pub struct WriteJob {
     pub done: Box<dyn FnOnce(Result<()>) + Send>,
 }
 
+/// A call's fields as a store encoded them before its write job ran ([`Store::encode_call`]),
+/// opaque to the domain: only the store that made it reads it, in [`Writer::insert_encoded`].
+/// Empty by default, which the writer reads as "encode it yourself".
+#[derive(Default)]
+pub struct Encoded(Option<Box<dyn std::any::Any + Send>>);
+
+impl Encoded {
+    /// Wraps a store's own encoding.
+    pub fn new<T: std::any::Any + Send>(value: T) -> Self {
+        Encoded(Some(Box::new(value)))
+    }
+
+    /// The store's encoding, if it is one of type `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.as_ref().and_then(|v| v.downcast_ref())
+    }
+}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Encoded(..)" } else { "Encoded(none)" })
+    }
+}
+
+/// How [`Writer::insert_encoded`] inserts a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// As [`Writer::insert_call`]: a taken id is a conflict.
+    Checked,
+    /// As [`Writer::insert_new_call`]: nothing if the id is taken.
+    New,
+    /// As [`Writer::insert_fresh_call`]: an id this server has just made.
+    Fresh,
+}
+
 /// What ending a call writes.
 #[derive(Debug, Clone, Copy)]
 pub struct CallEndFields<'a> {
@@ -65,6 +100,13 @@ pub struct CallEndFields<'a> {
 pub trait Store: Send + Sync + 'static {
     /// Queues a write job; it never blocks the caller.
     fn submit(&self, job: WriteJob);
+
+    /// Encodes a call's fields as this store will write them, before its job is queued (on the
+    /// request's thread, not the one writer thread), for [`Writer::insert_encoded`]. Never
+    /// reads or waits. By default nothing: the writer encodes the call itself.
+    fn encode_call(&self, _call: &Call) -> Encoded {
+        Encoded::default()
+    }
 
     /// Streams the evaluation runs of `project` matching `query`, in list order
     /// (`started_at`, `id`; descending if `query.newest_first`), past `query.after` if
@@ -257,6 +299,16 @@ pub trait Writer {
     /// skip that check. By default, [`Writer::insert_call`].
     fn insert_fresh_call(&mut self, call: &Call) -> Result<()> {
         self.insert_call(call)
+    }
+    /// Inserts `call` as `how` says, with its fields as [`Store::encode_call`] encoded them
+    /// (`encoded` was made from this very call); returns whether it was inserted. By default
+    /// the encoding is ignored.
+    fn insert_encoded(&mut self, call: &Call, _encoded: &Encoded, how: Insert) -> Result<bool> {
+        match how {
+            Insert::Checked => self.insert_call(call).map(|()| true),
+            Insert::New => self.insert_new_call(call),
+            Insert::Fresh => self.insert_fresh_call(call).map(|()| true),
+        }
     }
     /// Rewrites a live call's mutable fields (end, output, summary, exception, attributes...).
     fn update_call(&mut self, call: &Call) -> Result<()>;

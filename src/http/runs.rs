@@ -27,10 +27,9 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = CreateRun::from_json(&body)?;
-    let id = store::write_async(state.store.as_ref(), move |w| {
-        runs::create(w, &path.project_id, &req, Some(who.user_id()))
-    })
-    .await?;
+    // The run's call is made and encoded here: the one writer thread only inserts it.
+    let run = runs::prepare_create(state.store.as_ref(), &path.project_id, &req, Some(who.user_id()));
+    let id = store::write_async(state.store.as_ref(), move |w| runs::create_ready(w, &run)).await?;
     Ok(axum::Json(json!({ "evaluation_run_id": id })).into_response())
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::domain::call::{Call, new_id, now};
 use crate::domain::error::{Error, Result};
-use crate::domain::store::{CallEndFields, Writer};
+use crate::domain::store::{CallEndFields, Encoded, Insert, Store, Writer};
 use crate::domain::trace::{CallComplete, CallEnd, CallStart, Ending, UpsertItem, object, parse_stored_time};
 
 /// An op name that names nothing yet: a call whose end (or rename) arrived before its start.
@@ -43,6 +43,37 @@ fn started(s: &CallStart, base: Option<Call>, user: Option<&str>) -> Result<Call
     Ok(call)
 }
 
+/// A call made before its write job runs, with its fields as the store encoded them
+/// ([`Store::encode_call`]): on the request's thread, so that the one writer thread only
+/// inserts it.
+pub struct Ready {
+    call: Call,
+    encoded: Encoded,
+}
+
+impl Ready {
+    /// `call`, encoded by `store`.
+    pub fn new(store: &dyn Store, call: Call) -> Ready {
+        let encoded = store.encode_call(&call);
+        Ready { call, encoded }
+    }
+
+    /// `call`, for the writer to encode.
+    fn plain(call: Call) -> Ready {
+        Ready { call, encoded: Encoded::default() }
+    }
+
+    /// The call's id.
+    pub fn id(&self) -> &str {
+        &self.call.id
+    }
+
+    /// Inserts the call as `how` says; returns whether it was inserted.
+    pub fn insert(&self, w: &mut dyn Writer, how: Insert) -> Result<bool> {
+        w.insert_encoded(&self.call, &self.encoded, how)
+    }
+}
+
 /// Tells the writer which calls an upsert batch is about to look up (see
 /// [`Writer::prefetch_calls`]).
 pub fn prefetch_upserted(w: &mut dyn Writer, batch: &[UpsertItem]) -> Result<()> {
@@ -74,16 +105,30 @@ fn prefetch_by_project(w: &mut dyn Writer, mut ids: Vec<(&str, String)>) -> Resu
 
 /// Records a call's start (merging into an end that arrived first); returns (id, trace id).
 pub fn start(w: &mut dyn Writer, s: &CallStart, user: Option<&str>) -> Result<(String, String)> {
+    start_ready(w, s, &Ready::plain(started(s, None, user)?), user)
+}
+
+/// The call a start makes when it is new, made ready before the job runs (see [`start_ready`]).
+pub fn prepare_start(store: &dyn Store, s: &CallStart, user: Option<&str>) -> Result<Ready> {
+    Ok(Ready::new(store, started(s, None, user)?))
+}
+
+/// [`start`], with the call it makes when new made by [`prepare_start`].
+pub fn start_ready(
+    w: &mut dyn Writer,
+    s: &CallStart,
+    new: &Ready,
+    user: Option<&str>,
+) -> Result<(String, String)> {
+    let ids = || (new.call.id.clone(), new.call.trace_id.clone());
     let Some(id) = s.id.as_deref().filter(|i| !i.is_empty()) else {
-        let call = started(s, None, user)?;
-        w.insert_call(&call)?;
-        return Ok((call.id, call.trace_id));
+        new.insert(w, Insert::Checked)?;
+        return Ok(ids());
     };
     // A new call is inserted without reading anything; an existing one (an end that arrived
     // first, or a retried start) is merged.
-    let call = started(s, None, user)?;
-    if w.insert_new_call(&call)? {
-        return Ok((call.id, call.trace_id));
+    if new.insert(w, Insert::New)? {
+        return Ok(ids());
     }
     let existing = w.call(&s.project_id, id)?;
     let merge = existing.is_some();
@@ -140,7 +185,7 @@ fn ended(call: &mut Call, e: &Ending) -> Result<()> {
 /// A call that has already ended, made ready to write by [`prepare_complete`]: its record,
 /// and what writing it needs if it is stored already.
 pub struct Completed {
-    call: Call,
+    call: Ready,
     start: CallStart,
     ending: Ending,
     /// Whether the request gave attributes, inputs and a summary (and not `null`).
@@ -150,9 +195,23 @@ pub struct Completed {
 /// Makes the record of a call that has already ended (start and end at once), as
 /// [`start_ended`] would, without the writer: its JSON fields (attributes, inputs, output,
 /// summary: most of a call) are moved into the record, not copied. A batch's records are made
-/// (and dropped) off the one writer thread, which then only inserts them ([`write_complete`]).
-pub fn prepare_complete(c: CallComplete, user: Option<&str>) -> Result<Completed> {
-    let (mut start, mut ending) = c.into_parts();
+/// (and dropped) off the one writer thread, and encoded by `store`, so that the writer only
+/// inserts them ([`write_complete`]).
+pub fn prepare_complete(store: &dyn Store, c: CallComplete, user: Option<&str>) -> Result<Completed> {
+    let mut done = completed(c, user)?;
+    done.call.encoded = store.encode_call(&done.call.call);
+    Ok(done)
+}
+
+/// [`prepare_complete`] without encoding the call.
+fn completed(c: CallComplete, user: Option<&str>) -> Result<Completed> {
+    let (start, ending) = c.into_parts();
+    completed_parts(start, ending, user)
+}
+
+/// The record of a call started by `start` and ended by `ending`, their JSON fields moved
+/// into it (see [`prepare_complete`]).
+fn completed_parts(mut start: CallStart, mut ending: Ending, user: Option<&str>) -> Result<Completed> {
     let (attributes, inputs) = (start.attributes.take(), start.inputs.take());
     let (output, summary) = (std::mem::take(&mut ending.output), ending.summary.take());
     let had = (attributes.is_some(), inputs.is_some(), summary.is_some());
@@ -162,36 +221,44 @@ pub fn prepare_complete(c: CallComplete, user: Option<&str>) -> Result<Completed
     call.inputs = object(inputs);
     call.output = Some(output);
     call.summary = Some(object(summary));
-    Ok(Completed { call, start, ending, had })
+    Ok(Completed { call: Ready::plain(call), start, ending, had })
 }
 
 /// Writes a [`prepare_complete`]d call: one insert when new; a call stored already (an early
 /// end or rename, or the same call sent again) gets its JSON fields back for [`start`] and
 /// [`end_of`], as [`start_ended`] does.
 pub fn write_complete(w: &mut dyn Writer, c: &mut Completed, user: Option<&str>) -> Result<()> {
+    write_completed(w, c, user).map(drop)
+}
+
+/// [`write_complete`]; returns the call's (id, trace id), as [`start`] does.
+fn write_completed(w: &mut dyn Writer, c: &mut Completed, user: Option<&str>) -> Result<(String, String)> {
+    let ids = |c: &Completed| (c.call.call.id.clone(), c.call.call.trace_id.clone());
     let Some(id) = c.start.id.clone().filter(|i| !i.is_empty()) else {
-        return w.insert_call(&c.call);
+        c.call.insert(w, Insert::Checked)?;
+        return Ok(ids(c));
     };
-    if w.insert_new_call(&c.call)? {
-        return Ok(());
+    if c.call.insert(w, Insert::New)? {
+        return Ok(ids(c));
     }
     let back = |v: &mut Value, had: bool| match std::mem::take(v) {
         Value::Object(m) if had => Some(m),
         _ => None,
     };
-    let (call, s, ending) = (&mut c.call, &mut c.start, &mut c.ending);
+    let (call, s, ending) = (&mut c.call.call, &mut c.start, &mut c.ending);
     s.attributes = back(&mut call.attributes, c.had.0);
     s.inputs = back(&mut call.inputs, c.had.1);
     ending.output = call.output.take().unwrap_or_default();
     ending.summary = call.summary.as_mut().and_then(|v| back(v, c.had.2));
-    start(w, s, user)?;
-    end_of(w, &s.project_id, &id, ending, user)
+    let ids = start(w, s, user)?;
+    end_of(w, &s.project_id, &id, ending, user)?;
+    Ok(ids)
 }
 
 /// Records a call that has already ended (start and end at once): [`prepare_complete`], then
-/// [`write_complete`].
+/// [`write_complete`], the writer encoding the call.
 pub fn complete(w: &mut dyn Writer, c: CallComplete, user: Option<&str>) -> Result<()> {
-    write_complete(w, &mut prepare_complete(c, user)?, user)
+    write_complete(w, &mut completed(c, user)?, user)
 }
 
 /// Records a start and then its call's end, as [`start`] and [`end`] one after the other
@@ -204,15 +271,28 @@ pub fn start_ended(
 ) -> Result<(String, String)> {
     let mut call = started(s, None, user)?;
     ended(&mut call, ending)?;
+    start_ended_ready(w, s, &Ready::plain(call), user, || ending.clone())
+}
+
+/// [`start_ended`], with the call made (started and ended) before the job ran; the ending is
+/// made only if the call is stored already.
+fn start_ended_ready(
+    w: &mut dyn Writer,
+    s: &CallStart,
+    new: &Ready,
+    user: Option<&str>,
+    ending: impl FnOnce() -> Ending,
+) -> Result<(String, String)> {
+    let ids = || (new.call.id.clone(), new.call.trace_id.clone());
     let Some(id) = s.id.as_deref().filter(|i| !i.is_empty()) else {
-        w.insert_call(&call)?;
-        return Ok((call.id, call.trace_id));
+        new.insert(w, Insert::Checked)?;
+        return Ok(ids());
     };
-    if w.insert_new_call(&call)? {
-        return Ok((call.id, call.trace_id));
+    if new.insert(w, Insert::New)? {
+        return Ok(ids());
     }
     let ids = start(w, s, user)?;
-    end_of(w, &s.project_id, id, ending, user)?;
+    end_of(w, &s.project_id, id, &ending(), user)?;
     Ok(ids)
 }
 
@@ -241,39 +321,122 @@ pub fn prefetch_completed(w: &mut dyn Writer, batch: &[Completed]) -> Result<()>
     let ids: Vec<(&str, String)> = batch
         .iter()
         .filter(|c| c.start.id.as_ref().is_some_and(|i| !i.is_empty()))
-        .map(|c| (c.call.project_id.as_str(), c.call.id.clone()))
+        .map(|c| (c.call.call.project_id.as_str(), c.call.call.id.clone()))
         .collect();
     prefetch_by_project(w, ids)
+}
+
+/// An upsert batch made ready before its job runs ([`prepare_upsert`]), item by item: a start
+/// followed by its own end as one completed call (its JSON fields moved, not copied), another
+/// start with the call it makes when new, an end as it is. An error is kept for the writer to
+/// meet in the batch's order.
+pub struct PreparedUpsert(Vec<Upserted>);
+
+// Every variant holds a call's start or end: boxing the largest would save little.
+#[allow(clippy::large_enum_variant)]
+enum Upserted {
+    Completed(Result<Completed>),
+    Start(CallStart, Result<Ready>),
+    End(CallEnd),
+}
+
+/// Makes the calls of `batch`'s starts, encoded by `store`, for [`upsert_prepared`].
+pub fn prepare_upsert(store: &dyn Store, batch: Vec<UpsertItem>, user: Option<&str>) -> PreparedUpsert {
+    prepare_upsert_with(&|c| store.encode_call(c), batch, user)
+}
+
+/// [`prepare_upsert`], each call encoded by `encode`.
+fn prepare_upsert_with(
+    encode: &dyn Fn(&Call) -> Encoded,
+    batch: Vec<UpsertItem>,
+    user: Option<&str>,
+) -> PreparedUpsert {
+    let mut ready = Vec::with_capacity(batch.len());
+    let mut items = batch.into_iter().peekable();
+    while let Some(item) = items.next() {
+        match item {
+            UpsertItem::Start(s) => {
+                let own_end =
+                    matches!(items.peek(), Some(UpsertItem::End(e)) if ends_start(&s.start, &e.end));
+                match items.next_if(|_| own_end) {
+                    Some(UpsertItem::End(e)) => {
+                        let e = e.end;
+                        let ending = Ending {
+                            ended_at: e.ended_at,
+                            display_name: e.display_name,
+                            exception: e.exception,
+                            output: e.output,
+                            summary: e.summary,
+                            wb_run_step_end: e.wb_run_step_end,
+                        };
+                        let done = completed_parts(s.start, ending, user).map(|mut c| {
+                            c.call.encoded = encode(&c.call.call);
+                            c
+                        });
+                        ready.push(Upserted::Completed(done));
+                    }
+                    _ => {
+                        let new = started(&s.start, None, user).map(|call| {
+                            let encoded = encode(&call);
+                            Ready { call, encoded }
+                        });
+                        ready.push(Upserted::Start(s.start, new));
+                    }
+                }
+            }
+            UpsertItem::End(e) => ready.push(Upserted::End(e.end)),
+        }
+    }
+    PreparedUpsert(ready)
 }
 
 /// Applies an upsert batch in order, as one job; returns one answer per item: `{id,
 /// trace_id}` for a start, `{}` for an end. A start followed by its own end (what the SDK
 /// sends for a short call) is written once, as a completed call.
-pub fn upsert_batch(w: &mut dyn Writer, batch: &[UpsertItem], user: Option<&str>) -> Result<Vec<Value>> {
-    prefetch_upserted(w, batch)?;
-    let mut res = Vec::with_capacity(batch.len());
-    let mut items = batch.iter().peekable();
-    while let Some(item) = items.next() {
+pub fn upsert_batch(w: &mut dyn Writer, batch: Vec<UpsertItem>, user: Option<&str>) -> Result<Vec<Value>> {
+    upsert_prepared(w, &mut prepare_upsert_with(&|_| Encoded::default(), batch, user), user)
+}
+
+/// [`upsert_batch`] of a batch [`prepare_upsert`] made ready.
+pub fn upsert_prepared(
+    w: &mut dyn Writer,
+    batch: &mut PreparedUpsert,
+    user: Option<&str>,
+) -> Result<Vec<Value>> {
+    let mut ids: Vec<(&str, String)> = Vec::with_capacity(batch.0.len());
+    for item in &batch.0 {
         match item {
-            UpsertItem::Start(s) => {
-                let own_end = match items.peek().copied() {
-                    Some(UpsertItem::End(e)) if ends_start(&s.start, &e.end) => Some(e),
-                    _ => None,
-                };
-                let (id, trace_id) = match own_end {
-                    Some(e) => {
-                        items.next();
-                        start_ended(w, &s.start, &e.end.ending(), user)?
-                    }
-                    None => start(w, &s.start, user)?,
-                };
-                res.push(json!({ "id": id, "trace_id": trace_id }));
-                if own_end.is_some() {
-                    res.push(json!({}));
+            Upserted::Completed(Ok(c)) => {
+                if let Some(id) = c.start.id.as_ref().filter(|i| !i.is_empty()) {
+                    ids.push((&c.start.project_id, id.clone()));
                 }
             }
-            UpsertItem::End(e) => {
-                end(w, &e.end, user)?;
+            Upserted::Start(s, _) => {
+                if let Some(id) = s.id.as_ref().filter(|i| !i.is_empty()) {
+                    ids.push((&s.project_id, id.clone()));
+                }
+            }
+            Upserted::End(e) => ids.push((&e.project_id, e.id.clone())),
+            Upserted::Completed(Err(_)) => {}
+        }
+    }
+    prefetch_by_project(w, ids)?;
+    let mut res = Vec::with_capacity(batch.0.len() * 2);
+    for item in &mut batch.0 {
+        match item {
+            Upserted::Completed(c) => {
+                let c = c.as_mut().map_err(|e| e.clone())?;
+                let (id, trace_id) = write_completed(w, c, user)?;
+                res.push(json!({ "id": id, "trace_id": trace_id }));
+                res.push(json!({}));
+            }
+            Upserted::Start(s, new) => {
+                let new = new.as_ref().map_err(|e| e.clone())?;
+                let (id, trace_id) = start_ready(w, s, new, user)?;
+                res.push(json!({ "id": id, "trace_id": trace_id }));
+            }
+            Upserted::End(e) => {
+                end(w, e, user)?;
                 res.push(json!({}));
             }
         }

@@ -7,11 +7,30 @@ use crate::domain::call::{Call, now};
 use crate::domain::error::Result;
 use crate::domain::eval_run::{CreateRun, FinishRun, SUMMARIZE_OP, aggregate, not_found};
 use crate::domain::run_rows::RunHead;
-use crate::domain::store::{CallEndFields, Writer};
+use crate::domain::store::{CallEndFields, Insert, Store, Writer};
 use crate::domain::view::{EVALUATE_OP, is_predict_and_score};
+use crate::domain::writes::calls::Ready;
 
 /// Creates a run: a root `Evaluation.evaluate` call flagged as an evaluation run.
 pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&str>) -> Result<String> {
+    let call = run_call(project, req, user);
+    w.insert_fresh_call(&call)?;
+    Ok(call.id)
+}
+
+/// A run's call made before its job runs, encoded by `store`, for [`create_ready`].
+pub fn prepare_create(store: &dyn Store, project: &str, req: &CreateRun, user: Option<&str>) -> Ready {
+    Ready::new(store, run_call(project, req, user))
+}
+
+/// [`create`] with the run's call made by [`prepare_create`]: one insert.
+pub fn create_ready(w: &mut dyn Writer, run: &Ready) -> Result<String> {
+    run.insert(w, Insert::Fresh)?;
+    Ok(run.id().to_string())
+}
+
+/// The call of a new run.
+fn run_call(project: &str, req: &CreateRun, user: Option<&str>) -> Call {
     let mut call = Call::new(project, EVALUATE_OP, now());
     let mut weave = json!({
         "evaluation_run": "true",
@@ -24,8 +43,7 @@ pub fn create(w: &mut dyn Writer, project: &str, req: &CreateRun, user: Option<&
     call.attributes = json!({ "weave": weave });
     call.inputs = json!({ "self": req.evaluation, "model": req.model });
     call.wb_user_id = user.map(String::from);
-    w.insert_fresh_call(&call)?;
-    Ok(call.id)
+    call
 }
 
 /// Reads the head of a live evaluation run, or a 404.

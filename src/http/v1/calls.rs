@@ -50,9 +50,12 @@ pub(crate) async fn call_start(
 ) -> Result<Response, ApiError> {
     let req: StartBody = from_body(body)?;
     who.check_project(&req.start.project_id)?;
-    let (id, trace_id) =
-        store::write_async(state.store.as_ref(), move |w| calls::start(w, &req.start, Some(who.user_id())))
-            .await?;
+    // The call is made and encoded here: the one writer thread only inserts it when new.
+    let new = calls::prepare_start(state.store.as_ref(), &req.start, Some(who.user_id()))?;
+    let (id, trace_id) = store::write_async(state.store.as_ref(), move |w| {
+        calls::start_ready(w, &req.start, &new, Some(who.user_id()))
+    })
+    .await?;
     Ok(json_response(json!({ "id": id, "trace_id": trace_id })))
 }
 
@@ -130,7 +133,7 @@ pub(crate) async fn calls_complete(
     let mut ready = req
         .batch
         .into_iter()
-        .map(|c| calls::prepare_complete(c, Some(&user)))
+        .map(|c| calls::prepare_complete(state.store.as_ref(), c, Some(&user)))
         .collect::<Result<Vec<_>, _>>()?;
     let written = store::write_async(state.store.as_ref(), move |w| {
         calls::prefetch_completed(w, &ready)?;
@@ -156,10 +159,14 @@ pub(crate) async fn call_upsert_batch(
             UpsertItem::End(e) => who.check_project(&e.end.project_id)?,
         }
     }
-    let res = store::write_async(state.store.as_ref(), move |w| {
-        calls::upsert_batch(w, &req.batch, Some(who.user_id()))
+    // The starts' calls are made (their JSON fields moved, not copied) and encoded here, and
+    // handed back: the one writer thread only inserts them.
+    let mut ready = calls::prepare_upsert(state.store.as_ref(), req.batch, Some(who.user_id()));
+    let (res, ready) = store::write_async(state.store.as_ref(), move |w| {
+        Ok((calls::upsert_prepared(w, &mut ready, Some(who.user_id()))?, ready))
     })
     .await?;
+    drop(ready);
     Ok(json_response(json!({ "res": res })))
 }
 

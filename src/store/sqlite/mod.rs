@@ -17,7 +17,7 @@ mod schema;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -54,6 +54,8 @@ pub struct SqliteStore {
     keys_reader: Mutex<Option<Connection>>,
     /// Bytes of the file each read connection may memory-map (0: none).
     read_mmap: u64,
+    /// The committed dictionaries calls are packed with before their job is queued.
+    dicts: Arc<packed::Dicts>,
 }
 
 /// Read connections: the idle ones, and how many are open in all.
@@ -123,8 +125,10 @@ impl SqliteStore {
                 SQLITE_HEAP_MIB << 20
             ))
             .map_err(at)?;
+        let dicts = Arc::new(packed::Dicts::default());
         Ok(SqliteStore {
-            writer: WriterThread::start(WriteConnection(writer, Default::default()))?,
+            writer: WriterThread::start(WriteConnection(writer, packed::Packer::new(dicts.clone())))?,
+            dicts,
             path,
             readers: Mutex::new(ReaderPool::default()),
             reader_freed: Condvar::new(),

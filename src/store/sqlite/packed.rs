@@ -13,15 +13,29 @@
 //!
 //! A packed value is a BLOB: [`FORMAT`], the dictionary's id and the text's length (LEB128),
 //! then the zstd frame without its magic number, content size, checksum or dictionary id.
+//!
+//! Most calls are packed before their write job is queued, on the request's thread
+//! ([`encode`]), with the project's committed dictionary as [`Dicts`] holds it; the writer
+//! then only inserts them. [`Dicts`] holds only dictionaries of committed transactions (the
+//! writer adds them once committed), so a value packed there never names a dictionary an undone
+//! job made. A call encoded while its project had no committed dictionary (or none known yet)
+//! reaches the writer as text, which counts it and packs it as before.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
-use zstd::bulk::{Compressor, Decompressor};
-use zstd::zstd_safe::CParameter;
+use zstd::bulk::Decompressor;
+use zstd::dict::EncoderDictionary;
+use zstd::zstd_safe::{CCtx, CParameter};
+
+use crate::domain::call::Call;
+use crate::store::sqlite::rows::json_text;
 
 /// The columns stored packed.
 pub(super) const PACKED_COLUMNS: [&str; 2] = ["attributes", "inputs"];
@@ -167,17 +181,114 @@ impl Unpacker {
 }
 
 /// A value of a packed column as written: its JSON text, or packed.
-pub(super) enum Packed {
-    Text(String),
-    Blob(Vec<u8>),
+pub(super) enum Packed<'a> {
+    Text(Cow<'a, str>),
+    Blob(Cow<'a, [u8]>),
 }
 
-impl ToSql for Packed {
+impl Packed<'_> {
+    /// The same value, borrowed.
+    fn borrowed(&self) -> Packed<'_> {
+        match self {
+            Packed::Text(t) => Packed::Text(Cow::Borrowed(t)),
+            Packed::Blob(b) => Packed::Blob(Cow::Borrowed(b)),
+        }
+    }
+}
+
+impl ToSql for Packed<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
             Packed::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
             Packed::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })
+    }
+}
+
+/// A dictionary ready to pack with: its id and its prepared tables, shared by every thread
+/// that packs with it (each with a compression context of its own, [`pack_with`]).
+pub(super) struct Dict {
+    id: i64,
+    prepared: EncoderDictionary<'static>,
+}
+
+impl Dict {
+    fn new(id: i64, bytes: &[u8]) -> Arc<Dict> {
+        Arc::new(Dict { id, prepared: EncoderDictionary::copy(bytes, LEVEL) })
+    }
+}
+
+/// The committed dictionaries of projects, by project: what calls are packed with before
+/// their job is queued. Only the writer adds to it, once the dictionary's transaction has
+/// committed (or when it reads one from `json_dicts`); a project missing is packed by the
+/// writer.
+#[derive(Default)]
+pub(super) struct Dicts(RwLock<HashMap<String, Arc<Dict>>>);
+
+impl Dicts {
+    fn get(&self, project: &str) -> Option<Arc<Dict>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(project).cloned()
+    }
+
+    fn publish(&self, project: &str, dict: &Arc<Dict>) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CODERS && !map.contains_key(project) {
+            // Dropped ones come back as the writer meets their projects again.
+            map.clear();
+        }
+        map.insert(project.to_string(), dict.clone());
+    }
+}
+
+/// A call's JSON fields encoded before its write job is queued ([`encode`]): `attributes` and
+/// `inputs` packed with the project's committed dictionary when it has one (`packed`), else
+/// as text for the writer to count and pack; `output` and `summary` as text.
+pub(super) struct EncodedCall {
+    project: String,
+    id: String,
+    /// Whether `attributes` and `inputs` were packed (or left as text, as not shrinking) with a
+    /// committed dictionary: the writer then writes them as they are.
+    packed: bool,
+    attributes: Packed<'static>,
+    inputs: Packed<'static>,
+    output: Option<String>,
+    summary: Option<String>,
+}
+
+impl EncodedCall {
+    /// Whether this is the encoding of `c`.
+    pub(super) fn is_of(&self, c: &Call) -> bool {
+        self.id == c.id && self.project == c.project_id
+    }
+
+    pub(super) fn output(&self) -> Option<&str> {
+        self.output.as_deref()
+    }
+
+    pub(super) fn summary(&self) -> Option<&str> {
+        self.summary.as_deref()
+    }
+}
+
+/// Encodes `c` for its write, packing with the committed dictionary of its project if
+/// `dicts` holds one. Never reads the database; a value that would not pack stays text.
+pub(super) fn encode(dicts: &Dicts, c: &Call) -> EncodedCall {
+    let [attributes, inputs] = [json_text(&c.attributes), json_text(&c.inputs)];
+    let dict = dicts.get(&c.project_id);
+    let pack = |text: String| -> Packed<'static> {
+        match &dict {
+            Some(d) => pack_with(d, Cow::Owned(text)),
+            None => Packed::Text(Cow::Owned(text)),
+        }
+    };
+    EncodedCall {
+        project: c.project_id.clone(),
+        id: c.id.clone(),
+        packed: dict.is_some(),
+        attributes: pack(attributes),
+        inputs: pack(inputs),
+        output: c.output.as_ref().map(json_text),
+        summary: c.summary.as_ref().map(json_text),
     }
 }
 
@@ -192,45 +303,80 @@ enum Made {
 
 /// A project's dictionary as the writer knows it.
 struct ProjectDict {
-    /// The dictionary's id and a compressor holding it; `None` while the project has none.
-    dict: Option<(i64, Made, Box<Compressor<'static>>)>,
+    /// The dictionary, and where it was made; `None` while the project has none.
+    dict: Option<(Arc<Dict>, Made)>,
     /// Calls written as text by this process since the project was last without one.
     plain: usize,
 }
 
-/// The writer's dictionaries, by project: packs the values it writes, and trains a
-/// project's dictionary when the time comes.
-#[derive(Default)]
+/// The writer's dictionaries, by project: packs the values it writes that were not packed
+/// before (see [`Packer::columns`]), trains a project's dictionary when the time comes, and
+/// hands committed dictionaries to [`Dicts`].
 pub(super) struct Packer {
     projects: HashMap<String, ProjectDict>,
+    committed: Arc<Dicts>,
 }
 
 impl Packer {
+    /// A packer adding the dictionaries it knows to be committed to `committed`.
+    pub(super) fn new(committed: Arc<Dicts>) -> Packer {
+        Packer { projects: HashMap::new(), committed }
+    }
+
+    /// A call's packed columns as they are written, in [`PACKED_COLUMNS`] order: as
+    /// `encoded` has them when they were packed before the job, else packed here
+    /// ([`Packer::pack`]).
+    pub(super) fn columns<'a>(
+        &mut self,
+        conn: &Connection,
+        c: &'a Call,
+        encoded: Option<&'a EncodedCall>,
+    ) -> rusqlite::Result<[Packed<'a>; 2]> {
+        match encoded.map(|e| (e.packed, &e.attributes, &e.inputs)) {
+            Some((true, a, i)) => Ok([a.borrowed(), i.borrowed()]),
+            Some((false, Packed::Text(a), Packed::Text(i))) => {
+                self.pack(conn, &c.project_id, [Cow::Borrowed(&**a), Cow::Borrowed(&**i)])
+            }
+            _ => self.pack(
+                conn,
+                &c.project_id,
+                [Cow::Owned(json_text(&c.attributes)), Cow::Owned(json_text(&c.inputs))],
+            ),
+        }
+    }
+
     /// The JSON texts of a call's packed columns as they are written, in
     /// [`PACKED_COLUMNS`] order: packed with the project's dictionary, which is trained
     /// first if the project has written enough calls without one.
-    pub(super) fn pack(
+    pub(super) fn pack<'a>(
         &mut self,
         conn: &Connection,
         project: &str,
-        texts: [String; 2],
-    ) -> rusqlite::Result<[Packed; 2]> {
+        texts: [Cow<'a, str>; 2],
+    ) -> rusqlite::Result<[Packed<'a>; 2]> {
         if !self.projects.contains_key(project) {
             if self.projects.len() >= MAX_CODERS {
                 // Compressors of committed dictionaries are read again when needed; a count of
                 // calls written without one, or a dictionary that may yet be undone, is kept.
                 self.projects.retain(|_, p| p.dict.as_ref().is_none_or(|d| d.1 != Made::Committed));
             }
+            if let Some(d) = self.committed.get(project) {
+                let dict = Some((d, Made::Committed));
+                self.projects.insert(project.to_string(), ProjectDict { dict, plain: 0 });
+            }
+        }
+        if !self.projects.contains_key(project) {
             let stored: Option<(i64, Vec<u8>)> = conn
                 .prepare_cached(
                     "SELECT id, dict FROM json_dicts WHERE project_id = ?1 ORDER BY id DESC LIMIT 1",
                 )?
                 .query_row([project], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let dict = match stored {
-                Some((id, bytes)) => Some((id, Made::Committed, Box::new(compressor(&bytes)?))),
-                None => None,
-            };
+            let dict = stored.map(|(id, bytes)| {
+                let d = Dict::new(id, &bytes);
+                self.committed.publish(project, &d);
+                (d, Made::Committed)
+            });
             self.projects.insert(project.to_string(), ProjectDict { dict, plain: 0 });
         }
         let Some(entry) = self.projects.get_mut(project) else {
@@ -243,12 +389,8 @@ impl Packer {
                 entry.dict = train(conn, project)?;
             }
         }
-        match &mut entry.dict {
-            Some((id, _, c)) => {
-                let id = *id;
-                let [a, b] = texts;
-                Ok([pack_with(c, id, a)?, pack_with(c, id, b)?])
-            }
+        match &entry.dict {
+            Some((d, _)) => Ok(texts.map(|t| pack_with(d, t))),
             None => Ok(texts.map(Packed::Text)),
         }
     }
@@ -265,12 +407,17 @@ impl Packer {
     }
 
     fn settle(&mut self, made: Made, to: Option<Made>) {
-        for p in self.projects.values_mut() {
+        for (project, p) in &mut self.projects {
             if let Some(d) = &mut p.dict
                 && d.1 == made
             {
                 match to {
-                    Some(to) => d.1 = to,
+                    Some(to) => {
+                        d.1 = to;
+                        if to == Made::Committed {
+                            self.committed.publish(project, &d.0);
+                        }
+                    }
                     None => {
                         p.dict = None;
                         FORGOTTEN.fetch_add(1, Ordering::AcqRel);
@@ -281,37 +428,57 @@ impl Packer {
     }
 }
 
-fn compressor(dict: &[u8]) -> rusqlite::Result<Compressor<'static>> {
-    let err = |e: std::io::Error| user_error(format!("zstd: {e}"));
-    let mut c = Compressor::with_dictionary(LEVEL, dict).map_err(err)?;
-    for p in
-        [CParameter::ContentSizeFlag(false), CParameter::ChecksumFlag(false), CParameter::DictIdFlag(false)]
-    {
-        c.set_parameter(p).map_err(err)?;
-    }
-    Ok(c)
+thread_local! {
+    /// This thread's compression context, set for frames without content size, checksum or
+    /// dictionary id; it references a dictionary only while it packs with it.
+    static CONTEXT: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
 }
 
-/// `text` packed with dictionary `id`, or as it is if packing does not make it smaller.
-fn pack_with(c: &mut Compressor<'static>, id: i64, text: String) -> rusqlite::Result<Packed> {
-    let frame = c.compress(text.as_bytes()).map_err(|e| user_error(format!("zstd: {e}")))?;
-    let Some(body) = frame.strip_prefix(&MAGIC) else {
-        return Ok(Packed::Text(text));
-    };
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.push(FORMAT);
-    push_varint(&mut out, id as u64);
-    push_varint(&mut out, text.len() as u64);
-    out.extend_from_slice(body);
-    Ok(if out.len() < text.len() { Packed::Blob(out) } else { Packed::Text(text) })
+/// `text` packed with `dict`, or as it is if packing does not make it smaller (or fails).
+fn pack_with<'a>(dict: &Dict, text: Cow<'a, str>) -> Packed<'a> {
+    let packed = CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        let cctx = match &mut *context {
+            Some(cctx) => cctx,
+            None => {
+                let mut cctx = CCtx::create();
+                for p in [
+                    CParameter::ContentSizeFlag(false),
+                    CParameter::ChecksumFlag(false),
+                    CParameter::DictIdFlag(false),
+                ] {
+                    cctx.set_parameter(p).ok()?;
+                }
+                context.insert(cctx)
+            }
+        };
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(text.len()) + 24);
+        out.push(FORMAT);
+        push_varint(&mut out, dict.id as u64);
+        push_varint(&mut out, text.len() as u64);
+        let header = out.len();
+        let mut cursor = std::io::Cursor::new(&mut out);
+        cursor.set_position(header as u64);
+        let framed = cctx
+            .ref_cdict(dict.prepared.as_cdict())
+            .and_then(|_| cctx.compress2(&mut cursor, text.as_bytes()));
+        // The context never keeps a dictionary that may be dropped.
+        let _ = cctx.disable_dictionary();
+        framed.ok()?;
+        (out.get(header..header + MAGIC.len()) == Some(&MAGIC[..])).then(|| {
+            out.drain(header..header + MAGIC.len());
+            out
+        })
+    });
+    match packed {
+        Some(out) if out.len() < text.len() => Packed::Blob(Cow::Owned(out)),
+        _ => Packed::Text(text),
+    }
 }
 
 /// Trains a dictionary on the project's latest text rows, stores it, and packs those rows
 /// with it; `None` if there is too little to train on.
-fn train(
-    conn: &Connection,
-    project: &str,
-) -> rusqlite::Result<Option<(i64, Made, Box<Compressor<'static>>)>> {
+fn train(conn: &Connection, project: &str) -> rusqlite::Result<Option<(Arc<Dict>, Made)>> {
     let mut rows: Vec<(i64, String, String)> = Vec::with_capacity(train_after());
     {
         let mut stmt = conn.prepare_cached(
@@ -330,13 +497,12 @@ fn train(
     };
     conn.prepare_cached("INSERT INTO json_dicts (project_id, dict) VALUES (?1, ?2)")?
         .execute(params![project, dict])?;
-    let id = conn.last_insert_rowid();
-    let mut c = compressor(&dict)?;
+    let d = Dict::new(conn.last_insert_rowid(), &dict);
     let mut update = conn.prepare_cached("UPDATE calls SET attributes = ?2, inputs = ?3 WHERE rowid = ?1")?;
     for (rowid, a, i) in rows {
-        update.execute(params![rowid, pack_with(&mut c, id, a)?, pack_with(&mut c, id, i)?])?;
+        update.execute(params![rowid, pack_with(&d, Cow::Owned(a)), pack_with(&d, Cow::Owned(i))])?;
     }
-    Ok(Some((id, Made::Job, Box::new(c))))
+    Ok(Some((d, Made::Job)))
 }
 
 #[cfg(test)]
@@ -346,7 +512,7 @@ mod tests {
     use super::*;
     use crate::domain::call::Call;
     use crate::domain::error::Error;
-    use crate::domain::store::{Store, write};
+    use crate::domain::store::{Encoded, Insert, Store, write};
     use crate::domain::trace::{CallQuery, Sort, SortField};
     use crate::store::sqlite::SqliteStore;
 
@@ -467,6 +633,48 @@ mod tests {
         write(&store, move |w| k.iter().try_for_each(|c| w.insert_call(c))).unwrap();
         assert_eq!(packed_rows(&store), 0);
         assert_eq!(stored(&store, Vec::new()), kept);
+    }
+
+    /// Writes `calls` as encoded before the job, as the routes do.
+    fn write_encoded(store: &SqliteStore, calls: &[Call], fails: bool) -> Vec<bool> {
+        let encoded: Vec<Encoded> = calls.iter().map(|c| store.encode_call(c)).collect();
+        let was_packed = encoded.iter().map(|e| e.get::<EncodedCall>().is_some_and(|e| e.packed)).collect();
+        let calls = calls.to_vec();
+        let written = write(store, move |w| {
+            for (c, e) in calls.iter().zip(&encoded) {
+                assert!(w.insert_encoded(c, e, Insert::New)?);
+            }
+            if fails { Err(Error::Storage("undone".into())) } else { Ok(()) }
+        });
+        assert_eq!(written.is_ok(), !fails);
+        was_packed
+    }
+
+    #[test]
+    fn calls_encoded_before_their_job_pack_with_committed_dictionaries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // A dictionary made by a job that is undone is never packed with.
+        let lost = calls(TRAIN_AFTER + 5, 0);
+        assert!(write_encoded(&store, &lost, true).iter().all(|p| !p));
+        let few = calls(3, 0);
+        assert!(write_encoded(&store, &few, false).iter().all(|p| !p));
+        assert_eq!(packed_rows(&store), 0);
+        // Text until the writer trains one; the calls after it in that job it packs itself.
+        let first = calls(TRAIN_AFTER + 5, 3);
+        assert!(write_encoded(&store, &first, false).iter().all(|p| !p));
+        assert_eq!(packed_rows(&store), (TRAIN_AFTER + 8) as i64);
+        // Once committed, calls are packed before their job, and read back as written.
+        let more = calls(20, TRAIN_AFTER + 8);
+        assert!(write_encoded(&store, &more, false).iter().all(|p| *p));
+        assert_eq!(packed_rows(&store), (TRAIN_AFTER + 28) as i64);
+        assert_eq!(stored(&store, Vec::new()), [few, first, more].concat());
+        // An encoding of another call is not used for this one.
+        let (a, b) = (calls(1, 5000).remove(0), calls(1, 6000).remove(0));
+        let wrong = store.encode_call(&b);
+        let c = a.clone();
+        write(&store, move |w| w.insert_encoded(&c, &wrong, Insert::Checked)).unwrap();
+        assert_eq!(store.call("e/p", &a.id).unwrap(), Some(a));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::domain::object::{Labels, ObjectQuery, ObjectVersion, Version};
 use crate::domain::page::Page;
 use crate::domain::run_rows::{RunCursor, RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
-use crate::domain::store::{ProjectSummary, Store, WriteJob};
+use crate::domain::store::{Encoded, ProjectSummary, Store, WriteJob};
 use crate::domain::threads::{Turn, TurnQuery};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
@@ -28,6 +28,10 @@ use crate::domain::view::Kind;
 impl Store for SqliteStore {
     fn submit(&self, job: WriteJob) {
         self.writer.submit(job);
+    }
+
+    fn encode_call(&self, call: &Call) -> Encoded {
+        Encoded::new(super::packed::encode(&self.dicts, call))
     }
 
     fn eval_runs(

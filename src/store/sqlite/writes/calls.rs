@@ -1,6 +1,7 @@
 //! Calls: inserts (with the view columns derived from each), updates, ends, run heads,
 //! children, and subtree deletes.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -11,7 +12,7 @@ use crate::domain::run_rows::RunHead;
 use crate::domain::store::CallEndFields;
 use crate::domain::view::ViewColumns;
 use crate::store::sqlite::ids::{Id, StoredId};
-use crate::store::sqlite::packed::Packer;
+use crate::store::sqlite::packed::{EncodedCall, Packer};
 use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text, stored_model};
 use crate::store::sqlite::storage;
 
@@ -50,6 +51,10 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!("INSERT INTO calls ({}) VALUES ({})", WRITTEN_COLUMNS.join(", "), values.join(", "))
 });
 
+/// [`INSERT`] unless the id is taken.
+static INSERT_NEW: LazyLock<String> =
+    LazyLock::new(|| format!("{} ON CONFLICT (project_id, id) DO NOTHING", *INSERT));
+
 /// `UPDATE` of every written column but the key, of a live call.
 static UPDATE: LazyLock<String> = LazyLock::new(|| {
     let set: Vec<String> =
@@ -58,11 +63,22 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Binds a call's [`WRITTEN_COLUMNS`], with its view columns, and runs `stmt`; returns the
-/// rows changed.
-fn execute_call(conn: &Connection, packer: &mut Packer, sql: &str, c: &Call) -> rusqlite::Result<usize> {
+/// rows changed. Its JSON fields are bound as `encoded` has them, if given (made from `c`).
+fn execute_call(
+    conn: &Connection,
+    packer: &mut Packer,
+    sql: &str,
+    c: &Call,
+    encoded: Option<&EncodedCall>,
+) -> rusqlite::Result<usize> {
     let v = ViewColumns::of(c);
-    let [attributes, inputs] =
-        packer.pack(conn, &c.project_id, [json_text(&c.attributes), json_text(&c.inputs)])?;
+    let [attributes, inputs] = packer.columns(conn, c, encoded)?;
+    let (output, summary) = match encoded {
+        Some(e) => (e.output().map(Cow::Borrowed), e.summary().map(Cow::Borrowed)),
+        None => {
+            (c.output.as_ref().map(|v| json_text(v).into()), c.summary.as_ref().map(|v| json_text(v).into()))
+        }
+    };
     let mut stmt = conn.prepare_cached(sql)?;
     stmt.execute(params![
         c.project_id,
@@ -76,8 +92,8 @@ fn execute_call(conn: &Connection, packer: &mut Packer, sql: &str, c: &Call) -> 
         c.exception,
         attributes,
         inputs,
-        c.output.as_ref().map(json_text),
-        c.summary.as_ref().map(json_text),
+        output,
+        summary,
         c.wb_user_id,
         v.kind.tag(),
         v.evaluation,
@@ -93,8 +109,13 @@ fn execute_call(conn: &Connection, packer: &mut Packer, sql: &str, c: &Call) -> 
 }
 
 /// Inserts a call; a taken id is a conflict (409).
-pub(super) fn insert(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<()> {
-    match execute_call(conn, packer, &INSERT, c) {
+pub(super) fn insert(
+    conn: &Connection,
+    packer: &mut Packer,
+    c: &Call,
+    encoded: Option<&EncodedCall>,
+) -> Result<()> {
+    match execute_call(conn, packer, &INSERT, c, encoded) {
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
             Err(Error::Conflict(format!("Call {} already exists", c.id)))
         }
@@ -103,15 +124,19 @@ pub(super) fn insert(conn: &Connection, packer: &mut Packer, c: &Call) -> Result
 }
 
 /// Inserts a call unless its id is taken; returns whether it did.
-pub(super) fn insert_new(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<bool> {
+pub(super) fn insert_new(
+    conn: &Connection,
+    packer: &mut Packer,
+    c: &Call,
+    encoded: Option<&EncodedCall>,
+) -> Result<bool> {
     // One probe of the id index, the insert's own, instead of a lookup before it.
-    let sql = format!("{} ON CONFLICT (project_id, id) DO NOTHING", *INSERT);
-    execute_call(conn, packer, &sql, c).map(|n| n > 0).map_err(storage)
+    execute_call(conn, packer, &INSERT_NEW, c, encoded).map(|n| n > 0).map_err(storage)
 }
 
 /// Rewrites a live call.
 pub(super) fn update(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<()> {
-    execute_call(conn, packer, &UPDATE, c).map(drop).map_err(storage)
+    execute_call(conn, packer, &UPDATE, c, None).map(drop).map_err(storage)
 }
 
 pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Option<RunHead>> {

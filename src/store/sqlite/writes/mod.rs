@@ -10,7 +10,7 @@ mod objects;
 
 use rusqlite::Connection;
 
-use super::packed::Packer;
+use super::packed::{EncodedCall, Packer};
 use super::rows::{read_call, table_digests};
 use super::{keys, storage};
 use crate::domain::call::{Call, Micros};
@@ -21,7 +21,7 @@ use crate::domain::keys::ApiKey;
 use crate::domain::object::ObjectVersion;
 use crate::domain::run_rows::RunHead;
 use crate::domain::sessions::Session;
-use crate::domain::store::{CallEndFields, Writer};
+use crate::domain::store::{CallEndFields, Encoded, Insert, Writer};
 use crate::store::writer::{Backend, Batch};
 
 /// The write connection, owned by the writer thread, and the dictionaries it packs with.
@@ -100,11 +100,19 @@ struct Tx<'a>(&'a Connection, &'a mut Packer);
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
-        calls::insert(self.0, self.1, c)
+        calls::insert(self.0, self.1, c, None)
     }
 
     fn insert_new_call(&mut self, c: &Call) -> Result<bool> {
-        calls::insert_new(self.0, self.1, c)
+        calls::insert_new(self.0, self.1, c, None)
+    }
+
+    fn insert_encoded(&mut self, c: &Call, encoded: &Encoded, how: Insert) -> Result<bool> {
+        let encoded = encoded.get::<EncodedCall>().filter(|e| e.is_of(c));
+        match how {
+            Insert::Checked | Insert::Fresh => calls::insert(self.0, self.1, c, encoded).map(|()| true),
+            Insert::New => calls::insert_new(self.0, self.1, c, encoded),
+        }
     }
 
     fn update_call(&mut self, c: &Call) -> Result<()> {
