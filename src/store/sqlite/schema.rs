@@ -200,7 +200,20 @@ mod tests {
     use crate::domain::call::Call;
     use crate::domain::run_rows::RunQuery;
     use crate::domain::store::Store;
+    use crate::domain::trace::CallQuery;
     use crate::store::sqlite::SqliteStore;
+
+    /// Every live call of project `e/p`, in the calls query's order.
+    fn every_call(store: &SqliteStore) -> Vec<Call> {
+        let mut found = Vec::new();
+        store
+            .calls("e/p", &CallQuery::default(), &mut |c| {
+                found.push(c);
+                true
+            })
+            .unwrap();
+        found
+    }
 
     #[test]
     fn a_version_1_store_is_upgraded_in_place() {
@@ -310,7 +323,6 @@ mod tests {
 
     #[test]
     fn a_version_7_store_reads_its_text_rows_and_packs_new_ones() {
-        use crate::domain::trace::CallQuery;
         use crate::store::sqlite::packed::TRAIN_AFTER;
         let dir = tempfile::tempdir().unwrap();
         let call = |i: usize| {
@@ -345,20 +357,13 @@ mod tests {
             .query_row("SELECT count(*) FROM calls WHERE typeof(inputs) = 'blob'", [], |r| r.get(0))
             .unwrap();
         assert!(packed > TRAIN_AFTER as i64, "{packed}");
-        let mut found = Vec::new();
-        store
-            .calls("e/p", &CallQuery::default(), &mut |c| {
-                found.push(c);
-                true
-            })
-            .unwrap();
+        let found = every_call(&store);
         assert_eq!(found, [old, new].concat());
     }
 
     #[test]
     fn a_version_8_store_with_text_ids_is_upgraded_and_reads_every_call_the_same() {
         use crate::domain::threads::TurnQuery;
-        use crate::domain::trace::CallQuery;
         use crate::domain::view::Kind;
         use serde_json::json;
         let dir = tempfile::tempdir().unwrap();
@@ -417,13 +422,7 @@ mod tests {
             let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
             assert_eq!(integrity, "ok");
         }
-        let mut found = Vec::new();
-        store
-            .calls("e/p", &CallQuery::default(), &mut |c| {
-                found.push(c);
-                true
-            })
-            .unwrap();
+        let found = every_call(&store);
         assert_eq!(found, calls);
         for c in &calls {
             assert_eq!(store.call("e/p", &c.id).unwrap().as_ref(), Some(c));
