@@ -24,6 +24,8 @@ use weft::domain::call::{Call, Micros};
 use weft::domain::store::write;
 use weft::store::sqlite::SqliteStore;
 
+#[path = "common/keys.rs"]
+mod keys;
 #[path = "common/server.rs"]
 mod server;
 use server::{Measure, Options, Server, ms, options, start, status_kib, weft_bin};

@@ -47,6 +47,10 @@ use weft::store::clickhouse::ClickHouseStore;
 use weft::store::clickhouse::client::{Client, Config, Query};
 use weft::store::sqlite::SqliteStore;
 
+#[path = "common/keys.rs"]
+mod keys;
+use keys::admin_key;
+
 const PROJECT: &str = "acme/bench";
 const RUNS: [&str; 2] = ["0190aaaa-0000-7000-8000-00000000000a", "0190aaaa-0000-7000-8000-00000000000b"];
 
@@ -254,21 +258,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// An admin key of the store `store_args` names.
-fn admin_key(bin: &Path, store_args: &[String]) -> Result<String, String> {
-    let out = Command::new(bin)
-        .args(store_args)
-        .args(["keys", "create", "--admin"])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("weft keys create: {e}"))?;
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || key.is_empty() {
-        return Err("weft keys create failed".into());
-    }
-    Ok(key)
 }
 
 fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {

@@ -34,16 +34,7 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
 
 /// Starts `bin serve` on `dir` with a new admin key, once it listens.
 pub fn start(bin: &Path, dir: &Path) -> Result<Server, String> {
-    let key = Command::new(bin)
-        .args(["keys", "create", "--admin", "--data-dir"])
-        .arg(dir)
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("weft keys create: {e}"))?;
-    let secret = String::from_utf8_lossy(&key.stdout).trim().to_string();
-    if !key.status.success() || secret.is_empty() {
-        return Err("weft keys create failed".into());
-    }
+    let secret = super::keys::admin_key(bin, &["--data-dir".into(), dir.display().to_string()])?;
     use base64::Engine;
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("api:{secret}")));
     let port = std::net::TcpListener::bind("127.0.0.1:0")

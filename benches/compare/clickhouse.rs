@@ -190,16 +190,7 @@ pub(crate) async fn clickhouse_round(
     if let Err(e) = &size {
         eprintln!("  clickhouse: size of {database}: {e}");
     }
-    let key = Command::new(weft_bin)
-        .args(ch.weft_args(&database))
-        .args(["keys", "create", "--admin"])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("weft keys create: {e}"))?;
-    let secret = String::from_utf8_lossy(&key.stdout).trim().to_string();
-    if !key.status.success() || secret.is_empty() {
-        return Err("weft keys create failed".into());
-    }
+    let secret = crate::keys::admin_key(weft_bin, &ch.weft_args(&database))?;
     let mut args = ch.weft_args(&database);
     args.extend(["serve".into(), "--bind".into(), "127.0.0.1:{port}".into()]);
     let launch = Launch {

@@ -72,6 +72,8 @@ mod clickhouse;
 mod data;
 mod format;
 mod http;
+#[path = "../common/keys.rs"]
+mod keys;
 mod load;
 mod options;
 mod reference;
@@ -80,7 +82,6 @@ mod server;
 mod workloads;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use weft::store::sqlite::SqliteStore;
@@ -176,16 +177,7 @@ async fn run(args: Args) -> Result<(), String> {
             );
             continue;
         }
-        let key = Command::new(&weft_bin)
-            .args(["keys", "create", "--admin", "--data-dir"])
-            .arg(&dir)
-            .stderr(Stdio::null())
-            .output()
-            .map_err(|e| format!("weft keys create: {e}"))?;
-        let secret = String::from_utf8_lossy(&key.stdout).trim().to_string();
-        if !key.status.success() || secret.is_empty() {
-            return Err("weft keys create failed".into());
-        }
+        let secret = keys::admin_key(&weft_bin, &["--data-dir".into(), dir.display().to_string()])?;
         if let Some(keep) = &args.keep {
             std::fs::write(keep.join(format!("weft-{n}.key")), &secret).map_err(|e| e.to_string())?;
         }
