@@ -5,10 +5,12 @@
 //! `Writer`) in `writes`, the reads (the domain's `Store`, run lists among them) in `reads`,
 //! each split by resource, API keys in `keys`, backups in `backup`, the columns and rows
 //! both reads and writes use in `rows`, the packing of JSON columns in `packed`, and call ids
-//! as they are stored (a UUID as 16 bytes) in `ids`.
+//! as they are stored (a UUID as 16 bytes) in `ids`, the integer keys of project names and
+//! run refs in `interned`.
 
 mod backup;
 mod ids;
+mod interned;
 mod keys;
 mod packed;
 mod reads;
@@ -56,6 +58,8 @@ pub struct SqliteStore {
     read_mmap: u64,
     /// The committed dictionaries calls are packed with before their job is queued.
     dicts: Arc<packed::Dicts>,
+    /// The texts of run refs' keys, as read connections found them.
+    ref_names: interned::RefNames,
 }
 
 /// Read connections: the idle ones, and how many are open in all.
@@ -127,8 +131,13 @@ impl SqliteStore {
             .map_err(at)?;
         let dicts = Arc::new(packed::Dicts::default());
         Ok(SqliteStore {
-            writer: WriterThread::start(WriteConnection(writer, packed::Packer::new(dicts.clone())))?,
+            writer: WriterThread::start(WriteConnection(
+                writer,
+                packed::Packer::new(dicts.clone()),
+                interned::Interner::default(),
+            ))?,
             dicts,
+            ref_names: interned::RefNames::default(),
             path,
             readers: Mutex::new(ReaderPool::default()),
             reader_freed: Condvar::new(),

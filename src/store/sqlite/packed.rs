@@ -483,7 +483,8 @@ fn train(conn: &Connection, project: &str) -> rusqlite::Result<Option<(Arc<Dict>
     {
         let mut stmt = conn.prepare_cached(
             "SELECT rowid, attributes, inputs FROM calls NOT INDEXED \
-             WHERE rowid > (SELECT max(rowid) FROM calls) - ?2 AND project_id = ?1 \
+             WHERE rowid > (SELECT max(rowid) FROM calls) - ?2 \
+             AND project_id = (SELECT id FROM projects WHERE name = ?1) \
              AND typeof(attributes) = 'text' AND typeof(inputs) = 'text' ORDER BY rowid DESC LIMIT ?3",
         )?;
         let mut found = stmt.query(params![project, SAMPLE_WINDOW, train_after() as i64])?;

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Row, Rows, ToSql, params};
 use serde_json::Value;
 
 use super::ids::{self, Id, StoredId};
+use super::interned::project_key;
 use super::storage;
 use crate::domain::call::{Call, CallText};
 use crate::domain::costs::LlmPrice;
@@ -31,8 +32,8 @@ pub(super) fn stored_model(v: &ViewColumns) -> Option<&str> {
 }
 
 /// The columns of a [`Call`]; the packed ones read through `weft_unpack` (see `packed`), the
-/// ids through `ids`.
-pub(super) const CALL_COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, \
+/// ids through `ids`, the project's name from its key (see `interned`).
+pub(super) const CALL_COLUMNS: &str = "(SELECT p.name FROM projects p WHERE p.id = project_id), id, trace_id, parent_id, op_name, display_name, started_at, \
      ended_at, exception, weft_unpack(attributes), weft_unpack(inputs), output, summary, wb_user_id, thread_id, turn_id, wb_run_id, \
      wb_run_step, wb_run_step_end";
 
@@ -91,7 +92,8 @@ pub(super) fn with_call_text(
 
 pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
     conn.prepare_cached(&format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL"
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND id = ?2 AND deleted_at IS NULL",
+        project_key("?1")
     ))
     .map_err(storage)?
     .query_row(params![project, Id::new(id)], call_from_row)

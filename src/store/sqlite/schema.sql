@@ -1,9 +1,25 @@
+-- Integer keys of what the calls table repeats (see `interned.rs`): the names of projects,
+-- and the evaluation and model refs of runs, per project. Never changed nor deleted: a call's
+-- row holds the keys.
+CREATE TABLE IF NOT EXISTS projects (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS run_refs (
+    id         INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL,
+    ref        TEXT NOT NULL,
+    UNIQUE (project_id, ref)
+);
+
 -- Calls: the storage primitive. The view columns (kind, evaluation, model, run_id) are derived
 -- from attributes and inputs on write, so the list endpoints read indexes, not JSON. The call
 -- ids (id, trace_id, parent_id, run_id, turn_id) hold a canonical UUID as its 16 bytes (a BLOB),
--- any other id as TEXT (see `ids.rs`); predictions and scores keep no model.
+-- any other id as TEXT (see `ids.rs`); predictions and scores keep no model. `project_id` is
+-- the project's key in `projects`, `evaluation` and `model` keys in `run_refs` (INTEGER: a
+-- TEXT column would store a key as text).
 CREATE TABLE IF NOT EXISTS calls (
-    project_id   TEXT NOT NULL,
+    project_id   INTEGER NOT NULL,
     id           TEXT NOT NULL,
     trace_id     TEXT NOT NULL,
     parent_id    TEXT,
@@ -19,8 +35,8 @@ CREATE TABLE IF NOT EXISTS calls (
     wb_user_id   TEXT,
     deleted_at   INTEGER,
     kind         TEXT,
-    evaluation   TEXT,
-    model        TEXT,
+    evaluation   INTEGER,
+    model        INTEGER,
     run_id       TEXT,
     logged_run   INTEGER NOT NULL DEFAULT 0,
     thread_id    TEXT,

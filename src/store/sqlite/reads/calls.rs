@@ -9,6 +9,7 @@ use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::sqlite::ids::{self, Id};
+use crate::store::sqlite::interned::project_key;
 use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
 };
@@ -89,8 +90,9 @@ fn order_by(sort: &[Sort]) -> String {
 fn view_calls_sql(kind: &str, run_filter: &str, after: bool) -> String {
     let after = if after { " AND (started_at, id) > (?5, ?6)" } else { "" };
     format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND kind = '{kind}' \
-         AND deleted_at IS NULL {run_filter}{after} ORDER BY started_at, id LIMIT ?3 OFFSET ?4"
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND kind = '{kind}' \
+         AND deleted_at IS NULL {run_filter}{after} ORDER BY started_at, id LIMIT ?3 OFFSET ?4",
+        project_key("?1")
     )
 }
 
@@ -124,7 +126,10 @@ pub(super) fn calls(
     q: &CallQuery,
     sink: &mut dyn FnMut(Call) -> bool,
 ) -> Result<()> {
-    let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ? AND deleted_at IS NULL");
+    let mut sql = format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND deleted_at IS NULL",
+        project_key("?")
+    );
     let mut args: Vec<Arg<'_>> = vec![Arg::Text(project)];
     // Each list is bound as one value (`rarray`): the statement's text does not grow with the
     // list, so no list is too long for SQLite's limits on a statement.
@@ -173,8 +178,9 @@ fn children_rows(
     }
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {columns} FROM calls WHERE project_id = ?1 AND parent_id IN rarray(?2) \
-             AND deleted_at IS NULL ORDER BY parent_id, started_at, id"
+            "SELECT {columns} FROM calls WHERE project_id = {} AND parent_id IN rarray(?2) \
+             AND deleted_at IS NULL ORDER BY parent_id, started_at, id",
+            project_key("?1")
         ))
         .map_err(storage)?;
     let ids = Arg::id_list(parent_ids.iter().map(String::as_str));

@@ -13,6 +13,7 @@ use crate::domain::run_rows::RunCursor;
 use crate::domain::run_rows::{RunQuery, RunRow};
 use crate::domain::store::ProjectSummary;
 use crate::store::sqlite::ids::{self, Id};
+use crate::store::sqlite::interned::{REF_KEY, REF_KEYS, RefNames, RowRefs, project_key};
 use crate::store::sqlite::rows::{Arg, for_rows, limit_offset, texts};
 use crate::store::sqlite::storage;
 
@@ -80,20 +81,28 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
             ));
             args.push(Arg::id_list(ids.iter().copied()));
         }
-        sql.push_str(" c.project_id = ? AND kind = 'run' AND deleted_at IS NULL");
+        // The project and the refs are named by their keys, each found once per statement
+        // (uncorrelated subqueries): an unknown one is NULL, which no row equals.
+        sql.push_str(&format!(
+            " c.project_id = {} AND kind = 'run' AND deleted_at IS NULL",
+            project_key("?")
+        ));
         args.push(Arg::Text(project));
         if !arm_column.is_empty() {
-            sql.push_str(&format!(" AND {arm_column} = ?"));
+            sql.push_str(&format!(" AND {arm_column} = {REF_KEY}"));
+            args.push(Arg::Text(project));
             args.push(Arg::Text(arm));
         }
         for (column, values) in [("evaluation", &evaluations), ("model", &models)] {
             if values.len() == 1 && column != arm_column {
                 // One value is an equality the planner can see: one evaluation and one model
                 // read one ordered range of `calls_runs_pairs`.
-                sql.push_str(&format!(" AND {column} = ?"));
+                sql.push_str(&format!(" AND {column} = {REF_KEY}"));
+                args.push(Arg::Text(project));
                 args.push(Arg::Text(values[0]));
             } else if !values.is_empty() && column != arm_column {
-                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+                sql.push_str(&format!(" AND {column} IN {REF_KEYS}"));
+                args.push(Arg::Text(project));
                 args.push(Arg::list(values.iter().copied()));
             }
         }
@@ -116,8 +125,11 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
 }
 
 /// Streams the runs of a run list through `conn`.
+/// Its evaluation and model refs are read as text through `names` (`conn` must be a read
+/// connection: see `interned::RefNames`).
 pub(super) fn eval_runs_on(
     conn: &Connection,
+    names: &RefNames,
     project: &str,
     q: &RunQuery,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
@@ -125,13 +137,16 @@ pub(super) fn eval_runs_on(
     let (sql, args) = run_list_sql(project, q);
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
     let rows = stmt.query(params_from_iter(args)).map_err(storage)?;
+    let mut refs = RowRefs::new(names);
     for_rows(rows, &mut |r| {
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
         let (mut id, mut source_run_id) = ([0u8; 36], [0u8; 36]);
+        let evaluation = refs.text(conn, r.get(1)?)?;
+        let model = refs.text(conn, r.get(2)?)?;
         let row = RunRow {
             id: ids::read_into(r.get_ref(0)?, &mut id)?,
-            evaluation: text(1)?.unwrap_or(""),
-            model: text(2)?.unwrap_or(""),
+            evaluation: evaluation.as_deref().unwrap_or(""),
+            model: model.as_deref().unwrap_or(""),
             source_run_id: ids::read_opt_into(r.get_ref(3)?, &mut source_run_id)?,
             display_name: text(4)?,
             op_name: text(5)?.unwrap_or(""),
@@ -147,7 +162,8 @@ pub(super) fn eval_runs_on(
 }
 
 /// The distinct non-empty values of a run column (`evaluation` or `model`) of a project, in
-/// order, at most `max`: a recursive skip through the column's index, one seek per value.
+/// order, at most `max`: the project's refs in text order, each kept if a live run has it
+/// (one seek in the column's index per ref).
 pub(super) fn run_values_on(
     conn: &Connection,
     project: &str,
@@ -155,33 +171,35 @@ pub(super) fn run_values_on(
     max: usize,
 ) -> Result<Vec<String>> {
     let index = if column == "model" { "calls_runs_model" } else { "calls_runs_evaluation" };
-    let live = "project_id = ?1 AND kind = 'run' AND deleted_at IS NULL";
     let sql = format!(
-        "WITH RECURSIVE v(x) AS ( \
-           SELECT (SELECT min({column}) FROM calls INDEXED BY {index} WHERE {live} AND {column} > '') \
-           UNION ALL SELECT (SELECT min({column}) FROM calls INDEXED BY {index} WHERE {live} AND {column} > v.x) \
-           FROM v WHERE v.x IS NOT NULL LIMIT ?2) \
-         SELECT x FROM v WHERE x IS NOT NULL"
+        "SELECT r.ref FROM run_refs r WHERE r.project_id = {} AND r.ref > '' \
+         AND EXISTS (SELECT 1 FROM calls INDEXED BY {index} WHERE project_id = r.project_id \
+           AND {column} = r.id AND kind = 'run' AND deleted_at IS NULL) \
+         ORDER BY r.ref LIMIT ?2",
+        project_key("?1")
     );
     texts(conn, &sql, rusqlite::params![project, max as i64])
 }
 
-/// The distinct (evaluation, model) pairs of a project's runs, at most `max`: a skip through
-/// the evaluations, then through each one's models in `calls_runs_pairs`, one seek per pair.
+/// The distinct (evaluation, model) pairs of a project's runs, at most `max`, in the order of
+/// their texts: a skip through the evaluations' keys, then through each one's models in
+/// `calls_runs_pairs`, one seek per pair; each key's text read from `run_refs`.
 fn run_pairs_on(conn: &Connection, project: &str, max: usize) -> Result<Vec<(String, String)>> {
-    let live = "project_id = ?1 AND kind = 'run' AND deleted_at IS NULL";
+    // Keys are rowids, from 1: `> 0` skips NULL.
+    let live = format!("project_id = {} AND kind = 'run' AND deleted_at IS NULL", project_key("?1"));
     let sql = format!(
         "WITH RECURSIVE \
          ev(e) AS ( \
-           SELECT (SELECT min(evaluation) FROM calls INDEXED BY calls_runs_evaluation WHERE {live} AND evaluation > '') \
+           SELECT (SELECT min(evaluation) FROM calls INDEXED BY calls_runs_evaluation WHERE {live} AND evaluation > 0) \
            UNION ALL SELECT (SELECT min(evaluation) FROM calls INDEXED BY calls_runs_evaluation \
              WHERE {live} AND evaluation > ev.e) FROM ev WHERE ev.e IS NOT NULL), \
          pm(e, m) AS ( \
            SELECT ev.e, (SELECT min(model) FROM calls INDEXED BY calls_runs_pairs \
-             WHERE {live} AND evaluation = ev.e AND model > '') FROM ev WHERE ev.e IS NOT NULL \
+             WHERE {live} AND evaluation = ev.e AND model > 0) FROM ev WHERE ev.e IS NOT NULL \
            UNION ALL SELECT pm.e, (SELECT min(model) FROM calls INDEXED BY calls_runs_pairs \
              WHERE {live} AND evaluation = pm.e AND model > pm.m) FROM pm WHERE pm.m IS NOT NULL) \
-         SELECT e, m FROM pm WHERE m IS NOT NULL ORDER BY e, m LIMIT ?2"
+         SELECT re.ref, rm.ref FROM pm JOIN run_refs re ON re.id = pm.e JOIN run_refs rm ON rm.id = pm.m \
+         WHERE pm.m IS NOT NULL AND re.ref > '' AND rm.ref > '' ORDER BY 1, 2 LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
     let rows = stmt
@@ -196,6 +214,7 @@ fn run_pairs_on(conn: &Connection, project: &str, max: usize) -> Result<Vec<(Str
 /// seek to the end of its range of `calls_runs_pairs`.
 pub(super) fn latest_runs_on(
     conn: &Connection,
+    names: &RefNames,
     project: &str,
     max_pairs: usize,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
@@ -209,7 +228,7 @@ pub(super) fn latest_runs_on(
             ..Default::default()
         };
         let mut go_on = true;
-        eval_runs_on(conn, project, &q, &mut |row| {
+        eval_runs_on(conn, names, project, &q, &mut |row| {
             go_on = sink(row);
             false
         })?;
@@ -222,22 +241,19 @@ pub(super) fn latest_runs_on(
 
 /// Streams each project's summary: its runs and last activity.
 pub(super) fn projects_on(conn: &Connection, sink: &mut dyn FnMut(ProjectSummary) -> bool) -> Result<()> {
-    // The distinct projects by skipping through the `calls_id` index (one seek per project,
-    // not a scan of every call), then each one's runs over the partial index of runs. Last
-    // activity is the latest run's start, or the latest call's without runs.
+    // The projects in name order (`projects` holds the names of those that have had calls),
+    // then each one's runs over the partial index of runs. Last activity is the latest run's
+    // start, or the latest call's without runs.
     let mut stmt = conn
         .prepare_cached(
-            "WITH RECURSIVE p(id) AS ( \
-               SELECT min(project_id) FROM calls \
-               UNION ALL SELECT (SELECT min(project_id) FROM calls WHERE project_id > p.id) \
-               FROM p WHERE p.id IS NOT NULL) \
-             SELECT p.id, \
+            "SELECT p.name, \
                (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 'run' \
                   AND r.deleted_at IS NULL), \
                coalesce((SELECT max(started_at) FROM calls r WHERE r.project_id = p.id \
                   AND r.kind = 'run' AND r.deleted_at IS NULL), \
                  (SELECT max(started_at) FROM calls a WHERE a.project_id = p.id)) \
-             FROM p WHERE p.id IS NOT NULL",
+             FROM projects p WHERE EXISTS (SELECT 1 FROM calls a WHERE a.project_id = p.id) \
+             ORDER BY p.name",
         )
         .map_err(storage)?;
     for_rows(stmt.query([]).map_err(storage)?, &mut |r| {

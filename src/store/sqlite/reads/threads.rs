@@ -5,6 +5,7 @@ use rusqlite::{Connection, params_from_iter};
 use crate::domain::error::Result;
 use crate::domain::threads::{Turn, TurnQuery};
 use crate::store::sqlite::ids::StoredId;
+use crate::store::sqlite::interned::project_key;
 use crate::store::sqlite::rows::for_rows;
 use crate::store::sqlite::storage;
 
@@ -14,10 +15,11 @@ pub(super) fn turns(
     q: &TurnQuery,
     sink: &mut dyn FnMut(Turn) -> bool,
 ) -> Result<()> {
-    let mut sql = String::from(
+    let mut sql = format!(
         "SELECT thread_id, id, started_at, ended_at FROM calls INDEXED BY calls_threads \
-         WHERE project_id = ?1 AND thread_id IS NOT NULL AND thread_id != '' AND id = turn_id \
+         WHERE project_id = {} AND thread_id IS NOT NULL AND thread_id != '' AND id = turn_id \
          AND deleted_at IS NULL AND started_at > ?2 AND started_at < ?3",
+        project_key("?1")
     );
     let mut args: Vec<rusqlite::types::Value> = vec![
         project.to_string().into(),

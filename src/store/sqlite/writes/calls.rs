@@ -12,6 +12,7 @@ use crate::domain::run_rows::RunHead;
 use crate::domain::store::CallEndFields;
 use crate::domain::view::ViewColumns;
 use crate::store::sqlite::ids::{Id, StoredId};
+use crate::store::sqlite::interned::{Interner, project_key};
 use crate::store::sqlite::packed::{EncodedCall, Packer};
 use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text, stored_model};
 use crate::store::sqlite::storage;
@@ -63,15 +64,20 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Binds a call's [`WRITTEN_COLUMNS`], with its view columns, and runs `stmt`; returns the
-/// rows changed. Its JSON fields are bound as `encoded` has them, if given (made from `c`).
+/// rows changed. Its JSON fields are bound as `encoded` has them, if given (made from `c`);
+/// its project and its run refs as their keys, made if new.
 fn execute_call(
     conn: &Connection,
     packer: &mut Packer,
+    keys: &mut Interner,
     sql: &str,
     c: &Call,
     encoded: Option<&EncodedCall>,
 ) -> rusqlite::Result<usize> {
     let v = ViewColumns::of(c);
+    let project = keys.project(conn, &c.project_id)?;
+    let mut run_ref = |text: Option<&str>| text.map(|t| keys.run_ref(conn, project, t)).transpose();
+    let (evaluation, model) = (run_ref(v.evaluation.as_deref())?, run_ref(stored_model(&v))?);
     let [attributes, inputs] = packer.columns(conn, c, encoded)?;
     let (output, summary) = match encoded {
         Some(e) => (e.output().map(Cow::Borrowed), e.summary().map(Cow::Borrowed)),
@@ -81,7 +87,7 @@ fn execute_call(
     };
     let mut stmt = conn.prepare_cached(sql)?;
     stmt.execute(params![
-        c.project_id,
+        project,
         Id::new(&c.id),
         Id::new(&c.trace_id),
         Id::opt(c.parent_id.as_deref()),
@@ -96,8 +102,8 @@ fn execute_call(
         summary,
         c.wb_user_id,
         v.kind.tag(),
-        v.evaluation,
-        stored_model(&v),
+        evaluation,
+        model,
         Id::opt(v.run_id.as_deref()),
         v.logged_run,
         c.thread_id,
@@ -112,10 +118,11 @@ fn execute_call(
 pub(super) fn insert(
     conn: &Connection,
     packer: &mut Packer,
+    keys: &mut Interner,
     c: &Call,
     encoded: Option<&EncodedCall>,
 ) -> Result<()> {
-    match execute_call(conn, packer, &INSERT, c, encoded) {
+    match execute_call(conn, packer, keys, &INSERT, c, encoded) {
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
             Err(Error::Conflict(format!("Call {} already exists", c.id)))
         }
@@ -127,25 +134,27 @@ pub(super) fn insert(
 pub(super) fn insert_new(
     conn: &Connection,
     packer: &mut Packer,
+    keys: &mut Interner,
     c: &Call,
     encoded: Option<&EncodedCall>,
 ) -> Result<bool> {
     // One probe of the id index, the insert's own, instead of a lookup before it.
-    execute_call(conn, packer, &INSERT_NEW, c, encoded).map(|n| n > 0).map_err(storage)
+    execute_call(conn, packer, keys, &INSERT_NEW, c, encoded).map(|n| n > 0).map_err(storage)
 }
 
 /// Rewrites a live call.
-pub(super) fn update(conn: &Connection, packer: &mut Packer, c: &Call) -> Result<()> {
-    execute_call(conn, packer, &UPDATE, c, None).map(drop).map_err(storage)
+pub(super) fn update(conn: &Connection, packer: &mut Packer, keys: &mut Interner, c: &Call) -> Result<()> {
+    execute_call(conn, packer, keys, &UPDATE, c, None).map(drop).map_err(storage)
 }
 
 pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Option<RunHead>> {
     // The view columns are derived on every write, so `kind` tells a run as `RunHead::of`
     // would, without reading the JSON fields.
-    conn.prepare_cached(
-        "SELECT trace_id, started_at, wb_user_id, evaluation FROM calls \
-         WHERE project_id = ?1 AND id = ?2 AND kind = 'run' AND deleted_at IS NULL",
-    )
+    conn.prepare_cached(&format!(
+        "SELECT trace_id, started_at, wb_user_id, (SELECT ref FROM run_refs WHERE id = evaluation) \
+         FROM calls WHERE project_id = {} AND id = ?2 AND kind = 'run' AND deleted_at IS NULL",
+        project_key("?1")
+    ))
     .map_err(storage)?
     .query_row(params![project, Id::new(id)], |r| {
         Ok(RunHead {
@@ -162,7 +171,7 @@ pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Opt
 
 /// Whether a call of that id exists, deleted or not.
 pub(super) fn exists(conn: &Connection, project: &str, id: &str) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM calls WHERE project_id = ?1 AND id = ?2")
+    conn.prepare_cached(&format!("SELECT 1 FROM calls WHERE project_id = {} AND id = ?2", project_key("?1")))
         .map_err(storage)?
         .exists(params![project, Id::new(id)])
         .map_err(storage)
@@ -170,10 +179,11 @@ pub(super) fn exists(conn: &Connection, project: &str, id: &str) -> Result<bool>
 
 /// Ends a live call; returns whether there was one.
 pub(super) fn end(conn: &Connection, project: &str, id: &str, end: &CallEndFields<'_>) -> Result<bool> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, \
-         wb_run_step_end = ?7 WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL",
-    )
+         wb_run_step_end = ?7 WHERE project_id = {} AND id = ?2 AND deleted_at IS NULL",
+        project_key("?1")
+    ))
     .map_err(storage)?
     .execute(params![
         project,
@@ -191,8 +201,9 @@ pub(super) fn end(conn: &Connection, project: &str, id: &str, end: &CallEndField
 pub(super) fn children(conn: &Connection, project: &str, parent_id: &str) -> Result<Vec<Call>> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1 AND parent_id = ?2 \
-             AND deleted_at IS NULL ORDER BY started_at, id"
+            "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND parent_id = ?2 \
+             AND deleted_at IS NULL ORDER BY started_at, id",
+            project_key("?1")
         ))
         .map_err(storage)?;
     let rows = stmt.query_map(params![project, Id::new(parent_id)], call_from_row).map_err(storage)?;
@@ -204,14 +215,15 @@ pub(super) fn delete_subtree(conn: &Connection, project: &str, id: &str, at: Mic
     // `UNION`, not `UNION ALL`: a call reached twice is walked once, so parent links that
     // form a cycle (which a client can write) end the walk instead of looping forever.
     let n = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "WITH RECURSIVE sub(id) AS ( \
-               SELECT id FROM calls WHERE project_id = ?1 AND id = ?2 AND deleted_at IS NULL \
+               SELECT id FROM calls WHERE project_id = {p} AND id = ?2 AND deleted_at IS NULL \
                UNION \
-               SELECT c.id FROM calls c JOIN sub ON c.project_id = ?1 AND c.parent_id = sub.id \
+               SELECT c.id FROM calls c JOIN sub ON c.project_id = {p} AND c.parent_id = sub.id \
                WHERE c.deleted_at IS NULL) \
-             UPDATE calls SET deleted_at = ?3 WHERE project_id = ?1 AND id IN (SELECT id FROM sub)",
-        )
+             UPDATE calls SET deleted_at = ?3 WHERE project_id = {p} AND id IN (SELECT id FROM sub)",
+            p = project_key("?1")
+        ))
         .map_err(storage)?
         .execute(params![project, Id::new(id), at])
         .map_err(storage)?;

@@ -10,6 +10,7 @@ mod objects;
 
 use rusqlite::Connection;
 
+use super::interned::Interner;
 use super::packed::{EncodedCall, Packer};
 use super::rows::{read_call, table_digests};
 use super::{keys, storage};
@@ -24,15 +25,16 @@ use crate::domain::sessions::Session;
 use crate::domain::store::{CallEndFields, Encoded, Insert, Writer};
 use crate::store::writer::{Backend, Batch};
 
-/// The write connection, owned by the writer thread, and the dictionaries it packs with.
-pub(super) struct WriteConnection(pub(super) Connection, pub(super) Packer);
+/// The write connection, owned by the writer thread, the dictionaries it packs with and the
+/// keys of project names and run refs it writes.
+pub(super) struct WriteConnection(pub(super) Connection, pub(super) Packer, pub(super) Interner);
 
 impl Backend for WriteConnection {
     type Batch<'a> = Transaction<'a>;
 
     fn begin(&mut self) -> Result<Transaction<'_>> {
         exec(&self.0, "BEGIN IMMEDIATE")?;
-        Ok(Transaction { tx: Tx(&self.0, &mut self.1), last_error: None })
+        Ok(Transaction { tx: Tx(&self.0, &mut self.1, &mut self.2), last_error: None })
     }
 }
 
@@ -67,6 +69,7 @@ impl Batch for Transaction<'_> {
         // The job's own error says more than a failure to undo it.
         let outcome = outcome.and(ended);
         self.tx.1.end_job(outcome.is_ok());
+        self.tx.2.end_job(outcome.is_ok());
         if let Err(e) = &outcome {
             self.last_error = Some(e.clone());
         }
@@ -86,6 +89,7 @@ impl Batch for Transaction<'_> {
             let _ = conn.execute_batch("ROLLBACK");
         }
         self.tx.1.end_batch(committed.is_ok());
+        self.tx.2.end_batch(committed.is_ok());
         committed
     }
 }
@@ -96,27 +100,29 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
 }
 
 /// The write connection inside a transaction, as the domain's [`Writer`].
-struct Tx<'a>(&'a Connection, &'a mut Packer);
+struct Tx<'a>(&'a Connection, &'a mut Packer, &'a mut Interner);
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
-        calls::insert(self.0, self.1, c, None)
+        calls::insert(self.0, self.1, self.2, c, None)
     }
 
     fn insert_new_call(&mut self, c: &Call) -> Result<bool> {
-        calls::insert_new(self.0, self.1, c, None)
+        calls::insert_new(self.0, self.1, self.2, c, None)
     }
 
     fn insert_encoded(&mut self, c: &Call, encoded: &Encoded, how: Insert) -> Result<bool> {
         let encoded = encoded.get::<EncodedCall>().filter(|e| e.is_of(c));
         match how {
-            Insert::Checked | Insert::Fresh => calls::insert(self.0, self.1, c, encoded).map(|()| true),
-            Insert::New => calls::insert_new(self.0, self.1, c, encoded),
+            Insert::Checked | Insert::Fresh => {
+                calls::insert(self.0, self.1, self.2, c, encoded).map(|()| true)
+            }
+            Insert::New => calls::insert_new(self.0, self.1, self.2, c, encoded),
         }
     }
 
     fn update_call(&mut self, c: &Call) -> Result<()> {
-        calls::update(self.0, self.1, c)
+        calls::update(self.0, self.1, self.2, c)
     }
 
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>> {

@@ -1,0 +1,234 @@
+//! Integer keys of what the calls table repeats: a project's name (`projects`) and the
+//! evaluation and model refs of runs (`run_refs`, per project). The calls table's
+//! `project_id`, `evaluation` and `model` hold these keys, which are rowids: never changed nor
+//! deleted once committed.
+//!
+//! Statements name a project or a ref by its text through the uncorrelated scalar subqueries
+//! [`project_key`] and [`REF_KEY`], which SQLite evaluates once per statement: an unknown name
+//! is NULL, which no row equals, so it reads as empty. Calls are written with keys the writer
+//! holds in an [`Interner`], which keeps a key made by a job only while that job (and then its
+//! batch) stands: a key an undone job made is forgotten with it, since another name may take
+//! it. Run rows read refs back through [`RefNames`], which only read connections fill: they
+//! see committed keys alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rusqlite::{Connection, OptionalExtension};
+
+/// The key of the project named by the statement's parameter `param` (`?1`, `?`...).
+pub(super) fn project_key(param: &str) -> String {
+    format!("(SELECT id FROM projects WHERE name = {param})")
+}
+
+/// The key of a run ref, by the project's name and the ref's text (two unnumbered parameters).
+pub(super) const REF_KEY: &str =
+    "(SELECT id FROM run_refs WHERE project_id = (SELECT id FROM projects WHERE name = ?) AND ref = ?)";
+
+/// The keys of a list of run refs bound for `rarray` (after the project's name).
+pub(super) const REF_KEYS: &str = "(SELECT id FROM run_refs WHERE project_id = \
+     (SELECT id FROM projects WHERE name = ?) AND ref IN rarray(?))";
+
+/// Makes the key of a project if it has none yet (SQL alone, for upgrades).
+pub(super) const ADD_PROJECT: &str = "INSERT INTO projects (name) VALUES (?1) ON CONFLICT (name) DO NOTHING";
+
+/// Makes the key of a run ref of project key `?1` if it has none yet.
+pub(super) const ADD_REF: &str =
+    "INSERT INTO run_refs (project_id, ref) VALUES (?1, ?2) ON CONFLICT (project_id, ref) DO NOTHING";
+
+/// Most keys an [`Interner`] or a [`RefNames`] keeps of each kind; past it, committed ones are
+/// dropped and read again when met.
+const MAX_KEYS: usize = 4096;
+
+/// Where a key the writer holds was read or made: the current job, the current batch, or a
+/// committed transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Made {
+    Job,
+    Batch,
+    Committed,
+}
+
+/// The writer's keys of project names and run refs.
+#[derive(Default)]
+pub(super) struct Interner {
+    projects: HashMap<String, (i64, Made)>,
+    refs: HashMap<(i64, String), (i64, Made)>,
+}
+
+impl Interner {
+    /// The key of project `name`, made if it has none.
+    pub(super) fn project(&mut self, conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+        if let Some((key, _)) = self.projects.get(name) {
+            return Ok(*key);
+        }
+        conn.prepare_cached(ADD_PROJECT)?.execute([name])?;
+        let key = conn
+            .prepare_cached("SELECT id FROM projects WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))?;
+        if self.projects.len() >= MAX_KEYS {
+            self.projects.retain(|_, (_, made)| *made != Made::Committed);
+        }
+        // Read or made in this job: kept as the job is.
+        self.projects.insert(name.to_string(), (key, Made::Job));
+        Ok(key)
+    }
+
+    /// The key of run ref `text` of the project of key `project`, made if it has none.
+    pub(super) fn run_ref(&mut self, conn: &Connection, project: i64, text: &str) -> rusqlite::Result<i64> {
+        // A lookup by a borrowed pair would need a key type of its own; refs are few per call.
+        let wanted = (project, text.to_string());
+        if let Some((key, _)) = self.refs.get(&wanted) {
+            return Ok(*key);
+        }
+        conn.prepare_cached(ADD_REF)?.execute(rusqlite::params![project, text])?;
+        let key = conn
+            .prepare_cached("SELECT id FROM run_refs WHERE project_id = ?1 AND ref = ?2")?
+            .query_row(rusqlite::params![project, text], |r| r.get(0))?;
+        if self.refs.len() >= MAX_KEYS {
+            self.refs.retain(|_, (_, made)| *made != Made::Committed);
+        }
+        self.refs.insert(wanted, (key, Made::Job));
+        Ok(key)
+    }
+
+    /// A job ended: the keys it read or made are kept with the batch, or forgotten with it.
+    pub(super) fn end_job(&mut self, kept: bool) {
+        self.settle(Made::Job, kept.then_some(Made::Batch));
+    }
+
+    /// The batch committed, or was rolled back: its keys are kept, or forgotten.
+    pub(super) fn end_batch(&mut self, committed: bool) {
+        let to = committed.then_some(Made::Committed);
+        self.settle(Made::Job, to);
+        self.settle(Made::Batch, to);
+    }
+
+    fn settle(&mut self, made: Made, to: Option<Made>) {
+        let step = |state: &mut Made| -> bool {
+            if *state != made {
+                return true;
+            }
+            match to {
+                Some(to) => {
+                    *state = to;
+                    true
+                }
+                None => false,
+            }
+        };
+        self.projects.retain(|_, (_, state)| step(state));
+        self.refs.retain(|_, (_, state)| step(state));
+    }
+}
+
+/// The texts of run ref keys, shared by the read connections. Only reads on those fill it:
+/// they see committed keys alone, and a committed key never changes.
+#[derive(Default)]
+pub(super) struct RefNames(RwLock<HashMap<i64, Arc<str>>>);
+
+impl RefNames {
+    /// The text of ref `key`, read through `conn` (a read connection) when not known yet.
+    pub(super) fn get(&self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
+        if let Some(text) = self.0.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(text.clone());
+        }
+        let text: Option<String> = conn
+            .prepare_cached("SELECT ref FROM run_refs WHERE id = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        let text: Arc<str> = text
+            .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("run ref {key} is missing").into()))?
+            .into();
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_KEYS {
+            map.clear();
+        }
+        map.insert(key, text.clone());
+        Ok(text)
+    }
+}
+
+/// A run row's ref texts, by key, within one statement: each key's text looked up once.
+pub(super) struct RowRefs<'n> {
+    names: &'n RefNames,
+    seen: HashMap<i64, Arc<str>>,
+}
+
+impl<'n> RowRefs<'n> {
+    pub(super) fn new(names: &'n RefNames) -> Self {
+        RowRefs { names, seen: HashMap::new() }
+    }
+
+    /// The text of a stored key (NULL: none).
+    pub(super) fn text(&mut self, conn: &Connection, key: Option<i64>) -> rusqlite::Result<Option<Arc<str>>> {
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        if let Some(t) = self.seen.get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let t = self.names.get(conn, key)?;
+        if self.seen.len() >= MAX_KEYS {
+            self.seen.clear();
+        }
+        self.seen.insert(key, t.clone());
+        Ok(Some(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE projects (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE); \
+             CREATE TABLE run_refs (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, \
+             ref TEXT NOT NULL, UNIQUE (project_id, ref));",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_key_made_by_an_undone_job_or_batch_is_forgotten() {
+        let conn = store();
+        let mut keys = Interner::default();
+        conn.execute_batch("BEGIN; SAVEPOINT job;").unwrap();
+        let a = keys.project(&conn, "e/a").unwrap();
+        let r = keys.run_ref(&conn, a, "weave:///e/a/object/E:1").unwrap();
+        conn.execute_batch("ROLLBACK TO job; RELEASE job;").unwrap();
+        keys.end_job(false);
+        // Another name takes the same keys.
+        conn.execute_batch("SAVEPOINT job;").unwrap();
+        let b = keys.project(&conn, "e/b").unwrap();
+        let s = keys.run_ref(&conn, b, "weave:///e/b/object/M:1").unwrap();
+        assert_eq!((a, r), (b, s));
+        conn.execute_batch("RELEASE job;").unwrap();
+        keys.end_job(true);
+        assert_eq!(keys.project(&conn, "e/b").unwrap(), b);
+        conn.execute_batch("ROLLBACK;").unwrap();
+        keys.end_batch(false);
+        assert!(keys.projects.is_empty() && keys.refs.is_empty());
+        conn.execute_batch("BEGIN;").unwrap();
+        let c = keys.project(&conn, "e/c").unwrap();
+        assert_eq!(c, a);
+        conn.execute_batch("COMMIT;").unwrap();
+        keys.end_batch(true);
+        assert!(keys.projects.values().all(|(_, m)| *m == Made::Committed));
+        assert_eq!(keys.project(&conn, "e/c").unwrap(), c);
+    }
+
+    #[test]
+    fn ref_names_read_committed_keys() {
+        let conn = store();
+        conn.execute_batch("INSERT INTO run_refs (project_id, ref) VALUES (1, 'E');").unwrap();
+        let names = RefNames::default();
+        let mut row = RowRefs::new(&names);
+        assert_eq!(row.text(&conn, Some(1)).unwrap().as_deref(), Some("E"));
+        assert_eq!(row.text(&conn, None).unwrap(), None);
+        assert!(row.text(&conn, Some(2)).is_err());
+    }
+}
