@@ -90,15 +90,20 @@ pub(super) fn with_call_text(
     }))
 }
 
-pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
-    conn.prepare_cached(&format!(
+/// The statement of [`read_call`].
+pub(super) fn read_call_sql() -> String {
+    format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND id = ?2 AND deleted_at IS NULL",
         project_key("?1")
-    ))
-    .map_err(storage)?
-    .query_row(params![project, Id::new(id)], call_from_row)
-    .optional()
-    .map_err(storage)
+    )
+}
+
+pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
+    conn.prepare_cached(&read_call_sql())
+        .map_err(storage)?
+        .query_row(params![project, Id::new(id)], call_from_row)
+        .optional()
+        .map_err(storage)
 }
 
 /// Runs `each` on the rows of a query, in order, until it answers `false`.

@@ -176,15 +176,18 @@ fn children_rows(
     if parent_ids.is_empty() {
         return Ok(());
     }
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {columns} FROM calls WHERE project_id = {} AND parent_id IN rarray(?2) \
-             AND deleted_at IS NULL ORDER BY parent_id, started_at, id",
-            project_key("?1")
-        ))
-        .map_err(storage)?;
+    let mut stmt = conn.prepare_cached(&children_sql(columns)).map_err(storage)?;
     let ids = Arg::id_list(parent_ids.iter().map(String::as_str));
     for_rows(stmt.query(params![project, ids]).map_err(storage)?, each)
+}
+
+/// The statement of [`children_rows`].
+fn children_sql(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM calls WHERE project_id = {} AND parent_id IN rarray(?2) \
+         AND deleted_at IS NULL ORDER BY parent_id, started_at, id",
+        project_key("?1")
+    )
 }
 
 pub(super) fn children_of(
@@ -238,6 +241,25 @@ mod tests {
             expected.sort();
             assert_eq!(found, expected, "{column}");
         }
+    }
+
+    #[test]
+    fn calls_by_id_children_and_turns_seek_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        let plan = |sql: &str, args: &[&dyn rusqlite::ToSql]| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(args, |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let one = plan(&crate::store::sqlite::rows::read_call_sql(), &[&"e/p", &"x"]);
+        assert!(one.contains("SEARCH calls USING INDEX calls_id (project_id=? AND id=?)"), "{one}");
+        let ids = Arg::id_list(["x"]);
+        let children = plan(&children_sql(CALL_COLUMNS), &[&"e/p", &ids]);
+        assert!(children.contains("calls_children (project_id=? AND parent_id=?)"), "{children}");
+        let turns = plan(&super::super::threads::turns_sql(0), &[&"e/p", &0, &1]);
+        assert!(turns.contains("calls_threads (project_id=? AND thread_id>?)"), "{turns}");
     }
 
     #[test]

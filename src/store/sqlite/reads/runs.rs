@@ -170,24 +170,39 @@ pub(super) fn run_values_on(
     column: &str,
     max: usize,
 ) -> Result<Vec<String>> {
+    texts(conn, &run_values_sql(column), rusqlite::params![project, max as i64])
+}
+
+/// The statement of [`run_values_on`].
+fn run_values_sql(column: &str) -> String {
     let index = if column == "model" { "calls_runs_model" } else { "calls_runs_evaluation" };
-    let sql = format!(
+    format!(
         "SELECT r.ref FROM run_refs r WHERE r.project_id = {} AND r.ref > '' \
          AND EXISTS (SELECT 1 FROM calls INDEXED BY {index} WHERE project_id = r.project_id \
            AND {column} = r.id AND kind = 'run' AND deleted_at IS NULL) \
          ORDER BY r.ref LIMIT ?2",
         project_key("?1")
-    );
-    texts(conn, &sql, rusqlite::params![project, max as i64])
+    )
 }
 
 /// The distinct (evaluation, model) pairs of a project's runs, at most `max`, in the order of
 /// their texts: a skip through the evaluations' keys, then through each one's models in
 /// `calls_runs_pairs`, one seek per pair; each key's text read from `run_refs`.
 fn run_pairs_on(conn: &Connection, project: &str, max: usize) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(&run_pairs_sql()).map_err(storage)?;
+    let rows = stmt
+        .query_map(rusqlite::params![project, max as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(storage)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+}
+
+/// The statement of [`run_pairs_on`].
+fn run_pairs_sql() -> String {
     // Keys are rowids, from 1: `> 0` skips NULL.
     let live = format!("project_id = {} AND kind = 'run' AND deleted_at IS NULL", project_key("?1"));
-    let sql = format!(
+    format!(
         "WITH RECURSIVE \
          ev(e) AS ( \
            SELECT (SELECT min(evaluation) FROM calls INDEXED BY calls_runs_evaluation WHERE {live} AND evaluation > 0) \
@@ -200,14 +215,7 @@ fn run_pairs_on(conn: &Connection, project: &str, max: usize) -> Result<Vec<(Str
              WHERE {live} AND evaluation = pm.e AND model > pm.m) FROM pm WHERE pm.m IS NOT NULL) \
          SELECT re.ref, rm.ref FROM pm JOIN run_refs re ON re.id = pm.e JOIN run_refs rm ON rm.id = pm.m \
          WHERE pm.m IS NOT NULL AND re.ref > '' AND rm.ref > '' ORDER BY 1, 2 LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
-    let rows = stmt
-        .query_map(rusqlite::params![project, max as i64], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(storage)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    )
 }
 
 /// Streams the newest run of each (evaluation, model) pair: the pairs, then per pair one
@@ -244,18 +252,7 @@ pub(super) fn projects_on(conn: &Connection, sink: &mut dyn FnMut(ProjectSummary
     // The projects in name order (`projects` holds the names of those that have had calls),
     // then each one's runs over the partial index of runs. Last activity is the latest run's
     // start, or the latest call's without runs.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT p.name, \
-               (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 'run' \
-                  AND r.deleted_at IS NULL), \
-               coalesce((SELECT max(started_at) FROM calls r WHERE r.project_id = p.id \
-                  AND r.kind = 'run' AND r.deleted_at IS NULL), \
-                 (SELECT max(started_at) FROM calls a WHERE a.project_id = p.id)) \
-             FROM projects p WHERE EXISTS (SELECT 1 FROM calls a WHERE a.project_id = p.id) \
-             ORDER BY p.name",
-        )
-        .map_err(storage)?;
+    let mut stmt = conn.prepare_cached(PROJECTS_SQL).map_err(storage)?;
     for_rows(stmt.query([]).map_err(storage)?, &mut |r| {
         Ok(sink(ProjectSummary {
             project_id: r.get(0)?,
@@ -264,6 +261,16 @@ pub(super) fn projects_on(conn: &Connection, sink: &mut dyn FnMut(ProjectSummary
         }))
     })
 }
+
+/// The statement of [`projects_on`].
+const PROJECTS_SQL: &str = "SELECT p.name, \
+     (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 'run' \
+        AND r.deleted_at IS NULL), \
+     coalesce((SELECT max(started_at) FROM calls r WHERE r.project_id = p.id \
+        AND r.kind = 'run' AND r.deleted_at IS NULL), \
+       (SELECT max(started_at) FROM calls a WHERE a.project_id = p.id)) \
+     FROM projects p WHERE EXISTS (SELECT 1 FROM calls a WHERE a.project_id = p.id) \
+     ORDER BY p.name";
 
 #[cfg(test)]
 mod tests {
@@ -282,6 +289,45 @@ mod tests {
         let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
         let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(1)).unwrap();
         rows.map(Result::unwrap).collect()
+    }
+
+    fn plan_of(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(args, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn values_pairs_and_projects_seek_the_indexes_of_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.reader().unwrap();
+        for (column, index) in [("model", "calls_runs_model"), ("evaluation", "calls_runs_evaluation")] {
+            let plan = plan_of(&conn, &run_values_sql(column), &[&"e/p", &10]);
+            assert!(
+                plan.contains(
+                    "SEARCH r USING COVERING INDEX sqlite_autoindex_run_refs_1 (project_id=? AND ref>?)"
+                ) && plan
+                    .contains(&format!("SEARCH calls EXISTS USING INDEX {index} (project_id=? AND {column}=?)"))
+                    && !plan.contains("B-TREE"),
+                "{plan}"
+            );
+        }
+        let plan = plan_of(&conn, &run_pairs_sql(), &[&"e/p", &10]);
+        assert!(
+            plan.contains("calls_runs_evaluation (project_id=? AND evaluation>?)")
+                && plan.contains("calls_runs_pairs (project_id=? AND evaluation=? AND model>?)")
+                && !plan.contains("SCAN calls"),
+            "{plan}"
+        );
+        let plan = plan_of(&conn, PROJECTS_SQL, &[]);
+        assert!(
+            plan.contains("SCAN p USING COVERING INDEX sqlite_autoindex_projects_1")
+                && !plan.contains("SCAN calls")
+                && !plan.contains("SCAN r")
+                && !plan.contains("SCAN a"),
+            "{plan}"
+        );
     }
 
     #[test]
