@@ -3,13 +3,14 @@
 //! `project_id`, `evaluation` and `model` hold these keys, which are rowids: never changed nor
 //! deleted once committed.
 //!
-//! Statements name a project or a ref by its text through the uncorrelated scalar subqueries
-//! [`project_key`] and [`REF_KEY`], which SQLite evaluates once per statement: an unknown name
-//! is NULL, which no row equals, so it reads as empty. Calls are written with keys the writer
+//! Statements name a project by its name through the uncorrelated scalar subquery
+//! [`project_key`], which SQLite evaluates once per statement: an unknown name is NULL, which
+//! no row equals, so it reads as empty. Run lists bind the keys instead (an unknown name: no
+//! run), found through [`ReadKeys`]. Calls are written with keys the writer
 //! holds in an [`Interner`], which keeps a key made by a job only while that job (and then its
 //! batch) stands: a key an undone job made is forgotten with it, since another name may take
-//! it. Run rows read refs back through [`RefNames`], which only read connections fill: they
-//! see committed keys alone.
+//! it. [`ReadKeys`], which run lists read refs back through too, only read connections fill:
+//! they see committed keys alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,14 +22,6 @@ pub(super) fn project_key(param: &str) -> String {
     format!("(SELECT id FROM projects WHERE name = {param})")
 }
 
-/// The key of a run ref, by the project's name and the ref's text (two unnumbered parameters).
-pub(super) const REF_KEY: &str =
-    "(SELECT id FROM run_refs WHERE project_id = (SELECT id FROM projects WHERE name = ?) AND ref = ?)";
-
-/// The keys of a list of run refs bound for `rarray` (after the project's name).
-pub(super) const REF_KEYS: &str = "(SELECT id FROM run_refs WHERE project_id = \
-     (SELECT id FROM projects WHERE name = ?) AND ref IN rarray(?))";
-
 /// Makes the key of a project if it has none yet (SQL alone, for upgrades).
 pub(super) const ADD_PROJECT: &str = "INSERT INTO projects (name) VALUES (?1) ON CONFLICT (name) DO NOTHING";
 
@@ -36,7 +29,7 @@ pub(super) const ADD_PROJECT: &str = "INSERT INTO projects (name) VALUES (?1) ON
 pub(super) const ADD_REF: &str =
     "INSERT INTO run_refs (project_id, ref) VALUES (?1, ?2) ON CONFLICT (project_id, ref) DO NOTHING";
 
-/// Most keys an [`Interner`] or a [`RefNames`] keeps of each kind; past it, committed ones are
+/// Most keys an [`Interner`] or a [`ReadKeys`] keeps of each kind; past it, committed ones are
 /// dropped and read again when met.
 const MAX_KEYS: usize = 4096;
 
@@ -122,41 +115,85 @@ impl Interner {
     }
 }
 
-/// The texts of run ref keys, shared by the read connections. Only reads on those fill it:
-/// they see committed keys alone, and a committed key never changes.
+/// Keys as read connections found them, shared by them: the texts of run ref keys, and the
+/// keys of project names and run refs. Only reads on those connections fill it: they see
+/// committed keys alone, and a committed key never changes. A name without a key is not
+/// kept (a write may make one).
 #[derive(Default)]
-pub(super) struct RefNames(RwLock<HashMap<i64, Arc<str>>>);
+pub(super) struct ReadKeys {
+    names: RwLock<HashMap<i64, Arc<str>>>,
+    projects: RwLock<HashMap<String, i64>>,
+    refs: RwLock<HashMap<(i64, String), i64>>,
+}
 
-impl RefNames {
-    /// The text of ref `key`, read through `conn` (a read connection) when not known yet.
-    pub(super) fn get(&self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
-        if let Some(text) = self.0.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(text.clone());
-        }
-        let text: Option<String> = conn
-            .prepare_cached("SELECT ref FROM run_refs WHERE id = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?;
-        let text: Arc<str> = text
-            .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("run ref {key} is missing").into()))?
-            .into();
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+/// Reads `key` in `map`, else `read` from the store and keeps what it found.
+fn cached<K, V>(
+    map: &RwLock<HashMap<K, V>>,
+    key: &K,
+    read: impl FnOnce() -> rusqlite::Result<Option<V>>,
+) -> rusqlite::Result<Option<V>>
+where
+    K: std::hash::Hash + Eq + Clone,
+    V: Clone,
+{
+    if let Some(v) = map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+        return Ok(Some(v.clone()));
+    }
+    let found = read()?;
+    if let Some(v) = &found {
+        let mut map = map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_KEYS {
             map.clear();
         }
-        map.insert(key, text.clone());
-        Ok(text)
+        map.insert(key.clone(), v.clone());
+    }
+    Ok(found)
+}
+
+impl ReadKeys {
+    /// The text of ref `key`, read through `conn` (a read connection) when not known yet.
+    pub(super) fn name(&self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
+        cached(&self.names, &key, || {
+            conn.prepare_cached("SELECT ref FROM run_refs WHERE id = ?1")?
+                .query_row([key], |r| r.get::<_, String>(0))
+                .optional()
+                .map(|t| t.map(Arc::from))
+        })?
+        .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("run ref {key} is missing").into()))
+    }
+
+    /// The key of project `name`, if it has one, read through `conn` (a read connection).
+    pub(super) fn project(&self, conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+        cached(&self.projects, &name.to_string(), || {
+            conn.prepare_cached("SELECT id FROM projects WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    /// The key of run ref `text` of the project of key `project`, if it has one.
+    pub(super) fn run_ref(
+        &self,
+        conn: &Connection,
+        project: i64,
+        text: &str,
+    ) -> rusqlite::Result<Option<i64>> {
+        cached(&self.refs, &(project, text.to_string()), || {
+            conn.prepare_cached("SELECT id FROM run_refs WHERE project_id = ?1 AND ref = ?2")?
+                .query_row(rusqlite::params![project, text], |r| r.get(0))
+                .optional()
+        })
     }
 }
 
 /// A run row's ref texts, by key, within one statement: each key's text looked up once.
 pub(super) struct RowRefs<'n> {
-    names: &'n RefNames,
+    names: &'n ReadKeys,
     seen: HashMap<i64, Arc<str>>,
 }
 
 impl<'n> RowRefs<'n> {
-    pub(super) fn new(names: &'n RefNames) -> Self {
+    pub(super) fn new(names: &'n ReadKeys) -> Self {
         RowRefs { names, seen: HashMap::new() }
     }
 
@@ -168,7 +205,7 @@ impl<'n> RowRefs<'n> {
         if let Some(t) = self.seen.get(&key) {
             return Ok(Some(t.clone()));
         }
-        let t = self.names.get(conn, key)?;
+        let t = self.names.name(conn, key)?;
         if self.seen.len() >= MAX_KEYS {
             self.seen.clear();
         }
@@ -222,10 +259,15 @@ mod tests {
     }
 
     #[test]
-    fn ref_names_read_committed_keys() {
+    fn read_keys_read_committed_keys() {
         let conn = store();
         conn.execute_batch("INSERT INTO run_refs (project_id, ref) VALUES (1, 'E');").unwrap();
-        let names = RefNames::default();
+        let names = ReadKeys::default();
+        assert_eq!(names.project(&conn, "e/p").unwrap(), None);
+        conn.execute_batch("INSERT INTO projects (name) VALUES ('e/p');").unwrap();
+        assert_eq!(names.project(&conn, "e/p").unwrap(), Some(1));
+        assert_eq!(names.run_ref(&conn, 1, "E").unwrap(), Some(1));
+        assert_eq!(names.run_ref(&conn, 1, "F").unwrap(), None);
         let mut row = RowRefs::new(&names);
         assert_eq!(row.text(&conn, Some(1)).unwrap().as_deref(), Some("E"));
         assert_eq!(row.text(&conn, None).unwrap(), None);

@@ -58,8 +58,9 @@ pub struct SqliteStore {
     read_mmap: u64,
     /// The committed dictionaries calls are packed with before their job is queued.
     dicts: Arc<packed::Dicts>,
-    /// The texts of run refs' keys, as read connections found them.
-    ref_names: interned::RefNames,
+    /// The keys of projects and run refs and the texts of run refs, as read connections
+    /// found them.
+    read_keys: interned::ReadKeys,
 }
 
 /// Read connections: the idle ones, and how many are open in all.
@@ -137,7 +138,7 @@ impl SqliteStore {
                 interned::Interner::default(),
             ))?,
             dicts,
-            ref_names: interned::RefNames::default(),
+            read_keys: interned::ReadKeys::default(),
             path,
             readers: Mutex::new(ReaderPool::default()),
             reader_freed: Condvar::new(),

@@ -147,6 +147,11 @@ impl Arg<'_> {
         Arg::Ids(Rc::new(values.into_iter().map(|v| v.to_string().into()).collect()))
     }
 
+    /// A list of integers, bound as one value for `rarray(?)`.
+    pub(super) fn ints(values: &[i64]) -> Self {
+        Arg::Ids(Rc::new(values.iter().map(|&v| rusqlite::types::Value::Integer(v)).collect()))
+    }
+
     /// A list of call ids, encoded as stored, bound as one value for `rarray(?)`.
     pub(super) fn id_list<'v>(values: impl IntoIterator<Item = &'v str>) -> Self {
         Arg::Ids(ids::list(values))

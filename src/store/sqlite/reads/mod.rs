@@ -40,7 +40,7 @@ impl Store for SqliteStore {
         q: &RunQuery,
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Result<()> {
-        runs::eval_runs_on(&*self.reader()?, &self.ref_names, project, q, sink)
+        runs::eval_runs_on(&*self.reader()?, &self.read_keys, project, q, sink)
     }
 
     fn eval_runs_now(
@@ -49,7 +49,7 @@ impl Store for SqliteStore {
         q: &RunQuery,
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Option<Result<()>> {
-        Some(self.reader_now()?.and_then(|conn| runs::eval_runs_on(&conn, &self.ref_names, project, q, sink)))
+        Some(self.reader_now()?.and_then(|conn| runs::eval_runs_on(&conn, &self.read_keys, project, q, sink)))
     }
 
     fn run_values(&self, project: &str, dimension: RunDimension, max: usize) -> Result<Vec<String>> {
@@ -62,7 +62,7 @@ impl Store for SqliteStore {
         max_pairs: usize,
         sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
     ) -> Result<()> {
-        runs::latest_runs_on(&*self.reader()?, &self.ref_names, project, max_pairs, sink)
+        runs::latest_runs_on(&*self.reader()?, &self.read_keys, project, max_pairs, sink)
     }
 
     fn view_calls(

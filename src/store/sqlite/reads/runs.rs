@@ -13,7 +13,7 @@ use crate::domain::run_rows::RunCursor;
 use crate::domain::run_rows::{RunQuery, RunRow};
 use crate::domain::store::ProjectSummary;
 use crate::store::sqlite::ids::{self, Id};
-use crate::store::sqlite::interned::{REF_KEY, REF_KEYS, RefNames, RowRefs, project_key};
+use crate::store::sqlite::interned::{ReadKeys, RowRefs, project_key};
 use crate::store::sqlite::rows::{Arg, for_rows, limit_offset, texts};
 use crate::store::sqlite::storage;
 
@@ -33,16 +33,48 @@ pub(super) const WIDE_INDEX_MAX_OFFSET: u64 = 1_000;
 /// Most arms of a run list's merge: SQLite takes at most 500 in one compound statement.
 pub(super) const MAX_ARMS: usize = 100;
 
-/// The SQL and arguments of a run list. A filter on several evaluations or models is a
-/// merge of one ordered index range per value (SQLite merges `UNION ALL` arms that each
-/// come sorted), so a page reads about as many rows as it returns, however the filtered
-/// runs are spread over time.
-pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Vec<Arg<'a>>) {
+/// A run list's project and the evaluations and models it filters by, as their keys (each
+/// once; values without a key dropped, as no run has them).
+pub(super) struct ListKeys {
+    project: i64,
+    evaluations: Vec<i64>,
+    models: Vec<i64>,
+}
+
+/// The keys of a run list's project and filters, found through `keys`; `None` when no run
+/// can match: an unknown project, or a filter none of whose values has a key.
+fn list_keys(conn: &Connection, keys: &ReadKeys, project: &str, q: &RunQuery) -> Result<Option<ListKeys>> {
+    let Some(project) = keys.project(conn, project).map_err(storage)? else {
+        return Ok(None);
+    };
+    let resolve = |values: &[String]| -> Result<Option<Vec<i64>>> {
+        let mut seen = HashSet::with_capacity(values.len());
+        let mut found = Vec::with_capacity(values.len());
+        for v in values {
+            if let Some(k) = keys.run_ref(conn, project, v).map_err(storage)?
+                && seen.insert(k)
+            {
+                found.push(k);
+            }
+        }
+        Ok((values.is_empty() || !found.is_empty()).then_some(found))
+    };
+    let (Some(evaluations), Some(models)) = (resolve(&q.evaluations)?, resolve(&q.models)?) else {
+        return Ok(None);
+    };
+    Ok(Some(ListKeys { project, evaluations, models }))
+}
+
+/// The SQL and arguments of a run list, its project and filters bound as their keys. A
+/// filter on several evaluations or models is a merge of one ordered index range per value
+/// (SQLite merges `UNION ALL` arms that each come sorted), so a page reads about as many
+/// rows as it returns, however the filtered runs are spread over time.
+pub(super) fn run_list_sql<'a>(keys: &'a ListKeys, q: &'a RunQuery) -> (String, Vec<Arg<'a>>) {
     let dedup = |v: &'a [String]| {
         let mut seen = HashSet::with_capacity(v.len());
         v.iter().map(String::as_str).filter(|s| seen.insert(*s)).collect::<Vec<&str>>()
     };
-    let (evaluations, models, ids) = (dedup(&q.evaluations), dedup(&q.models), dedup(&q.ids));
+    let (evaluations, models, ids) = (&keys.evaluations, &keys.models, dedup(&q.ids));
     let unfiltered = ids.is_empty() && models.is_empty() && evaluations.is_empty();
     let index = if !ids.is_empty() {
         // Looking runs up by id is one point lookup per id, joined from the list of ids as
@@ -58,14 +90,14 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
     };
     // The dimension split into merged arms: the models, else the evaluations (not for ids,
     // nor for more values than a statement may have arms: those are looked up in a set).
-    let (arm_column, arms): (&str, Vec<&str>) = if !ids.is_empty() {
-        ("", vec![""])
+    let (arm_column, arms): (&str, &[i64]) = if !ids.is_empty() {
+        ("", &[0])
     } else if (1..=MAX_ARMS).contains(&models.len()) {
-        ("model", models.clone())
+        ("model", models)
     } else if (1..=MAX_ARMS).contains(&evaluations.len()) {
-        ("evaluation", evaluations.clone())
+        ("evaluation", evaluations)
     } else {
-        ("", vec![""])
+        ("", &[0])
     };
     let mut sql = String::new();
     let mut args = Vec::new();
@@ -81,29 +113,21 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
             ));
             args.push(Arg::id_list(ids.iter().copied()));
         }
-        // The project and the refs are named by their keys, each found once per statement
-        // (uncorrelated subqueries): an unknown one is NULL, which no row equals.
-        sql.push_str(&format!(
-            " c.project_id = {} AND kind = 'run' AND deleted_at IS NULL",
-            project_key("?")
-        ));
-        args.push(Arg::Text(project));
+        sql.push_str(" c.project_id = ? AND kind = 'run' AND deleted_at IS NULL");
+        args.push(Arg::Int(keys.project));
         if !arm_column.is_empty() {
-            sql.push_str(&format!(" AND {arm_column} = {REF_KEY}"));
-            args.push(Arg::Text(project));
-            args.push(Arg::Text(arm));
+            sql.push_str(&format!(" AND {arm_column} = ?"));
+            args.push(Arg::Int(*arm));
         }
-        for (column, values) in [("evaluation", &evaluations), ("model", &models)] {
+        for (column, values) in [("evaluation", evaluations), ("model", models)] {
             if values.len() == 1 && column != arm_column {
                 // One value is an equality the planner can see: one evaluation and one model
                 // read one ordered range of `calls_runs_pairs`.
-                sql.push_str(&format!(" AND {column} = {REF_KEY}"));
-                args.push(Arg::Text(project));
-                args.push(Arg::Text(values[0]));
+                sql.push_str(&format!(" AND {column} = ?"));
+                args.push(Arg::Int(values[0]));
             } else if !values.is_empty() && column != arm_column {
-                sql.push_str(&format!(" AND {column} IN {REF_KEYS}"));
-                args.push(Arg::Text(project));
-                args.push(Arg::list(values.iter().copied()));
+                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+                args.push(Arg::ints(values));
             }
         }
         if let Some(c) = &q.after {
@@ -125,19 +149,22 @@ pub(super) fn run_list_sql<'a>(project: &'a str, q: &'a RunQuery) -> (String, Ve
 }
 
 /// Streams the runs of a run list through `conn`.
-/// Its evaluation and model refs are read as text through `names` (`conn` must be a read
-/// connection: see `interned::RefNames`).
+/// Its project and filters are bound, and its evaluation and model refs read as text, through
+/// `keys` (`conn` must be a read connection: see `interned::ReadKeys`).
 pub(super) fn eval_runs_on(
     conn: &Connection,
-    names: &RefNames,
+    keys: &ReadKeys,
     project: &str,
     q: &RunQuery,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
 ) -> Result<()> {
-    let (sql, args) = run_list_sql(project, q);
+    let Some(list) = list_keys(conn, keys, project, q)? else {
+        return Ok(());
+    };
+    let (sql, args) = run_list_sql(&list, q);
     let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
     let rows = stmt.query(params_from_iter(args)).map_err(storage)?;
-    let mut refs = RowRefs::new(names);
+    let mut refs = RowRefs::new(keys);
     for_rows(rows, &mut |r| {
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
         let (mut id, mut source_run_id) = ([0u8; 36], [0u8; 36]);
@@ -222,7 +249,7 @@ fn run_pairs_sql() -> String {
 /// seek to the end of its range of `calls_runs_pairs`.
 pub(super) fn latest_runs_on(
     conn: &Connection,
-    names: &RefNames,
+    keys: &ReadKeys,
     project: &str,
     max_pairs: usize,
     sink: &mut dyn FnMut(&RunRow<'_>) -> bool,
@@ -236,7 +263,7 @@ pub(super) fn latest_runs_on(
             ..Default::default()
         };
         let mut go_on = true;
-        eval_runs_on(conn, names, project, &q, &mut |row| {
+        eval_runs_on(conn, keys, project, &q, &mut |row| {
             go_on = sink(row);
             false
         })?;
@@ -277,15 +304,23 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
 
+    /// Made-up keys of a list's project and filters.
+    fn keys_of(q: &RunQuery) -> ListKeys {
+        let keys = |v: &[String]| (1..=v.len() as i64).collect();
+        ListKeys { project: 1, evaluations: keys(&q.evaluations), models: keys(&q.models) }
+    }
+
     fn plan(conn: &Connection, q: &RunQuery) -> String {
-        let (sql, args) = run_list_sql("e/p", q);
+        let keys = keys_of(q);
+        let (sql, args) = run_list_sql(&keys, q);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(3)).unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
     fn opcodes(conn: &Connection, q: &RunQuery) -> Vec<String> {
-        let (sql, args) = run_list_sql("e/p", q);
+        let keys = keys_of(q);
+        let (sql, args) = run_list_sql(&keys, q);
         let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
         let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(1)).unwrap();
         rows.map(Result::unwrap).collect()
@@ -307,9 +342,9 @@ mod tests {
             assert!(
                 plan.contains(
                     "SEARCH r USING COVERING INDEX sqlite_autoindex_run_refs_1 (project_id=? AND ref>?)"
-                ) && plan
-                    .contains(&format!("SEARCH calls EXISTS USING INDEX {index} (project_id=? AND {column}=?)"))
-                    && !plan.contains("B-TREE"),
+                ) && plan.contains(&format!(
+                    "SEARCH calls EXISTS USING INDEX {index} (project_id=? AND {column}=?)"
+                )) && !plan.contains("B-TREE"),
                 "{plan}"
             );
         }
