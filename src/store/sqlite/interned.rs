@@ -22,6 +22,33 @@ pub(super) fn project_key(param: &str) -> String {
     format!("(SELECT id FROM projects WHERE name = {param})")
 }
 
+/// A project as a statement names it: by its key (read connections, which know it from
+/// [`ReadKeys`]) or by its name (the writer, and upgrades), found through [`project_key`].
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Project<'a> {
+    Key(i64),
+    Name(&'a str),
+}
+
+impl Project<'_> {
+    /// What a statement compares `project_id` with, the project bound as `param`.
+    pub(super) fn filter(&self, param: &str) -> String {
+        match self {
+            Project::Key(_) => param.to_string(),
+            Project::Name(_) => project_key(param),
+        }
+    }
+}
+
+impl rusqlite::ToSql for Project<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Project::Key(k) => k.to_sql(),
+            Project::Name(n) => n.to_sql(),
+        }
+    }
+}
+
 /// Makes the key of a project if it has none yet (SQL alone, for upgrades).
 pub(super) const ADD_PROJECT: &str = "INSERT INTO projects (name) VALUES (?1) ON CONFLICT (name) DO NOTHING";
 

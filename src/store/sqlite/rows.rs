@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Row, Rows, ToSql, params};
 use serde_json::Value;
 
 use super::ids::{self, Id, StoredId};
-use super::interned::project_key;
+use super::interned::Project;
 use super::storage;
 use crate::domain::call::{Call, CallText};
 use crate::domain::costs::LlmPrice;
@@ -91,15 +91,15 @@ pub(super) fn with_call_text(
 }
 
 /// The statement of [`read_call`].
-pub(super) fn read_call_sql() -> String {
+pub(super) fn read_call_sql(project: Project<'_>) -> String {
     format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND id = ?2 AND deleted_at IS NULL",
-        project_key("?1")
+        project.filter("?1")
     )
 }
 
-pub(super) fn read_call(conn: &Connection, project: &str, id: &str) -> Result<Option<Call>> {
-    conn.prepare_cached(&read_call_sql())
+pub(super) fn read_call(conn: &Connection, project: Project<'_>, id: &str) -> Result<Option<Call>> {
+    conn.prepare_cached(&read_call_sql(project))
         .map_err(storage)?
         .query_row(params![project, Id::new(id)], call_from_row)
         .optional()
@@ -135,6 +135,8 @@ pub(super) fn limit_offset(page: Page) -> (i64, i64) {
 /// `rarray(?)`).
 pub(super) enum Arg<'a> {
     Text(&'a str),
+    /// A project, by key or by name (see `interned::Project`).
+    Project(Project<'a>),
     Int(i64),
     /// A call id, encoded as stored (see `ids`).
     Id(Id<'a>),
@@ -162,6 +164,7 @@ impl ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         match self {
             Arg::Text(s) => s.to_sql(),
+            Arg::Project(p) => p.to_sql(),
             Arg::Int(n) => n.to_sql(),
             Arg::Id(id) => id.to_sql(),
             Arg::Ids(ids) => ids.to_sql(),

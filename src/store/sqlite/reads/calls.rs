@@ -9,7 +9,7 @@ use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::sqlite::ids::{self, Id};
-use crate::store::sqlite::interned::project_key;
+use crate::store::sqlite::interned::Project;
 use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
 };
@@ -87,18 +87,18 @@ fn order_by(sort: &[Sort]) -> String {
 /// are made once, before any value is bound, and only a literal lets the planner pick the
 /// partial `calls_views` (a run's calls) or `calls_view_order` (all of a kind's). A cursor is
 /// a row value over the index's last columns: one range, however deep the page.
-fn view_calls_sql(kind: &str, run_filter: &str, after: bool) -> String {
+fn view_calls_sql(project: Project<'_>, kind: &str, run_filter: &str, after: bool) -> String {
     let after = if after { " AND (started_at, id) > (?5, ?6)" } else { "" };
     format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND kind = '{kind}' \
          AND deleted_at IS NULL {run_filter}{after} ORDER BY started_at, id LIMIT ?3 OFFSET ?4",
-        project_key("?1")
+        project.filter("?1")
     )
 }
 
 pub(super) fn view_calls(
     conn: &Connection,
-    project: &str,
+    project: Project<'_>,
     kind: Kind,
     run_id: Option<&str>,
     after: Option<&RunCursor>,
@@ -111,7 +111,7 @@ pub(super) fn view_calls(
         return Ok(());
     };
     let mut stmt =
-        conn.prepare_cached(&view_calls_sql(kind, run_filter, after.is_some())).map_err(storage)?;
+        conn.prepare_cached(&view_calls_sql(project, kind, run_filter, after.is_some())).map_err(storage)?;
     let rows = match after {
         Some(c) => stmt.query(params![project, Id::opt(run_id), limit, offset, c.started_at, Id::new(&c.id)]),
         None => stmt.query(params![project, Id::opt(run_id), limit, offset]),
@@ -122,15 +122,15 @@ pub(super) fn view_calls(
 
 pub(super) fn calls(
     conn: &Connection,
-    project: &str,
+    project: Project<'_>,
     q: &CallQuery,
     sink: &mut dyn FnMut(Call) -> bool,
 ) -> Result<()> {
     let mut sql = format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND deleted_at IS NULL",
-        project_key("?")
+        project.filter("?")
     );
-    let mut args: Vec<Arg<'_>> = vec![Arg::Text(project)];
+    let mut args: Vec<Arg<'_>> = vec![Arg::Project(project)];
     // Each list is bound as one value (`rarray`): the statement's text does not grow with the
     // list, so no list is too long for SQLite's limits on a statement.
     for (column, values) in call_list_filters(q) {
@@ -168,7 +168,7 @@ pub(super) fn calls(
 /// `calls_children`.
 fn children_rows(
     conn: &Connection,
-    project: &str,
+    project: Project<'_>,
     parent_ids: &[String],
     columns: &str,
     each: &mut dyn FnMut(&Row<'_>) -> rusqlite::Result<bool>,
@@ -176,23 +176,23 @@ fn children_rows(
     if parent_ids.is_empty() {
         return Ok(());
     }
-    let mut stmt = conn.prepare_cached(&children_sql(columns)).map_err(storage)?;
+    let mut stmt = conn.prepare_cached(&children_sql(project, columns)).map_err(storage)?;
     let ids = Arg::id_list(parent_ids.iter().map(String::as_str));
     for_rows(stmt.query(params![project, ids]).map_err(storage)?, each)
 }
 
 /// The statement of [`children_rows`].
-fn children_sql(columns: &str) -> String {
+fn children_sql(project: Project<'_>, columns: &str) -> String {
     format!(
         "SELECT {columns} FROM calls WHERE project_id = {} AND parent_id IN rarray(?2) \
          AND deleted_at IS NULL ORDER BY parent_id, started_at, id",
-        project_key("?1")
+        project.filter("?1")
     )
 }
 
 pub(super) fn children_of(
     conn: &Connection,
-    project: &str,
+    project: Project<'_>,
     parent_ids: &[String],
     sink: &mut dyn FnMut(Call) -> bool,
 ) -> Result<()> {
@@ -201,7 +201,7 @@ pub(super) fn children_of(
 
 pub(super) fn children_text(
     conn: &Connection,
-    project: &str,
+    project: Project<'_>,
     parent_ids: &[String],
     sink: &mut dyn FnMut(&CallText<'_>) -> bool,
 ) -> Result<()> {
@@ -253,12 +253,15 @@ mod tests {
             let rows = stmt.query_map(args, |r| r.get::<_, String>(3)).unwrap();
             rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
         };
-        let one = plan(&crate::store::sqlite::rows::read_call_sql(), &[&"e/p", &"x"]);
+        let key = Project::Key(1);
+        let one = plan(&crate::store::sqlite::rows::read_call_sql(key), &[&1, &"x"]);
+        assert!(one.contains("SEARCH calls USING INDEX calls_id (project_id=? AND id=?)"), "{one}");
+        let one = plan(&crate::store::sqlite::rows::read_call_sql(Project::Name("e/p")), &[&"e/p", &"x"]);
         assert!(one.contains("SEARCH calls USING INDEX calls_id (project_id=? AND id=?)"), "{one}");
         let ids = Arg::id_list(["x"]);
-        let children = plan(&children_sql(CALL_COLUMNS), &[&"e/p", &ids]);
+        let children = plan(&children_sql(key, CALL_COLUMNS), &[&1, &ids]);
         assert!(children.contains("calls_children (project_id=? AND parent_id=?)"), "{children}");
-        let turns = plan(&super::super::threads::turns_sql(0), &[&"e/p", &0, &1]);
+        let turns = plan(&super::super::threads::turns_sql(key, 0), &[&1, &0, &1]);
         assert!(turns.contains("calls_threads (project_id=? AND thread_id>?)"), "{turns}");
     }
 
@@ -272,10 +275,13 @@ mod tests {
                 [("AND run_id = ?2", "calls_views "), ("AND ?2 IS NULL", "calls_view_order ")]
             {
                 for after in [false, true] {
-                    let sql = format!("EXPLAIN QUERY PLAN {}", view_calls_sql(kind, run_filter, after));
+                    let sql = format!(
+                        "EXPLAIN QUERY PLAN {}",
+                        view_calls_sql(Project::Key(1), kind, run_filter, after)
+                    );
                     let mut stmt = conn.prepare(&sql).unwrap();
                     let args: &[&dyn rusqlite::ToSql] =
-                        if after { &[&"e/p", &"r", &10, &0, &5, &"x"] } else { &[&"e/p", &"r", &10, &0] };
+                        if after { &[&1, &"r", &10, &0, &5, &"x"] } else { &[&1, &"r", &10, &0] };
                     let plan = stmt
                         .query_map(args, |r| r.get::<_, String>(3))
                         .unwrap()

@@ -10,6 +10,7 @@ mod runs;
 mod threads;
 
 use super::SqliteStore;
+use super::interned::Project;
 use super::rows::{read_call, table_digests};
 use crate::domain::call::{Call, CallText};
 use crate::domain::costs::LlmPrice;
@@ -24,6 +25,14 @@ use crate::domain::store::{Encoded, ProjectSummary, Store, WriteJob};
 use crate::domain::threads::{Turn, TurnQuery};
 use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
+
+impl SqliteStore {
+    /// A project as the reads on `conn` (a read connection) name it: by its key; `None` if it
+    /// has none, and so no calls.
+    fn project(&self, conn: &rusqlite::Connection, name: &str) -> Result<Option<Project<'static>>> {
+        Ok(self.read_keys.project(conn, name).map_err(super::storage)?.map(Project::Key))
+    }
+}
 
 impl Store for SqliteStore {
     fn submit(&self, job: WriteJob) {
@@ -74,15 +83,27 @@ impl Store for SqliteStore {
         page: Page,
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
-        calls::view_calls(&*self.reader()?, project, kind, run_id, after, page, sink)
+        let conn = self.reader()?;
+        let Some(project) = self.project(&conn, project)? else {
+            return Ok(());
+        };
+        calls::view_calls(&conn, project, kind, run_id, after, page, sink)
     }
 
     fn calls(&self, project: &str, q: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
-        calls::calls(&*self.reader()?, project, q, sink)
+        let conn = self.reader()?;
+        let Some(project) = self.project(&conn, project)? else {
+            return Ok(());
+        };
+        calls::calls(&conn, project, q, sink)
     }
 
     fn call(&self, project: &str, id: &str) -> Result<Option<Call>> {
-        read_call(&*self.reader()?, project, id)
+        let conn = self.reader()?;
+        let Some(project) = self.project(&conn, project)? else {
+            return Ok(None);
+        };
+        read_call(&conn, project, id)
     }
 
     fn children_of(
@@ -91,7 +112,11 @@ impl Store for SqliteStore {
         parent_ids: &[String],
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
-        calls::children_of(&*self.reader()?, project, parent_ids, sink)
+        let conn = self.reader()?;
+        let Some(project) = self.project(&conn, project)? else {
+            return Ok(());
+        };
+        calls::children_of(&conn, project, parent_ids, sink)
     }
 
     fn children_text(
@@ -100,7 +125,11 @@ impl Store for SqliteStore {
         parent_ids: &[String],
         sink: &mut dyn FnMut(&CallText<'_>) -> bool,
     ) -> Result<()> {
-        calls::children_text(&*self.reader()?, project, parent_ids, sink)
+        let conn = self.reader()?;
+        let Some(project) = self.project(&conn, project)? else {
+            return Ok(());
+        };
+        calls::children_text(&conn, project, parent_ids, sink)
     }
 
     fn object(
@@ -159,7 +188,11 @@ impl Store for SqliteStore {
     }
 
     fn turns(&self, project: &str, q: &TurnQuery, sink: &mut dyn FnMut(Turn) -> bool) -> Result<()> {
-        threads::turns(&*self.reader()?, project, q, sink)
+        let conn = self.reader()?;
+        let Some(project) = self.project(&conn, project)? else {
+            return Ok(());
+        };
+        threads::turns(&conn, project, q, sink)
     }
 
     fn keys_read_at_once(&self) -> bool {

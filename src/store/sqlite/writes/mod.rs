@@ -10,7 +10,7 @@ mod objects;
 
 use rusqlite::Connection;
 
-use super::interned::Interner;
+use super::interned::{Interner, Project};
 use super::packed::{EncodedCall, Packer};
 use super::rows::{read_call, table_digests};
 use super::{keys, storage};
@@ -126,7 +126,7 @@ impl Writer for Tx<'_> {
     }
 
     fn call(&mut self, project: &str, id: &str) -> Result<Option<Call>> {
-        read_call(self.0, project, id)
+        read_call(self.0, Project::Name(project), id)
     }
 
     fn run_head(&mut self, project: &str, id: &str) -> Result<Option<RunHead>> {
