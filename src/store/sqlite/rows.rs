@@ -25,6 +25,18 @@ pub(super) fn json_text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
+/// The code the calls table's `kind` holds for a kind of call: 1 a run, 2 a prediction, 3 a
+/// score, none (NULL) for any other. Statements name the codes as literals: only a literal
+/// lets the planner pick a partial index whose condition names one.
+pub(super) fn kind_code(kind: Kind) -> Option<i64> {
+    match kind {
+        Kind::EvaluationRun => Some(1),
+        Kind::Prediction => Some(2),
+        Kind::Score => Some(3),
+        Kind::Other => None,
+    }
+}
+
 /// The model a call's row keeps: a run's. No statement reads the model of a prediction or
 /// a score (their lists read their run's), so theirs is not stored.
 pub(super) fn stored_model(v: &ViewColumns) -> Option<&str> {

@@ -4,7 +4,7 @@ use rusqlite::{Connection, params};
 
 use super::ids::{self, Id};
 use super::interned::{ADD_PROJECT, ADD_REF, project_key};
-use super::rows::{CALL_COLUMNS, call_from_row, json_text, stored_model};
+use super::rows::{CALL_COLUMNS, call_from_row, json_text, kind_code, stored_model};
 use crate::domain::error::{Error, Result};
 use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_prediction};
 
@@ -121,7 +121,7 @@ fn rebuild_calls(conn: &Connection) -> rusqlite::Result<()> {
     drop_call_indexes(conn)?;
     let e = ids::ENCODE;
     let plain = "op_name, display_name, started_at, ended_at, exception, attributes, inputs, output, \
-                 summary, wb_user_id, deleted_at, kind";
+                 summary, wb_user_id, deleted_at";
     let tail = "logged_run, thread_id, turn_id, wb_run_id, wb_run_step, wb_run_step_end";
     let run_model = "CASE WHEN o.kind IN ('prediction', 'score') THEN NULL ELSE o.model END";
     let ref_key = |column: &str| {
@@ -134,9 +134,10 @@ fn rebuild_calls(conn: &Connection) -> rusqlite::Result<()> {
                WHERE evaluation IS NOT NULL \
              UNION SELECT project_id, {run_model} FROM calls_before o WHERE {run_model} IS NOT NULL) v \
            CROSS JOIN projects p ON p.name = v.name ORDER BY 1, 2; \
-         INSERT INTO calls (rowid, project_id, id, trace_id, parent_id, {plain}, evaluation, model, \
-             run_id, {tail}) \
+         INSERT INTO calls (rowid, project_id, id, trace_id, parent_id, {plain}, kind, evaluation, \
+             model, run_id, {tail}) \
            SELECT o.rowid, p.id, {e}(o.id), {e}(o.trace_id), {e}(o.parent_id), {plain_o}, \
+             CASE o.kind WHEN 'run' THEN 1 WHEN 'prediction' THEN 2 WHEN 'score' THEN 3 END, \
              {evaluation}, {model}, {e}(o.run_id), o.logged_run, o.thread_id, {e}(o.turn_id), \
              o.wb_run_id, o.wb_run_step, o.wb_run_step_end \
            FROM calls_before o CROSS JOIN projects p ON p.name = o.project_id ORDER BY o.rowid; \
@@ -184,7 +185,7 @@ fn derive_logged_predictions(conn: &Connection) -> rusqlite::Result<()> {
     }
     let mut holds = conn.prepare(&format!(
         "SELECT EXISTS (SELECT 1 FROM calls WHERE project_id = {} AND parent_id = ?2 \
-         AND kind = 'prediction')",
+         AND kind = 2)",
         project_key("?1")
     ))?;
     let mut update = conn.prepare(&format!(
@@ -201,7 +202,7 @@ fn derive_logged_predictions(conn: &Connection) -> rusqlite::Result<()> {
             call.project_id,
             Id::new(&call.id),
             json_text(&call.attributes),
-            v.kind.tag(),
+            kind_code(v.kind),
             ref_key(conn, &call.project_id, v.evaluation.as_deref())?,
             ref_key(conn, &call.project_id, stored_model(&v))?,
             Id::opt(v.run_id.as_deref()),
@@ -235,7 +236,7 @@ fn derive_flagged_predictions(conn: &Connection) -> rusqlite::Result<()> {
         update.execute(params![
             call.project_id,
             Id::new(&call.id),
-            v.kind.tag(),
+            kind_code(v.kind),
             ref_key(conn, &call.project_id, v.evaluation.as_deref())?,
             ref_key(conn, &call.project_id, stored_model(&v))?,
             Id::opt(v.run_id.as_deref()),

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS run_refs (
 -- ids (id, trace_id, parent_id, run_id, turn_id) hold a canonical UUID as its 16 bytes (a BLOB),
 -- any other id as TEXT (see `ids.rs`); predictions and scores keep no model. `project_id` is
 -- the project's key in `projects`, `evaluation` and `model` keys in `run_refs` (INTEGER: a
--- TEXT column would store a key as text).
+-- TEXT column would store a key as text). `kind` is a code (`rows::kind_code`): 1 a run,
+-- 2 a prediction, 3 a score, NULL any other call; the partial indexes' conditions and the
+-- statements that must use them name the codes as literals.
 CREATE TABLE IF NOT EXISTS calls (
     project_id   INTEGER NOT NULL,
     id           TEXT NOT NULL,
@@ -34,7 +36,7 @@ CREATE TABLE IF NOT EXISTS calls (
     summary      TEXT,
     wb_user_id   TEXT,
     deleted_at   INTEGER,
-    kind         TEXT,
+    kind         INTEGER,
     evaluation   INTEGER,
     model        INTEGER,
     run_id       TEXT,
@@ -48,33 +50,33 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE UNIQUE INDEX IF NOT EXISTS calls_id ON calls (project_id, id);
 -- The list order; filtered lists merge ranges of the per-model and per-evaluation indexes.
 CREATE INDEX IF NOT EXISTS calls_runs ON calls (project_id, started_at, id)
-    WHERE kind = 'run' AND deleted_at IS NULL;
+    WHERE kind = 1 AND deleted_at IS NULL;
 -- Every column a listed run shows, in list order: an unfiltered list reads this index alone,
 -- a few runs to a page, instead of one table page per run. Pages far from the start are
 -- found through the narrow `calls_runs`, which skips many more entries per page read.
 CREATE INDEX IF NOT EXISTS calls_runs_rows ON calls (project_id, started_at, id, trace_id,
     evaluation, model, run_id, display_name, op_name, ended_at, exception IS NOT NULL,
     logged_run, summary, output)
-    WHERE kind = 'run' AND deleted_at IS NULL;
+    WHERE kind = 1 AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_runs_model ON calls (project_id, model, started_at, id)
-    WHERE kind = 'run' AND deleted_at IS NULL;
+    WHERE kind = 1 AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_runs_evaluation ON calls (project_id, evaluation, started_at, id)
-    WHERE kind = 'run' AND deleted_at IS NULL;
+    WHERE kind = 1 AND deleted_at IS NULL;
 -- The runs of one (evaluation, model) pair in start order: the leaderboard reads the newest of
 -- each pair with one seek, and a list filtered by one evaluation and one model one range.
 CREATE INDEX IF NOT EXISTS calls_runs_pairs ON calls (project_id, evaluation, model, started_at, id)
-    WHERE kind = 'run' AND deleted_at IS NULL;
+    WHERE kind = 1 AND deleted_at IS NULL;
 -- Runs by id, for lookups: the id decides most key comparisons, in a tree of runs only.
 CREATE INDEX IF NOT EXISTS calls_runs_ids ON calls (id, project_id)
-    WHERE kind = 'run' AND deleted_at IS NULL;
+    WHERE kind = 1 AND deleted_at IS NULL;
 -- The prediction and score lists (runs are listed through the indexes above). Their queries
 -- name the kind as a literal, which the planner needs to choose a partial index.
 CREATE INDEX IF NOT EXISTS calls_views ON calls (project_id, kind, run_id, started_at, id)
-    WHERE (kind = 'prediction' OR kind = 'score') AND deleted_at IS NULL;
+    WHERE (kind = 2 OR kind = 3) AND deleted_at IS NULL;
 -- The prediction and score lists of a whole project in list order: a page is one range, from
 -- the start or past a cursor.
 CREATE INDEX IF NOT EXISTS calls_view_order ON calls (project_id, kind, started_at, id)
-    WHERE (kind = 'prediction' OR kind = 'score') AND deleted_at IS NULL;
+    WHERE (kind = 2 OR kind = 3) AND deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS calls_children ON calls (project_id, parent_id, started_at)
     WHERE parent_id IS NOT NULL;
 -- The calls of a thread (conversation), for thread filters and the thread list.

@@ -11,7 +11,7 @@ use crate::domain::view::Kind;
 use crate::store::sqlite::ids::{self, Id};
 use crate::store::sqlite::interned::Project;
 use crate::store::sqlite::rows::{
-    Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, limit_offset, with_call_text,
+    Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, kind_code, limit_offset, with_call_text,
 };
 use crate::store::sqlite::{packed, storage};
 use crate::store::{call_list_filters, call_order, op_name_filters, ref_filters};
@@ -87,10 +87,10 @@ fn order_by(sort: &[Sort]) -> String {
 /// are made once, before any value is bound, and only a literal lets the planner pick the
 /// partial `calls_views` (a run's calls) or `calls_view_order` (all of a kind's). A cursor is
 /// a row value over the index's last columns: one range, however deep the page.
-fn view_calls_sql(project: Project<'_>, kind: &str, run_filter: &str, after: bool) -> String {
+fn view_calls_sql(project: Project<'_>, kind: i64, run_filter: &str, after: bool) -> String {
     let after = if after { " AND (started_at, id) > (?5, ?6)" } else { "" };
     format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND kind = '{kind}' \
+        "SELECT {CALL_COLUMNS} FROM calls WHERE project_id = {} AND kind = {kind} \
          AND deleted_at IS NULL {run_filter}{after} ORDER BY started_at, id LIMIT ?3 OFFSET ?4",
         project.filter("?1")
     )
@@ -107,7 +107,7 @@ pub(super) fn view_calls(
 ) -> Result<()> {
     let (limit, offset) = limit_offset(page);
     let run_filter = if run_id.is_some() { "AND run_id = ?2" } else { "AND ?2 IS NULL" };
-    let Some(kind) = kind.tag() else {
+    let Some(kind) = kind_code(kind) else {
         return Ok(());
     };
     let mut stmt =
@@ -270,7 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let conn = store.reader().unwrap();
-        for kind in ["prediction", "score"] {
+        for kind in [2, 3] {
             for (run_filter, index) in
                 [("AND run_id = ?2", "calls_views "), ("AND ?2 IS NULL", "calls_view_order ")]
             {

@@ -113,7 +113,7 @@ pub(super) fn run_list_sql<'a>(keys: &'a ListKeys, q: &'a RunQuery) -> (String, 
             ));
             args.push(Arg::id_list(ids.iter().copied()));
         }
-        sql.push_str(" c.project_id = ? AND kind = 'run' AND deleted_at IS NULL");
+        sql.push_str(" c.project_id = ? AND kind = 1 AND deleted_at IS NULL");
         args.push(Arg::Int(keys.project));
         if !arm_column.is_empty() {
             sql.push_str(&format!(" AND {arm_column} = ?"));
@@ -206,7 +206,7 @@ fn run_values_sql(column: &str) -> String {
     format!(
         "SELECT r.ref FROM run_refs r WHERE r.project_id = {} AND r.ref > '' \
          AND EXISTS (SELECT 1 FROM calls INDEXED BY {index} WHERE project_id = r.project_id \
-           AND {column} = r.id AND kind = 'run' AND deleted_at IS NULL) \
+           AND {column} = r.id AND kind = 1 AND deleted_at IS NULL) \
          ORDER BY r.ref LIMIT ?2",
         project_key("?1")
     )
@@ -228,7 +228,7 @@ fn run_pairs_on(conn: &Connection, project: &str, max: usize) -> Result<Vec<(Str
 /// The statement of [`run_pairs_on`].
 fn run_pairs_sql() -> String {
     // Keys are rowids, from 1: `> 0` skips NULL.
-    let live = format!("project_id = {} AND kind = 'run' AND deleted_at IS NULL", project_key("?1"));
+    let live = format!("project_id = {} AND kind = 1 AND deleted_at IS NULL", project_key("?1"));
     format!(
         "WITH RECURSIVE \
          ev(e) AS ( \
@@ -291,10 +291,10 @@ pub(super) fn projects_on(conn: &Connection, sink: &mut dyn FnMut(ProjectSummary
 
 /// The statement of [`projects_on`].
 const PROJECTS_SQL: &str = "SELECT p.name, \
-     (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 'run' \
+     (SELECT count(*) FROM calls r WHERE r.project_id = p.id AND r.kind = 1 \
         AND r.deleted_at IS NULL), \
      coalesce((SELECT max(started_at) FROM calls r WHERE r.project_id = p.id \
-        AND r.kind = 'run' AND r.deleted_at IS NULL), \
+        AND r.kind = 1 AND r.deleted_at IS NULL), \
        (SELECT max(started_at) FROM calls a WHERE a.project_id = p.id)) \
      FROM projects p WHERE EXISTS (SELECT 1 FROM calls a WHERE a.project_id = p.id) \
      ORDER BY p.name";

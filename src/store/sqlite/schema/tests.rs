@@ -34,7 +34,9 @@ fn as_version_9(dir: &std::path::Path) -> Connection {
            wb_run_step, wb_run_step_end) \
          SELECT rowid, (SELECT name FROM projects WHERE id = project_id), id, trace_id, parent_id, \
            op_name, display_name, started_at, ended_at, exception, attributes, inputs, output, \
-           summary, wb_user_id, deleted_at, kind, (SELECT ref FROM run_refs WHERE id = evaluation), \
+           summary, wb_user_id, deleted_at, \
+           CASE kind WHEN 1 THEN 'run' WHEN 2 THEN 'prediction' WHEN 3 THEN 'score' END, \
+           (SELECT ref FROM run_refs WHERE id = evaluation), \
            (SELECT ref FROM run_refs WHERE id = model), run_id, logged_run, thread_id, turn_id, \
            wb_run_id, wb_run_step, wb_run_step_end FROM calls_v10; \
          DROP TABLE calls_v10; DROP TABLE projects; DROP TABLE run_refs; PRAGMA user_version = 9;"
@@ -69,9 +71,9 @@ fn a_version_1_store_is_upgraded_in_place() {
     assert_eq!(version, SCHEMA_VERSION);
     let views: String =
         conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'calls_views'", [], |r| r.get(0)).unwrap();
-    assert!(views.contains("kind = 'prediction' OR kind = 'score'"), "{views}");
+    assert!(views.contains("kind = 2 OR kind = 3"), "{views}");
     let entries: i64 =
-        conn.query_row("SELECT count(*) FROM calls INDEXED BY calls_runs_ids WHERE id = ?1 AND kind = 'run' AND deleted_at IS NULL", [Id::new(&run.id)], |r| r.get(0)).unwrap();
+        conn.query_row("SELECT count(*) FROM calls INDEXED BY calls_runs_ids WHERE id = ?1 AND kind = 1 AND deleted_at IS NULL", [Id::new(&run.id)], |r| r.get(0)).unwrap();
     assert_eq!(entries, 1);
     let mut found = Vec::new();
     let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
@@ -235,7 +237,7 @@ fn a_version_8_store_with_text_ids_is_upgraded_and_reads_every_call_the_same() {
         let (blobs, models): (i64, i64) = conn
             .query_row(
                 "SELECT sum(typeof(id) = 'blob' AND typeof(trace_id) = 'blob'), \
-                 sum(kind = 'prediction' AND model IS NOT NULL) FROM calls",
+                 sum(kind = 2 AND model IS NOT NULL) FROM calls",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -477,7 +479,7 @@ fn a_version_9_store_is_upgraded_to_integer_keys_and_reads_every_call_the_same()
         let types: String = conn
             .query_row(
                 "SELECT group_concat(DISTINCT typeof(project_id) || typeof(evaluation) || typeof(model)) \
-                 FROM calls WHERE kind = 'run'",
+                 FROM calls WHERE kind = 1",
                 [],
                 |r| r.get(0),
             )

@@ -14,7 +14,7 @@ use crate::domain::view::ViewColumns;
 use crate::store::sqlite::ids::{Id, StoredId};
 use crate::store::sqlite::interned::{Interner, project_key};
 use crate::store::sqlite::packed::{EncodedCall, Packer};
-use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text, stored_model};
+use crate::store::sqlite::rows::{CALL_COLUMNS, call_from_row, json_text, kind_code, stored_model};
 use crate::store::sqlite::storage;
 
 /// The columns a write of a call binds, as [`execute_call`] binds them: the key (project and
@@ -101,7 +101,7 @@ fn execute_call(
         output,
         summary,
         c.wb_user_id,
-        v.kind.tag(),
+        kind_code(v.kind),
         evaluation,
         model,
         Id::opt(v.run_id.as_deref()),
@@ -152,7 +152,7 @@ pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Opt
     // would, without reading the JSON fields.
     conn.prepare_cached(&format!(
         "SELECT trace_id, started_at, wb_user_id, (SELECT ref FROM run_refs WHERE id = evaluation) \
-         FROM calls WHERE project_id = {} AND id = ?2 AND kind = 'run' AND deleted_at IS NULL",
+         FROM calls WHERE project_id = {} AND id = ?2 AND kind = 1 AND deleted_at IS NULL",
         project_key("?1")
     ))
     .map_err(storage)?
