@@ -25,7 +25,8 @@ pub(super) const SCHEMA_VERSION: i64 = 10;
 /// JSON columns (see `packed`), which [`SCHEMA`] creates; rows written before stay text.
 /// Version 9 stores call ids that are UUIDs as their 16 bytes and no model for predictions
 /// and scores; version 10 the calls table's project and run refs as integer keys (see
-/// `interned`): both by [`rebuild_calls`].
+/// `interned`) and its kind as a code (`rows::kind_code`): both by [`rebuild_calls`], which
+/// the upgrade runs before the derivations of versions 3 and 7 (written for version 10).
 /// They apply to a store that has a calls table; a new store
 /// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
@@ -111,8 +112,9 @@ fn drop_call_indexes(conn: &Connection) -> rusqlite::Result<()> {
 /// rowid order with its call ids (`id`, `trace_id`, `parent_id`, `run_id`, `turn_id`) as
 /// `ids` stores them (a canonical UUID as its 16 bytes, by the SQL function that encodes
 /// them; an id stored so already stays), no model for predictions and scores (see
-/// `rows::stored_model`), and its project and its evaluation and model refs as their keys in
-/// `projects` and `run_refs` (see `interned`), made first. The new table's indexes are
+/// `rows::stored_model`), its kind as its code (`rows::kind_code`), and its project and its
+/// evaluation and model refs as their keys in `projects` and `run_refs` (see `interned`),
+/// made first. The new table's indexes are
 /// built after the copy: one build of each is faster than moving every entry of it.
 fn rebuild_calls(conn: &Connection) -> rusqlite::Result<()> {
     drop_call_indexes(conn)?;
