@@ -463,3 +463,35 @@ async fn a_run_whose_end_came_first_is_listed_once_where_its_start_puts_it() {
     assert!(jsonl(s.get("/evaluation_runs?limit=5")).await.is_empty());
     assert!(jsonl(s.get("/evaluation_runs")).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_completed_batch_that_fails_part_way_writes_nothing() {
+    let s = Server::start();
+    let call = |i: usize| {
+        json!({"project_id": "acme/proj", "id": format!("c{i}"), "trace_id": "t", "op_name": "op",
+            "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z", "attributes": {},
+            "inputs": {"i": i}, "output": i, "summary": {}})
+    };
+    let complete = |batch: Vec<Value>| {
+        s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key)).json(&json!({"batch": batch}))
+    };
+    // A call that cannot be made, well past the first calls the writer gets: a 4xx as when
+    // the batch was made whole before writing, and none of the batch is stored.
+    let mut batch: Vec<Value> = (0..300).map(call).collect();
+    batch[250]["started_at"] = json!("not a time");
+    let (status, body) = status_json(complete(batch)).await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(stream(&s, json!({"project_id": "acme/proj"})).await.is_empty());
+    // A call the writer refuses part-way (a deleted call's id is taken): nothing is stored.
+    json_ok(complete(vec![call(1000)])).await;
+    json_ok(post_v1(&s, "/calls/delete", &json!({"project_id": "acme/proj", "call_ids": ["c1000"]}))).await;
+    let mut batch: Vec<Value> = (0..300).map(call).collect();
+    batch[200] = call(1000);
+    let (status, body) = status_json(complete(batch.clone())).await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(stream(&s, json!({"project_id": "acme/proj"})).await.is_empty());
+    // The same batch without it is stored whole.
+    batch.remove(200);
+    json_ok(complete(batch)).await;
+    assert_eq!(stream(&s, json!({"project_id": "acme/proj"})).await.len(), 299);
+}

@@ -127,23 +127,9 @@ pub(crate) async fn calls_complete(
             );
         }
     }
-    // The records are made here and handed back, so that the one writer thread only inserts
-    // them: neither building nor freeing a batch's calls holds up the other requests' writes.
-    let user = who.user_id().to_string();
-    let mut ready = req
-        .batch
-        .into_iter()
-        .map(|c| calls::prepare_complete(state.store.as_ref(), c, Some(&user)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let written = store::write_async(state.store.as_ref(), move |w| {
-        calls::prefetch_completed(w, &ready)?;
-        for c in &mut ready {
-            calls::write_complete(w, c, Some(&user))?;
-        }
-        Ok(ready)
-    })
-    .await?;
-    drop(written);
+    // The records are made here, fed to one job that inserts them meanwhile, and handed back
+    // to be freed here: the one writer thread only inserts them.
+    calls::complete_batch(state.store.as_ref(), req.batch, who.user_id()).await?;
     Ok(json_response(json!({})))
 }
 
