@@ -495,3 +495,31 @@ async fn a_completed_batch_that_fails_part_way_writes_nothing() {
     json_ok(complete(batch)).await;
     assert_eq!(stream(&s, json!({"project_id": "acme/proj"})).await.len(), 299);
 }
+
+#[tokio::test]
+async fn completed_batches_sent_at_once_are_each_written_whole_or_not_at_all() {
+    let s = Server::start();
+    // Batches that overlap are made whole before their jobs run, one alone streams to its
+    // job: either way each is written whole or not at all.
+    let batch = |b: usize| -> Vec<Value> {
+        (0..300)
+            .map(|i| {
+                let started = if b == 2 && i == 250 { "not a time" } else { "2026-01-01T00:00:00Z" };
+                json!({"project_id": "acme/proj", "id": format!("b{b}-{i}"), "trace_id": "t", "op_name": "op",
+                    "started_at": started, "ended_at": "2026-01-01T00:00:01Z", "output": i})
+            })
+            .collect()
+    };
+    let send = |b: usize| {
+        let req = s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key));
+        status_json(req.json(&json!({"batch": batch(b)})))
+    };
+    let answers = futures_util::future::join_all((0..4).map(send)).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses[0], 200);
+    assert!((400..500).contains(&statuses[2]), "{answers:?}");
+    assert_eq!((statuses[1], statuses[3]), (200, 200));
+    let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
+    assert_eq!(calls.len(), 900);
+    assert!(calls.iter().all(|c| !c["id"].as_str().unwrap().starts_with("b2-")));
+}
