@@ -2,7 +2,6 @@
 //! batches, renames.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -413,40 +412,25 @@ pub fn feed_complete(
     (CompleteFeed { calls: Some(tx), written }, outcome)
 }
 
-/// `calls/complete` batches being written by this process: a batch streams its calls to its
-/// job ([`complete_batch`]) only when it is the only one.
-static COMPLETING: AtomicUsize = AtomicUsize::new(0);
-
-/// One batch counted in [`COMPLETING`] while it lives.
-struct Completing;
-
-impl Completing {
-    /// Counts a batch in; `true` if no other batch is being written.
-    fn enter() -> (Completing, bool) {
-        (Completing, COMPLETING.fetch_add(1, Ordering::AcqRel) == 0)
-    }
-}
-
-impl Drop for Completing {
-    fn drop(&mut self) {
-        COMPLETING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Records a `calls/complete` batch in one transaction, all or nothing: each call made and
 /// encoded here ([`prepare_complete`]) and fed to one job ([`feed_complete`]) a chunk at a
-/// time. When no other batch is being written, the job is queued first, so that the writer
-/// inserts while this thread makes the next chunk. When others are, the batch is made whole
-/// first: a job waiting for its calls would hold the one writer while their threads share the
-/// cores, and the others' jobs would wait behind it. The answer is the one writing the calls
-/// whole gives: the error of the first call that cannot be made, else the job's.
-pub async fn complete_batch(store: &dyn Store, batch: Vec<CallComplete>, user: &str) -> Result<()> {
-    let (_counted, alone) = Completing::enter();
+/// time. With `stream` (the caller knows of no other batch being written), the job is queued
+/// first, so that the writer inserts while this thread makes the next chunk. Without, the
+/// batch is made whole first: a job waiting for its calls would hold the one writer while
+/// other batches' threads share the cores, and their jobs would wait behind it. The answer is
+/// the one writing the calls whole gives: the error of the first call that cannot be made,
+/// else the job's.
+pub async fn complete_batch(
+    store: &dyn Store,
+    batch: Vec<CallComplete>,
+    user: &str,
+    stream: bool,
+) -> Result<()> {
     let ids = batch
         .iter()
         .filter_map(|c| c.id.as_ref().filter(|i| !i.is_empty()).map(|i| (c.project_id.clone(), i.clone())))
         .collect();
-    if !alone {
+    if !stream {
         let mut made = Vec::with_capacity(batch.len().div_ceil(FEED_CHUNK));
         let mut chunk = Vec::with_capacity(FEED_CHUNK.min(batch.len()));
         for c in batch {
