@@ -454,6 +454,24 @@ where
     rx.await.unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
 }
 
+/// [`write_hinted`], the job queued at once (not when the answer is first awaited), so that
+/// the caller can go on working, feeding the job, while the writer runs it.
+pub fn submit_hinted<T, F>(
+    store: &dyn Store,
+    hint: ReadHint,
+    f: F,
+) -> impl std::future::Future<Output = Result<T>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit(job(hint, f, move |r| {
+        let _ = tx.send(r);
+    }));
+    async move { rx.await.unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into()))) }
+}
+
 /// Stores a new API key.
 pub fn insert_key(store: &dyn Store, key: ApiKey) -> Result<()> {
     write(store, move |w| w.put_key(&key))

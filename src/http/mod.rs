@@ -123,27 +123,27 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub fn router(state: AppState) -> Router {
     let auth = || middleware::from_fn_with_state(state.clone(), auth::require_key);
     let v2 = Router::new()
-        .route("/evaluation_runs", get(runs::list).post(runs::create).delete(runs::delete))
-        .route("/evaluation_runs/{evaluation_run_id}", get(runs::read))
-        .route("/evaluation_runs/{evaluation_run_id}/finish", post(runs::finish))
+        .route(&v2_path("/evaluation_runs"), get(runs::list).post(runs::create).delete(runs::delete))
+        .route(&v2_path("/evaluation_runs/{evaluation_run_id}"), get(runs::read))
+        .route(&v2_path("/evaluation_runs/{evaluation_run_id}/finish"), post(runs::finish))
         .route(
-            "/predictions",
+            &v2_path("/predictions"),
             get(children::list_predictions)
                 .post(children::create_prediction)
                 .delete(children::delete_predictions),
         )
-        .route("/predictions/{prediction_id}", get(children::read_prediction))
-        .route("/predictions/{prediction_id}/finish", post(children::finish_prediction))
+        .route(&v2_path("/predictions/{prediction_id}"), get(children::read_prediction))
+        .route(&v2_path("/predictions/{prediction_id}/finish"), post(children::finish_prediction))
         .route(
-            "/scores",
+            &v2_path("/scores"),
             get(children::list_scores).post(children::create_score).delete(children::delete_scores),
         )
-        .route("/scores/{score_id}", get(children::read_score))
-        .route("/call/start", post(v1::calls::call_start_v2))
-        .route("/call/end", post(v1::calls::call_end_v2))
-        .route("/calls/complete", post(v1::calls::calls_complete))
-        .route("/eval_results/query", post(eval_results::query))
-        .merge(v2_objects::routes())
+        .route(&v2_path("/scores/{score_id}"), get(children::read_score))
+        .route(&v2_path("/call/start"), post(v1::calls::call_start_v2))
+        .route(&v2_path("/call/end"), post(v1::calls::call_end_v2))
+        .route(&v2_path("/calls/complete"), post(v1::calls::calls_complete))
+        .route(&v2_path("/eval_results/query"), post(eval_results::query))
+        .merge(v2_objects::routes(V2_PREFIX))
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
         .route_layer(auth());
     let v1 = Router::new()
@@ -185,19 +185,32 @@ pub fn router(state: AppState) -> Router {
         .route("/threads/stream_query", post(v1::threads::threads_stream_query))
         .route("/graphql", post(v1::graphql::graphql))
         .route_layer(auth());
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/openapi.json", get(openapi))
         .route("/server_info", get(v1::server_info))
         .merge(v1)
-        .nest("/v2/{entity}/{project}", v2)
+        .merge(v2)
         .merge(ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::NoMethod })
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(middleware::from_fn_with_state(state.clone(), limits::guard))
-        .layer(middleware::from_fn(log_request))
-        .with_state(state)
+        .with_state(state.clone());
+    // The layers every request meets wrap the routes once: laid on the router, they would
+    // wrap each route apart, and a request would copy every layer's boxed service on its way.
+    use tower::Layer;
+    let layered = middleware::from_fn(log_request).layer(
+        middleware::from_fn_with_state(state, limits::guard)
+            .layer(DefaultBodyLimit::max(extract::MAX_BODY).layer(routes)),
+    );
+    Router::new().fallback_service(layered)
+}
+
+/// Where the v2 routes are: under a project.
+const V2_PREFIX: &str = "/v2/{entity}/{project}";
+
+/// The path of a v2 route, `path` under [`V2_PREFIX`].
+fn v2_path(path: &str) -> String {
+    format!("{V2_PREFIX}{path}")
 }
 
 /// Unknown paths: a path with a trailing slash is redirected (307) to the path without it,

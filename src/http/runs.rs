@@ -128,7 +128,7 @@ pub async fn finish(
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let req = FinishRun::from_json(&body)?;
+    let req = FinishRun::from_owned(body)?;
     // The run and its children are read: named here, the writer reads them for every finish
     // of its batch at once.
     let run = (path.project_id.clone(), path.param("evaluation_run_id").to_string());

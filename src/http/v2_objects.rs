@@ -19,8 +19,8 @@ use crate::domain::v2_objects::{self, CreateBody, Family};
 use crate::domain::validate::{Query, check_ids};
 use crate::domain::writes::deletes;
 
-/// The routes of every family, to nest under `/v2/{entity}/{project}`.
-pub fn routes() -> Router<AppState> {
+/// The routes of every family, under `prefix` (`/v2/{entity}/{project}`).
+pub fn routes(prefix: &str) -> Router<AppState> {
     let mut r = Router::new();
     for (segment, family) in [
         ("ops", Family::Op),
@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
     ] {
         r = r
             .route(
-                &format!("/{segment}"),
+                &format!("{prefix}/{segment}"),
                 get(move |s: State<AppState>, w: Extension<Principal>, p: ProjectPath, q: RawQuery| {
                     list(family, s, w, p, q)
                 })
@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
                 ),
             )
             .route(
-                &format!("/{segment}/{{object_id}}"),
+                &format!("{prefix}/{segment}/{{object_id}}"),
                 axum::routing::delete(
                     move |s: State<AppState>, p: ProjectPath, q: RawQuery, b: OptionalJsonBody| {
                         delete(family, s, p, q, b)
@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
                 ),
             )
             .route(
-                &format!("/{segment}/{{object_id}}/versions/{{digest}}"),
+                &format!("{prefix}/{segment}/{{object_id}}/versions/{{digest}}"),
                 get(move |s: State<AppState>, p: ProjectPath, q: RawQuery| read(family, s, p, q)),
             );
     }

@@ -463,3 +463,63 @@ async fn a_run_whose_end_came_first_is_listed_once_where_its_start_puts_it() {
     assert!(jsonl(s.get("/evaluation_runs?limit=5")).await.is_empty());
     assert!(jsonl(s.get("/evaluation_runs")).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_completed_batch_that_fails_part_way_writes_nothing() {
+    let s = Server::start();
+    let call = |i: usize| {
+        json!({"project_id": "acme/proj", "id": format!("c{i}"), "trace_id": "t", "op_name": "op",
+            "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z", "attributes": {},
+            "inputs": {"i": i}, "output": i, "summary": {}})
+    };
+    let complete = |batch: Vec<Value>| {
+        s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key)).json(&json!({"batch": batch}))
+    };
+    // A call that cannot be made, well past the first calls the writer gets: a 4xx as when
+    // the batch was made whole before writing, and none of the batch is stored.
+    let mut batch: Vec<Value> = (0..300).map(call).collect();
+    batch[250]["started_at"] = json!("not a time");
+    let (status, body) = status_json(complete(batch)).await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(stream(&s, json!({"project_id": "acme/proj"})).await.is_empty());
+    // A call the writer refuses part-way (a deleted call's id is taken): nothing is stored.
+    json_ok(complete(vec![call(1000)])).await;
+    json_ok(post_v1(&s, "/calls/delete", &json!({"project_id": "acme/proj", "call_ids": ["c1000"]}))).await;
+    let mut batch: Vec<Value> = (0..300).map(call).collect();
+    batch[200] = call(1000);
+    let (status, body) = status_json(complete(batch.clone())).await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(stream(&s, json!({"project_id": "acme/proj"})).await.is_empty());
+    // The same batch without it is stored whole.
+    batch.remove(200);
+    json_ok(complete(batch)).await;
+    assert_eq!(stream(&s, json!({"project_id": "acme/proj"})).await.len(), 299);
+}
+
+#[tokio::test]
+async fn completed_batches_sent_at_once_are_each_written_whole_or_not_at_all() {
+    let s = Server::start();
+    // Batches that overlap are made whole before their jobs run, one alone streams to its
+    // job: either way each is written whole or not at all.
+    let batch = |b: usize| -> Vec<Value> {
+        (0..300)
+            .map(|i| {
+                let started = if b == 2 && i == 250 { "not a time" } else { "2026-01-01T00:00:00Z" };
+                json!({"project_id": "acme/proj", "id": format!("b{b}-{i}"), "trace_id": "t", "op_name": "op",
+                    "started_at": started, "ended_at": "2026-01-01T00:00:01Z", "output": i})
+            })
+            .collect()
+    };
+    let send = |b: usize| {
+        let req = s.client.post(s.url("/calls/complete")).basic_auth("api", Some(&s.key));
+        status_json(req.json(&json!({"batch": batch(b)})))
+    };
+    let answers = futures_util::future::join_all((0..4).map(send)).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses[0], 200);
+    assert!((400..500).contains(&statuses[2]), "{answers:?}");
+    assert_eq!((statuses[1], statuses[3]), (200, 200));
+    let calls = stream(&s, json!({"project_id": "acme/proj"})).await;
+    assert_eq!(calls.len(), 900);
+    assert!(calls.iter().all(|c| !c["id"].as_str().unwrap().starts_with("b2-")));
+}

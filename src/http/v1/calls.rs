@@ -1,7 +1,11 @@
 //! Calls: starts, ends, upsert batches, completed calls, reads, queries, renames and deletes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::Extension;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -112,9 +116,33 @@ fn check_same_project(
     }
 }
 
+/// `calls/complete` requests in progress in this process, counted from before their body is
+/// read ([`CompleteSlot`]).
+static COMPLETES: AtomicUsize = AtomicUsize::new(0);
+
+/// One `calls/complete` request counted in [`COMPLETES`] while it lives: extracted before the
+/// body, so that a request still receiving or parsing its body counts.
+pub(crate) struct CompleteSlot;
+
+impl<S: Send + Sync> FromRequestParts<S> for CompleteSlot {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        COMPLETES.fetch_add(1, Ordering::AcqRel);
+        Ok(CompleteSlot)
+    }
+}
+
+impl Drop for CompleteSlot {
+    fn drop(&mut self) {
+        COMPLETES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// `POST /v2/{entity}/{project}/calls/complete`: ended calls, in one transaction.
 pub(crate) async fn calls_complete(
     State(state): State<AppState>,
+    _slot: CompleteSlot,
     path: ProjectPath,
     Extension(who): Extension<Principal>,
     TypedBody(req): TypedBody<CompleteBody>,
@@ -127,23 +155,11 @@ pub(crate) async fn calls_complete(
             );
         }
     }
-    // The records are made here and handed back, so that the one writer thread only inserts
-    // them: neither building nor freeing a batch's calls holds up the other requests' writes.
-    let user = who.user_id().to_string();
-    let mut ready = req
-        .batch
-        .into_iter()
-        .map(|c| calls::prepare_complete(state.store.as_ref(), c, Some(&user)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let written = store::write_async(state.store.as_ref(), move |w| {
-        calls::prefetch_completed(w, &ready)?;
-        for c in &mut ready {
-            calls::write_complete(w, c, Some(&user))?;
-        }
-        Ok(ready)
-    })
-    .await?;
-    drop(written);
+    // The records are made here, fed to one job that inserts them meanwhile, and handed back
+    // to be freed here: the one writer thread only inserts them.
+    // Alone, the batch streams to its job (see `complete_batch`).
+    let alone = COMPLETES.load(Ordering::Acquire) == 1;
+    calls::complete_batch(state.store.as_ref(), req.batch, who.user_id(), alone).await?;
     Ok(json_response(json!({})))
 }
 
