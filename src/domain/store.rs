@@ -447,11 +447,8 @@ where
     T: Send + 'static,
     F: FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit(job(hint, f, move |r| {
-        let _ = tx.send(r);
-    }));
-    rx.await.unwrap_or_else(|_| Err(Error::Storage("the writer stopped".into())))
+    // Queued when first polled, as an async function's body runs.
+    submit_hinted(store, hint, f).await
 }
 
 /// [`write_hinted`], the job queued at once (not when the answer is first awaited), so that
