@@ -1,7 +1,8 @@
-//! Integer keys of what the calls table repeats: a project's name (`projects`) and the
-//! evaluation and model refs of runs (`run_refs`, per project). The calls table's
-//! `project_id`, `evaluation` and `model` hold these keys, which are rowids: never changed nor
-//! deleted once committed.
+//! Integer keys of what the calls table repeats: a project's name (`projects`), the
+//! evaluation and model refs of runs (`run_refs`, per project), and calls' op names and user
+//! ids (`call_names`, per project). The calls table's `project_id`, `evaluation`, `model`,
+//! `op_name` and `wb_user_id` hold these keys, which are rowids: never changed nor deleted
+//! once committed.
 //!
 //! Statements name a project by its name through the uncorrelated scalar subquery
 //! [`project_key`], which SQLite evaluates once per statement: an unknown name is NULL, which
@@ -11,11 +12,72 @@
 //! batch) stands: a key an undone job made is forgotten with it, since another name may take
 //! it. [`ReadKeys`], which run lists read refs back through too, only read connections fill:
 //! they see committed keys alone.
+//!
+//! Op names and user ids read back as text through the SQL function [`NAME`], which each
+//! read connection answers from a bounded cache of its own (committed keys alone, again) and
+//! the writer from `call_names` every time. Filters on them resolve the project's matching
+//! keys in the statement (`op_name IN (SELECT id FROM call_names ...)`), once per statement.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
+
+/// The SQL function reading a key of `call_names` (an op name, a user id) as its text; NULL
+/// as NULL.
+pub(super) const NAME: &str = "weft_name";
+
+/// `column` (`op_name`, `wb_user_id`) as its text.
+pub(super) fn name_of(column: &str) -> String {
+    format!("{NAME}({column})")
+}
+
+/// The keys of `call_names` of the project bound as `project` (a key or, see [`Project`],
+/// through [`project_key`]) whose names are in the list bound as `list` (`rarray`).
+pub(super) fn name_keys(project: &str, list: &str) -> String {
+    format!("(SELECT n.id FROM call_names n WHERE n.project_id = {project} AND n.name IN rarray({list}))")
+}
+
+/// Registers [`NAME`] on a connection. A read connection (`cached`) keeps the texts it read,
+/// at most [`MAX_KEYS`]: it sees committed keys alone, which never change. The writer's
+/// (not `cached`) reads each one from `call_names`: it sees keys a job made, which an undone
+/// job's forgets.
+pub(super) fn register(conn: &Connection, cached: bool) -> rusqlite::Result<()> {
+    // A connection runs one statement step at a time: the lock is never waited for.
+    let seen = std::sync::Mutex::new(HashMap::<i64, Arc<str>>::new());
+    conn.create_scalar_function(
+        NAME,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        move |ctx| {
+            let key = match ctx.get_raw(0) {
+                ValueRef::Null => return Ok(Value::Null),
+                ValueRef::Integer(k) => k,
+                _ => return Err(rusqlite::Error::UserFunctionError("a name key is not an integer".into())),
+            };
+            if cached && let Some(t) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                return Ok(Value::Text(t.to_string()));
+            }
+            // SAFETY: the connection is used only to read a name, within this call.
+            let conn = unsafe { ctx.get_connection()? };
+            let text: String = conn
+                .prepare_cached("SELECT name FROM call_names WHERE id = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))?;
+            if cached {
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.len() >= MAX_KEYS {
+                    seen.clear();
+                }
+                seen.insert(key, Arc::from(text.as_str()));
+            }
+            Ok(Value::Text(text))
+        },
+    )
+}
 
 /// The key of the project named by the statement's parameter `param` (`?1`, `?`...).
 pub(super) fn project_key(param: &str) -> String {
@@ -56,6 +118,10 @@ pub(super) const ADD_PROJECT: &str = "INSERT INTO projects (name) VALUES (?1) ON
 pub(super) const ADD_REF: &str =
     "INSERT INTO run_refs (project_id, ref) VALUES (?1, ?2) ON CONFLICT (project_id, ref) DO NOTHING";
 
+/// Makes the key of a name (an op name, a user id) of project key `?1` if it has none yet.
+pub(super) const ADD_NAME: &str =
+    "INSERT INTO call_names (project_id, name) VALUES (?1, ?2) ON CONFLICT (project_id, name) DO NOTHING";
+
 /// Most keys an [`Interner`] or a [`ReadKeys`] keeps of each kind; past it, committed ones are
 /// dropped and read again when met.
 const MAX_KEYS: usize = 4096;
@@ -69,11 +135,12 @@ enum Made {
     Committed,
 }
 
-/// The writer's keys of project names and run refs.
+/// The writer's keys of project names, run refs and call names.
 #[derive(Default)]
 pub(super) struct Interner {
     projects: HashMap<String, (i64, Made)>,
     refs: HashMap<(i64, String), (i64, Made)>,
+    names: HashMap<(i64, String), (i64, Made)>,
 }
 
 impl Interner {
@@ -112,6 +179,24 @@ impl Interner {
         Ok(key)
     }
 
+    /// The key of name `text` (an op name, a user id) of the project of key `project`, made if
+    /// it has none.
+    pub(super) fn name(&mut self, conn: &Connection, project: i64, text: &str) -> rusqlite::Result<i64> {
+        let wanted = (project, text.to_string());
+        if let Some((key, _)) = self.names.get(&wanted) {
+            return Ok(*key);
+        }
+        conn.prepare_cached(ADD_NAME)?.execute(rusqlite::params![project, text])?;
+        let key = conn
+            .prepare_cached("SELECT id FROM call_names WHERE project_id = ?1 AND name = ?2")?
+            .query_row(rusqlite::params![project, text], |r| r.get(0))?;
+        if self.names.len() >= MAX_KEYS {
+            self.names.retain(|_, (_, made)| *made != Made::Committed);
+        }
+        self.names.insert(wanted, (key, Made::Job));
+        Ok(key)
+    }
+
     /// A job ended: the keys it read or made are kept with the batch, or forgotten with it.
     pub(super) fn end_job(&mut self, kept: bool) {
         self.settle(Made::Job, kept.then_some(Made::Batch));
@@ -139,6 +224,7 @@ impl Interner {
         };
         self.projects.retain(|_, (_, state)| step(state));
         self.refs.retain(|_, (_, state)| step(state));
+        self.names.retain(|_, (_, state)| step(state));
     }
 }
 
@@ -250,7 +336,9 @@ mod tests {
         conn.execute_batch(
             "CREATE TABLE projects (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE); \
              CREATE TABLE run_refs (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, \
-             ref TEXT NOT NULL, UNIQUE (project_id, ref));",
+             ref TEXT NOT NULL, UNIQUE (project_id, ref)); \
+             CREATE TABLE call_names (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, \
+             name TEXT NOT NULL, UNIQUE (project_id, name));",
         )
         .unwrap();
         conn
@@ -263,19 +351,21 @@ mod tests {
         conn.execute_batch("BEGIN; SAVEPOINT job;").unwrap();
         let a = keys.project(&conn, "e/a").unwrap();
         let r = keys.run_ref(&conn, a, "weave:///e/a/object/E:1").unwrap();
+        let n = keys.name(&conn, a, "weave:///e/a/op/A:1").unwrap();
         conn.execute_batch("ROLLBACK TO job; RELEASE job;").unwrap();
         keys.end_job(false);
         // Another name takes the same keys.
         conn.execute_batch("SAVEPOINT job;").unwrap();
         let b = keys.project(&conn, "e/b").unwrap();
         let s = keys.run_ref(&conn, b, "weave:///e/b/object/M:1").unwrap();
-        assert_eq!((a, r), (b, s));
+        let m = keys.name(&conn, b, "weave:///e/b/op/B:1").unwrap();
+        assert_eq!((a, r, n), (b, s, m));
         conn.execute_batch("RELEASE job;").unwrap();
         keys.end_job(true);
         assert_eq!(keys.project(&conn, "e/b").unwrap(), b);
         conn.execute_batch("ROLLBACK;").unwrap();
         keys.end_batch(false);
-        assert!(keys.projects.is_empty() && keys.refs.is_empty());
+        assert!(keys.projects.is_empty() && keys.refs.is_empty() && keys.names.is_empty());
         conn.execute_batch("BEGIN;").unwrap();
         let c = keys.project(&conn, "e/c").unwrap();
         assert_eq!(c, a);
@@ -283,6 +373,44 @@ mod tests {
         keys.end_batch(true);
         assert!(keys.projects.values().all(|(_, m)| *m == Made::Committed));
         assert_eq!(keys.project(&conn, "e/c").unwrap(), c);
+        // The undone name's key, taken by another and committed, reads as the other.
+        conn.execute_batch("BEGIN;").unwrap();
+        assert_eq!(keys.name(&conn, c, "user").unwrap(), n);
+        conn.execute_batch("COMMIT;").unwrap();
+        keys.end_batch(true);
+        assert_eq!(keys.name(&conn, c, "user").unwrap(), n);
+        assert_eq!(keys.name(&conn, c, "weave:///e/a/op/A:1").unwrap(), n + 1);
+    }
+
+    #[test]
+    fn names_read_back_as_their_texts_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "CREATE TABLE call_names (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, \
+                 name TEXT NOT NULL, UNIQUE (project_id, name)); \
+                 INSERT INTO call_names (project_id, name) VALUES (1, 'op');",
+            )
+            .unwrap();
+        register(&writer, false).unwrap();
+        let reader = Connection::open(&path).unwrap();
+        register(&reader, true).unwrap();
+        let read = |conn: &Connection, key: Option<i64>| -> rusqlite::Result<Option<String>> {
+            conn.query_row(&format!("SELECT {}", name_of("?1")), [key], |r| r.get(0))
+        };
+        assert_eq!(read(&reader, Some(1)).unwrap().as_deref(), Some("op"));
+        assert_eq!(read(&reader, None).unwrap(), None);
+        assert!(read(&reader, Some(2)).is_err());
+        // The writer reads a key an undone write made, and then the key's next owner.
+        writer.execute_batch("BEGIN; INSERT INTO call_names (project_id, name) VALUES (1, 'gone');").unwrap();
+        assert_eq!(read(&writer, Some(2)).unwrap().as_deref(), Some("gone"));
+        writer
+            .execute_batch("ROLLBACK; INSERT INTO call_names (project_id, name) VALUES (1, 'kept');")
+            .unwrap();
+        assert_eq!(read(&writer, Some(2)).unwrap().as_deref(), Some("kept"));
+        assert_eq!(read(&reader, Some(2)).unwrap().as_deref(), Some("kept"));
     }
 
     #[test]

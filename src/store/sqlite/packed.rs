@@ -499,9 +499,34 @@ fn train(conn: &Connection, project: &str) -> rusqlite::Result<Option<(Arc<Dict>
     conn.prepare_cached("INSERT INTO json_dicts (project_id, dict) VALUES (?1, ?2)")?
         .execute(params![project, dict])?;
     let d = Dict::new(conn.last_insert_rowid(), &dict);
-    let mut update = conn.prepare_cached("UPDATE calls SET attributes = ?2, inputs = ?3 WHERE rowid = ?1")?;
-    for (rowid, a, i) in rows {
-        update.execute(params![rowid, pack_with(&d, Cow::Owned(a)), pack_with(&d, Cow::Owned(i))])?;
+    // Each row is taken out and written again packed, at the end of the table, oldest first:
+    // a row shrunk in place would leave its page part empty (SQLite merges only pages under
+    // a third full), while the pages a row leaves go to the freelist, or are merged, and the
+    // next rows written fill them. Nothing keeps a call's rowid.
+    let mut take = conn.prepare_cached("DELETE FROM calls WHERE rowid = ?1 RETURNING *")?;
+    let columns: Vec<String> = take.column_names().map(|c| c.to_string()).collect();
+    let at = |name: &str| columns.iter().position(|c| c == name);
+    let (Some(attributes), Some(inputs)) = (at("attributes"), at("inputs")) else {
+        return Err(user_error("the calls table has no packed columns"));
+    };
+    let values: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let mut put = conn.prepare_cached(&format!("INSERT INTO calls VALUES ({})", values.join(", ")))?;
+    for (rowid, a, i) in rows.into_iter().rev() {
+        let Some(mut row) = take
+            .query_row([rowid], |r| {
+                (0..columns.len()).map(|n| r.get::<_, Value>(n)).collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .optional()?
+        else {
+            continue;
+        };
+        for (n, text) in [(attributes, a), (inputs, i)] {
+            row[n] = match pack_with(&d, Cow::Owned(text)) {
+                Packed::Blob(b) => Value::Blob(b.into_owned()),
+                Packed::Text(t) => Value::Text(t.into_owned()),
+            };
+        }
+        put.execute(rusqlite::params_from_iter(row))?;
     }
     Ok(Some((d, Made::Job)))
 }
@@ -585,6 +610,44 @@ mod tests {
             store.reader().unwrap().query_row("SELECT count(*) FROM json_dicts", [], |r| r.get(0)).unwrap();
         assert_eq!(dicts, 1);
         assert_eq!(stored(&store, Vec::new()), [written, more].concat());
+    }
+
+    #[test]
+    fn training_leaves_no_part_empty_pages_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // Rows large enough that a page holds few: shrinking them in place would leave each
+        // page of the trained rows mostly empty.
+        let written: Vec<Call> = calls(3 * TRAIN_AFTER, 0)
+            .into_iter()
+            .map(|mut c| {
+                c.inputs["q"] = json!(format!("{} {}", c.inputs["q"], "a long question ".repeat(20)));
+                c
+            })
+            .collect();
+        let w = written.clone();
+        write(&store, move |w2| w.iter().try_for_each(|c| w2.insert_call(c))).unwrap();
+        assert_eq!(stored(&store, Vec::new()), written);
+        let conn = store.reader().unwrap();
+        let used = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row(
+                "SELECT p.page_count - f.freelist_count FROM pragma_page_count p, pragma_freelist_count f",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let copy = dir.path().join("copy.db");
+        conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()]).unwrap();
+        let compact = used(&rusqlite::Connection::open(&copy).unwrap());
+        // The pages the trained rows left were filled again by the rows written after.
+        let (used, free): (i64, i64) = conn
+            .query_row("SELECT ?1, freelist_count FROM pragma_freelist_count", [used(&conn)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert!(used * 100 <= compact * 110, "{used} pages used, {compact} once vacuumed");
+        assert!(free * 100 <= compact * 5, "{free} pages free of {used}");
     }
 
     #[test]

@@ -44,9 +44,10 @@ pub(super) fn stored_model(v: &ViewColumns) -> Option<&str> {
 }
 
 /// The columns of a [`Call`]; the packed ones read through `weft_unpack` (see `packed`), the
-/// ids through `ids`, the project's name from its key (see `interned`).
-pub(super) const CALL_COLUMNS: &str = "(SELECT p.name FROM projects p WHERE p.id = project_id), id, trace_id, parent_id, op_name, display_name, started_at, \
-     ended_at, exception, weft_unpack(attributes), weft_unpack(inputs), output, summary, wb_user_id, thread_id, turn_id, wb_run_id, \
+/// ids through `ids`, the project's name, op name and user id from their keys (see
+/// `interned`).
+pub(super) const CALL_COLUMNS: &str = "(SELECT p.name FROM projects p WHERE p.id = project_id), id, trace_id, parent_id, weft_name(op_name), display_name, started_at, \
+     ended_at, exception, weft_unpack(attributes), weft_unpack(inputs), output, summary, weft_name(wb_user_id), thread_id, turn_id, wb_run_id, \
      wb_run_step, wb_run_step_end";
 
 pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
@@ -77,7 +78,7 @@ pub(super) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Call> {
 }
 
 /// The columns of a [`CallText`].
-pub(super) const CALL_TEXT_COLUMNS: &str = "id, parent_id, op_name, started_at, ended_at, exception, weft_unpack(attributes), \
+pub(super) const CALL_TEXT_COLUMNS: &str = "id, parent_id, weft_name(op_name), started_at, ended_at, exception, weft_unpack(attributes), \
      weft_unpack(inputs), output";
 
 /// Gives `sink` the [`CallText`] of a row of [`CALL_TEXT_COLUMNS`], borrowed from the row.

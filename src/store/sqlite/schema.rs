@@ -12,7 +12,7 @@ use crate::domain::view::{ViewColumns, is_predict_and_score, mark_holds_predicti
 pub(super) const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version of [`SCHEMA`], kept in the file's `user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 10;
+pub(super) const SCHEMA_VERSION: i64 = 11;
 
 /// What opening a store of an older schema version drops before [`SCHEMA`] recreates it,
 /// by the version that changed it: 2 narrowed `calls_views` to predictions and scores (runs
@@ -25,8 +25,10 @@ pub(super) const SCHEMA_VERSION: i64 = 10;
 /// JSON columns (see `packed`), which [`SCHEMA`] creates; rows written before stay text.
 /// Version 9 stores call ids that are UUIDs as their 16 bytes and no model for predictions
 /// and scores; version 10 the calls table's project and run refs as integer keys (see
-/// `interned`) and its kind as a code (`rows::kind_code`): both by [`rebuild_calls`], which
-/// the upgrade runs before the derivations of versions 3 and 7 (written for version 10).
+/// `interned`) and its kind as a code (`rows::kind_code`); version 11 its op names and user
+/// ids as integer keys too (in `call_names`), and no `calls_runs_ids` (lookups of runs by id
+/// read `calls_id`): all by [`rebuild_calls`], which the upgrade runs before the derivations
+/// of versions 3 and 7 (written for version 11).
 /// They apply to a store that has a calls table; a new store
 /// gets [`SCHEMA`] alone.
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[(2, "DROP INDEX IF EXISTS calls_views;")];
@@ -82,7 +84,7 @@ pub(super) fn upgrade(writer: &Connection, at: impl Fn(rusqlite::Error) -> Error
     writer.execute_batch("BEGIN IMMEDIATE;").map_err(&at)?;
     let applied = (if has_calls && version < 4 { add_thread_columns(writer) } else { Ok(()) })
         .and_then(|()| writer.execute_batch(&upgrade))
-        .and_then(|()| if has_calls && version < 10 { rebuild_calls(writer) } else { Ok(()) })
+        .and_then(|()| if has_calls && version < 11 { rebuild_calls(writer, version) } else { Ok(()) })
         .and_then(|()| if has_calls && version < 3 { derive_logged_predictions(writer) } else { Ok(()) })
         .and_then(|()| if has_calls && version < 7 { derive_flagged_predictions(writer) } else { Ok(()) });
     match applied.and_then(|()| writer.execute_batch("COMMIT;")) {
@@ -108,45 +110,68 @@ fn drop_call_indexes(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Versions 9 and 10: the calls table made again as [`SCHEMA`] has it, every row copied in
+/// Versions 9 to 11: the calls table made again as [`SCHEMA`] has it, every row copied in
 /// rowid order with its call ids (`id`, `trace_id`, `parent_id`, `run_id`, `turn_id`) as
 /// `ids` stores them (a canonical UUID as its 16 bytes, by the SQL function that encodes
 /// them; an id stored so already stays), no model for predictions and scores (see
-/// `rows::stored_model`), its kind as its code (`rows::kind_code`), and its project and its
-/// evaluation and model refs as their keys in `projects` and `run_refs` (see `interned`),
-/// made first. The new table's indexes are
-/// built after the copy: one build of each is faster than moving every entry of it.
-fn rebuild_calls(conn: &Connection) -> rusqlite::Result<()> {
+/// `rows::stored_model`), its kind as its code (`rows::kind_code`), its project and its
+/// evaluation and model refs as their keys in `projects` and `run_refs`, and its op name and
+/// user id as their keys in `call_names` (see `interned`), made first. A store of version 10
+/// (`version`) holds the keys of projects and run refs and kind codes already. The new
+/// table's indexes are built after the copy: one build of each is faster than moving every
+/// entry of it; rows are copied densely, so the copy has no pages left part empty.
+fn rebuild_calls(conn: &Connection, version: i64) -> rusqlite::Result<()> {
     drop_call_indexes(conn)?;
     conn.execute_batch("ALTER TABLE calls RENAME TO calls_before;")?;
     conn.execute_batch(SCHEMA)?;
     drop_call_indexes(conn)?;
     let e = ids::ENCODE;
-    let plain = "op_name, display_name, started_at, ended_at, exception, attributes, inputs, output, \
-                 summary, wb_user_id, deleted_at";
+    let plain = "display_name, started_at, ended_at, exception, attributes, inputs, output, summary, \
+                 deleted_at";
     let tail = "logged_run, thread_id, turn_id, wb_run_id, wb_run_step, wb_run_step_end";
-    let run_model = "CASE WHEN o.kind IN ('prediction', 'score') THEN NULL ELSE o.model END";
-    let ref_key = |column: &str| {
-        format!("(SELECT r.id FROM run_refs r WHERE r.project_id = p.id AND r.ref = {column})")
+    let keyed = version >= 10;
+    // The project's key, `p.id`, found by key or by name; the row's kind as its code; its
+    // run refs' keys.
+    let project = if keyed { "p.id = o.project_id" } else { "p.name = o.project_id" };
+    let (kind, evaluation, model);
+    if keyed {
+        (kind, evaluation, model) = ("o.kind".to_string(), "o.evaluation".to_string(), "o.model".to_string());
+    } else {
+        let run_model = "CASE WHEN o.kind IN ('prediction', 'score') THEN NULL ELSE o.model END";
+        let ref_key = |column: &str| {
+            format!("(SELECT r.id FROM run_refs r WHERE r.project_id = p.id AND r.ref = {column})")
+        };
+        conn.execute_batch(&format!(
+            "INSERT OR IGNORE INTO projects (name) SELECT DISTINCT project_id FROM calls_before ORDER BY 1; \
+             INSERT OR IGNORE INTO run_refs (project_id, ref) \
+               SELECT p.id, v.ref FROM (SELECT project_id AS name, evaluation AS ref FROM calls_before o \
+                   WHERE evaluation IS NOT NULL \
+                 UNION SELECT project_id, {run_model} FROM calls_before o WHERE {run_model} IS NOT NULL) v \
+               CROSS JOIN projects p ON p.name = v.name ORDER BY 1, 2;"
+        ))?;
+        kind = "CASE o.kind WHEN 'run' THEN 1 WHEN 'prediction' THEN 2 WHEN 'score' THEN 3 END".to_string();
+        evaluation = ref_key("o.evaluation");
+        model = ref_key(run_model);
+    }
+    let name_key = |column: &str| {
+        format!("(SELECT n.id FROM call_names n WHERE n.project_id = p.id AND n.name = o.{column})")
     };
     conn.execute_batch(&format!(
-        "INSERT OR IGNORE INTO projects (name) SELECT DISTINCT project_id FROM calls_before ORDER BY 1; \
-         INSERT OR IGNORE INTO run_refs (project_id, ref) \
-           SELECT p.id, v.ref FROM (SELECT project_id AS name, evaluation AS ref FROM calls_before o \
-               WHERE evaluation IS NOT NULL \
-             UNION SELECT project_id, {run_model} FROM calls_before o WHERE {run_model} IS NOT NULL) v \
-           CROSS JOIN projects p ON p.name = v.name ORDER BY 1, 2; \
-         INSERT INTO calls (rowid, project_id, id, trace_id, parent_id, {plain}, kind, evaluation, \
-             model, run_id, {tail}) \
-           SELECT o.rowid, p.id, {e}(o.id), {e}(o.trace_id), {e}(o.parent_id), {plain_o}, \
-             CASE o.kind WHEN 'run' THEN 1 WHEN 'prediction' THEN 2 WHEN 'score' THEN 3 END, \
-             {evaluation}, {model}, {e}(o.run_id), o.logged_run, o.thread_id, {e}(o.turn_id), \
-             o.wb_run_id, o.wb_run_step, o.wb_run_step_end \
-           FROM calls_before o CROSS JOIN projects p ON p.name = o.project_id ORDER BY o.rowid; \
+        "INSERT OR IGNORE INTO call_names (project_id, name) \
+           SELECT p.id, v.name FROM (SELECT project_id, op_name AS name FROM calls_before \
+             UNION SELECT project_id, wb_user_id FROM calls_before WHERE wb_user_id IS NOT NULL) v \
+           CROSS JOIN projects p ON {project_v} ORDER BY 1, 2; \
+         INSERT INTO calls (rowid, project_id, id, trace_id, parent_id, op_name, wb_user_id, {plain}, \
+             kind, evaluation, model, run_id, {tail}) \
+           SELECT o.rowid, p.id, {e}(o.id), {e}(o.trace_id), {e}(o.parent_id), {op_name}, {wb_user_id}, \
+             {plain_o}, {kind}, {evaluation}, {model}, {e}(o.run_id), o.logged_run, o.thread_id, \
+             {e}(o.turn_id), o.wb_run_id, o.wb_run_step, o.wb_run_step_end \
+           FROM calls_before o CROSS JOIN projects p ON {project} ORDER BY o.rowid; \
          DROP TABLE calls_before;",
+        project_v = project.replace("o.", "v."),
         plain_o = plain.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", "),
-        evaluation = ref_key("o.evaluation"),
-        model = ref_key(run_model),
+        op_name = name_key("op_name"),
+        wb_user_id = name_key("wb_user_id"),
     ))?;
     conn.execute_batch(SCHEMA)
 }
@@ -175,7 +200,8 @@ fn derive_logged_predictions(conn: &Connection) -> rusqlite::Result<()> {
     {
         let mut stmt = conn.prepare(&format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE parent_id IS NOT NULL \
-             AND (op_name LIKE '%predict_and_score%' OR op_name LIKE '%predictAndScore%')"
+             AND op_name IN (SELECT id FROM call_names WHERE name LIKE '%predict_and_score%' \
+               OR name LIKE '%predictAndScore%')"
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {

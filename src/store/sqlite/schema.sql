@@ -1,6 +1,6 @@
--- Integer keys of what the calls table repeats (see `interned.rs`): the names of projects,
--- and the evaluation and model refs of runs, per project. Never changed nor deleted: a call's
--- row holds the keys.
+-- Integer keys of what the calls table repeats (see `interned.rs`): the names of projects;
+-- the evaluation and model refs of runs, per project; calls' op names and user ids, per
+-- project. Never changed nor deleted: a call's row holds the keys.
 CREATE TABLE IF NOT EXISTS projects (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -11,13 +11,20 @@ CREATE TABLE IF NOT EXISTS run_refs (
     ref        TEXT NOT NULL,
     UNIQUE (project_id, ref)
 );
+CREATE TABLE IF NOT EXISTS call_names (
+    id         INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    UNIQUE (project_id, name)
+);
 
 -- Calls: the storage primitive. The view columns (kind, evaluation, model, run_id) are derived
 -- from attributes and inputs on write, so the list endpoints read indexes, not JSON. The call
 -- ids (id, trace_id, parent_id, run_id, turn_id) hold a canonical UUID as its 16 bytes (a BLOB),
 -- any other id as TEXT (see `ids.rs`); predictions and scores keep no model. `project_id` is
--- the project's key in `projects`, `evaluation` and `model` keys in `run_refs` (INTEGER: a
--- TEXT column would store a key as text). `kind` is a code (`rows::kind_code`): 1 a run,
+-- the project's key in `projects`, `evaluation` and `model` keys in `run_refs`, `op_name` and
+-- `wb_user_id` keys in `call_names`, read as text through `weft_name` (INTEGER: a TEXT column
+-- would store a key as text). `kind` is a code (`rows::kind_code`): 1 a run,
 -- 2 a prediction, 3 a score, NULL any other call; the partial indexes' conditions and the
 -- statements that must use them name the codes as literals.
 CREATE TABLE IF NOT EXISTS calls (
@@ -25,7 +32,7 @@ CREATE TABLE IF NOT EXISTS calls (
     id           TEXT NOT NULL,
     trace_id     TEXT NOT NULL,
     parent_id    TEXT,
-    op_name      TEXT NOT NULL,
+    op_name      INTEGER NOT NULL,
     display_name TEXT,
     started_at   INTEGER NOT NULL,
     ended_at     INTEGER,
@@ -34,7 +41,7 @@ CREATE TABLE IF NOT EXISTS calls (
     inputs       TEXT NOT NULL, -- the same
     output       TEXT,
     summary      TEXT,
-    wb_user_id   TEXT,
+    wb_user_id   INTEGER,
     deleted_at   INTEGER,
     kind         INTEGER,
     evaluation   INTEGER,
@@ -47,6 +54,8 @@ CREATE TABLE IF NOT EXISTS calls (
     wb_run_step  INTEGER,
     wb_run_step_end INTEGER
 );
+-- Calls by id, runs too: a lookup of runs by id checks the run conditions on the row it
+-- reads anyway.
 CREATE UNIQUE INDEX IF NOT EXISTS calls_id ON calls (project_id, id);
 -- The list order; filtered lists merge ranges of the per-model and per-evaluation indexes.
 CREATE INDEX IF NOT EXISTS calls_runs ON calls (project_id, started_at, id)
@@ -65,9 +74,6 @@ CREATE INDEX IF NOT EXISTS calls_runs_evaluation ON calls (project_id, evaluatio
 -- The runs of one (evaluation, model) pair in start order: the leaderboard reads the newest of
 -- each pair with one seek, and a list filtered by one evaluation and one model one range.
 CREATE INDEX IF NOT EXISTS calls_runs_pairs ON calls (project_id, evaluation, model, started_at, id)
-    WHERE kind = 1 AND deleted_at IS NULL;
--- Runs by id, for lookups: the id decides most key comparisons, in a tree of runs only.
-CREATE INDEX IF NOT EXISTS calls_runs_ids ON calls (id, project_id)
     WHERE kind = 1 AND deleted_at IS NULL;
 -- The prediction and score lists (runs are listed through the indexes above). Their queries
 -- name the kind as a literal, which the planner needs to choose a partial index.

@@ -9,7 +9,7 @@ use crate::domain::run_rows::RunCursor;
 use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::sqlite::ids::{self, Id};
-use crate::store::sqlite::interned::Project;
+use crate::store::sqlite::interned::{Project, name_keys, name_of};
 use crate::store::sqlite::rows::{
     Arg, CALL_COLUMNS, CALL_TEXT_COLUMNS, call_from_row, for_rows, kind_code, limit_offset, with_call_text,
 };
@@ -30,15 +30,21 @@ fn json_path(path: &[String]) -> String {
 /// from its op (the name between the first `/op/` after a ref's scheme and the next `:`),
 /// or its display name when it has a non-empty one.
 fn trace_name() -> String {
-    let rest = "(CASE WHEN substr(op_name, 1, 9) = 'weave:///' THEN substr(op_name, 10) \
-                WHEN substr(op_name, 1, 24) = 'weave-trace-internal:///' THEN substr(op_name, 25) END)";
+    let op = name_of("op_name");
+    let rest = format!(
+        "(CASE WHEN substr({op}, 1, 9) = 'weave:///' THEN substr({op}, 10) \
+         WHEN substr({op}, 1, 24) = 'weave-trace-internal:///' THEN substr({op}, 25) END)"
+    );
     let tail = format!("substr({rest}, instr({rest}, '/op/') + 4)");
     format!(
         "(CASE WHEN coalesce(display_name, '') != '' THEN display_name \
          WHEN instr(coalesce({rest}, ''), '/op/') > 0 THEN (CASE WHEN instr({tail}, ':') > 0 \
-         THEN substr({tail}, 1, instr({tail}, ':') - 1) ELSE {tail} END) ELSE op_name END)"
+         THEN substr({tail}, 1, instr({tail}, ':') - 1) ELSE {tail} END) ELSE {op} END)"
     )
 }
+
+/// The columns holding keys of `call_names`, read and ordered as their texts.
+const NAME_COLUMNS: [&str; 2] = ["op_name", "wb_user_id"];
 
 /// The columns holding call ids, stored as `ids` encodes them.
 const ID_COLUMNS: [&str; 5] = ["id", "trace_id", "parent_id", "run_id", "turn_id"];
@@ -58,6 +64,7 @@ fn order_by(sort: &[Sort]) -> String {
             SortField::Column(c) if ID_COLUMNS.contains(c) && n != tie_break => {
                 format!("{}({c}) {dir}", ids::DECODE)
             }
+            SortField::Column(c) if NAME_COLUMNS.contains(c) => format!("{} {dir}", name_of(c)),
             SortField::Column(c) => format!("{c} {dir}"),
             SortField::LatencyMs => {
                 format!("CASE WHEN ended_at IS NULL THEN 0 ELSE ended_at - started_at END {dir}")
@@ -135,17 +142,27 @@ pub(super) fn calls(
     // list, so no list is too long for SQLite's limits on a statement.
     for (column, values) in call_list_filters(q) {
         if !values.is_empty() {
-            sql.push_str(&format!(" AND {column} IN rarray(?)"));
             let values = values.iter().map(String::as_str);
+            if NAME_COLUMNS.contains(&column) {
+                // The project's keys of those names, found once per statement.
+                sql.push_str(&format!(" AND {column} IN {}", name_keys(&project.filter("?"), "?")));
+                args.push(Arg::Project(project));
+            } else {
+                sql.push_str(&format!(" AND {column} IN rarray(?)"));
+            }
             args.push(if ID_COLUMNS.contains(&column) { Arg::id_list(values) } else { Arg::list(values) });
         }
     }
     if !q.op_names.is_empty() {
+        // The keys of the project's op names that match, found once per statement.
         let (exact, prefixes) = op_name_filters(q);
-        sql.push_str(
-            " AND (op_name IN rarray(?) OR EXISTS (SELECT 1 FROM rarray(?) p \
-             WHERE substr(op_name, 1, length(p.value)) = p.value))",
-        );
+        sql.push_str(&format!(
+            " AND op_name IN (SELECT n.id FROM call_names n WHERE n.project_id = {} \
+             AND (n.name IN rarray(?) OR EXISTS (SELECT 1 FROM rarray(?) p \
+             WHERE substr(n.name, 1, length(p.value)) = p.value)))",
+            project.filter("?")
+        ));
+        args.push(Arg::Project(project));
         args.push(Arg::list(exact));
         args.push(Arg::list(prefixes.iter().map(String::as_str)));
     }
@@ -241,6 +258,84 @@ mod tests {
             expected.sort();
             assert_eq!(found, expected, "{column}");
         }
+    }
+
+    #[test]
+    fn op_name_and_user_filters_and_sorts_read_the_names_keys() {
+        use crate::domain::call::Call;
+        use crate::domain::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let ops = [
+            "weave:///e/p/op/B:1",
+            "weave:///e/p/op/A:2",
+            "plain",
+            "weave:///e/p/op/A:1",
+            "weave:///e/p/op/AB:1",
+            "weave:///e/p/op/A:1",
+        ];
+        let calls: Vec<Call> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let mut c = Call::new("e/p", op, i as i64);
+                c.wb_user_id = (i % 2 == 0).then(|| format!("user{}", i % 3));
+                c
+            })
+            .collect();
+        // Another project's names: never matched here.
+        let mut other = Call::new("e/q", "plain", 9);
+        other.wb_user_id = Some("user0".into());
+        let written = [calls.clone(), vec![other]].concat();
+        crate::domain::store::write(&store, move |w| written.iter().try_for_each(|c| w.insert_call(c)))
+            .unwrap();
+        let found = |q: CallQuery| {
+            let mut found = Vec::new();
+            store
+                .calls("e/p", &q, &mut |c| {
+                    found.push(c);
+                    true
+                })
+                .unwrap();
+            found
+        };
+        let by_ops = |names: &[&str]| {
+            let q =
+                CallQuery { op_names: names.iter().map(|n| n.to_string()).collect(), ..Default::default() };
+            found(q).into_iter().map(|c| c.started_at).collect::<Vec<_>>()
+        };
+        assert_eq!(by_ops(&["weave:///e/p/op/A:*"]), [1, 3, 5]);
+        assert_eq!(by_ops(&["weave:///e/p/op/A:*", "plain", "unknown"]), [1, 2, 3, 5]);
+        assert_eq!(by_ops(&["weave:///e/p/op/A:1", "weave:///e/p/op/B:*"]), [0, 3, 5]);
+        assert_eq!(by_ops(&["unknown", "weave:///e/p/op/C:*"]), Vec::<i64>::new());
+        assert_eq!(found(CallQuery::default()), calls);
+        let users = |names: &[&str]| {
+            let q = CallQuery {
+                wb_user_ids: names.iter().map(|n| n.to_string()).collect(),
+                ..Default::default()
+            };
+            found(q).into_iter().map(|c| c.started_at).collect::<Vec<_>>()
+        };
+        assert_eq!(users(&["user0", "nobody"]), [0]);
+        assert_eq!(users(&["user1", "user2"]), [2, 4]);
+        assert_eq!(users(&["nobody"]), Vec::<i64>::new());
+        let sorted = |field: &'static str, descending| {
+            let q = CallQuery {
+                sort: vec![Sort { field: SortField::Column(field), descending }],
+                ..Default::default()
+            };
+            found(q).into_iter().map(|c| c.started_at).collect::<Vec<_>>()
+        };
+        // As the texts order, ties by id (ids grow with the start here).
+        assert_eq!(sorted("op_name", false), [2, 3, 5, 1, 4, 0]);
+        assert_eq!(sorted("op_name", true), [0, 4, 1, 3, 5, 2]);
+        assert_eq!(sorted("wb_user_id", false), [1, 3, 5, 0, 4, 2]);
+        let q = CallQuery {
+            sort: vec![Sort { field: SortField::TraceName, descending: false }],
+            ..Default::default()
+        };
+        let by_trace_name: Vec<i64> = found(q).into_iter().map(|c| c.started_at).collect();
+        assert_eq!(by_trace_name, [1, 3, 5, 4, 0, 2]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::store::sqlite::rows::{Arg, for_rows, limit_offset, texts};
 use crate::store::sqlite::storage;
 
 /// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
-pub(super) const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
+pub(super) const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, weft_name(op_name), started_at, ended_at, \
      exception IS NOT NULL, \
      EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
        AND f.trace_id = c.trace_id AND f.id != c.id \
@@ -77,9 +77,10 @@ pub(super) fn run_list_sql<'a>(keys: &'a ListKeys, q: &'a RunQuery) -> (String, 
     let (evaluations, models, ids) = (&keys.evaluations, &keys.models, dedup(&q.ids));
     let unfiltered = ids.is_empty() && models.is_empty() && evaluations.is_empty();
     let index = if !ids.is_empty() {
-        // Looking runs up by id is one point lookup per id, joined from the list of ids as
-        // given (no index of the ids is built first), whatever the statistics say.
-        "INDEXED BY calls_runs_ids"
+        // Looking runs up by id is one point lookup per id in `calls_id`, joined from the list
+        // of ids as given (no index of the ids is built first), whatever the statistics say;
+        // the run conditions are checked on the row, which the lookup reads anyway.
+        "INDEXED BY calls_id"
     } else if unfiltered && q.page.offset <= WIDE_INDEX_MAX_OFFSET {
         "INDEXED BY calls_runs_rows"
     } else if unfiltered {
@@ -447,7 +448,7 @@ mod tests {
         assert!(pair.contains("calls_runs_pairs") && !pair.contains("B-TREE"), "{pair}");
         let ids = plan(&conn, &RunQuery { ids: vec!["a".into(), "b".into()], ..Default::default() });
         let (scan, search) =
-            (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_runs_ids (id=? AND project_id=?)"));
+            (ids.find("SCAN ids"), ids.find("SEARCH c USING INDEX calls_id (project_id=? AND id=?)"));
         assert!(matches!((scan, search), (Some(a), Some(b)) if a < b), "{ids}");
     }
 }

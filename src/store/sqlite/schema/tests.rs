@@ -19,11 +19,34 @@ fn every_call(store: &SqliteStore) -> Vec<Call> {
     found
 }
 
+/// Every column of the calls table, as versions 9 to 11 name them.
+const COLUMNS: &str = "project_id, id, trace_id, parent_id, op_name, display_name, started_at, ended_at, \
+     exception, attributes, inputs, output, summary, wb_user_id, deleted_at, kind, evaluation, model, \
+     run_id, logged_run, thread_id, turn_id, wb_run_id, wb_run_step, wb_run_step_end";
+
+/// The calls table of the store in `dir` made again as schema version 10 had it (op names and
+/// user ids as text; no `call_names`; runs by id in `calls_runs_ids`), every row as it read;
+/// the connection it was made on.
+fn as_version_10(dir: &std::path::Path) -> Connection {
+    let c = Connection::open(dir.join("weft.db")).unwrap();
+    drop_call_indexes(&c).unwrap();
+    let v10 = include_str!("version_10.sql");
+    let name = |column: &str| format!("(SELECT name FROM call_names WHERE id = {column})");
+    let read = COLUMNS.replace("op_name", &name("op_name")).replace("wb_user_id", &name("wb_user_id"));
+    c.execute_batch(&format!(
+        "ALTER TABLE calls RENAME TO calls_v11; {v10} \
+         INSERT INTO calls (rowid, {COLUMNS}) SELECT rowid, {read} FROM calls_v11; \
+         DROP TABLE calls_v11; DROP TABLE call_names; PRAGMA user_version = 10;"
+    ))
+    .unwrap();
+    c
+}
+
 /// The calls table of the store in `dir` made again as schema version 9 had it (project ids,
 /// evaluation and model refs as text; no `projects` nor `run_refs`), every row as it read;
 /// the connection it was made on.
 fn as_version_9(dir: &std::path::Path) -> Connection {
-    let c = Connection::open(dir.join("weft.db")).unwrap();
+    let c = as_version_10(dir);
     drop_call_indexes(&c).unwrap();
     let v9 = include_str!("version_9.sql");
     c.execute_batch(&format!(
@@ -72,9 +95,11 @@ fn a_version_1_store_is_upgraded_in_place() {
     let views: String =
         conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'calls_views'", [], |r| r.get(0)).unwrap();
     assert!(views.contains("kind = 2 OR kind = 3"), "{views}");
-    let entries: i64 =
-        conn.query_row("SELECT count(*) FROM calls INDEXED BY calls_runs_ids WHERE id = ?1 AND kind = 1 AND deleted_at IS NULL", [Id::new(&run.id)], |r| r.get(0)).unwrap();
-    assert_eq!(entries, 1);
+    // Version 11 looks runs up by id in `calls_id`.
+    let ids: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'calls_runs_ids'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ids, 0);
     let mut found = Vec::new();
     let q = RunQuery { ids: vec![run.id.clone()], ..Default::default() };
     store
@@ -399,7 +424,159 @@ fn answers(store: &SqliteStore, project: &str) -> Vec<String> {
             true
         })
         .unwrap();
+    use crate::domain::trace::{Sort, SortField};
+    let op = |name: &str| name.to_string();
+    for q in [
+        CallQuery { op_names: vec![op("M.predict"), op("unknown")], ..Default::default() },
+        CallQuery {
+            op_names: vec![op("weave:///e/p/op/Evaluation.evaluate:*"), op("helper")],
+            ..Default::default()
+        },
+        CallQuery { op_names: vec![op("unknown"), op("weave:///e/p/op/Other:*")], ..Default::default() },
+        CallQuery { wb_user_ids: vec![op("u1"), op("nobody")], ..Default::default() },
+        CallQuery {
+            sort: vec![Sort { field: SortField::Column("op_name"), descending: true }],
+            ..Default::default()
+        },
+        CallQuery {
+            sort: vec![Sort { field: SortField::Column("wb_user_id"), descending: false }],
+            ..Default::default()
+        },
+        CallQuery {
+            sort: vec![Sort { field: SortField::TraceName, descending: false }],
+            ..Default::default()
+        },
+    ] {
+        out.push(format!("{q:?}"));
+        store
+            .calls(project, &q, &mut |c| {
+                out.push(format!("{} {} {:?}", c.id, c.op_name, c.wb_user_id));
+                true
+            })
+            .unwrap();
+    }
     out
+}
+
+/// Calls of two projects for the upgrade tests: runs with refs first written in an order
+/// other than their texts' (keys order otherwise), predictions, scores, children, a logged
+/// run, user ids; and a run of `e/p` to delete.
+fn upgrade_calls() -> (Vec<Call>, Call) {
+    use serde_json::json;
+    let mut calls = Vec::new();
+    let mut t = 0;
+    for project in ["e/q", "e/p"] {
+        for (e, m) in [("y", "c"), ("x", "b"), ("y", "a"), ("x", "a"), ("y", "c"), ("x", "c"), ("", "b")] {
+            t += 1;
+            let mut run = Call::new(project, "Evaluation.evaluate", t);
+            let (e, m) =
+                (format!("weave:///{project}/object/E:{e}"), format!("weave:///{project}/object/M:{m}"));
+            let e = if e.ends_with("E:") { String::new() } else { e };
+            run.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
+            run.summary = Some(json!({"n": t}));
+            run.wb_user_id = Some(format!("u{}", t % 3));
+            let mut p = Call::new(project, "M.predict", t + 100).under(&run);
+            p.attributes = json!({"weave": {"prediction": "true", "evaluation_run_id": run.id, "model": m}});
+            let mut s = Call::new(project, "S.score", t + 200).under(&p);
+            s.attributes = json!({"weave": {"score": "true", "evaluation_run_id": run.id}});
+            s.wb_user_id = Some("u1".into());
+            let child = Call::new(project, "helper", t + 300).under(&run);
+            calls.extend([run, p, s, child]);
+        }
+        t += 1;
+        let mut logged = Call::new(project, "weave:///e/p/op/Evaluation.evaluate:d", t);
+        logged.inputs =
+            json!({"self": format!("weave:///{project}/object/E:x"), "model": "weave:///shared/object/M:z"});
+        calls.push(logged);
+    }
+    let mut gone = Call::new("e/p", "Evaluation.evaluate", 999);
+    gone.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": "weave:///e/p/object/E:gone", "model": "weave:///e/p/object/M:gone"}});
+    (calls, gone)
+}
+
+/// Every read [`answers`] for the projects of [`upgrade_calls`] and one without calls, and
+/// the projects' summaries.
+fn every_answer(store: &SqliteStore) -> Vec<String> {
+    let mut projects = Vec::new();
+    store
+        .projects(&mut |p| {
+            projects.push(format!("{p:?}"));
+            true
+        })
+        .unwrap();
+    [answers(store, "e/p"), answers(store, "e/q"), answers(store, "e/none"), projects].concat()
+}
+
+#[test]
+fn a_version_10_store_is_upgraded_to_name_keys_and_reads_every_call_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (calls, gone) = upgrade_calls();
+    let before = {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (written, g) = (calls.clone(), gone.clone());
+        crate::domain::store::write(&store, move |w| {
+            written.iter().try_for_each(|c| w.insert_call(c))?;
+            w.insert_call(&g)?;
+            w.delete_subtree("e/p", &g.id, 1000).map(drop)
+        })
+        .unwrap();
+        every_answer(&store)
+    };
+    assert!(before.iter().any(|a| a.contains("S.score Some(\"u1\")")), "{before:?}");
+    {
+        let c = as_version_10(dir.path());
+        let (ops, users): (String, String) = c
+            .query_row(
+                "SELECT group_concat(DISTINCT typeof(op_name)), group_concat(DISTINCT typeof(wb_user_id)) \
+                 FROM calls WHERE wb_user_id IS NOT NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((ops.as_str(), users.as_str()), ("text", "text"));
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let names = {
+        let conn = store.reader().unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(integrity, "ok");
+        let types: String = conn
+            .query_row(
+                "SELECT group_concat(DISTINCT typeof(op_name) || typeof(wb_user_id)) FROM calls \
+                 WHERE wb_user_id IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(types, "integerinteger");
+        let (indexes, ids): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), sum(name = 'calls_runs_ids') FROM sqlite_master \
+                 WHERE type = 'index' AND tbl_name = 'calls'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((indexes as usize, ids), (SCHEMA.matches(" ON calls ").count(), 0));
+        conn.query_row("SELECT count(*) FROM call_names", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    // Per project: 5 op names (the logged run's too), 3 user ids.
+    assert_eq!(names, 16);
+    assert_eq!(every_answer(&store), before);
+    for c in &calls {
+        assert_eq!(store.call(&c.project_id, &c.id).unwrap().as_ref(), Some(c));
+    }
+    // New writes reuse the keys the upgrade made.
+    let mut again = Call::new("e/p", "M.predict", 5000);
+    again.wb_user_id = Some("u2".into());
+    let a = again.clone();
+    crate::domain::store::write(&store, move |w| w.insert_call(&a)).unwrap();
+    let after: i64 =
+        store.reader().unwrap().query_row("SELECT count(*) FROM call_names", [], |r| r.get(0)).unwrap();
+    assert_eq!(after, names);
+    assert_eq!(store.call("e/p", &again.id).unwrap(), Some(again));
 }
 
 #[test]

@@ -65,7 +65,7 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 
 /// Binds a call's [`WRITTEN_COLUMNS`], with its view columns, and runs `stmt`; returns the
 /// rows changed. Its JSON fields are bound as `encoded` has them, if given (made from `c`);
-/// its project and its run refs as their keys, made if new.
+/// its project, its run refs, op name and user id as their keys, made if new.
 fn execute_call(
     conn: &Connection,
     packer: &mut Packer,
@@ -78,6 +78,8 @@ fn execute_call(
     let project = keys.project(conn, &c.project_id)?;
     let mut run_ref = |text: Option<&str>| text.map(|t| keys.run_ref(conn, project, t)).transpose();
     let (evaluation, model) = (run_ref(v.evaluation.as_deref())?, run_ref(stored_model(&v))?);
+    let op_name = keys.name(conn, project, &c.op_name)?;
+    let wb_user_id = c.wb_user_id.as_deref().map(|u| keys.name(conn, project, u)).transpose()?;
     let [attributes, inputs] = packer.columns(conn, c, encoded)?;
     let (output, summary) = match encoded {
         Some(e) => (e.output().map(Cow::Borrowed), e.summary().map(Cow::Borrowed)),
@@ -91,7 +93,7 @@ fn execute_call(
         Id::new(&c.id),
         Id::new(&c.trace_id),
         Id::opt(c.parent_id.as_deref()),
-        c.op_name,
+        op_name,
         c.display_name,
         c.started_at,
         c.ended_at,
@@ -100,7 +102,7 @@ fn execute_call(
         inputs,
         output,
         summary,
-        c.wb_user_id,
+        wb_user_id,
         kind_code(v.kind),
         evaluation,
         model,
@@ -151,7 +153,7 @@ pub(super) fn run_head(conn: &Connection, project: &str, id: &str) -> Result<Opt
     // The view columns are derived on every write, so `kind` tells a run as `RunHead::of`
     // would, without reading the JSON fields.
     conn.prepare_cached(&format!(
-        "SELECT trace_id, started_at, wb_user_id, (SELECT ref FROM run_refs WHERE id = evaluation) \
+        "SELECT trace_id, started_at, weft_name(wb_user_id), (SELECT ref FROM run_refs WHERE id = evaluation) \
          FROM calls WHERE project_id = {} AND id = ?2 AND kind = 1 AND deleted_at IS NULL",
         project_key("?1")
     ))
