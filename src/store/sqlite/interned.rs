@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The SQL function reading a key of `call_names` (an op name, a user id) as its text; NULL
@@ -40,41 +40,74 @@ pub(super) fn name_keys(project: &str, list: &str) -> String {
     format!("(SELECT n.id FROM call_names n WHERE n.project_id = {project} AND n.name IN rarray({list}))")
 }
 
+/// A hasher for integer keys: one multiplication (keys are rowids, spread by it).
+#[derive(Default, Clone, Copy)]
+pub(super) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map by integer key, hashed by [`KeyHasher`].
+pub(super) type KeyMap<V> = HashMap<i64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// A name [`NAME`] answers, handed to SQLite without another copy of its text.
+struct NameText(Arc<str>);
+
+impl rusqlite::ToSql for NameText {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(self.0.as_bytes())))
+    }
+}
+
 /// Registers [`NAME`] on a connection. A read connection (`cached`) keeps the texts it read,
 /// at most [`MAX_KEYS`]: it sees committed keys alone, which never change. The writer's
 /// (not `cached`) reads each one from `call_names`: it sees keys a job made, which an undone
 /// job's forgets.
 pub(super) fn register(conn: &Connection, cached: bool) -> rusqlite::Result<()> {
     // A connection runs one statement step at a time: the lock is never waited for.
-    let seen = std::sync::Mutex::new(HashMap::<i64, Arc<str>>::new());
+    let seen = std::sync::Mutex::new(KeyMap::<Arc<str>>::default());
     conn.create_scalar_function(
         NAME,
         1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         move |ctx| {
             let key = match ctx.get_raw(0) {
-                ValueRef::Null => return Ok(Value::Null),
+                ValueRef::Null => return Ok(None),
                 ValueRef::Integer(k) => k,
                 _ => return Err(rusqlite::Error::UserFunctionError("a name key is not an integer".into())),
             };
             if cached && let Some(t) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-                return Ok(Value::Text(t.to_string()));
+                return Ok(Some(NameText(t.clone())));
             }
             // SAFETY: the connection is used only to read a name, within this call.
             let conn = unsafe { ctx.get_connection()? };
-            let text: String = conn
+            let text: Arc<str> = conn
                 .prepare_cached("SELECT name FROM call_names WHERE id = ?1")?
-                .query_row([key], |r| r.get(0))
+                .query_row([key], |r| r.get::<_, String>(0))
                 .optional()?
-                .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))?;
+                .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))?
+                .into();
             if cached {
                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
                 if seen.len() >= MAX_KEYS {
                     seen.clear();
                 }
-                seen.insert(key, Arc::from(text.as_str()));
+                seen.insert(key, text.clone());
             }
-            Ok(Value::Text(text))
+            Ok(Some(NameText(text)))
         },
     )
 }
@@ -235,6 +268,7 @@ impl Interner {
 #[derive(Default)]
 pub(super) struct ReadKeys {
     names: RwLock<HashMap<i64, Arc<str>>>,
+    call_names: RwLock<HashMap<i64, Arc<str>>>,
     projects: RwLock<HashMap<String, i64>>,
     refs: RwLock<HashMap<(i64, String), i64>>,
 }
@@ -275,6 +309,18 @@ impl ReadKeys {
         .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("run ref {key} is missing").into()))
     }
 
+    /// The text of call name `key` (an op name, a user id), read through `conn` (a read
+    /// connection) when not known yet.
+    pub(super) fn call_name(&self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
+        cached(&self.call_names, &key, || {
+            conn.prepare_cached("SELECT name FROM call_names WHERE id = ?1")?
+                .query_row([key], |r| r.get::<_, String>(0))
+                .optional()
+                .map(|t| t.map(Arc::from))
+        })?
+        .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))
+    }
+
     /// The key of project `name`, if it has one, read through `conn` (a read connection).
     pub(super) fn project(&self, conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
         cached(&self.projects, &name.to_string(), || {
@@ -299,15 +345,30 @@ impl ReadKeys {
     }
 }
 
-/// A run row's ref texts, by key, within one statement: each key's text looked up once.
+/// A run row's ref texts and op name, by key, within one statement: each key's text looked
+/// up once.
 pub(super) struct RowRefs<'n> {
     names: &'n ReadKeys,
-    seen: HashMap<i64, Arc<str>>,
+    seen: KeyMap<Arc<str>>,
+    call_names: KeyMap<Arc<str>>,
 }
 
 impl<'n> RowRefs<'n> {
     pub(super) fn new(names: &'n ReadKeys) -> Self {
-        RowRefs { names, seen: HashMap::new() }
+        RowRefs { names, seen: KeyMap::default(), call_names: KeyMap::default() }
+    }
+
+    /// The text of a stored key of `call_names` (an op name).
+    pub(super) fn call_name(&mut self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
+        if let Some(t) = self.call_names.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = self.names.call_name(conn, key)?;
+        if self.call_names.len() >= MAX_KEYS {
+            self.call_names.clear();
+        }
+        self.call_names.insert(key, t.clone());
+        Ok(t)
     }
 
     /// The text of a stored key (NULL: none).

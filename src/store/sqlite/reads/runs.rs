@@ -18,7 +18,7 @@ use crate::store::sqlite::rows::{Arg, for_rows, limit_offset, texts};
 use crate::store::sqlite::storage;
 
 /// The columns of a run row, in `RunRow` order; `started_at` is the 7th and `id` the 1st.
-pub(super) const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, weft_name(op_name), started_at, ended_at, \
+pub(super) const RUN_COLUMNS: &str = "c.id, evaluation, model, run_id, display_name, op_name, started_at, ended_at, \
      exception IS NOT NULL, \
      EXISTS (SELECT 1 FROM calls f WHERE f.project_id = c.project_id \
        AND f.trace_id = c.trace_id AND f.id != c.id \
@@ -171,13 +171,14 @@ pub(super) fn eval_runs_on(
         let (mut id, mut source_run_id) = ([0u8; 36], [0u8; 36]);
         let evaluation = refs.text(conn, r.get(1)?)?;
         let model = refs.text(conn, r.get(2)?)?;
+        let op_name = refs.call_name(conn, r.get(5)?)?;
         let row = RunRow {
             id: ids::read_into(r.get_ref(0)?, &mut id)?,
             evaluation: evaluation.as_deref().unwrap_or(""),
             model: model.as_deref().unwrap_or(""),
             source_run_id: ids::read_opt_into(r.get_ref(3)?, &mut source_run_id)?,
             display_name: text(4)?,
-            op_name: text(5)?.unwrap_or(""),
+            op_name: &op_name,
             started_at: r.get(6)?,
             ended_at: r.get(7)?,
             failed: r.get(8)?,
