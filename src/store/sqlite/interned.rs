@@ -14,11 +14,12 @@
 //! they see committed keys alone.
 //!
 //! Op names and user ids read back as text through the SQL function [`NAME`], which each
-//! read connection answers from a bounded cache of its own (committed keys alone, again) and
-//! the writer from `call_names` every time. Filters on them resolve the project's matching
+//! connection answers from a bounded cache of its own, dropped whenever a job or batch is
+//! undone (the writer may have read a key it made). Filters on them resolve the project's matching
 //! keys in the statement (`op_name IN (SELECT id FROM call_names ...)`), once per statement.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rusqlite::functions::FunctionFlags;
@@ -72,13 +73,24 @@ impl rusqlite::ToSql for NameText {
     }
 }
 
-/// Registers [`NAME`] on a connection. A read connection (`cached`) keeps the texts it read,
-/// at most [`MAX_KEYS`]: it sees committed keys alone, which never change. The writer's
-/// (not `cached`) reads each one from `call_names`: it sees keys a job made, which an undone
-/// job's forgets.
-pub(super) fn register(conn: &Connection, cached: bool) -> rusqlite::Result<()> {
+/// Bumped whenever a write job or batch is undone: a key it made may be taken by another
+/// name, so every connection's [`NAME`] drops the texts it keeps (the writer's may hold such
+/// a key's; read connections never saw one, and merely start afresh).
+static FORGOTTEN: AtomicU64 = AtomicU64::new(0);
+
+/// The texts one connection's [`NAME`] keeps, as of a [`FORGOTTEN`] count.
+#[derive(Default)]
+struct SeenNames {
+    texts: KeyMap<Arc<str>>,
+    as_of: u64,
+}
+
+/// Registers [`NAME`] on a connection, which keeps the texts it read, at most [`MAX_KEYS`]:
+/// a committed key never changes, and those an undone job made are dropped (see
+/// [`FORGOTTEN`]).
+pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
     // A connection runs one statement step at a time: the lock is never waited for.
-    let seen = std::sync::Mutex::new(KeyMap::<Arc<str>>::default());
+    let seen = std::sync::Mutex::new(SeenNames::default());
     conn.create_scalar_function(
         NAME,
         1,
@@ -89,24 +101,26 @@ pub(super) fn register(conn: &Connection, cached: bool) -> rusqlite::Result<()> 
                 ValueRef::Integer(k) => k,
                 _ => return Err(rusqlite::Error::UserFunctionError("a name key is not an integer".into())),
             };
-            if cached && let Some(t) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let forgotten = FORGOTTEN.load(Ordering::Acquire);
+            if seen.as_of != forgotten {
+                seen.texts.clear();
+                seen.as_of = forgotten;
+            }
+            if let Some(t) = seen.texts.get(&key) {
                 return Ok(Some(NameText(t.clone())));
             }
             // SAFETY: the connection is used only to read a name, within this call.
             let conn = unsafe { ctx.get_connection()? };
             let text: Arc<str> = conn
-                .prepare_cached("SELECT name FROM call_names WHERE id = ?1")?
-                .query_row([key], |r| r.get::<_, String>(0))
+                .query_row("SELECT name FROM call_names WHERE id = ?1", [key], |r| r.get::<_, String>(0))
                 .optional()?
                 .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))?
                 .into();
-            if cached {
-                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                if seen.len() >= MAX_KEYS {
-                    seen.clear();
-                }
-                seen.insert(key, text.clone());
+            if seen.texts.len() >= MAX_KEYS {
+                seen.texts.clear();
             }
+            seen.texts.insert(key, text.clone());
             Ok(Some(NameText(text)))
         },
     )
@@ -173,7 +187,8 @@ enum Made {
 pub(super) struct Interner {
     projects: HashMap<String, (i64, Made)>,
     refs: HashMap<(i64, String), (i64, Made)>,
-    names: HashMap<(i64, String), (i64, Made)>,
+    /// By project key, then name: a name is looked up without a copy of it (two per call).
+    names: KeyMap<HashMap<String, (i64, Made)>>,
 }
 
 impl Interner {
@@ -215,28 +230,36 @@ impl Interner {
     /// The key of name `text` (an op name, a user id) of the project of key `project`, made if
     /// it has none.
     pub(super) fn name(&mut self, conn: &Connection, project: i64, text: &str) -> rusqlite::Result<i64> {
-        let wanted = (project, text.to_string());
-        if let Some((key, _)) = self.names.get(&wanted) {
+        if let Some((key, _)) = self.names.get(&project).and_then(|names| names.get(text)) {
             return Ok(*key);
         }
         conn.prepare_cached(ADD_NAME)?.execute(rusqlite::params![project, text])?;
         let key = conn
             .prepare_cached("SELECT id FROM call_names WHERE project_id = ?1 AND name = ?2")?
             .query_row(rusqlite::params![project, text], |r| r.get(0))?;
-        if self.names.len() >= MAX_KEYS {
-            self.names.retain(|_, (_, made)| *made != Made::Committed);
+        if self.names.values().map(HashMap::len).sum::<usize>() >= MAX_KEYS {
+            for names in self.names.values_mut() {
+                names.retain(|_, (_, made)| *made != Made::Committed);
+            }
+            self.names.retain(|_, names| !names.is_empty());
         }
-        self.names.insert(wanted, (key, Made::Job));
+        self.names.entry(project).or_default().insert(text.to_string(), (key, Made::Job));
         Ok(key)
     }
 
     /// A job ended: the keys it read or made are kept with the batch, or forgotten with it.
     pub(super) fn end_job(&mut self, kept: bool) {
+        if !kept {
+            FORGOTTEN.fetch_add(1, Ordering::AcqRel);
+        }
         self.settle(Made::Job, kept.then_some(Made::Batch));
     }
 
     /// The batch committed, or was rolled back: its keys are kept, or forgotten.
     pub(super) fn end_batch(&mut self, committed: bool) {
+        if !committed {
+            FORGOTTEN.fetch_add(1, Ordering::AcqRel);
+        }
         let to = committed.then_some(Made::Committed);
         self.settle(Made::Job, to);
         self.settle(Made::Batch, to);
@@ -257,7 +280,10 @@ impl Interner {
         };
         self.projects.retain(|_, (_, state)| step(state));
         self.refs.retain(|_, (_, state)| step(state));
-        self.names.retain(|_, (_, state)| step(state));
+        for names in self.names.values_mut() {
+            names.retain(|_, (_, state)| step(state));
+        }
+        self.names.retain(|_, names| !names.is_empty());
     }
 }
 
@@ -444,6 +470,40 @@ mod tests {
     }
 
     #[test]
+    fn an_op_name_key_an_undone_job_made_and_read_reads_as_its_next_owner() {
+        use crate::domain::call::Call;
+        use crate::domain::error::Error;
+        use crate::domain::store::{Store, write};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let first = Call::new("e/p", "first", 1);
+        let f = first.clone();
+        write(&store, move |w| w.insert_call(&f)).unwrap();
+        let mut gone = Call::new("e/p", "gone", 2);
+        gone.wb_user_id = Some("gone-user".into());
+        let g = gone.clone();
+        let failed = write(&store, move |w| {
+            w.insert_call(&g)?;
+            // The writer reads the new keys' texts.
+            assert_eq!(w.call("e/p", &g.id)?.as_ref(), Some(&g));
+            Err::<(), _>(Error::Storage("undone".into()))
+        });
+        assert!(failed.is_err());
+        let mut kept = Call::new("e/p", "kept", 3);
+        kept.wb_user_id = Some("kept-user".into());
+        let k = kept.clone();
+        let read = write(&store, move |w| {
+            w.insert_call(&k)?;
+            w.call("e/p", &k.id)
+        })
+        .unwrap();
+        assert_eq!(read.as_ref(), Some(&kept));
+        assert_eq!(store.call("e/p", &kept.id).unwrap(), Some(kept));
+        assert_eq!(store.call("e/p", &gone.id).unwrap(), None);
+        assert_eq!(store.call("e/p", &first.id).unwrap(), Some(first));
+    }
+
+    #[test]
     fn names_read_back_as_their_texts_on_every_connection() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -455,9 +515,9 @@ mod tests {
                  INSERT INTO call_names (project_id, name) VALUES (1, 'op');",
             )
             .unwrap();
-        register(&writer, false).unwrap();
+        register(&writer).unwrap();
         let reader = Connection::open(&path).unwrap();
-        register(&reader, true).unwrap();
+        register(&reader).unwrap();
         let read = |conn: &Connection, key: Option<i64>| -> rusqlite::Result<Option<String>> {
             conn.query_row(&format!("SELECT {}", name_of("?1")), [key], |r| r.get(0))
         };
@@ -467,9 +527,9 @@ mod tests {
         // The writer reads a key an undone write made, and then the key's next owner.
         writer.execute_batch("BEGIN; INSERT INTO call_names (project_id, name) VALUES (1, 'gone');").unwrap();
         assert_eq!(read(&writer, Some(2)).unwrap().as_deref(), Some("gone"));
-        writer
-            .execute_batch("ROLLBACK; INSERT INTO call_names (project_id, name) VALUES (1, 'kept');")
-            .unwrap();
+        writer.execute_batch("ROLLBACK;").unwrap();
+        Interner::default().end_batch(false);
+        writer.execute_batch("INSERT INTO call_names (project_id, name) VALUES (1, 'kept');").unwrap();
         assert_eq!(read(&writer, Some(2)).unwrap().as_deref(), Some("kept"));
         assert_eq!(read(&reader, Some(2)).unwrap().as_deref(), Some("kept"));
     }

@@ -105,7 +105,7 @@ impl SqliteStore {
         rusqlite::vtab::array::load_module(&writer).map_err(at)?;
         packed::register(&writer).map_err(at)?;
         ids::register(&writer).map_err(at)?;
-        interned::register(&writer, false).map_err(at)?;
+        interned::register(&writer).map_err(at)?;
         // Statement journals (one savepoint per write job) stay in memory: a batch of jobs
         // would otherwise spill them to a temporary file.
         writer
@@ -216,7 +216,7 @@ impl SqliteStore {
         rusqlite::vtab::array::load_module(&c).map_err(storage)?;
         packed::register(&c).map_err(storage)?;
         ids::register(&c).map_err(storage)?;
-        interned::register(&c, true).map_err(storage)?;
+        interned::register(&c).map_err(storage)?;
         c.execute_batch(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -{READER_CACHE_KIB}; \
              PRAGMA mmap_size = {};",
