@@ -89,8 +89,8 @@ struct SeenNames {
 /// a committed key never changes, and those an undone job made are dropped (see
 /// [`FORGOTTEN`]).
 pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
-    // A connection runs one statement step at a time: the lock is never waited for.
-    let seen = std::sync::Mutex::new(SeenNames::default());
+    // A connection runs one statement step at a time, and reading a name calls no name.
+    let seen = std::cell::RefCell::new(SeenNames::default());
     conn.create_scalar_function(
         NAME,
         1,
@@ -101,14 +101,16 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
                 ValueRef::Integer(k) => k,
                 _ => return Err(rusqlite::Error::UserFunctionError("a name key is not an integer".into())),
             };
-            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let forgotten = FORGOTTEN.load(Ordering::Acquire);
-            if seen.as_of != forgotten {
-                seen.texts.clear();
-                seen.as_of = forgotten;
-            }
-            if let Some(t) = seen.texts.get(&key) {
-                return Ok(Some(NameText(t.clone())));
+            {
+                let mut seen = seen.borrow_mut();
+                let forgotten = FORGOTTEN.load(Ordering::Acquire);
+                if seen.as_of != forgotten {
+                    seen.texts.clear();
+                    seen.as_of = forgotten;
+                }
+                if let Some(t) = seen.texts.get(&key) {
+                    return Ok(Some(NameText(t.clone())));
+                }
             }
             // SAFETY: the connection is used only to read a name, within this call.
             let conn = unsafe { ctx.get_connection()? };
@@ -117,6 +119,7 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
                 .optional()?
                 .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))?
                 .into();
+            let mut seen = seen.borrow_mut();
             if seen.texts.len() >= MAX_KEYS {
                 seen.texts.clear();
             }
