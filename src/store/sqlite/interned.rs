@@ -10,13 +10,14 @@
 //! run), found through [`ReadKeys`]. Calls are written with keys the writer
 //! holds in an [`Interner`], which keeps a key made by a job only while that job (and then its
 //! batch) stands: a key an undone job made is forgotten with it, since another name may take
-//! it. [`ReadKeys`], which run lists read refs back through too, only read connections fill:
-//! they see committed keys alone.
+//! it. [`ReadKeys`], which run lists read refs and op names back through too, only read
+//! connections fill: they see committed keys alone.
 //!
 //! Op names and user ids read back as text through the SQL function [`NAME`], which each
 //! connection answers from a bounded cache of its own, dropped whenever a job or batch is
-//! undone (the writer may have read a key it made). Filters on them resolve the project's matching
-//! keys in the statement (`op_name IN (SELECT id FROM call_names ...)`), once per statement.
+//! undone (the writer may have read a key it made). Filters on them resolve the project's
+//! matching keys in the statement (`op_name IN (SELECT id FROM call_names ...)`), once per
+//! statement.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
