@@ -123,6 +123,32 @@ async fn threads_turns_and_runs_are_kept_and_filter() {
 }
 
 #[tokio::test]
+async fn an_unread_field_of_a_completed_call_is_refused_by_its_path_and_nothing_is_written() {
+    let s = Server::start();
+    let call = |id: &str| {
+        json!({"project_id": P, "id": id, "trace_id": id, "op_name": "g", "started_at": "2024-01-01T00:00:11Z",
+            "ended_at": "2024-01-01T00:00:12Z", "attributes": {"weave": {"any": {"key": 1}}},
+            "inputs": {"x": {"y": [1, {"z": 2}]}}, "output": {"o": 1}, "summary": {"s": {"t": 1}}})
+    };
+    let mut bad = call("b");
+    bad["bogus"] = json!({"a": 1});
+    bad["nope\u{e9}"] = json!(1);
+    let (status, err) = status_json(s.post("/calls/complete", &json!({"batch": [call("a"), bad]}))).await;
+    assert_eq!(status, 400, "{err}");
+    let reason = err["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("batch[1].bogus") && reason.contains("batch[1].nope\u{e9}"), "{err}");
+    assert!(!reason.contains("attributes") && !reason.contains("inputs"), "{err}");
+    // Asking for nothing passes; keys of any depth inside attributes, inputs, output and
+    // summary are values, not fields.
+    let mut empty = call("c");
+    empty["bogus"] = Value::Null;
+    json_ok(s.post("/calls/complete", &json!({"batch": [call("a"), empty]}))).await;
+    let rows = jsonl(post_v1(&s, "/calls/stream_query", &json!({"project_id": P}))).await;
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["a", "c"], "the refused batch wrote nothing");
+}
+
+#[tokio::test]
 async fn sort_by_orders_by_nested_fields_in_the_store() {
     let s = seeded().await;
     let by = |field: &str, dir: &str| json!({"sort_by": [{"field": field, "direction": dir}]});
