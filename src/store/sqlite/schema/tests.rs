@@ -583,35 +583,7 @@ fn a_version_10_store_is_upgraded_to_name_keys_and_reads_every_call_the_same() {
 fn a_version_9_store_is_upgraded_to_integer_keys_and_reads_every_call_the_same() {
     use serde_json::json;
     let dir = tempfile::tempdir().unwrap();
-    let mut calls = Vec::new();
-    let mut t = 0;
-    // Refs first written in an order other than their texts': keys order otherwise.
-    for project in ["e/q", "e/p"] {
-        for (e, m) in [("y", "c"), ("x", "b"), ("y", "a"), ("x", "a"), ("y", "c"), ("x", "c"), ("", "b")] {
-            t += 1;
-            let mut run = Call::new(project, "Evaluation.evaluate", t);
-            let (e, m) =
-                (format!("weave:///{project}/object/E:{e}"), format!("weave:///{project}/object/M:{m}"));
-            let e = if e.ends_with("E:") { String::new() } else { e };
-            run.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": e, "model": m}});
-            run.summary = Some(json!({"n": t}));
-            let mut p = Call::new(project, "M.predict", t + 100).under(&run);
-            p.attributes = json!({"weave": {"prediction": "true", "evaluation_run_id": run.id, "model": m}});
-            let mut s = Call::new(project, "S.score", t + 200).under(&p);
-            s.attributes = json!({"weave": {"score": "true", "evaluation_run_id": run.id}});
-            let child = Call::new(project, "helper", t + 300).under(&run);
-            calls.extend([run, p, s, child]);
-        }
-        // A logged run (the SDK's), with its refs in its inputs.
-        t += 1;
-        let mut logged = Call::new(project, "weave:///e/p/op/Evaluation.evaluate:d", t);
-        logged.inputs =
-            json!({"self": format!("weave:///{project}/object/E:x"), "model": "weave:///shared/object/M:z"});
-        calls.push(logged);
-    }
-    // A deleted run: its refs read nowhere.
-    let mut gone = Call::new("e/p", "Evaluation.evaluate", 999);
-    gone.attributes = json!({"weave": {"evaluation_run": "true", "evaluation": "weave:///e/p/object/E:gone", "model": "weave:///e/p/object/M:gone"}});
+    let (calls, gone) = upgrade_calls();
     {
         let store = SqliteStore::open(dir.path()).unwrap();
         let (written, g) = (calls.clone(), gone.clone());
@@ -622,17 +594,7 @@ fn a_version_9_store_is_upgraded_to_integer_keys_and_reads_every_call_the_same()
         })
         .unwrap();
     }
-    let before = {
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let mut projects = Vec::new();
-        store
-            .projects(&mut |p| {
-                projects.push(format!("{p:?}"));
-                true
-            })
-            .unwrap();
-        [answers(&store, "e/p"), answers(&store, "e/q"), answers(&store, "e/none"), projects].concat()
-    };
+    let before = every_answer(&SqliteStore::open(dir.path()).unwrap());
     assert!(before.iter().any(|a| a.starts_with("latest")), "{before:?}");
     {
         let c = as_version_9(dir.path());
@@ -671,15 +633,7 @@ fn a_version_9_store_is_upgraded_to_integer_keys_and_reads_every_call_the_same()
             .unwrap();
         assert_eq!(indexes as usize, SCHEMA.matches(" ON calls ").count());
     }
-    let mut projects = Vec::new();
-    store
-        .projects(&mut |p| {
-            projects.push(format!("{p:?}"));
-            true
-        })
-        .unwrap();
-    let after =
-        [answers(&store, "e/p"), answers(&store, "e/q"), answers(&store, "e/none"), projects].concat();
+    let after = every_answer(&store);
     assert_eq!(after, before);
     // New writes reuse the keys the upgrade made.
     let mut run = Call::new("e/p", "Evaluation.evaluate", 5000);
