@@ -327,28 +327,34 @@ where
     Ok(found)
 }
 
+/// The text of `key` in `map`, else read by `sql` (its one parameter the key) and kept; a
+/// key without a row is an error naming `what`.
+fn text_of(
+    map: &RwLock<HashMap<i64, Arc<str>>>,
+    conn: &Connection,
+    sql: &str,
+    key: i64,
+    what: &str,
+) -> rusqlite::Result<Arc<str>> {
+    cached(map, &key, || {
+        conn.prepare_cached(sql)?
+            .query_row([key], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|t| t.map(Arc::from))
+    })?
+    .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("{what} {key} is missing").into()))
+}
+
 impl ReadKeys {
     /// The text of ref `key`, read through `conn` (a read connection) when not known yet.
     pub(super) fn name(&self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
-        cached(&self.names, &key, || {
-            conn.prepare_cached("SELECT ref FROM run_refs WHERE id = ?1")?
-                .query_row([key], |r| r.get::<_, String>(0))
-                .optional()
-                .map(|t| t.map(Arc::from))
-        })?
-        .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("run ref {key} is missing").into()))
+        text_of(&self.names, conn, "SELECT ref FROM run_refs WHERE id = ?1", key, "run ref")
     }
 
     /// The text of call name `key` (an op name, a user id), read through `conn` (a read
     /// connection) when not known yet.
     pub(super) fn call_name(&self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
-        cached(&self.call_names, &key, || {
-            conn.prepare_cached("SELECT name FROM call_names WHERE id = ?1")?
-                .query_row([key], |r| r.get::<_, String>(0))
-                .optional()
-                .map(|t| t.map(Arc::from))
-        })?
-        .ok_or_else(|| rusqlite::Error::UserFunctionError(format!("name {key} is missing").into()))
+        text_of(&self.call_names, conn, "SELECT name FROM call_names WHERE id = ?1", key, "name")
     }
 
     /// The key of project `name`, if it has one, read through `conn` (a read connection).
@@ -390,15 +396,8 @@ impl<'n> RowRefs<'n> {
 
     /// The text of a stored key of `call_names` (an op name).
     pub(super) fn call_name(&mut self, conn: &Connection, key: i64) -> rusqlite::Result<Arc<str>> {
-        if let Some(t) = self.call_names.get(&key) {
-            return Ok(t.clone());
-        }
-        let t = self.names.call_name(conn, key)?;
-        if self.call_names.len() >= MAX_KEYS {
-            self.call_names.clear();
-        }
-        self.call_names.insert(key, t.clone());
-        Ok(t)
+        let names = self.names;
+        remembered(&mut self.call_names, key, || names.call_name(conn, key))
     }
 
     /// The text of a stored key (NULL: none).
@@ -406,16 +405,26 @@ impl<'n> RowRefs<'n> {
         let Some(key) = key else {
             return Ok(None);
         };
-        if let Some(t) = self.seen.get(&key) {
-            return Ok(Some(t.clone()));
-        }
-        let t = self.names.name(conn, key)?;
-        if self.seen.len() >= MAX_KEYS {
-            self.seen.clear();
-        }
-        self.seen.insert(key, t.clone());
-        Ok(Some(t))
+        let names = self.names;
+        remembered(&mut self.seen, key, || names.name(conn, key)).map(Some)
     }
+}
+
+/// The text of `key` in `seen`, else `read` and kept there (at most [`MAX_KEYS`]).
+fn remembered(
+    seen: &mut KeyMap<Arc<str>>,
+    key: i64,
+    read: impl FnOnce() -> rusqlite::Result<Arc<str>>,
+) -> rusqlite::Result<Arc<str>> {
+    if let Some(t) = seen.get(&key) {
+        return Ok(t.clone());
+    }
+    let t = read()?;
+    if seen.len() >= MAX_KEYS {
+        seen.clear();
+    }
+    seen.insert(key, t.clone());
+    Ok(t)
 }
 
 #[cfg(test)]

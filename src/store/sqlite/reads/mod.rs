@@ -27,10 +27,18 @@ use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 
 impl SqliteStore {
-    /// A project as the reads on `conn` (a read connection) name it: by its key; `None` if it
-    /// has none, and so no calls.
-    fn project(&self, conn: &rusqlite::Connection, name: &str) -> Result<Option<Project<'static>>> {
-        Ok(self.read_keys.project(conn, name).map_err(super::storage)?.map(Project::Key))
+    /// `read` on a read connection with project `name` named by its key; nothing read (the
+    /// default answer) when the project has no key, and so no calls.
+    fn with_project<T: Default>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&rusqlite::Connection, Project<'static>) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.reader()?;
+        match self.read_keys.project(&conn, name).map_err(super::storage)? {
+            Some(key) => read(&conn, Project::Key(key)),
+            None => Ok(T::default()),
+        }
     }
 }
 
@@ -83,27 +91,17 @@ impl Store for SqliteStore {
         page: Page,
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
-        let conn = self.reader()?;
-        let Some(project) = self.project(&conn, project)? else {
-            return Ok(());
-        };
-        calls::view_calls(&conn, project, kind, run_id, after, page, sink)
+        self.with_project(project, |conn, project| {
+            calls::view_calls(conn, project, kind, run_id, after, page, sink)
+        })
     }
 
     fn calls(&self, project: &str, q: &CallQuery, sink: &mut dyn FnMut(Call) -> bool) -> Result<()> {
-        let conn = self.reader()?;
-        let Some(project) = self.project(&conn, project)? else {
-            return Ok(());
-        };
-        calls::calls(&conn, project, q, sink)
+        self.with_project(project, |conn, project| calls::calls(conn, project, q, sink))
     }
 
     fn call(&self, project: &str, id: &str) -> Result<Option<Call>> {
-        let conn = self.reader()?;
-        let Some(project) = self.project(&conn, project)? else {
-            return Ok(None);
-        };
-        read_call(&conn, project, id)
+        self.with_project(project, |conn, project| read_call(conn, project, id))
     }
 
     fn children_of(
@@ -112,11 +110,7 @@ impl Store for SqliteStore {
         parent_ids: &[String],
         sink: &mut dyn FnMut(Call) -> bool,
     ) -> Result<()> {
-        let conn = self.reader()?;
-        let Some(project) = self.project(&conn, project)? else {
-            return Ok(());
-        };
-        calls::children_of(&conn, project, parent_ids, sink)
+        self.with_project(project, |conn, project| calls::children_of(conn, project, parent_ids, sink))
     }
 
     fn children_text(
@@ -125,11 +119,7 @@ impl Store for SqliteStore {
         parent_ids: &[String],
         sink: &mut dyn FnMut(&CallText<'_>) -> bool,
     ) -> Result<()> {
-        let conn = self.reader()?;
-        let Some(project) = self.project(&conn, project)? else {
-            return Ok(());
-        };
-        calls::children_text(&conn, project, parent_ids, sink)
+        self.with_project(project, |conn, project| calls::children_text(conn, project, parent_ids, sink))
     }
 
     fn object(
@@ -188,11 +178,7 @@ impl Store for SqliteStore {
     }
 
     fn turns(&self, project: &str, q: &TurnQuery, sink: &mut dyn FnMut(Turn) -> bool) -> Result<()> {
-        let conn = self.reader()?;
-        let Some(project) = self.project(&conn, project)? else {
-            return Ok(());
-        };
-        threads::turns(&conn, project, q, sink)
+        self.with_project(project, |conn, project| threads::turns(conn, project, q, sink))
     }
 
     fn keys_read_at_once(&self) -> bool {

@@ -494,6 +494,21 @@ fn upgrade_calls() -> (Vec<Call>, Call) {
     (calls, gone)
 }
 
+/// Writes [`upgrade_calls`] to a current store in `dir`, the run to delete deleted; returns
+/// the calls kept.
+fn write_upgrade_calls(dir: &std::path::Path) -> Vec<Call> {
+    let (calls, gone) = upgrade_calls();
+    let store = SqliteStore::open(dir).unwrap();
+    let written = calls.clone();
+    crate::domain::store::write(&store, move |w| {
+        written.iter().try_for_each(|c| w.insert_call(c))?;
+        w.insert_call(&gone)?;
+        w.delete_subtree("e/p", &gone.id, 1000).map(drop)
+    })
+    .unwrap();
+    calls
+}
+
 /// Every read [`answers`] for the projects of [`upgrade_calls`] and one without calls, and
 /// the projects' summaries.
 fn every_answer(store: &SqliteStore) -> Vec<String> {
@@ -510,18 +525,8 @@ fn every_answer(store: &SqliteStore) -> Vec<String> {
 #[test]
 fn a_version_10_store_is_upgraded_to_name_keys_and_reads_every_call_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let (calls, gone) = upgrade_calls();
-    let before = {
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let (written, g) = (calls.clone(), gone.clone());
-        crate::domain::store::write(&store, move |w| {
-            written.iter().try_for_each(|c| w.insert_call(c))?;
-            w.insert_call(&g)?;
-            w.delete_subtree("e/p", &g.id, 1000).map(drop)
-        })
-        .unwrap();
-        every_answer(&store)
-    };
+    let calls = write_upgrade_calls(dir.path());
+    let before = every_answer(&SqliteStore::open(dir.path()).unwrap());
     assert!(before.iter().any(|a| a.contains("S.score Some(\"u1\")")), "{before:?}");
     {
         let c = as_version_10(dir.path());
@@ -583,17 +588,7 @@ fn a_version_10_store_is_upgraded_to_name_keys_and_reads_every_call_the_same() {
 fn a_version_9_store_is_upgraded_to_integer_keys_and_reads_every_call_the_same() {
     use serde_json::json;
     let dir = tempfile::tempdir().unwrap();
-    let (calls, gone) = upgrade_calls();
-    {
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let (written, g) = (calls.clone(), gone.clone());
-        crate::domain::store::write(&store, move |w| {
-            written.iter().try_for_each(|c| w.insert_call(c))?;
-            w.insert_call(&g)?;
-            w.delete_subtree("e/p", &g.id, 1000).map(drop)
-        })
-        .unwrap();
-    }
+    write_upgrade_calls(dir.path());
     let before = every_answer(&SqliteStore::open(dir.path()).unwrap());
     assert!(before.iter().any(|a| a.starts_with("latest")), "{before:?}");
     {
