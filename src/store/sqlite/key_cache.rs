@@ -18,7 +18,7 @@ use crate::domain::keys::ApiKey;
 
 /// How long a key found unrevoked is served without a lookup: the bound on how long a key
 /// revoked by another process keeps working here.
-pub const KEY_RECHECK: Duration = Duration::from_secs(1);
+pub const KEY_RECHECK: Duration = Duration::from_millis(250);
 
 /// Most keys held; past it, expired entries are dropped, and all of them if none had expired.
 const MAX_KEYS: usize = 10_000;
