@@ -468,8 +468,8 @@ pub async fn table_rows(s: &Server, body: &Value) -> Vec<Value> {
     r["rows"].as_array().expect("rows").clone()
 }
 
-/// Whether `refused` comes true within the bound on revocation: at once on SQLite; on
-/// ClickHouse once each process's cached lookup of the key expires
+/// Whether `refused` comes true within the bound on revocation: on SQLite within a quarter of
+/// a second, on ClickHouse once each process's cached lookup of the key expires
 /// ([`weft::store::clickhouse::KEY_CACHE_TTL`]), plus a margin for a loaded machine.
 pub async fn refused_within_revocation_bound<F, Fut>(mut refused: F) -> bool
 where

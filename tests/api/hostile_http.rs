@@ -118,6 +118,7 @@ async fn json_bodies_are_read_only_with_a_json_content_type_or_none() {
     for ctype in [
         None,
         Some("application/json"),
+        Some("APPLICATION/JSON"),
         Some("Application/JSON; charset=UTF-8"),
         Some("application/json;charset=utf-8"),
         Some("application/vnd.weft.run+json"),

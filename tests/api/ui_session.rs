@@ -1,6 +1,6 @@
 //! Web UI sessions: signing in with a key, what the cookie allows, signing out with the
-//! session's CSRF token, and a revoked key's sessions ending (at once on SQLite, within the
-//! key cache's bound on ClickHouse).
+//! session's CSRF token, and a revoked key's sessions ending (within its key cache's bound on
+//! each store).
 
 use crate::helpers::*;
 

@@ -37,15 +37,24 @@ impl SqliteStore {
         f(conn).map_err(storage)
     }
 
-    /// Finds an unrevoked key by the hash of its secret.
+    /// Finds an unrevoked key by the hash of its secret: from the keys found lately
+    /// (`key_cache`), else on the keys connection.
     pub(super) fn find_key(&self, hash: &str) -> Result<Option<ApiKey>> {
-        self.on_keys_connection(|conn| {
+        let generation = match self.key_cache.get(hash) {
+            Ok(key) => return Ok(Some(key)),
+            Err(generation) => generation,
+        };
+        let key = self.on_keys_connection(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL"
             ))?
             .query_row([hash], key_from_row)
             .optional()
-        })
+        })?;
+        if let Some(key) = &key {
+            self.key_cache.put(generation, key);
+        }
+        Ok(key)
     }
 
     /// Finds a session by the hash of its token.
@@ -118,4 +127,62 @@ pub(super) fn end_session(conn: &Connection, hash: &str, at: Micros) -> Result<b
     )
     .map(|n| n > 0)
     .map_err(storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::key_cache::KEY_RECHECK;
+    use super::*;
+    use crate::domain::keys::hash_secret;
+    use crate::domain::store::{self, Store};
+
+    fn new_key(store: &SqliteStore) -> (ApiKey, String) {
+        let (key, secret) = ApiKey::generate(vec!["acme".into()], false, 1).unwrap();
+        let k = key.clone();
+        store::write(store, move |w| w.put_key(&k)).unwrap();
+        (key, secret)
+    }
+
+    #[test]
+    fn a_key_revoked_by_this_process_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (key, secret) = new_key(&store);
+        let hash = hash_secret(&secret);
+        for _ in 0..2 {
+            assert_eq!(store.key_by_hash(&hash).unwrap().map(|k| k.id), Some(key.id.clone()));
+        }
+        assert!(store::revoke_key(&store, &key.id, 2).unwrap());
+        assert!(store.key_by_hash(&hash).unwrap().is_none());
+        // Another key is found and kept as before.
+        let (other, secret) = new_key(&store);
+        for _ in 0..2 {
+            assert_eq!(
+                store.key_by_hash(&hash_secret(&secret)).unwrap().map(|k| k.id),
+                Some(other.id.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_revoked_by_another_process_is_refused_within_the_recheck_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (key, secret) = new_key(&store);
+        let hash = hash_secret(&secret);
+        assert!(store.key_by_hash(&hash).unwrap().is_some());
+        // A store of its own on the same file, as `weft keys revoke` opens.
+        let other = SqliteStore::open(dir.path()).unwrap();
+        assert!(store::revoke_key(&other, &key.id, 2).unwrap());
+        drop(other);
+        let revoked = std::time::Instant::now();
+        loop {
+            let asked = std::time::Instant::now();
+            if store.key_by_hash(&hash).unwrap().is_none() {
+                break;
+            }
+            assert!(asked - revoked < KEY_RECHECK, "the revoked key still works");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }

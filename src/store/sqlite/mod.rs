@@ -3,7 +3,7 @@
 //! Here the store itself: opening it and its pool of read connections. Its schema and
 //! migrations are in `schema`, the writer's transaction and the writes of a job (the domain's
 //! `Writer`) in `writes`, the reads (the domain's `Store`, run lists among them) in `reads`,
-//! each split by resource, API keys in `keys`, backups in `backup`, the columns and rows
+//! each split by resource, API keys in `keys` (those found lately in `key_cache`), backups in `backup`, the columns and rows
 //! both reads and writes use in `rows`, the packing of JSON columns in `packed`, and call ids
 //! as they are stored (a UUID as 16 bytes) in `ids`, the integer keys of project names and
 //! run refs in `interned`.
@@ -11,6 +11,7 @@
 mod backup;
 mod ids;
 mod interned;
+mod key_cache;
 mod keys;
 mod packed;
 mod reads;
@@ -54,6 +55,8 @@ pub struct SqliteStore {
     /// The connection API keys are looked up on, apart from the pool: authentication never
     /// waits behind data reads, however many of them hold the pool's connections.
     keys_reader: Mutex<Option<Connection>>,
+    /// The keys found unrevoked lately (see `key_cache`).
+    key_cache: Arc<key_cache::KeyCache>,
     /// Bytes of the file each read connection may memory-map (0: none).
     read_mmap: u64,
     /// The committed dictionaries calls are packed with before their job is queued.
@@ -132,13 +135,16 @@ impl SqliteStore {
             ))
             .map_err(at)?;
         let dicts = Arc::new(packed::Dicts::default());
+        let key_cache = Arc::new(key_cache::KeyCache::default());
         Ok(SqliteStore {
             writer: WriterThread::start(WriteConnection(
                 writer,
                 packed::Packer::new(dicts.clone()),
                 interned::Interner::default(),
+                key_cache.clone(),
             ))?,
             dicts,
+            key_cache,
             read_keys: interned::ReadKeys::default(),
             path,
             readers: Mutex::new(ReaderPool::default()),

@@ -8,9 +8,12 @@ mod calls;
 mod feedback;
 mod objects;
 
+use std::sync::Arc;
+
 use rusqlite::Connection;
 
 use super::interned::{Interner, Project};
+use super::key_cache::KeyCache;
 use super::packed::{EncodedCall, Packer};
 use super::rows::{read_call, table_digests};
 use super::{keys, storage};
@@ -25,9 +28,15 @@ use crate::domain::sessions::Session;
 use crate::domain::store::{CallEndFields, Encoded, Insert, Writer};
 use crate::store::writer::{Backend, Batch};
 
-/// The write connection, owned by the writer thread, the dictionaries it packs with and the
-/// keys of project names and run refs it writes.
-pub(super) struct WriteConnection(pub(super) Connection, pub(super) Packer, pub(super) Interner);
+/// The write connection, owned by the writer thread, the dictionaries it packs with, the
+/// keys of project names and run refs it writes, and the cache of keys it drops entries of
+/// when it revokes one.
+pub(super) struct WriteConnection(
+    pub(super) Connection,
+    pub(super) Packer,
+    pub(super) Interner,
+    pub(super) Arc<KeyCache>,
+);
 
 impl Backend for WriteConnection {
     type Batch<'a> = Transaction<'a>;
@@ -35,7 +44,7 @@ impl Backend for WriteConnection {
     fn begin(&mut self) -> Result<Transaction<'_>> {
         exec(&self.0, "BEGIN IMMEDIATE")?;
         Ok(Transaction {
-            tx: Tx(&self.0, &mut self.1, &mut self.2),
+            tx: Tx(&self.0, &mut self.1, &mut self.2, &self.3),
             last_error: None,
             open: true,
             holds: false,
@@ -123,6 +132,7 @@ impl Batch for Transaction<'_> {
             // Every job of the batch failed, each undone with the transaction: nothing to commit.
             self.tx.1.end_batch(false);
             self.tx.2.end_batch(false);
+            self.tx.3.settle();
             return Ok(());
         }
         // Some errors (a full disk, say) make SQLite roll the whole transaction back: then
@@ -139,6 +149,7 @@ impl Batch for Transaction<'_> {
         }
         self.tx.1.end_batch(committed.is_ok());
         self.tx.2.end_batch(committed.is_ok());
+        self.tx.3.settle();
         committed
     }
 }
@@ -149,7 +160,7 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
 }
 
 /// The write connection inside a transaction, as the domain's [`Writer`].
-struct Tx<'a>(&'a Connection, &'a mut Packer, &'a mut Interner);
+struct Tx<'a>(&'a Connection, &'a mut Packer, &'a mut Interner, &'a KeyCache);
 
 impl Writer for Tx<'_> {
     fn insert_call(&mut self, c: &Call) -> Result<()> {
@@ -281,6 +292,7 @@ impl Writer for Tx<'_> {
     }
 
     fn revoke_key(&mut self, id: &str, at: Micros) -> Result<bool> {
+        self.3.revoking();
         keys::revoke_key(self.0, id, at)
     }
 
