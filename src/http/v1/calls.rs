@@ -11,19 +11,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json_response;
+use crate::domain::body;
 use crate::domain::body::OutputOnly;
 use crate::domain::error::{Error, Result};
 use crate::domain::query::Expr;
 use crate::domain::reads;
 use crate::domain::store::{self, Store};
 use crate::domain::trace::{
-    CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
+    CallComplete, CallEnd, CallStart, CallsQueryReq, CompleteBody, UpsertItem, call_json, from_body,
 };
 use crate::domain::validate::check_ids;
 use crate::domain::writes::{calls, deletes};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::http::extract::{InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
+use crate::http::extract::{BodyBytes, InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
 use crate::http::{AppState, blocking};
 
 #[derive(Deserialize)]
@@ -34,11 +35,6 @@ pub(crate) struct StartBody {
 #[derive(Deserialize)]
 pub(crate) struct EndBody {
     end: CallEnd,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CompleteBody {
-    batch: Vec<CallComplete>,
 }
 
 #[derive(Deserialize)]
@@ -145,21 +141,28 @@ pub(crate) async fn calls_complete(
     _slot: CompleteSlot,
     path: ProjectPath,
     Extension(who): Extension<Principal>,
-    TypedBody(req): TypedBody<CompleteBody>,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    for c in &req.batch {
+    // May the request write this call: the key's project, the path's.
+    let check = |c: &CallComplete| -> Result<(), ApiError> {
         who.check_project(&c.project_id)?;
         if c.project_id != path.project_id {
             return Err(
                 Error::BadRequest(format!("project_id {} does not match the path", c.project_id)).into()
             );
         }
-    }
+        Ok(())
+    };
     // The records are made here, fed to one job that inserts them meanwhile, and handed back
-    // to be freed here: the one writer thread only inserts them.
-    // Alone, the batch streams to its job (see `complete_batch`).
-    let alone = COMPLETES.load(Ordering::Acquire) == 1;
-    calls::complete_batch(state.store.as_ref(), req.batch, who.user_id(), alone).await?;
+    // to be freed here: the one writer thread only inserts them. Alone, the batch is fed to
+    // its job while its body is still being read (see `complete_streamed`).
+    if COMPLETES.load(Ordering::Acquire) == 1 {
+        calls::complete_streamed(state.store.as_ref(), &bytes, who.user_id(), check).await?;
+        return Ok(json_response(json!({})));
+    }
+    let req: CompleteBody = body::from_bytes(&bytes)?;
+    req.batch.iter().try_for_each(check)?;
+    calls::complete_batch(state.store.as_ref(), req.batch, who.user_id()).await?;
     Ok(json_response(json!({})))
 }
 
