@@ -8,7 +8,9 @@ use crate::domain::error::{Error, Result};
 use crate::domain::store::{CallEndFields, Encoded, Insert, Store, Writer};
 use crate::domain::trace::{CallComplete, CallEnd, CallStart, Ending, UpsertItem, object, parse_stored_time};
 
-pub use super::complete::{CompleteFeed, FEED_WAIT, complete_batch, complete_streamed, feed_complete};
+pub use super::complete::{
+    CompleteFeed, FEED_WAIT, complete_batch, complete_read_whole, complete_streamed, feed_complete,
+};
 
 /// An op name that names nothing yet: a call whose end (or rename) arrived before its start.
 const PENDING_OP: &str = "";

@@ -191,16 +191,43 @@ pub async fn complete_streamed<E: From<Error>>(
         Streamed::Read => Ok(()),
         Streamed::Refused(e) => Err(e),
         Streamed::Unmade(e) => Err(e.into()),
-        Streamed::Whole => {
-            // The answer reading it whole gives; should that read it after all, it is written
-            // as a batch read whole is.
-            let body: CompleteBody = body::from_bytes(bytes)?;
-            for c in &body.batch {
-                check(c)?;
-            }
-            Ok(complete_batch(store, body.batch, user).await?)
-        }
+        // The answer reading it whole gives; should that read it after all, it is written as
+        // a batch read whole is.
+        Streamed::Whole => complete_whole(store, body::from_bytes(bytes)?, user, check).await,
     }
+}
+
+/// Records a `calls/complete` body (its bytes, `{"batch": [...]}`) read whole first: each call
+/// checked (`check`, as in [`complete_streamed`]), then [`complete_batch`]. For a batch that is
+/// not alone; the answers are [`complete_streamed`]'s.
+pub async fn complete_read_whole<E: From<Error>>(
+    store: &dyn Store,
+    bytes: &[u8],
+    user: &str,
+    check: impl FnMut(&CallComplete) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut batch = Vec::new();
+    let mut unknown = false;
+    let read =
+        body::from_slice_noting(json, CompleteCalls { each: &mut |c| batch.push(c), unknown: &mut unknown });
+    let body = match read {
+        Ok(()) if !unknown => CompleteBody { batch },
+        // Read again, as the body rule reads, for its answer.
+        _ => body::from_bytes(bytes)?,
+    };
+    complete_whole(store, body, user, check).await
+}
+
+/// [`complete_batch`] of `body`'s calls once `check` passed each.
+async fn complete_whole<E: From<Error>>(
+    store: &dyn Store,
+    body: CompleteBody,
+    user: &str,
+    mut check: impl FnMut(&CallComplete) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    body.batch.iter().try_for_each(&mut check)?;
+    Ok(complete_batch(store, body.batch, user).await?)
 }
 
 /// What the thread making a streamed batch's calls receives ([`make_fed`]).

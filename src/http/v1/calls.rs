@@ -11,14 +11,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json_response;
-use crate::domain::body;
 use crate::domain::body::OutputOnly;
 use crate::domain::error::{Error, Result};
 use crate::domain::query::Expr;
 use crate::domain::reads;
 use crate::domain::store::{self, Store};
 use crate::domain::trace::{
-    CallComplete, CallEnd, CallStart, CallsQueryReq, CompleteBody, UpsertItem, call_json, from_body,
+    CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
 };
 use crate::domain::validate::check_ids;
 use crate::domain::writes::{calls, deletes};
@@ -160,9 +159,7 @@ pub(crate) async fn calls_complete(
         calls::complete_streamed(state.store.as_ref(), &bytes, who.user_id(), check).await?;
         return Ok(json_response(json!({})));
     }
-    let req: CompleteBody = body::from_bytes(&bytes)?;
-    req.batch.iter().try_for_each(check)?;
-    calls::complete_batch(state.store.as_ref(), req.batch, who.user_id()).await?;
+    calls::complete_read_whole(state.store.as_ref(), &bytes, who.user_id(), check).await?;
     Ok(json_response(json!({})))
 }
 
