@@ -31,8 +31,8 @@ enum Feed {
 /// undoes everything it wrote.
 pub struct CompleteFeed {
     calls: Option<mpsc::Sender<Feed>>,
-    /// The chunks written, handed back to be freed on the request's thread.
-    written: mpsc::Receiver<Vec<Completed>>,
+    /// The chunks written, handed back to be freed off the writer thread.
+    written: tokio::sync::mpsc::UnboundedReceiver<Vec<Completed>>,
 }
 
 impl CompleteFeed {
@@ -60,6 +60,15 @@ impl CompleteFeed {
             let _ = tx.send(Feed::End);
         }
     }
+
+    /// Frees the chunks written as the job hands them back, until it has run (finished or
+    /// stopped, the job ends; unfinished, it fails within its wait): freeing them after the
+    /// commit would delay the answer.
+    pub async fn free_written(&mut self) {
+        while let Some(written) = self.written.recv().await {
+            drop(written);
+        }
+    }
 }
 
 /// Queues one job that writes the completed calls it is fed ([`CompleteFeed`]), in one
@@ -85,7 +94,7 @@ fn feed(
     wait: Duration,
 ) -> (CompleteFeed, impl Future<Output = Result<()>> + Send + 'static) {
     let (tx, rx) = mpsc::channel();
-    let (back, written) = mpsc::channel();
+    let (back, written) = tokio::sync::mpsc::unbounded_channel();
     let outcome = store::submit_hinted(store, ReadHint::default(), move |w| {
         let each_chunk = ids.is_none();
         if let Some(ids) = ids {
@@ -142,9 +151,8 @@ pub async fn complete_batch(store: &dyn Store, batch: Vec<CallComplete>, user: &
         }
     }
     feed.finish();
-    let written = outcome.await;
-    drop(feed);
-    written
+    feed.free_written().await;
+    outcome.await
 }
 
 /// What reading a batch as it was fed found ([`stream_calls`]).
@@ -181,9 +189,8 @@ pub async fn complete_streamed<E: From<Error>>(
     let (mut feed, outcome) = feed(store, None, user.to_string(), FEED_WAIT);
     let streamed = stream_calls(store, bytes, user, &mut feed, &mut check);
     if let Streamed::Read = streamed {
-        let written = outcome.await;
-        drop(feed);
-        return Ok(written?);
+        feed.free_written().await;
+        return Ok(outcome.await?);
     }
     feed.stop();
     let _ = outcome.await;
