@@ -155,6 +155,11 @@ pub async fn complete_batch(store: &dyn Store, batch: Vec<CallComplete>, user: &
     outcome.await
 }
 
+/// Smallest body [`complete_streamed`] reads while it writes: a smaller one (a few dozen calls
+/// at most) is read whole, as the thread that would make its calls costs more than the
+/// overlap saves.
+const STREAM_MIN: usize = 32 * 1024;
+
 /// What reading a batch as it was fed found ([`stream_calls`]).
 enum Streamed<E> {
     /// The body read well, each call checked and made.
@@ -179,13 +184,17 @@ enum Streamed<E> {
 /// ([`complete_batch`]) gives, in that order: a body that does not read (its shape, or a field
 /// not read) first, then the first call `check` refuses, then the first call that cannot be
 /// made, else the job's. What is found early is kept until the whole body is read; the job is
-/// stopped at once, undoing what it wrote.
+/// stopped at once, undoing what it wrote. A body under [`STREAM_MIN`] bytes is read whole
+/// ([`complete_read_whole`]).
 pub async fn complete_streamed<E: From<Error>>(
     store: &dyn Store,
     bytes: &[u8],
     user: &str,
     mut check: impl FnMut(&CallComplete) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
+    if bytes.len() < STREAM_MIN {
+        return complete_read_whole(store, bytes, user, check).await;
+    }
     let (mut feed, outcome) = feed(store, None, user.to_string(), FEED_WAIT);
     let streamed = stream_calls(store, bytes, user, &mut feed, &mut check);
     if let Streamed::Read = streamed {
