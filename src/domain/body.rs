@@ -5,7 +5,9 @@
 //! answer, e.g. `include_storage_size`). Any other field is refused unless it asks for nothing (`null`,
 //! `""`, `[]` or `{}`: what Weave's clients send for an absent value).
 
-use serde::de::{Deserialize, DeserializeOwned, Deserializer};
+use serde::de::{
+    Deserialize, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::{Value, json};
 
 use super::error::{Error, Issue, Result};
@@ -194,6 +196,181 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
+/// Reads a request body's bytes into `T`, as the API answers bad input: invalid JSON is a 422
+/// placing the error as Weave's server does, a mismatch a 422 naming the problem, an unread
+/// field a 400 naming it.
+pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // One pass into `T` when the body is good; the error path parses again for its report.
+    match from_slice(json) {
+        Err(Error::Validation(_)) => from_value(super::validate::parse_json_body(bytes)?),
+        read => read,
+    }
+}
+
+/// Reads a body's JSON text (without a byte order mark) through `seed`, which may hand on what
+/// it reads while the rest is read, without following every key of every value as
+/// [`from_slice`] does to find unread fields: `seed` notes them itself, reading each struct
+/// with [`struct_noting_unknown`]. Only a read that is `Ok` with nothing noted stands; for
+/// any other, [`from_bytes`] gives the answer.
+pub fn from_slice_noting<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Result<S::Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = seed.deserialize(&mut de).map_err(shape_error)?;
+    de.end().map_err(shape_error)?;
+    Ok(value)
+}
+
+/// Reads a `T` from `de`, setting `unknown` if the body names a field `T` does not know (or
+/// gives the struct as a list). For a struct whose every field is read whole (strings,
+/// numbers, JSON values, [`OutputOnly`]): only its own fields are watched, nothing inside
+/// them, so a field of a nested struct that went unread would not be noted.
+pub fn struct_noting_unknown<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    de: D,
+    unknown: &mut bool,
+) -> std::result::Result<T, D::Error> {
+    T::deserialize(Noting { de, unknown })
+}
+
+/// The deserializer of a struct read by [`struct_noting_unknown`].
+struct Noting<'u, D> {
+    de: D,
+    unknown: &'u mut bool,
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Noting<'_, D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> std::result::Result<V::Value, D::Error> {
+        self.de.deserialize_struct(name, fields, Fields { visitor, unknown: self.unknown })
+    }
+
+    /// Anything but a struct is not watched: noted, so that it is read again in full.
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, D::Error> {
+        *self.unknown = true;
+        self.de.deserialize_any(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// The visitor of a struct read by [`struct_noting_unknown`]: its fields' values are watched.
+struct Fields<'u, V> {
+    visitor: V,
+    unknown: &'u mut bool,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Fields<'_, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.visitor.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<V::Value, A::Error> {
+        self.visitor.visit_map(FieldValues { map, unknown: self.unknown })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<V::Value, A::Error> {
+        *self.unknown = true;
+        self.visitor.visit_seq(seq)
+    }
+}
+
+/// A struct's fields, each value read through [`Field`].
+struct FieldValues<'u, A> {
+    map: A,
+    unknown: &'u mut bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for FieldValues<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, A::Error> {
+        self.map.next_key_seed(seed)
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> std::result::Result<S::Value, A::Error> {
+        self.map.next_value_seed(Field { seed, unknown: &mut *self.unknown })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// One field's value: read as the struct reads it; a field the struct does not know is read
+/// as ignored, which is noted.
+struct Field<'u, S> {
+    seed: S,
+    unknown: &'u mut bool,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Field<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> std::result::Result<S::Value, D::Error> {
+        self.seed.deserialize(FieldValue { de, unknown: self.unknown })
+    }
+}
+
+/// The deserializer of one field's value ([`Field`]): the body's own, but for noting a value
+/// read as ignored.
+struct FieldValue<'u, D> {
+    de: D,
+    unknown: &'u mut bool,
+}
+
+macro_rules! forward {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> std::result::Result<V::Value, D::Error> {
+                self.de.$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for FieldValue<'_, D> {
+    type Error = D::Error;
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> std::result::Result<V::Value, D::Error> {
+        *self.unknown = true;
+        self.de.deserialize_ignored_any(visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.de.is_human_readable()
+    }
+
+    forward! {
+        deserialize_any(); deserialize_bool(); deserialize_i8(); deserialize_i16(); deserialize_i32();
+        deserialize_i64(); deserialize_i128(); deserialize_u8(); deserialize_u16(); deserialize_u32();
+        deserialize_u64(); deserialize_u128(); deserialize_f32(); deserialize_f64(); deserialize_char();
+        deserialize_str(); deserialize_string(); deserialize_bytes(); deserialize_byte_buf();
+        deserialize_option(); deserialize_unit(); deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str); deserialize_seq();
+        deserialize_tuple(len: usize); deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map(); deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +402,34 @@ mod tests {
         assert!(msg.contains("inner.b") && msg.contains("items[1].c"), "{msg}");
         assert!(matches!(from_value::<Outer>(json!({"items": [], "z": 1})), Err(Error::BadRequest(_))));
         assert!(matches!(from_value::<Outer>(json!({"items": 3})), Err(Error::Validation(_))));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Flat {
+        a: Option<i64>,
+        v: Option<Value>,
+        out: Option<OutputOnly>,
+    }
+
+    #[test]
+    fn a_struct_read_noting_unknown_fields_notes_its_own_only() {
+        let read = |text: &str| {
+            let mut unknown = false;
+            let mut de = serde_json::Deserializer::from_str(text);
+            let flat = struct_noting_unknown::<Flat, _>(&mut de, &mut unknown).map(|f| f.a);
+            (flat.ok().flatten(), unknown)
+        };
+        // Keys at any depth inside a field's value are the value's.
+        assert_eq!(read(r#"{"a": 1, "v": {"x": {"y": [1, {"z": 2}]}}, "out": {"w": 1}}"#), (Some(1), false));
+        assert_eq!(read(r#"{"a": 1, "b": null}"#), (Some(1), true));
+        assert_eq!(read(r#"{"v": 1, "b": {"c": 1}, "a": 2}"#), (Some(2), true));
+        // A struct given as a list is noted, to be read again in full.
+        assert_eq!(read("[3, null, null]"), (Some(3), true));
+        // What `from_slice` refuses, it notes.
+        let text = r#"{"a": 1, "v": {"k": 1}, "zz": [1]}"#;
+        assert!(matches!(from_slice::<Flat>(text.as_bytes()), Err(Error::BadRequest(_))));
+        assert_eq!(read(text), (Some(1), true));
     }
 
     #[derive(Debug, serde::Deserialize)]

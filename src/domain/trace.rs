@@ -212,6 +212,96 @@ impl CallComplete {
     }
 }
 
+/// `POST /v2/{entity}/{project}/calls/complete`'s body: ended calls.
+#[derive(Deserialize)]
+pub struct CompleteBody {
+    pub batch: Vec<CallComplete>,
+}
+
+/// Reads a [`CompleteBody`] handing each call of its batch to `each` as soon as it is read,
+/// in order, through [`super::body::from_slice_noting`]: a field neither the body nor a call
+/// knows sets `unknown` (the body must then be read again by [`super::body::from_bytes`] for
+/// its answer). Read without error and with nothing unknown, it gives the calls reading it
+/// whole gives.
+pub struct CompleteCalls<'s, F> {
+    pub each: &'s mut F,
+    pub unknown: &'s mut bool,
+}
+
+impl<'de, F: FnMut(CallComplete)> serde::de::DeserializeSeed<'de> for CompleteCalls<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_struct("CompleteBody", &["batch"], self)
+    }
+}
+
+impl<'de, F: FnMut(CallComplete)> serde::de::Visitor<'de> for CompleteCalls<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("struct CompleteBody")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        use serde::de::Error as _;
+        let mut read = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key != "batch" {
+                *self.unknown = true;
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            if read {
+                return Err(A::Error::duplicate_field("batch"));
+            }
+            read = true;
+            map.next_value_seed(Batch { each: &mut *self.each, unknown: &mut *self.unknown })?;
+        }
+        if read { Ok(()) } else { Err(A::Error::missing_field("batch")) }
+    }
+}
+
+/// The calls of a [`CompleteCalls`] batch, each handed on as it is read.
+struct Batch<'s, F> {
+    each: &'s mut F,
+    unknown: &'s mut bool,
+}
+
+impl<'de, F: FnMut(CallComplete)> serde::de::DeserializeSeed<'de> for Batch<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(CallComplete)> serde::de::Visitor<'de> for Batch<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while let Some(call) = seq.next_element_seed(OneCall(&mut *self.unknown))? {
+            (self.each)(call);
+        }
+        Ok(())
+    }
+}
+
+/// One call of a [`CompleteCalls`] batch: every field of a [`CallComplete`] is read whole.
+struct OneCall<'u>(&'u mut bool);
+
+impl<'de> serde::de::DeserializeSeed<'de> for OneCall<'_> {
+    type Value = CallComplete;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<CallComplete, D::Error> {
+        super::body::struct_noting_unknown(d, self.0)
+    }
+}
+
 /// One item of `call/upsert_batch`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawUpsertItem")]

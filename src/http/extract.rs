@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use super::auth::Principal;
 use super::error::ApiError;
 use crate::domain::error::{Error, Issue};
-use crate::domain::trace::from_body;
 use crate::domain::validate::{Query, parse_json_body};
 use serde::de::DeserializeOwned;
 
@@ -97,7 +96,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 }
 
 /// A JSON body read straight into `T`; bad input gets the same 422s as [`JsonBody`] followed
-/// by [`from_body`].
+/// by [`crate::domain::trace::from_body`] ([`crate::domain::body::from_bytes`]).
 pub struct TypedBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
@@ -105,13 +104,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = body_bytes(req, state).await?;
-        let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        // One pass into `T` when the body is good; the error path parses again for its report.
-        match crate::domain::body::from_slice(json) {
-            Ok(value) => Ok(TypedBody(value)),
-            Err(Error::Validation(_)) => Ok(TypedBody(from_body(parse_json_body(&bytes)?)?)),
-            Err(e) => Err(e.into()),
-        }
+        Ok(TypedBody(crate::domain::body::from_bytes(&bytes)?))
+    }
+}
+
+/// A JSON body's bytes, not parsed yet: for a route that reads its body as it writes it. Bad
+/// input is answered by what reads it ([`crate::domain::body::from_bytes`]).
+pub struct BodyBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for BodyBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(BodyBytes(body_bytes(req, state).await?))
     }
 }
 

@@ -11,6 +11,7 @@ mod auth;
 mod backup;
 mod calls_surface;
 mod cluster;
+mod complete_stream;
 mod denial_of_service;
 mod eval_runs;
 mod feedback_costs;

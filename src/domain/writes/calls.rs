@@ -1,16 +1,16 @@
 //! Writes of calls: starts and ends in whatever order they arrive, completed calls, upsert
 //! batches, renames.
 
-use std::future::Future;
-use std::sync::mpsc;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::domain::call::{Call, new_id, now};
 use crate::domain::error::{Error, Result};
-use crate::domain::store::{self, CallEndFields, Encoded, Insert, ReadHint, Store, Writer};
+use crate::domain::store::{CallEndFields, Encoded, Insert, Store, Writer};
 use crate::domain::trace::{CallComplete, CallEnd, CallStart, Ending, UpsertItem, object, parse_stored_time};
+
+pub use super::complete::{
+    CompleteFeed, FEED_WAIT, complete_batch, complete_read_whole, complete_streamed, feed_complete,
+};
 
 /// An op name that names nothing yet: a call whose end (or rename) arrived before its start.
 const PENDING_OP: &str = "";
@@ -96,7 +96,7 @@ pub fn prefetch_upserted(w: &mut dyn Writer, batch: &[UpsertItem]) -> Result<()>
 }
 
 /// Tells the writer the calls `ids` names, a project at a time.
-fn prefetch_by_project(w: &mut dyn Writer, mut ids: Vec<(&str, String)>) -> Result<()> {
+pub(super) fn prefetch_by_project(w: &mut dyn Writer, mut ids: Vec<(&str, String)>) -> Result<()> {
     ids.sort();
     for group in ids.chunk_by(|a, b| a.0 == b.0) {
         if let Some((project, _)) = group.first() {
@@ -328,158 +328,6 @@ pub fn prefetch_completed(w: &mut dyn Writer, batch: &[Completed]) -> Result<()>
         .map(|c| (c.call.call.project_id.as_str(), c.call.call.id.clone()))
         .collect();
     prefetch_by_project(w, ids)
-}
-
-/// Calls of a `calls/complete` batch sent to its job at a time ([`complete_batch`]): the
-/// writer inserts one chunk while the request's thread makes the next.
-const FEED_CHUNK: usize = 64;
-
-/// Longest the job of a fed batch waits for its next chunk of calls ([`feed_complete`]): past
-/// it, the job fails and what it wrote is undone, rather than hold the one writer thread.
-pub const FEED_WAIT: Duration = Duration::from_secs(5);
-
-/// What the job of a fed batch receives.
-enum Feed {
-    Calls(Vec<Completed>),
-    End,
-}
-
-/// The request's end of a job that writes completed calls as they are made
-/// ([`feed_complete`]). Dropped before [`CompleteFeed::finish`], it fails the job, which
-/// undoes everything it wrote.
-pub struct CompleteFeed {
-    calls: Option<mpsc::Sender<Feed>>,
-    /// The chunks written, handed back to be freed on the request's thread.
-    written: mpsc::Receiver<Vec<Completed>>,
-}
-
-impl CompleteFeed {
-    /// Sends a chunk of calls to the job; `false` if it takes no more (it failed). Frees the
-    /// chunks it has written meanwhile.
-    pub fn send(&mut self, calls: Vec<Completed>) -> bool {
-        while let Ok(written) = self.written.try_recv() {
-            drop(written);
-        }
-        let sent = self.calls.as_ref().is_some_and(|tx| tx.send(Feed::Calls(calls)).is_ok());
-        if !sent {
-            self.calls = None;
-        }
-        sent
-    }
-
-    /// Ends the feed: the job commits what it was sent.
-    pub fn finish(&mut self) {
-        if let Some(tx) = self.calls.take() {
-            let _ = tx.send(Feed::End);
-        }
-    }
-}
-
-/// Queues one job that writes the completed calls it is fed ([`CompleteFeed`]), in one
-/// transaction: the writer inserts while the request's thread still makes the calls, and the
-/// batch is still written whole or not at all. `ids` are the (project, id) of the calls that
-/// name their id, read ahead as [`prefetch_completed`] does. The job fails, undoing what it
-/// wrote, when the feed is dropped unfinished, or when a chunk takes longer than `wait` to
-/// come. Returns the feed and the job's outcome (`Ok` once durable).
-pub fn feed_complete(
-    store: &dyn Store,
-    ids: Vec<(String, String)>,
-    user: String,
-    wait: Duration,
-) -> (CompleteFeed, impl Future<Output = Result<()>> + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let (back, written) = mpsc::channel();
-    let outcome = store::submit_hinted(store, ReadHint::default(), move |w| {
-        prefetch_by_project(w, ids.iter().map(|(p, id)| (p.as_str(), id.clone())).collect())?;
-        loop {
-            match rx.recv_timeout(wait) {
-                Ok(Feed::Calls(mut calls)) => {
-                    for c in &mut calls {
-                        write_complete(w, c, Some(&user))?;
-                    }
-                    let _ = back.send(calls);
-                }
-                Ok(Feed::End) => return Ok(()),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(Error::Storage("a batch's calls did not come in time".into()));
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Storage("a batch's calls stopped coming".into()));
-                }
-            }
-        }
-    });
-    (CompleteFeed { calls: Some(tx), written }, outcome)
-}
-
-/// Records a `calls/complete` batch in one transaction, all or nothing: each call made and
-/// encoded here ([`prepare_complete`]) and fed to one job ([`feed_complete`]) a chunk at a
-/// time. With `stream` (the caller knows of no other batch being written), the job is queued
-/// first, so that the writer inserts while this thread makes the next chunk. Without, the
-/// batch is made whole first: a job waiting for its calls would hold the one writer while
-/// other batches' threads share the cores, and their jobs would wait behind it. The answer is
-/// the one writing the calls whole gives: the error of the first call that cannot be made,
-/// else the job's.
-pub async fn complete_batch(
-    store: &dyn Store,
-    batch: Vec<CallComplete>,
-    user: &str,
-    stream: bool,
-) -> Result<()> {
-    let ids = batch
-        .iter()
-        .filter_map(|c| c.id.as_ref().filter(|i| !i.is_empty()).map(|i| (c.project_id.clone(), i.clone())))
-        .collect();
-    if !stream {
-        let mut made = Vec::with_capacity(batch.len().div_ceil(FEED_CHUNK));
-        let mut chunk = Vec::with_capacity(FEED_CHUNK.min(batch.len()));
-        for c in batch {
-            chunk.push(prepare_complete(store, c, Some(user))?);
-            if chunk.len() == FEED_CHUNK {
-                made.push(std::mem::replace(&mut chunk, Vec::with_capacity(FEED_CHUNK)));
-            }
-        }
-        made.push(chunk);
-        let (mut feed, outcome) = feed_complete(store, ids, user.to_string(), FEED_WAIT);
-        for chunk in made {
-            if !feed.send(chunk) {
-                break;
-            }
-        }
-        feed.finish();
-        let written = outcome.await;
-        drop(feed);
-        return written;
-    }
-    let (mut feed, outcome) = feed_complete(store, ids, user.to_string(), FEED_WAIT);
-    let mut chunk = Vec::with_capacity(FEED_CHUNK.min(batch.len()));
-    let mut taken = true;
-    for c in batch {
-        let done = match prepare_complete(store, c, Some(user)) {
-            Ok(done) => done,
-            Err(e) => {
-                // The job is told to stop, undoing what it wrote.
-                drop(feed);
-                let _ = outcome.await;
-                return Err(e);
-            }
-        };
-        // A job that failed takes no more, but the calls are still made: one that cannot be
-        // made is the answer, as when the batch is made whole before writing.
-        if taken {
-            chunk.push(done);
-            if chunk.len() == FEED_CHUNK {
-                taken = feed.send(std::mem::replace(&mut chunk, Vec::with_capacity(FEED_CHUNK)));
-            }
-        }
-    }
-    if taken && !chunk.is_empty() {
-        feed.send(chunk);
-    }
-    feed.finish();
-    let written = outcome.await;
-    drop(feed);
-    written
 }
 
 /// An upsert batch made ready before its job runs ([`prepare_upsert`]), item by item: a start

@@ -6,6 +6,7 @@
 //! arrows run writes → store → types, never back.
 
 pub mod calls;
+mod complete;
 pub mod costs;
 pub mod deletes;
 pub mod feedback;

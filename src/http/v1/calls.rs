@@ -23,7 +23,7 @@ use crate::domain::validate::check_ids;
 use crate::domain::writes::{calls, deletes};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::http::extract::{InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
+use crate::http::extract::{BodyBytes, InProject, JsonBody, ProjectBody, ProjectPath, TypedBody};
 use crate::http::{AppState, blocking};
 
 #[derive(Deserialize)]
@@ -34,11 +34,6 @@ pub(crate) struct StartBody {
 #[derive(Deserialize)]
 pub(crate) struct EndBody {
     end: CallEnd,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CompleteBody {
-    batch: Vec<CallComplete>,
 }
 
 #[derive(Deserialize)]
@@ -145,21 +140,26 @@ pub(crate) async fn calls_complete(
     _slot: CompleteSlot,
     path: ProjectPath,
     Extension(who): Extension<Principal>,
-    TypedBody(req): TypedBody<CompleteBody>,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    for c in &req.batch {
+    // May the request write this call: the key's project, the path's.
+    let check = |c: &CallComplete| -> Result<(), ApiError> {
         who.check_project(&c.project_id)?;
         if c.project_id != path.project_id {
             return Err(
                 Error::BadRequest(format!("project_id {} does not match the path", c.project_id)).into()
             );
         }
-    }
+        Ok(())
+    };
     // The records are made here, fed to one job that inserts them meanwhile, and handed back
-    // to be freed here: the one writer thread only inserts them.
-    // Alone, the batch streams to its job (see `complete_batch`).
-    let alone = COMPLETES.load(Ordering::Acquire) == 1;
-    calls::complete_batch(state.store.as_ref(), req.batch, who.user_id(), alone).await?;
+    // to be freed here: the one writer thread only inserts them. Alone, the batch is fed to
+    // its job while its body is still being read (see `complete_streamed`).
+    if COMPLETES.load(Ordering::Acquire) == 1 {
+        calls::complete_streamed(state.store.as_ref(), &bytes, who.user_id(), check).await?;
+        return Ok(json_response(json!({})));
+    }
+    calls::complete_read_whole(state.store.as_ref(), &bytes, who.user_id(), check).await?;
     Ok(json_response(json!({})))
 }
 
