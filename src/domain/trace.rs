@@ -121,6 +121,10 @@ impl CallEnd {
 }
 
 /// `CompletedCallSchemaForInsert`: a call sent once it has ended.
+///
+/// Every field is read whole (text, numbers, JSON values, [`OutputOnly`]): `calls/complete`
+/// finds unread fields at this level only ([`super::body::struct_noting_unknown`]). A field
+/// that is itself a struct must be read through that function too.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallComplete {
     pub project_id: String,
