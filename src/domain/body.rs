@@ -208,13 +208,14 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
-/// Reads a body's JSON text (without a byte order mark) through `seed`, which may hand on what
+/// Reads a body's bytes (a byte order mark skipped) through `seed`, which may hand on what
 /// it reads while the rest is read, without following every key of every value as
 /// [`from_slice`] does to find unread fields: `seed` notes them itself, reading each struct
 /// with [`struct_noting_unknown`]. Only a read that is `Ok` with nothing noted stands; for
 /// any other, [`from_bytes`] gives the answer.
 pub fn from_slice_noting<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Result<S::Value> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut de = serde_json::Deserializer::from_slice(json);
     let value = seed.deserialize(&mut de).map_err(shape_error)?;
     de.end().map_err(shape_error)?;
     Ok(value)

@@ -222,11 +222,10 @@ pub async fn complete_read_whole<E: From<Error>>(
     user: &str,
     check: impl FnMut(&CallComplete) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut batch = Vec::new();
     let mut unknown = false;
     let read =
-        body::from_slice_noting(json, CompleteCalls { each: &mut |c| batch.push(c), unknown: &mut unknown });
+        body::from_slice_noting(bytes, CompleteCalls { each: &mut |c| batch.push(c), unknown: &mut unknown });
     let body = match read {
         Ok(()) if !unknown => CompleteBody { batch },
         // Read again, as the body rule reads, for its answer.
@@ -263,7 +262,6 @@ fn stream_calls<E>(
     feed: &mut CompleteFeed,
     check: &mut impl FnMut(&CallComplete) -> std::result::Result<(), E>,
 ) -> Streamed<E> {
-    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|s| {
         let Ok(maker) = std::thread::Builder::new()
@@ -294,7 +292,7 @@ fn stream_calls<E>(
             }
         };
         let mut unknown = false;
-        let read = body::from_slice_noting(json, CompleteCalls { each: &mut each, unknown: &mut unknown });
+        let read = body::from_slice_noting(bytes, CompleteCalls { each: &mut each, unknown: &mut unknown });
         let read = if unknown { Err(()) } else { read.map_err(drop) };
         if read.is_ok()
             && refused.is_none()
