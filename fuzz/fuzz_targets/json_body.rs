@@ -6,9 +6,8 @@ use serde_json::Value;
 use weft::domain::eval_run::{CreateRun, FinishRun};
 use weft::domain::prediction::CreatePrediction;
 use weft::domain::score::CreateScore;
-use weft::domain::trace::{
-    CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, from_body, parse_time,
-};
+use weft::domain::call_query::CallsQueryReq;
+use weft::domain::trace::{CallComplete, CallEnd, CallStart, UpsertItem, from_body, parse_time};
 use weft::domain::validate::parse_json_body;
 
 fn wire(v: &Value) {

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use super::call::Call;
+use super::call_query::CallQuery;
 use super::error::Result;
 use super::store::Store;
-use super::trace::CallQuery;
 
 /// Most calls a tree holds; deeper or wider trees are cut, and say so.
 pub const MAX_NODES: usize = 500;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::call::{Micros, format_time};
+use super::call_query::SortBy;
 use super::row_query::Columns;
-use super::trace::SortBy;
 
 /// A stored price of one model's tokens in one project.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,13 +20,13 @@ use serde_json::{Map, Value, json};
 
 use super::body::refuse_unread;
 use super::call::{Call, format_time};
+use super::call_query::CallQuery;
 use super::costs::Prices;
 use super::error::{Error, Issue, Result};
 use super::eval_filters::{Plan, Trial, row_ref_digest};
 use super::examples::{self, Example, Keep};
 use super::page::Page;
 use super::store::Store;
-use super::trace::CallQuery;
 use super::validate::{Fields, check_ids};
 
 /// Rows read and sent together: what memory holds of the answer at once.

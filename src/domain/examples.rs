@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::call::{Call, CallText, Micros, op_short_name, stored_json};
+use super::call_query::CallQuery;
 use super::digest::value_digest;
 use super::error::Result;
 use super::refs::ref_name;
 use super::store::Store;
-use super::trace::CallQuery;
 use super::view::{HOLDS_PREDICTION, PREDICT_AND_SCORE_OPS, is_predict_and_score, logged_output};
 
 /// One example of a run: the model's prediction on it and every score it got.

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod call;
+pub mod call_query;
 pub mod call_tree;
 pub mod compare;
 pub mod compare_view;

@@ -10,11 +10,11 @@ use super::call::Call;
 use super::costs::{Prices, output_row};
 use super::row_query::{RowSort, compare, select};
 
+use super::call_query::{CallsQueryReq, call_json, holds_ref};
 use super::error::Result;
 use super::page::{Page, Window};
 use super::query::Expr;
 use super::store::Store;
-use super::trace::{CallsQueryReq, call_json, holds_ref};
 
 /// Passes the rows `read` streams through `keep` and then `window`, to `emit` as `to_json`
 /// writes them; the store's stream stops once the window is full, `emit` returns `false`, or
@@ -161,7 +161,7 @@ impl RowShape {
     pub fn of(
         columns: &super::row_query::Columns,
         fields: Option<&[String]>,
-        sort_by: Option<&[super::trace::SortBy]>,
+        sort_by: Option<&[super::call_query::SortBy]>,
         limit: Option<i64>,
         offset: Option<i64>,
     ) -> Result<RowShape> {

@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::call_query::call_json;
 use super::error::{Error, Result};
 use super::object::Version;
 use super::page::Page;
 use super::refs::{Edge, Ref, Target};
 use super::store::Store;
-use super::trace::call_json;
 
 /// Most refs one top-level ref may lead to following, nested refs included.
 pub const MAX_REF_HOPS: usize = 32;

@@ -8,9 +8,9 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use super::call_query::SortBy;
 use super::error::{Error, Result};
 use super::query::get_path;
-use super::trace::SortBy;
 
 /// The columns of a kind of row, and which of them hold JSON (that a path may go into).
 #[derive(Debug, Clone, Copy)]

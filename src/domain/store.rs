@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::call::{Call, CallText, Micros};
+use super::call_query::CallQuery;
 use super::costs::LlmPrice;
 use super::error::{Error, Result};
 use super::feedback::Feedback;
@@ -15,7 +16,6 @@ use super::page::Page;
 use super::run_rows::{RunCursor, RunDimension, RunHead, RunQuery, RunRow};
 use super::sessions::Session;
 use super::threads::{Turn, TurnQuery};
-use super::trace::CallQuery;
 use super::view::Kind;
 
 /// The writes of a job.

@@ -12,10 +12,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::call::{Micros, format_time};
+use super::call_query::SortBy;
 use super::error::{Error, Result};
 use super::page::{Page, Window};
 use super::store::Store;
-use super::trace::{SortBy, parse_time};
+use super::trace::parse_time;
 
 /// `ThreadsQueryFilter`.
 #[derive(Debug, Clone, Default, Deserialize)]

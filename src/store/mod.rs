@@ -12,9 +12,9 @@ mod examples_check;
 
 use serde_json::Value;
 
+use crate::domain::call_query::{CallQuery, Sort, SortField, ref_needle};
 use crate::domain::object::{ObjectQuery, ObjectSortField};
 use crate::domain::run_rows::RunDimension;
-use crate::domain::trace::{CallQuery, Sort, SortField, ref_needle};
 
 /// Parses stored JSON text, treating text that is not JSON as a string value.
 pub fn json_from_text(text: &str) -> Value {

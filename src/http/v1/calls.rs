@@ -12,13 +12,12 @@ use serde_json::{Value, json};
 
 use super::json_response;
 use crate::domain::body::OutputOnly;
+use crate::domain::call_query::{CallsQueryReq, call_json};
 use crate::domain::error::{Error, Result};
 use crate::domain::query::Expr;
 use crate::domain::reads;
 use crate::domain::store::{self, Store};
-use crate::domain::trace::{
-    CallComplete, CallEnd, CallStart, CallsQueryReq, UpsertItem, call_json, from_body,
-};
+use crate::domain::trace::{CallComplete, CallEnd, CallStart, UpsertItem, from_body};
 use crate::domain::validate::check_ids;
 use crate::domain::writes::{calls, deletes};
 use crate::http::auth::Principal;

@@ -7,12 +7,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json_response;
+use crate::domain::call_query::SortBy;
 use crate::domain::error::Result;
 use crate::domain::feedback::{COLUMNS, FeedbackCreate, FeedbackReplace};
 use crate::domain::query::Expr;
 use crate::domain::reads::{self, RowShape};
 use crate::domain::store;
-use crate::domain::trace::{SortBy, from_body};
+use crate::domain::trace::from_body;
 use crate::domain::writes::{self};
 use crate::http::AppState;
 use crate::http::auth::Principal;

@@ -537,9 +537,9 @@ mod tests {
 
     use super::*;
     use crate::domain::call::Call;
+    use crate::domain::call_query::{CallQuery, Sort, SortField};
     use crate::domain::error::Error;
     use crate::domain::store::{Encoded, Insert, Store, write};
-    use crate::domain::trace::{CallQuery, Sort, SortField};
     use crate::store::sqlite::SqliteStore;
 
     /// `n` calls of project `e/p` with refs in their attributes and inputs, as a client would

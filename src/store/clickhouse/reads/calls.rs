@@ -4,10 +4,10 @@ use serde::de::DeserializeOwned;
 
 use super::limit_offset;
 use crate::domain::call::{Call, CallText};
+use crate::domain::call_query::{CallQuery, Sort, SortField};
 use crate::domain::error::Result;
 use crate::domain::page::Page;
 use crate::domain::run_rows::RunCursor;
-use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::clickhouse::IN_CHUNK;
 use crate::store::clickhouse::client::{Client, Query};

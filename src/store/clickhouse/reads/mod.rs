@@ -14,6 +14,7 @@ pub(super) use objects::table_digests;
 use super::ClickHouseStore;
 use super::client::{Client, Query};
 use crate::domain::call::{Call, CallText};
+use crate::domain::call_query::CallQuery;
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
@@ -24,7 +25,6 @@ use crate::domain::run_rows::{RunCursor, RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{ProjectSummary, Store, WriteJob};
 use crate::domain::threads::{Turn, TurnQuery};
-use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 
 /// `LIMIT .. OFFSET ..` of a page, as parameters.

@@ -3,10 +3,10 @@
 use rusqlite::{Connection, Row, params, params_from_iter};
 
 use crate::domain::call::{Call, CallText};
+use crate::domain::call_query::{CallQuery, Sort, SortField};
 use crate::domain::error::Result;
 use crate::domain::page::Page;
 use crate::domain::run_rows::RunCursor;
-use crate::domain::trace::{CallQuery, Sort, SortField};
 use crate::domain::view::Kind;
 use crate::store::sqlite::ids::{self, Id};
 use crate::store::sqlite::interned::{Project, name_keys, name_of};

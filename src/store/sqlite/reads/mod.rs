@@ -13,6 +13,7 @@ use super::SqliteStore;
 use super::interned::Project;
 use super::rows::{read_call, table_digests};
 use crate::domain::call::{Call, CallText};
+use crate::domain::call_query::CallQuery;
 use crate::domain::costs::LlmPrice;
 use crate::domain::error::Result;
 use crate::domain::feedback::Feedback;
@@ -23,7 +24,6 @@ use crate::domain::run_rows::{RunCursor, RunDimension, RunQuery, RunRow};
 use crate::domain::sessions::Session;
 use crate::domain::store::{Encoded, ProjectSummary, Store, WriteJob};
 use crate::domain::threads::{Turn, TurnQuery};
-use crate::domain::trace::CallQuery;
 use crate::domain::view::Kind;
 
 impl SqliteStore {

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::domain::call::Call;
+use crate::domain::call_query::CallQuery;
 use crate::domain::run_rows::RunQuery;
 use crate::domain::store::Store;
-use crate::domain::trace::CallQuery;
 use crate::store::sqlite::SqliteStore;
 
 /// Every live call of project `e/p`, in the calls query's order.
@@ -424,7 +424,7 @@ fn answers(store: &SqliteStore, project: &str) -> Vec<String> {
             true
         })
         .unwrap();
-    use crate::domain::trace::{Sort, SortField};
+    use crate::domain::call_query::{Sort, SortField};
     let op = |name: &str| name.to_string();
     for q in [
         CallQuery { op_names: vec![op("M.predict"), op("unknown")], ..Default::default() },
