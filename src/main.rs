@@ -14,6 +14,12 @@ use weft::http::{self, AppState};
 use weft::store::clickhouse::{self, ClickHouseStore};
 use weft::store::sqlite::SqliteStore;
 
+/// The server allocates and frees many small buffers per request on every thread: mimalloc's
+/// per-thread pages serve them in a fraction of the C library allocator's instructions (see
+/// `docs/benchmarks.md`, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// weft: a self-hostable server for the W&B Weave trace server API.
 #[derive(Parser)]
 #[command(version, about)]
@@ -162,6 +168,8 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
+    // Before anything uses SQLite, and while this is the only thread.
+    weft::store::sqlite::install_mimalloc();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -8,6 +8,7 @@
 //! as they are stored (a UUID as 16 bytes) in `ids`, the integer keys of project names and
 //! run refs in `interned`.
 
+mod alloc;
 mod backup;
 mod ids;
 mod interned;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use self::alloc::{install_mimalloc, uses_mimalloc};
 use self::writes::WriteConnection;
 use super::writer::WriterThread;
 use crate::domain::error::{Error, Result};
