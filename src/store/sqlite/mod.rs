@@ -6,7 +6,7 @@
 //! each split by resource, API keys in `keys` (those found lately in `key_cache`), backups in `backup`, the columns and rows
 //! both reads and writes use in `rows`, the packing of JSON columns in `packed`, and call ids
 //! as they are stored (a UUID as 16 bytes) in `ids`, the integer keys of project names and
-//! run refs in `interned`.
+//! run refs in `interned`, and SQLite's allocator (mimalloc) in `alloc`.
 
 mod alloc;
 mod backup;
