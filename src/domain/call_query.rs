@@ -141,6 +141,21 @@ pub struct SortBy {
     pub direction: Option<String>,
 }
 
+impl SortBy {
+    /// Whether the order is descending: `direction` is `asc` (or absent) or `desc`, in any
+    /// case; anything else is a 400 naming it and the field.
+    pub fn descending(&self) -> Result<bool> {
+        match self.direction.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("asc") => Ok(false),
+            Some("desc") => Ok(true),
+            Some(other) => Err(Error::BadRequest(format!(
+                "Invalid sort_by direction {other:?} for {:?}: asc or desc",
+                self.field
+            ))),
+        }
+    }
+}
+
 /// `CallsQueryReq` of the wire. Fields typed [`OutputOnly`] are accepted and not read.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CallsQueryReq {
@@ -194,17 +209,7 @@ impl CallsQueryReq {
         }
         let mut sort = Vec::new();
         for s in self.sort_by.iter().flatten() {
-            let descending = match s.direction.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("asc") => false,
-                Some("desc") => true,
-                Some(other) => {
-                    return Err(Error::BadRequest(format!(
-                        "Invalid sort_by direction {other:?} for {:?}: asc or desc",
-                        s.field
-                    )));
-                }
-            };
-            sort.push(Sort { field: SortField::parse(&s.field)?, descending });
+            sort.push(Sort { field: SortField::parse(&s.field)?, descending: s.descending()? });
         }
         // Ties end on the id as Weave's servers end them: in the direction of a last key
         // `started_at`, else descending.
@@ -306,4 +311,19 @@ pub fn call_json(c: &Call) -> Value {
         "storage_size_bytes": null,
         "total_storage_size_bytes": null,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SortBy;
+
+    #[test]
+    fn a_direction_is_asc_or_desc_in_any_case() {
+        let by = |d: Option<&str>| SortBy { field: "started_at".into(), direction: d.map(String::from) };
+        assert!(!by(None).descending().unwrap());
+        assert!(!by(Some("ASC")).descending().unwrap());
+        assert!(by(Some("Desc")).descending().unwrap());
+        let e = by(Some("up")).descending().unwrap_err().to_string();
+        assert!(e.contains("\"up\"") && e.contains("started_at"), "{e}");
+    }
 }

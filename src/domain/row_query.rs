@@ -48,16 +48,7 @@ impl Columns {
     pub fn sort(&self, sort_by: Option<&[SortBy]>) -> Result<Vec<RowSort>> {
         let mut out = Vec::new();
         for s in sort_by.unwrap_or_default() {
-            let descending = match s.direction.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("asc") => false,
-                Some("desc") => true,
-                Some(other) => {
-                    return Err(Error::BadRequest(format!(
-                        "Invalid sort_by direction {other:?} for {:?}: asc or desc",
-                        s.field
-                    )));
-                }
-            };
+            let descending = s.descending()?;
             let dynamic = self.check(&s.field)?;
             out.push(RowSort { field: s.field.clone(), dynamic, descending });
         }

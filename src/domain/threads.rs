@@ -113,16 +113,7 @@ impl ThreadsQueryReq {
                     names.join(", ")
                 )));
             };
-            let descending = match s.direction.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("asc") => false,
-                Some("desc") => true,
-                Some(other) => {
-                    return Err(Error::BadRequest(format!(
-                        "Invalid sort_by direction {other:?}: asc or desc"
-                    )));
-                }
-            };
-            sort.push((i, descending));
+            sort.push((i, s.descending()?));
         }
         if sort.is_empty() {
             sort.push((3, true));
