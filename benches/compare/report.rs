@@ -410,12 +410,12 @@ pub(crate) fn render(ctx: &Context, rounds: &[Round], notes_block: Option<&str>)
 }
 
 const NOTES_BEGIN: &str = "<!-- notes:begin (kept when the bench rewrites this file) -->";
-const NOTES_END: &str = "<!-- notes:end -->";
 
-/// The hand-written notes block of an existing report, kept across runs.
+/// What an existing report holds past the table this bench writes, kept across runs: its
+/// hand-written notes block, and the sections after it (which other benches and notes add),
+/// to the end of the file.
 pub(crate) fn notes_block(path: &Path) -> Option<String> {
     let old = std::fs::read_to_string(path).ok()?;
     let start = old.find(NOTES_BEGIN)?;
-    let end = old[start..].find(NOTES_END)? + start + NOTES_END.len();
-    Some(old[start..end].to_string())
+    Some(old[start..].trim_end().to_string())
 }
