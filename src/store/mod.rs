@@ -1,9 +1,10 @@
 //! The storage backends, one module each, implementing the domain's storage interface
 //! ([`crate::domain::store`]): the embedded SQLite store and ClickHouse. Also what the two
-//! share: the writer thread ([`writer`]), reading stored JSON text, and how a query's filters
-//! and orders map to columns.
+//! share: the writer thread ([`writer`]), the keys their key caches hold ([`recent_keys`]),
+//! reading stored JSON text, and how a query's filters and orders map to columns.
 
 pub mod clickhouse;
+pub mod recent_keys;
 pub mod sqlite;
 pub mod writer;
 

@@ -10,33 +10,28 @@
 //! key is looked up again once its entry is [`KEY_RECHECK`] old, so such a revocation takes
 //! effect within that bound.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::domain::keys::ApiKey;
+use crate::store::recent_keys::RecentKeys;
 
 /// How long a key found unrevoked is served without a lookup: the bound on how long a key
 /// revoked by another process keeps working here.
 pub const KEY_RECHECK: Duration = Duration::from_millis(250);
 
-/// Most keys held; past it, expired entries are dropped, and all of them if none had expired.
-const MAX_KEYS: usize = 10_000;
-
 /// Verified keys by the hash of their secret, each with when it was looked up.
 pub(super) struct KeyCache {
-    ttl: Duration,
     entries: Mutex<Entries>,
 }
 
-#[derive(Default)]
 struct Entries {
     /// Counts the times every entry was dropped for a revocation: a lookup begun before the
     /// last one may have read the key unrevoked, and adds nothing.
     generation: u64,
     /// Whether the writer's open transaction revokes a key: nothing is added until it ends.
     revoking: bool,
-    keys: HashMap<String, (ApiKey, Instant)>,
+    keys: RecentKeys,
 }
 
 impl Default for KeyCache {
@@ -48,7 +43,9 @@ impl Default for KeyCache {
 impl KeyCache {
     /// A cache whose entries are served for `ttl`.
     pub(super) fn new(ttl: Duration) -> Self {
-        KeyCache { ttl, entries: Mutex::new(Entries::default()) }
+        KeyCache {
+            entries: Mutex::new(Entries { generation: 0, revoking: false, keys: RecentKeys::new(ttl) }),
+        }
     }
 
     fn entries(&self) -> MutexGuard<'_, Entries> {
@@ -60,31 +57,16 @@ impl KeyCache {
     /// to hand to [`KeyCache::put`] with what the lookup about to begin finds.
     pub(super) fn get(&self, hash: &str) -> Result<ApiKey, u64> {
         let mut entries = self.entries();
-        match entries.keys.get(hash) {
-            Some((key, at)) if at.elapsed() < self.ttl => Ok(key.clone()),
-            Some(_) => {
-                entries.keys.remove(hash);
-                Err(entries.generation)
-            }
-            None => Err(entries.generation),
-        }
+        entries.keys.get(hash).ok_or(entries.generation)
     }
 
     /// Keeps a key found unrevoked by a lookup begun at `generation`, unless a revocation was
     /// written since it began or is being written.
     pub(super) fn put(&self, generation: u64, key: &ApiKey) {
         let mut entries = self.entries();
-        if key.revoked_at.is_some() || entries.revoking || entries.generation != generation {
-            return;
+        if !entries.revoking && entries.generation == generation {
+            entries.keys.put(key);
         }
-        if entries.keys.len() >= MAX_KEYS {
-            let ttl = self.ttl;
-            entries.keys.retain(|_, (_, at)| at.elapsed() < ttl);
-            if entries.keys.len() >= MAX_KEYS {
-                entries.keys.clear();
-            }
-        }
-        entries.keys.insert(key.hash.clone(), (key.clone(), Instant::now()));
     }
 
     /// Drops every entry: the writer's transaction revokes a key. Nothing is kept again until
@@ -111,17 +93,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(id: &str, revoked_at: Option<i64>) -> ApiKey {
-        ApiKey {
-            id: id.into(),
-            hash: format!("h-{id}"),
-            entities: vec![],
-            admin: false,
-            created_at: 1,
-            revoked_at,
-        }
-    }
+    use crate::store::recent_keys::test_key as key;
 
     #[test]
     fn a_found_key_is_served_until_its_entry_expires() {

@@ -3,10 +3,11 @@
 //! Here the store itself: opening it and its pool of read connections. Its schema and
 //! migrations are in `schema`, the writer's transaction and the writes of a job (the domain's
 //! `Writer`) in `writes`, the reads (the domain's `Store`, run lists among them) in `reads`,
-//! each split by resource, API keys in `keys` (those found lately in `key_cache`), backups in `backup`, the columns and rows
-//! both reads and writes use in `rows`, the packing of JSON columns in `packed`, and call ids
-//! as they are stored (a UUID as 16 bytes) in `ids`, the integer keys of project names and
-//! run refs in `interned`, and SQLite's allocator (mimalloc) in `alloc`.
+//! each split by resource, API keys in `keys` (those found lately in `key_cache`), backups in
+//! `backup`, the columns and rows both reads and writes use in `rows`, the packing of JSON
+//! columns in `packed`, call ids as they are stored (a UUID as 16 bytes) in `ids`, the integer
+//! keys of project names and run refs in `interned`, and SQLite's allocator (mimalloc) in
+//! `alloc`.
 
 mod alloc;
 mod backup;
